@@ -1,0 +1,35 @@
+# Two commands set up everything: `make run` (demo) and `make test` (test suite).
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# The CPU wheel first: an unpinned torch would pull a multi-GB CUDA build.
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/qdlab simulate --route hot-injection --br-pb 12 --temperature 140 --ligand oa_olam --time 10 --seed 1
+	$(BIN)/qdlab simulate --route hot-injection --br-pb 2 --temperature 180 --ligand oa_olam --time 30 --seed 1
+	$(BIN)/qdlab simulate --route hot-injection --br-pb 12 --temperature 95 --ligand oa_olam_acid_rich --time 10 --seed 1
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+
+bench: install
+	$(BIN)/python benchmarks/calibration.py
+	$(BIN)/python benchmarks/simulation_speed.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

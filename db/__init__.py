@@ -1,0 +1,1 @@
+"""QDLab db package."""

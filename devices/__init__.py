@@ -1,0 +1,1 @@
+"""QDLab devices package."""

@@ -1,0 +1,176 @@
+"""Spectral analysis: what planners see, extracted from measured (noisy) spectra.
+
+From an absorption and a PL spectrum on a common wavelength grid this module extracts
+
+- ``pl_peak_nm``: the PL maximum, refined by a least-squares Gaussian (parabola in log
+  intensity vs photon energy) over the points above 60 % of the smoothed maximum;
+- ``pl_fwhm_nm``: full width at half maximum of the smoothed PL, crossings linearly interpolated;
+- ``abs_peak_nm``: the first excitonic absorption peak, taken as the reddest significant minimum of
+  the smoothed second derivative (the standard way to find an exciton on a rising continuum);
+- ``edge_length_est_nm``: the inverse sizing curve applied to ``pl_peak_nm`` (the published
+  calibration is size -> PL), or to ``abs_peak_nm`` when there is no PL; NaN beyond 50 nm;
+- ``plqy_est``: relative PLQY, integrated PL over the light absorbed at the excitation wavelength,
+  in the units of :data:`models.optics.PL_COUNTS_PER_ABSORBED`.
+
+Everything is vectorised over the leading axis: spectra of shape ``(n, w)`` give arrays ``(n,)``.
+A quantity that cannot be extracted (no PL, no exciton) is NaN, never a made-up number.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy.signal import savgol_filter
+
+from models.optics import EXCITATION_NM, HC_EV_NM, PL_COUNTS_PER_ABSORBED, sizing_curve
+
+__all__ = ["OBSERVABLE_KEYS", "analyse_spectra", "first_exciton_nm", "pl_peak_and_fwhm"]
+
+OBSERVABLE_KEYS: tuple[str, ...] = (
+    "pl_peak_nm",
+    "pl_fwhm_nm",
+    "abs_peak_nm",
+    "edge_length_est_nm",
+    "plqy_est",
+)
+"""Keys of :func:`analyse_spectra`'s result, in that order."""
+
+
+def _odd_window(points: float, n: int) -> int:
+    w = max(5, round(points) | 1)
+    return min(w, n - 1 if n % 2 == 0 else n)
+
+
+def _crossing(
+    y: NDArray[np.float64], x: NDArray[np.float64], i_in: NDArray, i_out: NDArray, level: NDArray
+) -> NDArray[np.float64]:
+    """x where ``y`` crosses ``level`` between grid indices ``i_out`` (below) and ``i_in``."""
+    rows = np.arange(y.shape[0])
+    y_in, y_out = y[rows, i_in], y[rows, i_out]
+    frac = (y_in - level) / np.where(y_in != y_out, y_in - y_out, 1.0)
+    return x[i_in] + frac * (x[i_out] - x[i_in])
+
+
+def pl_peak_and_fwhm(
+    wavelengths_nm: ArrayLike, pl: ArrayLike
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """PL peak wavelength and FWHM (nm) of each spectrum in ``pl`` (shape ``(n, w)``)."""
+    wl = np.asarray(wavelengths_nm, dtype=float)
+    y = np.atleast_2d(np.asarray(pl, dtype=float))
+    n, w = y.shape
+    step = float(np.median(np.abs(np.diff(wl))))
+    smooth = savgol_filter(y, _odd_window(4.0 / step, w), 3, axis=1)
+    rows = np.arange(n)
+    idx = np.arange(w)[None, :]
+    i_max = np.argmax(smooth, axis=1)
+    y_max = smooth[rows, i_max]
+    # noise floor from the spectrum's flattest stretch: a peak must stand well above it
+    noise = np.median(np.abs(np.diff(y, axis=1)), axis=1) + 1e-12
+    has_peak = y_max > 8.0 * noise
+
+    def bounds(level: NDArray[np.float64]) -> tuple[NDArray, NDArray]:
+        below = smooth < level[:, None]
+        left = np.where(below & (idx < i_max[:, None]), idx, -1).max(axis=1)
+        right = np.where(below & (idx > i_max[:, None]), idx, w).min(axis=1)
+        return left, right
+
+    half = 0.5 * y_max
+    left, right = bounds(half)
+    closed = (left >= 0) & (right < w)
+    lo_x = _crossing(smooth, wl, np.clip(left + 1, 0, w - 1), np.clip(left, 0, w - 1), half)
+    hi_x = _crossing(smooth, wl, np.clip(right - 1, 0, w - 1), np.clip(right, 0, w - 1), half)
+    fwhm = np.where(closed & has_peak, np.abs(hi_x - lo_x), np.nan)
+
+    # Gaussian refinement on the raw points above 60 % of the smoothed maximum
+    top_left, top_right = bounds(0.6 * y_max)
+    window = (idx > top_left[:, None]) & (idx < top_right[:, None]) & (y > 0)
+    energy = HC_EV_NM / wl
+    e0 = energy[i_max]
+    x = energy[None, :] - e0[:, None]
+    logy = np.log(np.where(window, y, 1.0))
+    weight = np.where(window, y**2, 0.0)  # var(log y) ~ 1/y^2
+    moments = [(weight * x**k).sum(axis=1) for k in range(5)]
+    rhs = np.stack([(weight * x**k * logy).sum(axis=1) for k in range(3)], axis=1)
+    gram = np.stack(
+        [np.stack([moments[i + j] for j in range(3)], axis=1) for i in range(3)], axis=1
+    )
+    enough = window.sum(axis=1) >= 4
+    gram[~enough] = np.eye(3)
+    coef = np.linalg.solve(gram, rhs[..., None])[..., 0]
+    curvature = coef[:, 2]
+    shift = np.where(
+        curvature < 0, -coef[:, 1] / (2.0 * np.where(curvature < 0, curvature, -1.0)), 0.0
+    )
+    half_span = np.abs(x).max(axis=1, where=window, initial=0.0)
+    shift = np.where(np.abs(shift) <= half_span, shift, 0.0)  # keep the vertex inside the window
+    peak = HC_EV_NM / (e0 + np.where(enough, shift, 0.0))
+    return np.where(has_peak, peak, np.nan), fwhm
+
+
+def first_exciton_nm(wavelengths_nm: ArrayLike, absorbance: ArrayLike) -> NDArray[np.float64]:
+    """First excitonic absorption peak (nm): reddest significant minimum of d²A/dλ².
+
+    Significant means at least a quarter as deep as the deepest minimum and more than five
+    standard deviations of the second derivative's noise, measured where CsPbBr3 is transparent
+    (above 560 nm). NaN when no exciton is resolved (dilute or bulk-like samples).
+    """
+    wl = np.asarray(wavelengths_nm, dtype=float)
+    a = np.atleast_2d(np.asarray(absorbance, dtype=float))
+    n, w = a.shape
+    order = np.argsort(wl)  # work from blue to red
+    wl, a = wl[order], a[:, order]
+    step = float(np.median(np.diff(wl)))
+    window = _odd_window(20.0 / step, w)
+    d2 = savgol_filter(a, window, 3, deriv=2, axis=1)
+    transparent = wl > 560.0
+    noise = d2[:, transparent].std(axis=1) if transparent.sum() > 3 else np.zeros(n)
+    edge = window // 2
+    valid = np.zeros((n, w), dtype=bool)
+    valid[:, edge : w - edge] = True
+    interior = np.zeros((n, w), dtype=bool)
+    interior[:, 1:-1] = (d2[:, 1:-1] < d2[:, :-2]) & (d2[:, 1:-1] <= d2[:, 2:])
+    deepest = np.where(valid, d2, 0.0).min(axis=1)
+    significant = (
+        interior
+        & valid
+        & (d2 < 0.25 * deepest[:, None])
+        & (d2 < -5.0 * noise[:, None])
+        & (deepest[:, None] < 0)
+    )
+    idx = np.arange(w)[None, :]
+    i_red = np.where(significant, idx, -1).max(axis=1)
+    found = i_red > 0
+    i = np.clip(i_red, 1, w - 2)
+    rows = np.arange(n)
+    y0, y1, y2 = d2[rows, i - 1], d2[rows, i], d2[rows, i + 1]
+    denom = y0 - 2.0 * y1 + y2
+    offset = np.where(denom > 0, 0.5 * (y0 - y2) / np.where(denom > 0, denom, 1.0), 0.0)
+    return np.where(found, wl[i] + np.clip(offset, -1.0, 1.0) * step, np.nan)
+
+
+def analyse_spectra(
+    wavelengths_nm: ArrayLike, absorbance: ArrayLike, pl: ArrayLike
+) -> dict[str, NDArray[np.float64]]:
+    """Extract :data:`OBSERVABLE_KEYS` from absorption and PL spectra (see module docstring)."""
+    wl = np.asarray(wavelengths_nm, dtype=float)
+    a = np.atleast_2d(np.asarray(absorbance, dtype=float))
+    y = np.atleast_2d(np.asarray(pl, dtype=float))
+    pl_peak, pl_fwhm = pl_peak_and_fwhm(wl, y)
+    abs_peak = first_exciton_nm(wl, a)
+    edge = sizing_curve.edge_from_pl_nm(pl_peak)
+    edge = np.where(np.isnan(edge), sizing_curve.edge_from_abs_nm(abs_peak), edge)
+    edge = np.where((edge >= 1.0) & (edge <= 50.0), edge, np.nan)  # outside: not a size
+
+    near = np.abs(wl - EXCITATION_NM) <= 2.0
+    a_exc = a[:, near].mean(axis=1) if near.any() else np.full(a.shape[0], np.nan)
+    absorbed = 1.0 - 10.0 ** (-np.clip(a_exc, 0.0, None))
+    integrated = np.abs(np.trapezoid(y, wl, axis=1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        plqy = np.where(absorbed > 1e-3, integrated / (PL_COUNTS_PER_ABSORBED * absorbed), np.nan)
+    return {
+        "pl_peak_nm": pl_peak,
+        "pl_fwhm_nm": pl_fwhm,
+        "abs_peak_nm": abs_peak,
+        "edge_length_est_nm": edge,
+        "plqy_est": plqy,
+    }

@@ -1,0 +1,295 @@
+"""Outcome models: synthesis conditions -> nanocrystal population.
+
+Every outcome model has the signature
+
+``outcome(conditions: Mapping[str, float | str], rng: numpy.random.Generator | None) ->
+Mapping[str, float]``
+
+and returns the population keys in :data:`POPULATION_KEYS` (plus, optionally,
+``platelet_layers``: mean platelet thickness in monolayers). The built-in models are vectorised:
+condition values may be arrays of equal length (``ligand`` an array of names) and the results
+are then arrays. ``rng=None`` gives the noiseless mean outcome; a generator adds run-to-run
+variability of the magnitude seen between repeated syntheses.
+
+Hot injection (Br-/Pb equilibrium, Dong et al., Nano Lett. 2018)
+------------------------------------------------------------------
+Excess bromide ``x = br_pb_ratio - 2`` (ZnBr2 on top of PbBr2) binds to the surface with a
+Langmuir coverage :math:`\\theta = Kx / (1 + Kx)`, exothermically, so
+:math:`K(T) = K_{140} \\exp[\\tfrac{\\Delta H}{R}(1/T - 1/T_{140})]` falls as T rises. Bound
+bromide lowers the surface energy and with it the equilibrium size:
+
+.. math::  L_{eq} = L_{min} + (L_{free}(T) - L_{min})(1 - \\theta), \\quad
+           L_{free}(T) = L_{min} + \\Delta L \\, e^{(T - T_{ref}) / T_s}
+
+where :math:`L_{free}` is the bulk-like size reached without extra bromide (4-15 nm over
+140-200 °C for oleic acid/oleylamine, Protesescu 2015). The size dispersion shrinks with the
+same coverage (more Br-, more uniform). Growth relaxes to :math:`L_{eq}` with a time constant
+:math:`\\tau = \\tau_{ref} e^{E_a/R (1/T - 1/T_{ref})} / (1 + a x)`: a few tenths of a second with
+excess bromide (saturated within ~1 s), ~6 s without (~25 s), ~110 s with oleylphosphonic acid
+at 100 °C (9.2 -> 5 nm over 45-600 s). The yield (concentration) rises on a slower clock, so PL
+intensity keeps growing after the size has settled. Below a ligand-dependent temperature the
+product turns into nanoplatelets (logistic in T), thinner the colder (Bekenstein; Otero-Martinez;
+Almeida: more oleylammonium -> platelets at higher T).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+__all__ = [
+    "L_MIN_NM",
+    "POPULATION_KEYS",
+    "LigandChemistry",
+    "flow_outcome",
+    "hot_injection_outcome",
+    "larp_outcome",
+]
+
+POPULATION_KEYS: tuple[str, ...] = (
+    "edge_length_nm",
+    "size_dispersion",
+    "platelet_fraction",
+    "plqy",
+    "concentration",
+)
+"""Keys every outcome model returns (``platelet_layers`` is optional)."""
+
+L_MIN_NM = 3.0
+"""Smallest stable cube edge length (strong-confinement limit, ~460 nm emission)."""
+
+_L_NUCLEUS_NM = 2.5
+_R = 8.314462618  # J / (mol K)
+_K0 = 273.15
+
+
+@dataclass(frozen=True)
+class LigandChemistry:
+    """How a ligand system shapes the hot-injection outcome (see the module docstring)."""
+
+    delta_size_nm: float  # L_free - L_min at reference_c
+    reference_c: float
+    size_temperature_scale_c: float  # T_s
+    br_affinity: float  # K at 140 °C, per unit excess Br/Pb
+    platelet_below_c: float  # midpoint of the cube -> platelet transition
+    growth_tau_s: float  # tau at reference_c without excess Br
+    growth_activation_j: float
+    br_growth_acceleration: float  # a
+    plqy_max: float
+    plqy_size_sensitivity: float  # 1: Naghadeh's size dependence in full; 0: none
+
+
+LIGAND_CHEMISTRY: dict[str, LigandChemistry] = {
+    "oa_olam": LigandChemistry(1.6, 140.0, 29.8, 0.69, 115.0, 6.0, 40e3, 2.0, 0.90, 1.0),
+    "oa_olam_acid_rich": LigandChemistry(1.4, 140.0, 32.0, 0.69, 140.0, 5.0, 40e3, 2.0, 0.80, 1.0),
+    # phosphonic acid binds tightly: PLQY > 80 % over 5-9 nm
+    "olpa": LigandChemistry(6.6, 100.0, 120.0, 0.20, -50.0, 110.0, 60e3, 0.1, 0.95, 0.3),
+    "alkylammonium_br": LigandChemistry(3.5, 140.0, 45.0, 2.0, 105.0, 4.0, 40e3, 3.0, 0.93, 0.8),
+}
+
+_ADSORPTION_ENTHALPY_J = -50e3  # exothermic Br- binding: less coverage when hot
+_DISPERSION_FREE = 0.14
+_DISPERSION_MIN = 0.065
+
+
+def _as_array(value: ArrayLike) -> NDArray[np.float64]:
+    return np.asarray(value, dtype=float)
+
+
+def _ligand_table(ligand: ArrayLike) -> dict[str, NDArray[np.float64]]:
+    """Per-sample ligand parameters as arrays shaped like ``ligand``."""
+    names = np.asarray(ligand)
+    unknown = set(np.unique(names).tolist()) - set(LIGAND_CHEMISTRY)
+    if unknown:
+        allowed = ", ".join(LIGAND_CHEMISTRY)
+        raise ValueError(f"ligand {sorted(unknown)[0]!r} is not one of {{{allowed}}}")
+    uniq, inverse = np.unique(names, return_inverse=True)
+    fields = tuple(LigandChemistry.__dataclass_fields__)
+    table = np.array([[getattr(LIGAND_CHEMISTRY[str(u)], f) for f in fields] for u in uniq])
+    values = table[inverse.reshape(names.shape)]
+    return {f: values[..., i] for i, f in enumerate(fields)}
+
+
+def _arrhenius(t_c: NDArray[np.float64], ref_c: ArrayLike, energy_j: ArrayLike) -> NDArray:
+    """:math:`\\exp[E/R\\,(1/T - 1/T_{ref})]` with temperatures in °C."""
+    return np.exp(np.asarray(energy_j) / _R * (1.0 / (t_c + _K0) - 1.0 / (np.asarray(ref_c) + _K0)))
+
+
+def _logistic(z: ArrayLike) -> NDArray[np.float64]:
+    return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=float)))
+
+
+def _logit(p: NDArray[np.float64]) -> NDArray[np.float64]:
+    p = np.clip(p, 1e-12, 1.0 - 1e-12)
+    return np.log(p / (1.0 - p))
+
+
+def _size_plqy(edge_nm: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Size factor of the PLQY: peaks near 5.7 nm (Naghadeh: 9.3/5.7/3.1 nm -> 54/91/76 %)."""
+    log_ratio = np.log(edge_nm / 5.7)
+    width = np.where(log_ratio < 0, 0.985, 0.474)
+    return np.exp(-0.5 * (log_ratio / width) ** 2)
+
+
+def _hot_injection_core(
+    br_pb_ratio: NDArray[np.float64],
+    temperature_c: NDArray[np.float64],
+    ligand: ArrayLike,
+    time_s: NDArray[np.float64],
+    rng: np.random.Generator | None,
+    extra_dispersion: ArrayLike = 0.0,
+) -> dict[str, NDArray[np.float64]]:
+    lig = _ligand_table(ligand)
+    excess_br = np.clip(br_pb_ratio - 2.0, 0.0, None)
+    k_ads = lig["br_affinity"] * _arrhenius(temperature_c, 140.0, -_ADSORPTION_ENTHALPY_J)
+    coverage = k_ads * excess_br / (1.0 + k_ads * excess_br)
+
+    l_free = L_MIN_NM + lig["delta_size_nm"] * np.exp(
+        (temperature_c - lig["reference_c"]) / lig["size_temperature_scale_c"]
+    )
+    l_eq = L_MIN_NM + (l_free - L_MIN_NM) * (1.0 - coverage)
+
+    tau = (
+        lig["growth_tau_s"]
+        * _arrhenius(temperature_c, lig["reference_c"], lig["growth_activation_j"])
+        / (1.0 + lig["br_growth_acceleration"] * excess_br)
+    )
+    progress = 1.0 - np.exp(-time_s / tau)
+    # yield grows without the bromide speed-up: intensity keeps rising after size settles
+    tau_yield = (
+        4.0
+        * lig["growth_tau_s"]
+        * _arrhenius(temperature_c, lig["reference_c"], lig["growth_activation_j"])
+    )
+    concentration = (1.0 - np.exp(-time_s / tau_yield)) * (
+        0.6 + 0.4 * _logistic((temperature_c - 120.0) / 20.0)
+    )
+
+    dispersion = (
+        _DISPERSION_MIN
+        + (_DISPERSION_FREE - _DISPERSION_MIN) * (1.0 - coverage)
+        + 0.06 * (1.0 - progress)  # still growing: defocused
+        + np.asarray(extra_dispersion, dtype=float)
+    )
+    platelet_fraction = _logistic((lig["platelet_below_c"] - temperature_c) / 7.0)
+    platelet_layers = np.clip(2.0 + (temperature_c - 60.0) / 25.0, 1.5, 6.0)
+
+    if rng is not None:
+        shape = np.broadcast(l_eq, time_s).shape
+        l_eq = l_eq * np.exp(0.02 * rng.standard_normal(shape))
+        dispersion = dispersion * np.exp(0.08 * rng.standard_normal(shape))
+        platelet_fraction = _logistic(_logit(platelet_fraction) + 0.3 * rng.standard_normal(shape))
+        concentration = concentration * np.exp(0.05 * rng.standard_normal(shape))
+
+    edge = l_eq - (l_eq - _L_NUCLEUS_NM) * (1.0 - progress)
+    hot_quench = 1.0 - 0.3 * _logistic((temperature_c - 185.0) / 8.0)  # defects when too hot
+    size_factor = 1.0 - lig["plqy_size_sensitivity"] * (1.0 - _size_plqy(edge))
+    plqy = lig["plqy_max"] * size_factor * (1.0 - 0.55 * platelet_fraction) * hot_quench
+    if rng is not None:
+        plqy = plqy * np.exp(0.04 * rng.standard_normal(np.shape(plqy)))
+    return {
+        "edge_length_nm": edge,
+        "size_dispersion": np.clip(dispersion, 0.03, 0.5),
+        "platelet_fraction": np.clip(platelet_fraction, 0.0, 1.0),
+        "plqy": np.clip(plqy, 0.0, 1.0),
+        "concentration": np.clip(concentration, 0.0, None),
+        "platelet_layers": platelet_layers,
+    }
+
+
+def _scalars_if_scalar(
+    result: dict[str, NDArray[np.float64]], conditions: Mapping[str, object]
+) -> dict:
+    if all(np.ndim(v) == 0 for v in conditions.values()):
+        return {k: float(v) for k, v in result.items()}
+    return result
+
+
+def hot_injection_outcome(
+    conditions: Mapping[str, ArrayLike], rng: np.random.Generator | None = None
+) -> dict[str, float] | dict[str, NDArray[np.float64]]:
+    """Population from hot injection (``br_pb_ratio, temperature_c, ligand, time_s``).
+
+    See the module docstring for the mechanism; ranges are in
+    :data:`models.parameters.ROUTES`.
+    """
+    result = _hot_injection_core(
+        _as_array(conditions["br_pb_ratio"]),
+        _as_array(conditions["temperature_c"]),
+        conditions["ligand"],
+        _as_array(conditions["time_s"]),
+        rng,
+    )
+    return _scalars_if_scalar(result, conditions)
+
+
+def flow_outcome(
+    conditions: Mapping[str, ArrayLike], rng: np.random.Generator | None = None
+) -> dict[str, float] | dict[str, NDArray[np.float64]]:
+    """Population from a two-stream flow reactor.
+
+    The hot-injection chemistry runs for ``residence_time_s`` with two changes from mixing the
+    Cs-oleate and PbBr2 streams at ``flow_ratio`` (Cs/Pb stream rates): the Pb-Br stream is
+    diluted, so the free-bromide excess that sets the size is scaled by ``2 / (1 + ratio)``;
+    unequal streams and short residence times mix poorly and broaden the size distribution;
+    Cs-poor mixtures (ratio < 1) lower the yield and Cs-rich ones (ratio > 1.5) form
+    Cs4PbBr6 that lowers the PLQY.
+    """
+    ratio = _as_array(conditions["flow_ratio"])
+    residence = _as_array(conditions["residence_time_s"])
+    br_pb = _as_array(conditions["br_pb_ratio"])
+    effective_br_pb = 2.0 + np.clip(br_pb - 2.0, 0.0, None) * 2.0 / (1.0 + ratio)
+    mixing = 0.03 * np.abs(np.log(ratio)) + 0.05 * np.exp(-residence / 3.0)
+    result = _hot_injection_core(
+        effective_br_pb,
+        _as_array(conditions["temperature_c"]),
+        conditions["ligand"],
+        residence,
+        rng,
+        extra_dispersion=mixing,
+    )
+    result["concentration"] = result["concentration"] * np.minimum(ratio, 1.0)
+    result["plqy"] = result["plqy"] * (1.0 - 0.4 * _logistic((ratio - 1.5) / 0.3))
+    return _scalars_if_scalar(result, conditions)
+
+
+def larp_outcome(
+    conditions: Mapping[str, ArrayLike], rng: np.random.Generator | None = None
+) -> dict[str, float] | dict[str, NDArray[np.float64]]:
+    """Population from room-temperature ligand-assisted reprecipitation (LARP).
+
+    ``precursor_ul`` of DMF precursor into 1 mL toluene sets the supersaturation: more precursor,
+    larger dots, more yield, broader sizes. Extra oleylamine (``ligand_ul``) caps growth
+    (smaller dots, better passivation, higher PLQY) and, in excess, turns dots into
+    nanoplatelets. Growth and yield settle over tens of seconds (``time_s``).
+    """
+    precursor = _as_array(conditions["precursor_ul"])
+    ligand = _as_array(conditions["ligand_ul"])
+    time_s = _as_array(conditions["time_s"])
+    l_eq = L_MIN_NM + 4.0 * (precursor / 20.0) ** 0.35 / (1.0 + ligand / 15.0) ** 0.5
+    tau = 20.0 * (20.0 / precursor) ** 0.5
+    progress = 1.0 - np.exp(-time_s / tau)
+    dispersion = 0.10 + 0.04 * precursor / 100.0 + 0.05 * (1.0 - progress)
+    platelet_fraction = _logistic((ligand - 28.0) / 5.0)
+    concentration = (precursor / 50.0) * (1.0 - np.exp(-time_s / (3.0 * tau)))
+    if rng is not None:
+        shape = np.broadcast(l_eq, time_s).shape
+        l_eq = l_eq * np.exp(0.03 * rng.standard_normal(shape))
+        dispersion = dispersion * np.exp(0.08 * rng.standard_normal(shape))
+        concentration = concentration * np.exp(0.05 * rng.standard_normal(shape))
+    edge = l_eq - (l_eq - _L_NUCLEUS_NM) * (1.0 - progress)
+    plqy = (
+        (0.45 + 0.45 * ligand / (ligand + 8.0)) * _size_plqy(edge) * (1.0 - 0.5 * platelet_fraction)
+    )
+    result = {
+        "edge_length_nm": edge,
+        "size_dispersion": np.clip(dispersion, 0.03, 0.5),
+        "platelet_fraction": platelet_fraction,
+        "plqy": np.clip(plqy, 0.0, 1.0),
+        "concentration": concentration,
+        "platelet_layers": np.full(np.shape(edge), 3.0),
+    }
+    return _scalars_if_scalar(result, conditions)

@@ -1,0 +1,1 @@
+"""QDLab planners package."""

@@ -1,0 +1,166 @@
+"""The hot-injection, flow and LARP outcome models show the literature's mechanisms."""
+
+import numpy as np
+import pytest
+
+from models import simulate
+from models.synthesis import POPULATION_KEYS, flow_outcome, hot_injection_outcome, larp_outcome
+
+
+def hot(br_pb, temperature, ligand="oa_olam", time_s=30.0, rng=None):
+    return hot_injection_outcome(
+        {"br_pb_ratio": br_pb, "temperature_c": temperature, "ligand": ligand, "time_s": time_s},
+        rng,
+    )
+
+
+def pl_peak(br_pb, temperature, ligand="oa_olam", time_s=30.0):
+    rows = [
+        {"br_pb_ratio": b, "temperature_c": t, "ligand": ligand, "time_s": time_s}
+        for b, t in np.broadcast(br_pb, temperature)
+    ]
+    return simulate("hot_injection", rows).observables["pl_peak_nm"]
+
+
+@pytest.mark.parametrize("temperature", [140.0, 160.0, 180.0, 200.0])
+def test_pl_blue_shifts_monotonically_with_rising_br_pb_at_fixed_temperature(temperature):
+    peaks = pl_peak(np.linspace(4.0, 30.0, 14), temperature)
+    assert np.all(np.diff(peaks) < 0)
+
+
+@pytest.mark.parametrize("br_pb", [6.0, 12.0, 20.0, 30.0])
+def test_pl_blue_shifts_monotonically_with_falling_temperature_in_the_br_rich_regime(br_pb):
+    peaks = pl_peak(br_pb, np.linspace(140.0, 200.0, 13))
+    assert np.all(np.diff(peaks) > 0)
+
+
+def test_size_dispersion_falls_with_rising_br_pb():
+    dispersion = hot(np.linspace(2.0, 30.0, 15), 170.0)["size_dispersion"]
+    assert np.all(np.diff(dispersion) < 0)
+    assert dispersion[0] > 1.5 * dispersion[-1]
+
+
+def test_br_rich_sizes_span_the_published_3_7_to_6_2_nm():
+    edges = hot(30.0, np.array([150.0, 175.0, 200.0]))["edge_length_nm"]
+    assert edges[0] < 3.8 and 5.7 < edges[2] < 6.7
+
+
+def test_without_extra_bromide_size_spans_4_to_15_nm_over_140_to_200_c():
+    edges = hot(2.0, np.array([140.0, 170.0, 200.0]))["edge_length_nm"]
+    assert 4.0 <= edges[0] < 5.0 and edges[1] > 6.0 and 12.0 < edges[2] <= 15.5
+
+
+def test_nanoplatelets_appear_at_low_temperature_and_with_acid_rich_ligands():
+    assert hot(12.0, 80.0)["platelet_fraction"] > 0.9
+    assert hot(12.0, 170.0)["platelet_fraction"] < 0.01
+    assert hot(12.0, 125.0, "oa_olam_acid_rich")["platelet_fraction"] > 0.8
+    assert hot(12.0, 125.0, "oa_olam")["platelet_fraction"] < 0.3
+    assert hot(12.0, 80.0, "olpa")["platelet_fraction"] < 0.01
+
+
+def test_platelets_emit_at_their_thickness_lines_bluer_than_cubes():
+    peak_cold = pl_peak(12.0, 80.0)[0]
+    assert peak_cold == pytest.approx(433.0, abs=3.0) or peak_cold == pytest.approx(456.0, abs=3.0)
+
+
+def test_size_saturates_within_1_s_with_excess_bromide_and_about_25_s_without():
+    times = np.array([0.2, 1.0, 25.0, 300.0])
+    rich = hot(20.0, 170.0, time_s=times)["edge_length_nm"]
+    poor = hot(2.0, 170.0, time_s=times)["edge_length_nm"]
+    assert rich[1] == pytest.approx(rich[-1], rel=0.02)
+    assert poor[1] < 0.7 * poor[-1]
+    assert poor[2] == pytest.approx(poor[-1], rel=0.03)
+
+
+def test_pl_intensity_keeps_rising_after_the_size_has_settled():
+    times = np.array([2.0, 10.0, 60.0])
+    out = hot(20.0, 170.0, time_s=times)
+    assert np.ptp(out["edge_length_nm"]) < 0.01
+    assert np.all(np.diff(out["concentration"]) > 0)
+    rows = [
+        {"br_pb_ratio": 20.0, "temperature_c": 170.0, "ligand": "oa_olam", "time_s": t}
+        for t in times
+    ]
+    batch = simulate("hot_injection", rows)
+    assert np.all(np.diff(batch.pl.max(axis=1)) > 0)
+    assert np.ptp(batch.observables["pl_peak_nm"]) < 0.05
+
+
+def test_olpa_grows_slowly_from_about_5_to_9_nm_over_45_to_600_s_at_100_c():
+    edges = hot(2.0, 100.0, "olpa", time_s=np.array([45.0, 150.0, 600.0]))["edge_length_nm"]
+    assert 4.3 < edges[0] < 5.8 and 8.5 < edges[2] < 10.0
+    assert edges[0] < edges[1] < edges[2]
+    assert hot(2.0, 100.0, "olpa", time_s=600.0)["plqy"] > 0.8
+
+
+def test_plqy_peaks_at_intermediate_size_as_measured_by_naghadeh():
+    from models.synthesis import _size_plqy
+
+    factors = _size_plqy(np.array([3.1, 5.7, 9.3]))
+    assert factors[1] == 1.0 and factors[0] > factors[2]
+    assert factors[0] * 0.91 == pytest.approx(0.76, abs=0.02)
+    assert factors[2] * 0.91 == pytest.approx(0.54, abs=0.02)
+
+
+def test_rng_adds_run_to_run_variability_and_none_is_deterministic():
+    a = hot(12.0, 160.0, rng=np.random.default_rng(1))
+    b = hot(12.0, 160.0, rng=np.random.default_rng(2))
+    mean = hot(12.0, 160.0)
+    assert a["edge_length_nm"] != b["edge_length_nm"]
+    assert abs(a["edge_length_nm"] - mean["edge_length_nm"]) < 0.15 * mean["edge_length_nm"]
+    assert hot(12.0, 160.0) == mean
+    assert hot(12.0, 160.0, rng=np.random.default_rng(1)) == a
+
+
+def test_scalar_conditions_give_plain_floats_for_every_population_key():
+    out = hot(12.0, 140.0)
+    assert set(POPULATION_KEYS) <= set(out)
+    assert all(isinstance(out[k], float) for k in POPULATION_KEYS)
+
+
+FLOW_BASE = {
+    "br_pb_ratio": 12.0,
+    "temperature_c": 150.0,
+    "ligand": "oa_olam",
+    "residence_time_s": 20.0,
+    "flow_ratio": 1.0,
+}
+LARP_BASE = {"precursor_ul": 20.0, "ligand_ul": 10.0, "time_s": 60.0}
+
+
+@pytest.mark.parametrize(
+    ("model", "base", "changes"),
+    [
+        (
+            flow_outcome,
+            FLOW_BASE,
+            {
+                "br_pb_ratio": 20.0,
+                "temperature_c": 170.0,
+                "ligand": "olpa",
+                "residence_time_s": 2.0,
+                "flow_ratio": 2.5,
+            },
+        ),
+        (larp_outcome, LARP_BASE, {"precursor_ul": 60.0, "ligand_ul": 30.0, "time_s": 10.0}),
+    ],
+    ids=["flow", "larp"],
+)
+def test_flow_and_larp_respond_to_every_parameter(model, base, changes):
+    reference = model(base)
+    for name, value in changes.items():
+        changed = model({**base, name: value})
+        differs = [k for k in POPULATION_KEYS if abs(changed[k] - reference[k]) > 1e-6]
+        assert differs, f"{name} changes nothing"
+
+
+def test_flow_with_mismatched_streams_broadens_the_size_distribution():
+    even = flow_outcome(FLOW_BASE)["size_dispersion"]
+    uneven = flow_outcome({**FLOW_BASE, "flow_ratio": 3.0})["size_dispersion"]
+    assert uneven > even
+
+
+def test_larp_excess_oleylamine_gives_smaller_dots_then_platelets():
+    edges = [larp_outcome({**LARP_BASE, "ligand_ul": v})["edge_length_nm"] for v in (0, 10, 20)]
+    assert edges[0] > edges[1] > edges[2]
+    assert larp_outcome({**LARP_BASE, "ligand_ul": 45.0})["platelet_fraction"] > 0.9
