@@ -43,7 +43,7 @@ def main() -> None:
             f"{row.size_nm:>9.2f} {published:>16} {pl:>12.2f} {residual:>+12.2f} "
             f"{outside:>15.2f}   {ends}"
         )
-    rms = (sum((float(sizing_curve.pl_nm(r.size_nm)) - r.pl_nm) ** 2 for r in rows) / len(rows))
+    rms = sum((float(sizing_curve.pl_nm(r.size_nm)) - r.pl_nm) ** 2 for r in rows) / len(rows)
     print()
     print(f"rms residual to range middles: {rms**0.5:.2f} nm")
     print(f"worst excursion beyond the +-2 nm widened range: {worst:.2f} nm (target 0)")

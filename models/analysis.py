@@ -18,9 +18,12 @@ A quantity that cannot be extracted (no PL, no exciton) is NaN, never a made-up 
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.signal import savgol_filter
+from scipy.ndimage import convolve1d
+from scipy.signal import savgol_coeffs
 
 from models.optics import EXCITATION_NM, HC_EV_NM, PL_COUNTS_PER_ABSORBED, sizing_curve
 
@@ -34,6 +37,16 @@ OBSERVABLE_KEYS: tuple[str, ...] = (
     "plqy_est",
 )
 """Keys of :func:`analyse_spectra`'s result, in that order."""
+
+
+@lru_cache(maxsize=32)
+def _savgol_kernel(window: int, deriv: int) -> NDArray[np.float64]:
+    return savgol_coeffs(window, 3, deriv=deriv, use="conv")
+
+
+def savgol(y: NDArray[np.float64], window: int, deriv: int = 0) -> NDArray[np.float64]:
+    """Cubic Savitzky-Golay smoothing (or derivative, per grid step) along the last axis."""
+    return convolve1d(y, _savgol_kernel(window, deriv), axis=-1, mode="nearest")
 
 
 def _odd_window(points: float, n: int) -> int:
@@ -59,7 +72,7 @@ def pl_peak_and_fwhm(
     y = np.atleast_2d(np.asarray(pl, dtype=float))
     n, w = y.shape
     step = float(np.median(np.abs(np.diff(wl))))
-    smooth = savgol_filter(y, _odd_window(4.0 / step, w), 3, axis=1)
+    smooth = savgol(y, _odd_window(4.0 / step, w))
     rows = np.arange(n)
     idx = np.arange(w)[None, :]
     i_max = np.argmax(smooth, axis=1)
@@ -121,7 +134,7 @@ def first_exciton_nm(wavelengths_nm: ArrayLike, absorbance: ArrayLike) -> NDArra
     wl, a = wl[order], a[:, order]
     step = float(np.median(np.diff(wl)))
     window = _odd_window(20.0 / step, w)
-    d2 = savgol_filter(a, window, 3, deriv=2, axis=1)
+    d2 = savgol(a, window, deriv=2)
     transparent = wl > 560.0
     noise = d2[:, transparent].std(axis=1) if transparent.sum() > 3 else np.zeros(n)
     edge = window // 2

@@ -7,6 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from bluesky import RunEngine
+from event_model import DocumentNames, schema_validators
+
+from devices import build_lab
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,3 +30,25 @@ def run_qdlab():
         )
 
     return run
+
+
+@pytest.fixture
+def lab():
+    """A fresh simulated lab on a fast virtual clock, seed 0."""
+    return build_lab(seed=0)
+
+
+@pytest.fixture
+def RE():
+    """A real RunEngine that keeps every document it emits in ``RE.docs``."""
+    engine = RunEngine({})
+    engine.docs = []
+    engine.subscribe(lambda name, doc: engine.docs.append((name, doc)))
+    return engine
+
+
+def validate_documents(docs):
+    """Validate every (name, doc) pair with event-model's JSON schemas; return the count."""
+    for name, doc in docs:
+        schema_validators[DocumentNames(name)].validate(doc)
+    return len(docs)

@@ -1,0 +1,136 @@
+"""Building blocks shared by QDLab's ophyd devices.
+
+- :class:`ComputedSignal`: a read-only signal whose value the device computes when it is read
+  (from its backend), timestamped by the lab's clock.
+- :class:`LimitedSignal`: a settable signal with safe limits; an out-of-range ``set``/``put``
+  raises :class:`ophyd.utils.LimitError` before the value changes, and ``check_value`` lets
+  ``bluesky.simulators.check_limits`` see the limits.
+- :class:`Step`: what a backend answers when asked to do something: how long it takes, what
+  happens at the end, or the error it will end in. :func:`run_step` turns it into a Status on
+  the clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ophyd import Signal
+from ophyd.signal import SignalRO
+from ophyd.status import Status
+from ophyd.utils import LimitError
+
+from devices.clock import VirtualClock
+
+__all__ = ["ComputedSignal", "LimitError", "LimitedSignal", "Step", "check_range", "run_step"]
+
+
+def _clock_of(signal: Signal) -> VirtualClock | None:
+    obj: Any = signal
+    while obj is not None:
+        clock = getattr(obj, "clock", None)
+        if isinstance(clock, VirtualClock):
+            return clock
+        obj = obj.parent
+    return None
+
+
+class ComputedSignal(SignalRO):
+    """Read-only signal computed by the parent's method ``getter`` on every read."""
+
+    def __init__(self, *args: Any, getter: str, units: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._getter = getter
+        self._units = units
+
+    def get(self, **kwargs: Any) -> Any:
+        value = getattr(self.parent, self._getter)()
+        self._readback = value
+        return value
+
+    @property
+    def timestamp(self) -> float:
+        clock = _clock_of(self)
+        return clock.now() if clock is not None else super().timestamp
+
+    def describe(self) -> dict[str, dict[str, Any]]:
+        desc = super().describe()
+        if self._units:
+            desc[self.name]["units"] = self._units
+        return desc
+
+
+def check_range(name: str, value: Any, low: float, high: float, units: str = "") -> float:
+    """``value`` as a float if ``low <= value <= high``, else :class:`LimitError` naming both."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise LimitError(
+            f"{name} must be a number in [{low:g}, {high:g}] {units}, got {value!r}"
+        ) from None
+    if not (low <= v <= high):
+        raise LimitError(
+            f"{name} = {v:g} is outside its safe limits [{low:g}, {high:g}] {units}".rstrip()
+        )
+    return v
+
+
+class LimitedSignal(Signal):
+    """A settable signal with inclusive safe limits (see module docstring)."""
+
+    def __init__(
+        self,
+        *args: Any,
+        limits: tuple[float, float] = (float("-inf"), float("inf")),
+        units: str = "",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._limits = limits
+        self._units = units
+
+    @property
+    def limits(self) -> tuple[float, float]:
+        """Inclusive (low, high)."""
+        return self._limits
+
+    def set_limits(self, low: float, high: float) -> None:
+        """Set the limits (from the lab config, when the device is built)."""
+        self._limits = (float(low), float(high))
+
+    def check_value(self, value: Any) -> None:
+        check_range(self.name, value, *self._limits, self._units)
+
+    def set(self, value: Any, **kwargs: Any) -> Any:
+        """Check the limits here, before ophyd's threaded put: a bad value raises at once."""
+        self.check_value(value)
+        return super().set(value, **kwargs)
+
+    def put(self, value: Any, **kwargs: Any) -> None:
+        self.check_value(value)
+        clock = _clock_of(self)
+        if clock is not None and "timestamp" not in kwargs:
+            kwargs["timestamp"] = clock.now()
+        super().put(float(value), **kwargs)
+
+    def describe(self) -> dict[str, dict[str, Any]]:
+        desc = super().describe()
+        desc[self.name].update(lower_ctrl_limit=self._limits[0], upper_ctrl_limit=self._limits[1])
+        if self._units:
+            desc[self.name]["units"] = self._units
+        return desc
+
+
+@dataclass(frozen=True)
+class Step:
+    """A backend's answer to a request: ``duration`` s, then ``action``, or fail with ``error``."""
+
+    duration: float
+    action: Callable[[], None] | None = None
+    error: BaseException | None = None
+
+
+def run_step(clock: VirtualClock, step: Step, obj: object) -> Status:
+    """A Status on ``clock`` that completes (or fails) as ``step`` says."""
+    return clock.run(step.duration, obj=obj, action=step.action, error=step.error)

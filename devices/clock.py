@@ -1,0 +1,116 @@
+"""The virtual clock of the simulated lab.
+
+Reactions and instrument steps take seconds to minutes. On the virtual clock a step of
+``duration`` seconds ends ``duration`` later in *virtual* time:
+
+- ``mode="fast"``: as fast as the CPU allows. The Status of a step finishes at once and the clock
+  jumps to the step's end, so documents carry the durations the lab would take. Steps are
+  timed one after another; a plan that starts two moves together is charged their sum, an upper
+  bound on the real time.
+- ``mode="realtime"``: the Status finishes after ``duration / speed`` wall-clock seconds and the
+  clock follows the wall clock (``speed`` > 1 runs a demo faster than life).
+
+Timestamps start at the wall-clock time the clock was made, so documents read naturally.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Literal
+
+from ophyd.status import Status
+
+__all__ = ["ClockMode", "VirtualClock"]
+
+ClockMode = Literal["fast", "realtime"]
+
+
+class VirtualClock:
+    """Simulated time for every device of one lab.
+
+    Parameters
+    ----------
+    mode
+        ``"fast"`` or ``"realtime"`` (see the module docstring).
+    speed
+        Real-time mode only: virtual seconds per wall-clock second.
+    start
+        Initial virtual time (epoch seconds); defaults to now.
+    """
+
+    def __init__(self, mode: ClockMode = "fast", speed: float = 1.0, start: float | None = None):
+        if mode not in ("fast", "realtime"):
+            raise ValueError(f"clock mode {mode!r} is not one of {{fast, realtime}}")
+        if speed <= 0:
+            raise ValueError(f"clock speed must be > 0, got {speed}")
+        self.mode: ClockMode = mode
+        self.speed = float(speed)
+        self._lock = threading.Lock()
+        self._start = time.time() if start is None else float(start)
+        self._virtual = self._start
+        self._wall0 = time.monotonic()
+
+    def now(self) -> float:
+        """Current virtual time, epoch seconds."""
+        if self.mode == "realtime":
+            return self._start + (time.monotonic() - self._wall0) * self.speed
+        with self._lock:
+            return self._virtual
+
+    def elapsed(self) -> float:
+        """Virtual seconds since the clock was made."""
+        return self.now() - self._start
+
+    def advance(self, seconds: float) -> float:
+        """Fast mode: move the clock ``seconds`` forward and return the new time."""
+        if seconds < 0:
+            raise ValueError(f"cannot advance the clock by a negative {seconds} s")
+        if self.mode == "realtime":
+            return self.now()
+        with self._lock:
+            self._virtual += seconds
+            return self._virtual
+
+    def run(
+        self,
+        duration: float,
+        obj: object = None,
+        action: Callable[[], None] | None = None,
+        error: BaseException | None = None,
+    ) -> Status:
+        """A Status that completes ``duration`` virtual seconds from now.
+
+        At completion ``action`` runs (it may raise, which fails the Status), then the Status
+        finishes, or fails with ``error`` if one is given.
+        """
+        status = Status(obj=obj)
+
+        def complete() -> None:
+            try:
+                if action is not None:
+                    action()
+            except Exception as exc:  # the device's own failure, reported through the Status
+                status.set_exception(exc)
+                return
+            if error is not None:
+                status.set_exception(error)
+            else:
+                status.set_finished()
+
+        if self.mode == "fast":
+            self.advance(duration)
+            complete()
+        else:
+            timer = threading.Timer(duration / self.speed, complete)
+            timer.daemon = True
+            timer.start()
+        return status
+
+    def sleep(self, seconds: float) -> None:
+        """Block for ``seconds`` of virtual time (instant in fast mode)."""
+        if self.mode == "fast":
+            self.advance(seconds)
+        else:
+            time.sleep(seconds / self.speed)

@@ -1,0 +1,236 @@
+"""Lab configuration: which devices a lab has, their safe limits, deck, reagents and faults.
+
+A lab config is YAML (``configs/labs/*.yaml``) validated by :class:`LabConfig`. Every limit a
+device enforces comes from here. Unknown keys are refused, so a typo is an error, not a
+silently ignored setting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from models.parameters import LIGANDS
+
+__all__ = [
+    "CellConfig",
+    "ConfigError",
+    "FaultConfig",
+    "FlowConfig",
+    "LabConfig",
+    "LabwareConfig",
+    "PumpConfig",
+    "ReactorConfig",
+    "RobotConfig",
+    "load_lab_config",
+    "validation_message",
+]
+
+
+class ConfigError(ValueError):
+    """A config file is missing, not YAML, or fails validation (the message names the field)."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Contents(_Strict):
+    """What a reservoir holds: concentrations (mM) and/or a ligand or solvent name."""
+
+    pb_mm: float = Field(0.0, ge=0)
+    br_mm: float = Field(0.0, ge=0)
+    cs_mm: float = Field(0.0, ge=0)
+    ligand: str | None = None
+    role: Literal[
+        "precursor", "ligand", "solvent", "antisolvent", "larp_precursor", "oleylamine"
+    ] = "precursor"
+
+    @model_validator(mode="after")
+    def _known_ligand(self) -> Contents:
+        if self.ligand is not None and self.ligand not in LIGANDS:
+            raise ValueError(f"ligand {self.ligand!r} is not one of {sorted(LIGANDS)}")
+        return self
+
+
+class LabwareConfig(_Strict):
+    """One deck position: a reservoir, vial, well plate, the reactor flask or the cell."""
+
+    kind: Literal["reservoir", "vial", "plate", "reactor", "cell", "waste"]
+    capacity_ul: float = Field(gt=0)
+    volume_ul: float = Field(0.0, ge=0)
+    contents: Contents = Contents(role="solvent")
+    rows: int = Field(1, ge=1, le=16)
+    columns: int = Field(1, ge=1, le=24)
+
+    @model_validator(mode="after")
+    def _fits(self) -> LabwareConfig:
+        if self.volume_ul > self.capacity_ul:
+            raise ValueError(f"volume_ul {self.volume_ul} exceeds capacity_ul {self.capacity_ul}")
+        return self
+
+
+class RobotConfig(_Strict):
+    """Pipetting robot: pipette range, tips, transfer speed and the deck."""
+
+    min_volume_ul: float = Field(1.0, gt=0)
+    max_volume_ul: float = Field(1000.0, gt=0)
+    tips: int = Field(96, ge=0)
+    seconds_per_transfer: float = Field(8.0, ge=0)
+    deck: dict[str, LabwareConfig]
+
+    @model_validator(mode="after")
+    def _range(self) -> RobotConfig:
+        if self.min_volume_ul >= self.max_volume_ul:
+            raise ValueError("min_volume_ul must be below max_volume_ul")
+        return self
+
+
+class ReactorConfig(_Strict):
+    """Hot-injection reactor: heater limits and response, injection syringe, flask."""
+
+    flask: str = "reactor_flask"
+    min_temperature_c: float = 20.0
+    max_temperature_c: float = Field(220.0, le=350.0)
+    max_ramp_c_per_min: float = Field(30.0, gt=0)
+    ramp_c_per_min: float = Field(20.0, gt=0)
+    tolerance_c: float = Field(1.0, gt=0)
+    time_constant_s: float = Field(15.0, gt=0)
+    overshoot_fraction: float = Field(0.02, ge=0, le=0.5)
+    ambient_c: float = 25.0
+    injection_min_ul: float = Field(50.0, gt=0)
+    injection_max_ul: float = Field(2000.0, gt=0)
+    cs_source: str = "cs_oleate"
+    min_stir_rpm: float = 0.0
+    max_stir_rpm: float = 1500.0
+    heat_timeout_s: float = Field(1800.0, gt=0)
+
+
+class PumpConfig(_Strict):
+    """A syringe pump: its reagent, syringe size and flow-rate range."""
+
+    source: Contents
+    syringe_ul: float = Field(10000.0, gt=0)
+    volume_ul: float | None = None
+    max_flow_ul_min: float = Field(5000.0, gt=0)
+
+
+class FlowConfig(_Strict):
+    """Flow reactor: pumps, heated coil, pressure limit."""
+
+    pumps: dict[str, PumpConfig]
+    coil_volume_ul: float = Field(1000.0, gt=0)
+    min_temperature_c: float = 20.0
+    max_temperature_c: float = 200.0
+    ramp_c_per_min: float = Field(30.0, gt=0)
+    max_ramp_c_per_min: float = Field(40.0, gt=0)
+    tolerance_c: float = Field(1.0, gt=0)
+    time_constant_s: float = Field(10.0, gt=0)
+    max_pressure_kpa: float = Field(500.0, gt=0)
+    kpa_per_ul_min: float = Field(0.02, gt=0)
+    heat_timeout_s: float = Field(1800.0, gt=0)
+
+
+class CellConfig(_Strict):
+    """In-situ absorption/PL cell: spectrometer grid, integration time, detector."""
+
+    location: str = "cell"
+    wavelength_min_nm: float = 350.0
+    wavelength_max_nm: float = 650.0
+    points: int = Field(601, ge=64, le=4096)
+    integration_ms: float = Field(100.0, gt=0)
+    min_integration_ms: float = Field(1.0, gt=0)
+    max_integration_ms: float = Field(10000.0, gt=0)
+    saturation_counts: float = Field(65535.0, gt=0)
+    dark_counts: float = Field(400.0, ge=0)
+    lamp_counts: float = Field(40000.0, gt=0)
+    lamp_drift_per_hour: float = Field(0.005, ge=0)
+    timeout_s: float = Field(30.0, gt=0)
+
+
+class FaultConfig(_Strict):
+    """Probability per operation of each injectable fault (simulated backends only)."""
+
+    heater_timeout: float = Field(0.0, ge=0, le=1)
+    heater_overshoot: float = Field(0.0, ge=0, le=1)
+    pump_stall: float = Field(0.0, ge=0, le=1)
+    coil_clog: float = Field(0.0, ge=0, le=1)
+    spectrometer_timeout: float = Field(0.0, ge=0, le=1)
+    spectrometer_saturation: float = Field(0.0, ge=0, le=1)
+    cell_bubble: float = Field(0.0, ge=0, le=1)
+
+
+class SimulatorConfig(_Strict):
+    """Simulated backend: clock, seed, run-to-run variability, user outcome models."""
+
+    clock: Literal["fast", "realtime"] = "fast"
+    speed: float = Field(1.0, gt=0)
+    seed: int | None = 0
+    variability: bool = True
+    outcome_models: dict[str, str] = Field(default_factory=dict)
+    faults: FaultConfig = FaultConfig()
+
+
+class LabConfig(_Strict):
+    """A whole lab. ``backend: simulated`` drives the devices with the physics of ``models``."""
+
+    name: str
+    backend: Literal["simulated"] = "simulated"
+    robot: RobotConfig
+    reactor: ReactorConfig = ReactorConfig()
+    flow: FlowConfig | None = None
+    cell: CellConfig = CellConfig()
+    simulator: SimulatorConfig = SimulatorConfig()
+
+    @model_validator(mode="after")
+    def _locations_exist(self) -> LabConfig:
+        deck = self.robot.deck
+        for field, name in (
+            ("reactor.flask", self.reactor.flask),
+            ("reactor.cs_source", self.reactor.cs_source),
+            ("cell.location", self.cell.location),
+        ):
+            if name not in deck:
+                raise ValueError(f"{field} {name!r} is not on the robot deck ({sorted(deck)})")
+        return self
+
+
+def validation_message(exc: ValidationError, source: str) -> str:
+    """One line naming the first invalid field and what is allowed."""
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    return f"{source}: {where}: {msg} (got {err.get('input')!r})"
+
+
+def load_lab_config(source: str | Path | Mapping[str, Any]) -> LabConfig:
+    """Read and validate a lab config from a YAML path or a mapping.
+
+    Raises
+    ------
+    ConfigError
+        Missing file, invalid YAML, or a field outside what is allowed (named in the message).
+    """
+    if isinstance(source, Mapping):
+        data, label = dict(source), "lab config"
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ConfigError(f"lab config {str(path)!r} does not exist")
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"lab config {str(path)!r} is not valid YAML: {exc}") from None
+        label = str(path)
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{label}: expected a mapping at the top level")
+    try:
+        return LabConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(validation_message(exc, label)) from None
