@@ -30,6 +30,7 @@ lint: install
 bench: install
 	$(BIN)/python benchmarks/calibration.py
 	$(BIN)/python benchmarks/simulation_speed.py
+	$(BIN)/python benchmarks/device_scan_speed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
