@@ -31,6 +31,7 @@ bench: install
 	$(BIN)/python benchmarks/calibration.py
 	$(BIN)/python benchmarks/simulation_speed.py
 	$(BIN)/python benchmarks/device_scan_speed.py
+	$(BIN)/python benchmarks/db_write_speed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

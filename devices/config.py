@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from models.errors import UserError
 from models.parameters import LIGANDS
 
 __all__ = [
@@ -31,7 +32,7 @@ __all__ = [
 ]
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config file is missing, not YAML, or fails validation (the message names the field)."""
 
 

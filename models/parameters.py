@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from models.errors import UserError
+
 __all__ = [
     "LIGANDS",
     "ROUTES",
@@ -23,7 +25,7 @@ __all__ = [
 ]
 
 
-class ParameterError(ValueError):
+class ParameterError(UserError, ValueError):
     """A condition is missing, unknown, of the wrong type or outside its allowed range.
 
     The message always names the field and what is allowed, e.g.

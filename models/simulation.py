@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from models.analysis import analyse_spectra
+from models.errors import UserError
 from models.optics import (
     EXCITATION_NM,
     WAVELENGTHS_NM,
@@ -57,7 +58,7 @@ _POPULATION_RANGES: dict[str, tuple[float, float]] = {
 }
 
 
-class OutcomeModelError(ValueError):
+class OutcomeModelError(UserError, ValueError):
     """A user outcome model cannot be imported or returned an invalid population."""
 
 

@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from models.errors import UserError
 from models.parameters import ROUTES, ParameterError, get_route
 
 app = typer.Typer(
@@ -102,6 +103,49 @@ def simulate(
         _print_record(result, spec.names)
 
 
+db_app = typer.Typer(help="The campaign database.", no_args_is_help=True)
+campaign_app = typer.Typer(help="Closed-loop campaigns.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(campaign_app, name="campaign")
+
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="database URL (default: $QDLAB_DB or sqlite:///qdlab.db)"),
+]
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: DbOption = None) -> None:
+    """Create the database or migrate it to the newest schema."""
+    from db import Database, safe_url
+
+    database = Database(db, migrate=False)
+    before = database.revision()
+    database.upgrade()
+    print(f"{safe_url(database.url)}: schema {before or 'empty'} -> {database.revision()}")
+
+
+@campaign_app.command("export")
+def campaign_export(
+    campaign_id: Annotated[int, typer.Argument(help="campaign id")],
+    out: Annotated[str, typer.Option("--out", help="file to write")],
+    fmt: Annotated[str, typer.Option("--format", help="jsonl (documents) or csv")] = "jsonl",
+    db: DbOption = None,
+) -> None:
+    """Export a campaign: its bluesky documents as JSONL, or its experiments as CSV."""
+    from db import Database, export_csv, export_jsonl
+
+    if fmt not in ("jsonl", "csv"):
+        raise typer.BadParameter(f"--format {fmt!r} is not one of {{jsonl, csv}}")
+    database = Database(db)
+    if fmt == "jsonl":
+        n = export_jsonl(database, campaign_id, out)
+        print(f"wrote {n} documents of campaign {campaign_id} to {out}")
+    else:
+        n = export_csv(database, campaign_id, out)
+        print(f"wrote {n} experiments of campaign {campaign_id} to {out}")
+
+
 def _json_value(value: object) -> object:
     return None if isinstance(value, float) and math.isnan(value) else value
 
@@ -131,8 +175,6 @@ def _print_record(result: dict, condition_names: tuple[str, ...]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app, turning every user error into one line and exit 2."""
-    from models.simulation import OutcomeModelError
-
     try:
         app(args=argv, prog_name="qdlab", standalone_mode=False)
     except typer.Exit as exc:
@@ -143,6 +185,6 @@ def main(argv: list[str] | None = None) -> None:
     except typer.TyperException as exc:  # usage errors: bad flag, bad value type
         print(f"error: {exc.format_message()}", file=sys.stderr)
         sys.exit(2)
-    except (ParameterError, OutcomeModelError) as exc:
+    except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

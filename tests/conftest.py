@@ -52,3 +52,89 @@ def validate_documents(docs):
     for name, doc in docs:
         schema_validators[DocumentNames(name)].validate(doc)
     return len(docs)
+
+
+def _start_throwaway_postgres():
+    """Start a loopback PostgreSQL cluster (as .ci/run does); return (url, stop) or a reason."""
+    import glob
+    import os
+    import shutil
+    import socket
+    import tempfile
+
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+    if not bins:
+        return None, "PostgreSQL is not installed here (.ci/run installs it with apt-get)"
+    bin_dir = bins[-1]
+    as_root = os.geteuid() == 0
+    if as_root and shutil.which("su") is None:
+        return None, "cannot run PostgreSQL as root and no 'su' to switch user"
+    tmp_root = Path(tempfile.mkdtemp(prefix="qdlab-pg-"))  # reachable by the postgres user
+    data = tmp_root / "pgdata"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    def run(cmd: str) -> subprocess.CompletedProcess:
+        full = ["su", "postgres", "-c", cmd] if as_root else ["bash", "-c", cmd]
+        return subprocess.run(full, capture_output=True, text=True, timeout=120)
+
+    if as_root:
+        subprocess.run(["chown", "-R", "postgres", str(tmp_root)], check=False)
+    init = run(f"{bin_dir}/initdb -D {data} -A trust -U postgres")
+    if init.returncode:
+        return None, f"initdb failed: {init.stderr.strip().splitlines()[-1:]}"
+    start = run(
+        f"{bin_dir}/pg_ctl -D {data} -o '-k {tmp_root} -h 127.0.0.1 -p {port}' "
+        f"-l {tmp_root}/log -w start"
+    )
+    if start.returncode:
+        return None, f"pg_ctl start failed: {start.stderr.strip().splitlines()[-1:]}"
+
+    def stop() -> None:
+        run(f"{bin_dir}/pg_ctl -D {data} -m fast stop")
+        shutil.rmtree(tmp_root, ignore_errors=True)
+
+    return f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", stop
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """URL of a PostgreSQL server: CI's ($QDLAB_TEST_POSTGRES_URL) or one started here."""
+    import os
+
+    url = os.environ.get("QDLAB_TEST_POSTGRES_URL")
+    stop = None
+    if not url:
+        url, stop = _start_throwaway_postgres()
+        if url is None:
+            pytest.skip(f"PostgreSQL tests skipped: {stop}")
+    yield url
+    if stop is not None:
+        stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """A fresh, empty database on the test server (dropped afterwards)."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"qdlab_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(postgres_server).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """Each database test runs on a SQLite file and on a real PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'qdlab.db'}"
+    return request.getfixturevalue("postgres_url")

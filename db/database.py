@@ -1,0 +1,491 @@
+"""Opening the campaign database, migrating it, and the read/write API the platform uses.
+
+URLs: ``sqlite:///path.db`` (the default is ``./qdlab.db``, or the ``QDLAB_DB`` environment
+variable) and ``postgresql+psycopg://user:password@host:port/db``. SQLite runs in WAL mode with
+``synchronous=NORMAL``: a reader (a report, an IPython session) reads while a campaign writes,
+and a committed document survives the writer being killed. Printed URLs mask the password
+(:func:`safe_url`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.orm import Session
+
+from db.schema import (
+    Campaign,
+    Document,
+    Experiment,
+    Observation,
+    Run,
+    Spectrum,
+    WavelengthGrid,
+    utcnow,
+)
+from models.errors import UserError
+
+__all__ = [
+    "DEFAULT_URL",
+    "OBSERVATION_FIELDS",
+    "Database",
+    "DatabaseError",
+    "SpectrumRecord",
+    "dumps",
+    "resolve_url",
+    "safe_url",
+]
+
+DEFAULT_URL = "sqlite:///qdlab.db"
+OBSERVATION_FIELDS = ("pl_peak_nm", "pl_fwhm_nm", "abs_peak_nm", "edge_length_est_nm", "plqy_est")
+_MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+_HEAD = "0001"  # newest migration; a test checks it matches db/migrations
+_MIGRATION_LOCK = threading.Lock()  # alembic's context is process-global
+
+
+class DatabaseError(UserError, RuntimeError):
+    """The database cannot be opened, is not migrated, or lacks what was asked for."""
+
+
+def resolve_url(url: str | None = None) -> str:
+    """The database URL: ``url`` if given, else ``$QDLAB_DB``, else ``sqlite:///qdlab.db``."""
+    return url or os.environ.get("QDLAB_DB") or DEFAULT_URL
+
+
+def safe_url(url: str) -> str:
+    """``url`` with any password masked, for logs and messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable database URL>"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot store {type(value).__name__} in a document")
+
+
+def dumps(doc: Any) -> str:
+    """JSON text of a document (numpy values as lists and scalars; NaN kept as NaN)."""
+    return json.dumps(doc, default=_json_default, separators=(",", ":"))
+
+
+def _finite_or_none(value: Any) -> float | None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+@dataclass(frozen=True)
+class SpectrumRecord:
+    """One stored spectrum: data key (e.g. ``cell_pl``), event number, axis and values."""
+
+    data_key: str
+    seq_num: int
+    wavelengths_nm: np.ndarray | None
+    values: np.ndarray
+
+
+class Database:
+    """A QDLab database: engine plus the operations the platform needs.
+
+    Parameters
+    ----------
+    url
+        SQLAlchemy URL; ``None`` resolves with :func:`resolve_url`.
+    migrate
+        Bring the schema to the newest migration on open (a fresh file is created).
+    """
+
+    def __init__(self, url: str | None = None, *, migrate: bool = True) -> None:
+        self.url = resolve_url(url)
+        try:
+            parsed = make_url(self.url)
+        except ArgumentError:
+            raise DatabaseError(
+                "the database URL is not a valid SQLAlchemy URL; use sqlite:///path.db or "
+                "postgresql+psycopg://user@host:port/db"
+            ) from None
+        self.dialect = parsed.get_backend_name()
+        kwargs: dict[str, Any] = {}
+        if self.dialect == "sqlite":
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            if parsed.database:
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.engine: Engine = create_engine(self.url, **kwargs)
+        except Exception as exc:  # missing driver, bad options
+            raise DatabaseError(f"cannot open {safe_url(self.url)}: {exc}") from None
+        if self.dialect == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        try:
+            with self.engine.connect():
+                pass
+        except OperationalError as exc:
+            reason = str(exc.orig).strip().splitlines()[0]
+            raise DatabaseError(f"cannot connect to {safe_url(self.url)}: {reason}") from None
+        if migrate:
+            self.upgrade()
+
+    def __repr__(self) -> str:
+        return f"Database({safe_url(self.url)!r})"
+
+    def close(self) -> None:
+        """Release the connections."""
+        self.engine.dispose()
+
+    # -- schema ---------------------------------------------------------------------------
+    def upgrade(self, revision: str = "head") -> None:
+        """Apply the Alembic migrations up to ``revision`` (nothing to do at the head)."""
+        from alembic import command
+        from alembic.config import Config
+
+        if revision == "head" and self.revision() == _HEAD:
+            return
+        cfg = Config()
+        cfg.set_main_option("script_location", str(_MIGRATIONS))
+        cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
+        try:
+            with _MIGRATION_LOCK, self.engine.begin() as conn:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, revision)
+        except OperationalError as exc:
+            raise DatabaseError(f"cannot open {safe_url(self.url)}: {exc.orig}") from None
+
+    def revision(self) -> str | None:
+        """The schema's current migration revision (None if not migrated)."""
+        from alembic.runtime.migration import MigrationContext
+
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def integrity_check(self) -> bool:
+        """SQLite's ``PRAGMA integrity_check`` (other back ends: a trivial query)."""
+        with self.engine.connect() as conn:
+            if self.dialect == "sqlite":
+                return conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+            return conn.exec_driver_sql("SELECT 1").scalar() == 1
+
+    def session(self) -> Session:
+        """A new ORM session (use as a context manager)."""
+        return Session(self.engine, expire_on_commit=False)
+
+    # -- campaigns ------------------------------------------------------------------------
+    def create_campaign(
+        self,
+        name: str,
+        route: str,
+        config: Mapping[str, Any],
+        config_text: str,
+        target: Mapping[str, Any],
+        replay_of: int | None = None,
+    ) -> int:
+        """Store a new campaign; return its id."""
+        with self.session() as s, s.begin():
+            row = Campaign(
+                name=name,
+                route=route,
+                config=dict(config),
+                config_text=config_text,
+                target=dict(target),
+                status="created",
+                replay_of=replay_of,
+            )
+            s.add(row)
+            s.flush()
+            return row.id
+
+    def set_campaign_status(self, campaign_id: int, status: str, reason: str | None = None) -> None:
+        """Record a campaign's status (running, paused, completed, ...)."""
+        with self.session() as s, s.begin():
+            s.execute(
+                update(Campaign)
+                .where(Campaign.id == campaign_id)
+                .values(status=status, status_reason=reason, updated_at=utcnow())
+            )
+
+    def campaign(self, campaign_id: int) -> dict[str, Any]:
+        """One campaign as a dict; :class:`DatabaseError` if there is none."""
+        with self.session() as s:
+            row = s.get(Campaign, campaign_id)
+            if row is None:
+                raise DatabaseError(f"no campaign {campaign_id} in {safe_url(self.url)}")
+            return _campaign_dict(row, self._experiment_count(s, campaign_id))
+
+    def campaigns(self) -> list[dict[str, Any]]:
+        """Every campaign, oldest first, with its experiment count."""
+        with self.session() as s:
+            counts = dict(
+                s.execute(
+                    select(Experiment.campaign_id, func.count()).group_by(Experiment.campaign_id)
+                ).all()
+            )
+            rows = s.scalars(select(Campaign).order_by(Campaign.id)).all()
+            return [_campaign_dict(r, counts.get(r.id, 0)) for r in rows]
+
+    @staticmethod
+    def _experiment_count(s: Session, campaign_id: int) -> int:
+        return s.scalar(select(func.count()).where(Experiment.campaign_id == campaign_id)) or 0
+
+    # -- experiments ----------------------------------------------------------------------
+    def add_experiment(
+        self,
+        campaign_id: int,
+        index: int,
+        conditions: Mapping[str, Any],
+        *,
+        planner_name: str,
+        planner_version: str,
+        seed: int | None = None,
+        acquisition_value: float | None = None,
+        predicted_mean: float | None = None,
+        predicted_std: float | None = None,
+        provenance: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Store a proposal as experiment ``index`` of the campaign; return its id."""
+        with self.session() as s, s.begin():
+            row = Experiment(
+                campaign_id=campaign_id,
+                index=index,
+                conditions=dict(conditions),
+                status="proposed",
+                planner_name=planner_name,
+                planner_version=planner_version,
+                seed=seed,
+                acquisition_value=_finite_or_none(acquisition_value),
+                predicted_mean=_finite_or_none(predicted_mean),
+                predicted_std=_finite_or_none(predicted_std),
+                provenance=dict(provenance or {}),
+            )
+            s.add(row)
+            s.flush()
+            return row.id
+
+    def set_experiment_status(
+        self, experiment_id: int, status: str, failure_reason: str | None = None
+    ) -> None:
+        """Mark an experiment proposed, running, done or failed (with the reason)."""
+        with self.session() as s, s.begin():
+            s.execute(
+                update(Experiment)
+                .where(Experiment.id == experiment_id)
+                .values(status=status, failure_reason=failure_reason, updated_at=utcnow())
+            )
+
+    def experiment_id(self, campaign_id: int, index: int) -> int | None:
+        """Id of experiment ``index`` of a campaign, if stored."""
+        with self.session() as s:
+            return s.scalar(
+                select(Experiment.id).where(
+                    Experiment.campaign_id == campaign_id, Experiment.index == index
+                )
+            )
+
+    def experiments(self, campaign_id: int) -> list[dict[str, Any]]:
+        """The experiments of a campaign in order, with their observables (a table's rows)."""
+        with self.session() as s:
+            rows = s.execute(
+                select(Experiment, Observation)
+                .outerjoin(Observation, Observation.experiment_id == Experiment.id)
+                .where(Experiment.campaign_id == campaign_id)
+                .order_by(Experiment.index)
+            ).all()
+            return [_experiment_dict(e, o) for e, o in rows]
+
+    def experiments_frame(self, campaign_id: int) -> Any:
+        """:meth:`experiments` as a pandas DataFrame, conditions and observables as columns."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise DatabaseError("experiments_frame needs pandas: pip install pandas") from None
+        flat = []
+        for e in self.experiments(campaign_id):
+            row = {k: v for k, v in e.items() if k not in ("conditions", "observables")}
+            flat.append({**row, **e["conditions"], **(e["observables"] or {})})
+        return pd.DataFrame(flat)
+
+    # -- observations ---------------------------------------------------------------------
+    def add_observation(
+        self, experiment_id: int, observables: Mapping[str, Any], run_uid: str | None = None
+    ) -> None:
+        """Store an experiment's observables (NaN is stored as NULL: not measured)."""
+        known = {k: _finite_or_none(observables.get(k)) for k in OBSERVATION_FIELDS}
+        extra = {k: v for k, v in observables.items() if k not in OBSERVATION_FIELDS}
+        with self.session() as s, s.begin():
+            s.add(Observation(experiment_id=experiment_id, run_uid=run_uid, extra=extra, **known))
+
+    def all_observations(self, route: str | None = None) -> list[dict[str, Any]]:
+        """Every observation across campaigns (optionally of one route): for warm starts."""
+        with self.session() as s:
+            query = (
+                select(Experiment, Observation, Campaign.route)
+                .join(Observation, Observation.experiment_id == Experiment.id)
+                .join(Campaign, Campaign.id == Experiment.campaign_id)
+                .order_by(Experiment.campaign_id, Experiment.index)
+            )
+            if route is not None:
+                query = query.where(Campaign.route == route)
+            return [{**_experiment_dict(e, o), "route": r} for e, o, r in s.execute(query).all()]
+
+    # -- runs, documents, spectra ---------------------------------------------------------
+    def runs(self, campaign_id: int | None = None) -> list[dict[str, Any]]:
+        """Runs (of one campaign, or all) in start order; ``complete`` is False after a crash."""
+        with self.session() as s:
+            query = select(Run).order_by(Run.start_time)
+            if campaign_id is not None:
+                query = query.where(Run.campaign_id == campaign_id)
+            return [
+                {
+                    "uid": r.uid,
+                    "campaign_id": r.campaign_id,
+                    "experiment_id": r.experiment_id,
+                    "plan_name": r.plan_name,
+                    "start_time": r.start_time,
+                    "stop_time": r.stop_time,
+                    "exit_status": r.exit_status,
+                    "reason": r.reason,
+                    "complete": r.stop_time is not None,
+                }
+                for r in s.scalars(query).all()
+            ]
+
+    def run_documents(self, run_uid: str) -> list[tuple[str, dict[str, Any]]]:
+        """The documents of a run, in emission order, spectra put back in their events."""
+        return list(self._documents(Document.run_uid == run_uid))
+
+    def campaign_documents(self, campaign_id: int) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Every document of a campaign's runs, in emission order."""
+        uids = select(Run.uid).where(Run.campaign_id == campaign_id)
+        return self._documents(Document.run_uid.in_(uids))
+
+    def _documents(self, where: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+        with self.session() as s:
+            rows = s.execute(
+                select(Document.name, Document.doc, Document.run_uid)
+                .where(where)
+                .order_by(Document.id)
+            ).all()
+            run_uids = {r.run_uid for r in rows}
+            spectra: dict[tuple[str, str], list[float]] = {}
+            if run_uids:
+                for sp in s.scalars(select(Spectrum).where(Spectrum.run_uid.in_(run_uids))):
+                    spectra[(sp.event_uid, sp.data_key)] = np.frombuffer(
+                        sp.values, dtype="<f8"
+                    ).tolist()
+        for name, text, _ in rows:
+            doc = json.loads(text)
+            if name == "event":
+                for key, value in doc["data"].items():
+                    if value is None and (doc["uid"], key) in spectra:
+                        doc["data"][key] = spectra[(doc["uid"], key)]
+            yield name, doc
+
+    def spectra(
+        self, run_uid: str | None = None, *, experiment_id: int | None = None
+    ) -> list[SpectrumRecord]:
+        """Spectra of a run (or of an experiment's runs) as numpy arrays, in event order."""
+        with self.session() as s:
+            query = select(Spectrum, WavelengthGrid).outerjoin(
+                WavelengthGrid, WavelengthGrid.id == Spectrum.grid_id
+            )
+            if experiment_id is not None:
+                uids = select(Run.uid).where(Run.experiment_id == experiment_id)
+                query = query.where(Spectrum.run_uid.in_(uids))
+            else:
+                query = query.where(Spectrum.run_uid == run_uid)
+            rows = s.execute(query.order_by(Spectrum.id)).all()
+            return [
+                SpectrumRecord(
+                    sp.data_key,
+                    sp.seq_num,
+                    None if grid is None else np.frombuffer(grid.values, dtype="<f8"),
+                    np.frombuffer(sp.values, dtype="<f8"),
+                )
+                for sp, grid in rows
+            ]
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _campaign_dict(row: Campaign, experiments: int) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "route": row.route,
+        "status": row.status,
+        "status_reason": row.status_reason,
+        "target": row.target,
+        "config": row.config,
+        "replay_of": row.replay_of,
+        "experiments": experiments,
+        "created_at": row.created_at.isoformat(),
+        "updated_at": row.updated_at.isoformat(),
+    }
+
+
+def _experiment_dict(e: Experiment, o: Observation | None) -> dict[str, Any]:
+    observables = None
+    if o is not None:
+        observables = {k: getattr(o, k) for k in OBSERVATION_FIELDS}
+        observables.update(o.extra or {})
+    return {
+        "id": e.id,
+        "campaign_id": e.campaign_id,
+        "index": e.index,
+        "status": e.status,
+        "conditions": e.conditions,
+        "failure_reason": e.failure_reason,
+        "planner_name": e.planner_name,
+        "planner_version": e.planner_version,
+        "seed": e.seed,
+        "acquisition_value": e.acquisition_value,
+        "predicted_mean": e.predicted_mean,
+        "predicted_std": e.predicted_std,
+        "provenance": e.provenance,
+        "observables": observables,
+        "run_uid": o.run_uid if o is not None else None,
+    }
+
+
+def spectra_keys(descriptor: Mapping[str, Any]) -> dict[str, str | None]:
+    """Data keys of a descriptor that hold 1-D numeric arrays of >= 16 points (spectra), each
+    with the configuration key of its wavelength axis (``<device>_wavelengths``) if there is one.
+    """
+    out: dict[str, str | None] = {}
+    config = descriptor.get("configuration", {})
+    for key, info in descriptor.get("data_keys", {}).items():
+        shape = info.get("shape") or []
+        if info.get("dtype") != "array" or len(shape) != 1 or shape[0] < 16:
+            continue
+        device = info.get("object_name")
+        axis = f"{device}_wavelengths"
+        has_axis = device in config and axis in config[device].get("data", {})
+        out[key] = axis if has_axis else None
+    return out
+
+
+def sequence(values: Sequence[float] | np.ndarray) -> np.ndarray:
+    """A 1-D float64 array of ``values`` (spectra and grids are stored as little-endian f8)."""
+    return np.ascontiguousarray(values, dtype="<f8").reshape(-1)
