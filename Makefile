@@ -16,10 +16,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The demo: a 30-experiment campaign towards blue (470 nm) QDs on the simulated lab, stored in
+# the embedded SQLite database, and its report.
 run: install
-	$(BIN)/qdlab simulate --route hot-injection --br-pb 12 --temperature 140 --ligand oa_olam --time 10 --seed 1
-	$(BIN)/qdlab simulate --route hot-injection --br-pb 2 --temperature 180 --ligand oa_olam --time 30 --seed 1
-	$(BIN)/qdlab simulate --route hot-injection --br-pb 12 --temperature 95 --ligand oa_olam_acid_rich --time 10 --seed 1
+	$(BIN)/qdlab campaign run configs/campaigns/blue_470_random.yaml --db sqlite:///qdlab.db --report reports/demo
+	@echo "report: reports/demo/report.html"
 
 test: install
 	$(BIN)/python -m pytest -q

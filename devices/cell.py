@@ -40,8 +40,25 @@ _READ_NOISE = 4.0
 _REFERENCE_SCANS = 16  # lamp spectra averaged per absorbance measurement
 
 
+class _Frame(Device):
+    """A calibration frame of the spectrometer: ``trigger()`` acquires it."""
+
+    def __init__(self, *args: Any, frame: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._frame = frame
+
+    def trigger(self) -> Status:
+        if self._frame == "dark":
+            return self.parent.acquire_dark()
+        return self.parent.acquire_reference()
+
+
 class OpticalCell(Device):
-    """In-situ absorption/PL cell (see the module docstring)."""
+    """In-situ absorption/PL cell (see the module docstring).
+
+    ``dark_frame`` and ``reference_frame`` are Triggerable: ``bps.trigger(cell.reference_frame)``
+    takes a lamp reference through whatever is in the cell (fill it with solvent first).
+    """
 
     pl_peak = Cpt(Signal, value=math.nan, kind="hinted")
     pl_fwhm = Cpt(Signal, value=math.nan, kind="hinted")
@@ -57,6 +74,8 @@ class OpticalCell(Device):
     wavelengths = Cpt(Signal, value=[0.0], kind="config")
     integration_time = Cpt(LimitedSignal, value=100.0, units="ms", kind="config")
     reference_age = Cpt(Signal, value=math.nan, kind="normal")
+    dark_frame = Cpt(_Frame, frame="dark", kind="omitted")
+    reference_frame = Cpt(_Frame, frame="reference", kind="omitted")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -126,7 +145,10 @@ class OpticalCell(Device):
         def act() -> None:
             if self._dark is None:
                 self._dark = self._dark_frame()
-            self._reference = self._noisy(self._lamp() + self.config.dark_counts, _REFERENCE_SCANS)
+            blank_abs, _ = self._sample_spectra()
+            self._reference = self._noisy(
+                self._lamp() * 10.0 ** (-blank_abs) + self.config.dark_counts, _REFERENCE_SCANS
+            )
             self._reference_at = self.clock.now()
 
         return run_step(self.clock, Step(self.integration_time.get() / 1000.0 + 0.5, act), self)

@@ -24,6 +24,7 @@ __all__ = [
     "FlowConfig",
     "LabConfig",
     "LabwareConfig",
+    "LarpConfig",
     "PumpConfig",
     "ReactorConfig",
     "RobotConfig",
@@ -95,6 +96,16 @@ class ReactorConfig(_Strict):
     """Hot-injection reactor: heater limits and response, injection syringe, flask."""
 
     flask: str = "reactor_flask"
+    pb_source: str = "pbbr2"
+    br_source: str = "znbr2"
+    ligand_sources: dict[str, str] = Field(
+        default_factory=lambda: {name: f"ligand_{name}" for name in LIGANDS}
+    )
+    batch_pb_umol: float = Field(50.0, gt=0)
+    ligand_ul: float = Field(1000.0, gt=0)
+    injection_ul: float = Field(500.0, gt=0)
+    waste: str = "waste"
+    solvent: str = "octadecene"
     min_temperature_c: float = 20.0
     max_temperature_c: float = Field(220.0, le=350.0)
     max_ramp_c_per_min: float = Field(30.0, gt=0)
@@ -109,6 +120,17 @@ class ReactorConfig(_Strict):
     min_stir_rpm: float = 0.0
     max_stir_rpm: float = 1500.0
     heat_timeout_s: float = Field(1800.0, gt=0)
+
+
+class LarpConfig(_Strict):
+    """Room-temperature LARP by pipetting: where the reagents and the well plate are."""
+
+    antisolvent: str = "toluene"
+    precursor: str = "larp_precursor"
+    oleylamine: str = "oleylamine"
+    plate: str = "plate"
+    antisolvent_ul: float = Field(1000.0, gt=0)
+    mix_ul: float = Field(500.0, gt=0)
 
 
 class PumpConfig(_Strict):
@@ -140,6 +162,7 @@ class CellConfig(_Strict):
     """In-situ absorption/PL cell: spectrometer grid, integration time, detector."""
 
     location: str = "cell"
+    fill_ul: float = Field(400.0, gt=0)
     wavelength_min_nm: float = 350.0
     wavelength_max_nm: float = 650.0
     points: int = Field(601, ge=64, le=4096)
@@ -183,6 +206,7 @@ class LabConfig(_Strict):
     backend: Literal["simulated"] = "simulated"
     robot: RobotConfig
     reactor: ReactorConfig = ReactorConfig()
+    larp: LarpConfig = LarpConfig()
     flow: FlowConfig | None = None
     cell: CellConfig = CellConfig()
     simulator: SimulatorConfig = SimulatorConfig()
@@ -190,10 +214,20 @@ class LabConfig(_Strict):
     @model_validator(mode="after")
     def _locations_exist(self) -> LabConfig:
         deck = self.robot.deck
+        r, lp = self.reactor, self.larp
         for field, name in (
-            ("reactor.flask", self.reactor.flask),
-            ("reactor.cs_source", self.reactor.cs_source),
+            ("reactor.flask", r.flask),
+            ("reactor.cs_source", r.cs_source),
+            ("reactor.pb_source", r.pb_source),
+            ("reactor.br_source", r.br_source),
+            ("reactor.waste", r.waste),
+            ("reactor.solvent", r.solvent),
             ("cell.location", self.cell.location),
+            ("larp.antisolvent", lp.antisolvent),
+            ("larp.precursor", lp.precursor),
+            ("larp.oleylamine", lp.oleylamine),
+            ("larp.plate", lp.plate),
+            *((f"reactor.ligand_sources.{k}", v) for k, v in r.ligand_sources.items()),
         ):
             if name not in deck:
                 raise ValueError(f"{field} {name!r} is not on the robot deck ({sorted(deck)})")

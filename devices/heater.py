@@ -181,7 +181,8 @@ class Heater(Device):
             value, self.ramp_rate.get(), overshoot, reach_fraction=0.6 if stall else 1.0
         )
         self.setpoint.put(value, timestamp=self.clock.now())
-        settle = self._model.settle_time(self.tolerance.get())
+        # settle inside 90 % of the tolerance, as controllers do, so "settled" stays in tolerance
+        settle = self._model.settle_time(0.9 * self.tolerance.get())
         if hottest > self._limits[1]:
             self._model.start(self._model.temperature(), self.ramp_rate.get())  # interlock: hold
             error: BaseException | None = RuntimeError(
@@ -205,7 +206,7 @@ class Heater(Device):
 
     def within_tolerance(self) -> bool:
         """Whether the readback is within tolerance of the setpoint now."""
-        return abs(self._temperature() - self.setpoint.get()) <= self.tolerance.get()
+        return abs(float(self._model.temperature()) - self.setpoint.get()) <= self.tolerance.get()
 
 
 class Timer(Device):

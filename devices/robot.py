@@ -128,7 +128,7 @@ class PipettingRobot(Device):
             or volume_ul < low
             or (not allow_trips and volume_ul > high)
         ):
-            span = f"[{low:g}, {high:g}] µL" if not allow_trips else f">= {low:g} µL"
+            span = f"[{low:g}, {high:g}] µL" if not allow_trips else f">= {low:.10g} µL"
             raise LimitError(
                 f"{self.name}: volume {volume_ul!r} µL is outside the pipette's {span}"
             )
@@ -199,8 +199,9 @@ class PipettingRobot(Device):
             self._need_tip()
             if self._held_volume() + action.volume_ul > self.max_volume_ul.get():
                 raise LimitError(
-                    f"{self.name}: holding {self._held_volume():g} µL, cannot aspirate "
-                    f"{action.volume_ul:g} µL more (pipette max {self.max_volume_ul.get():g} µL)"
+                    f"{self.name}: holding {self._held_volume():.10g} µL, cannot aspirate "
+                    f"{action.volume_ul:.10g} µL more "
+                    f"(pipette max {self.max_volume_ul.get():.10g} µL)"
                 )
             world.check_take(action.source, action.volume_ul)
 
@@ -218,8 +219,8 @@ class PipettingRobot(Device):
         if isinstance(action, Dispense):
             if self._held_volume() + 1e-9 < action.volume_ul:
                 raise WorldError(
-                    f"{self.name} holds {self._held_volume():g} µL, cannot dispense "
-                    f"{action.volume_ul:g} µL"
+                    f"{self.name} holds {self._held_volume():.10g} µL, cannot dispense "
+                    f"{action.volume_ul:.10g} µL"
                 )
             world.check_receive(action.dest, action.volume_ul)
 
@@ -234,8 +235,8 @@ class PipettingRobot(Device):
         here = world.location(action.location)
         if here.liquid.volume_ul + 1e-9 < action.volume_ul:
             raise WorldError(
-                f"{action.location} holds {here.liquid.volume_ul:g} µL, cannot mix "
-                f"{action.volume_ul:g} µL"
+                f"{action.location} holds {here.liquid.volume_ul:.10g} µL, cannot mix "
+                f"{action.volume_ul:.10g} µL"
             )
         self._need_tip()
 

@@ -162,12 +162,8 @@ class SimulatedWorld:
         self.config = config
         self.clock = clock
         self.lock = threading.RLock()
-        seed = config.simulator.seed if seed is None else seed
-        root = np.random.SeedSequence(seed)
-        chem, noise, faults = root.spawn(3)
-        self.chemistry_rng = np.random.default_rng(chem)
-        self.noise_rng = np.random.default_rng(noise)
-        self.fault_rng = np.random.default_rng(faults)
+        self.seed = config.simulator.seed if seed is None else seed
+        self.reseed()
         self.variability = config.simulator.variability
         self.fault_probability: dict[str, float] = config.simulator.faults.model_dump()
         self.outcome_models: dict[str, OutcomeModel] = dict(BUILTIN_OUTCOME_MODELS)
@@ -187,6 +183,19 @@ class SimulatedWorld:
         self.cell_source: str = "robot"  # or "flow": what feeds the optical cell
         self.flow_outlet: Any = None  # set by the flow reactor: callable(now) -> Sample | None
         self.last_sample: Sample | None = None
+
+    def reseed(self, *key: int) -> None:
+        """Restart the random streams from (seed, *key): a campaign reseeds per experiment, so
+        an experiment's chemistry and noise do not depend on what ran before it."""
+        root = np.random.SeedSequence(
+            [self.seed if self.seed is not None else 0, *key]
+            if key or self.seed is not None
+            else None
+        )
+        chem, noise, faults = root.spawn(3)
+        self.chemistry_rng = np.random.default_rng(chem)
+        self.noise_rng = np.random.default_rng(noise)
+        self.fault_rng = np.random.default_rng(faults)
 
     # -- faults ---------------------------------------------------------------------------
     def fault(self, kind: str) -> bool:
@@ -216,7 +225,7 @@ class SimulatedWorld:
         src = self.location(source)
         if src.liquid.volume_ul + 1e-9 < volume_ul:
             raise WorldError(
-                f"{source} holds {src.liquid.volume_ul:g} µL, cannot take {volume_ul:g} µL"
+                f"{source} holds {src.liquid.volume_ul:.10g} µL, cannot take {volume_ul:.10g} µL"
             )
 
     def check_receive(self, dest: str, volume_ul: float) -> None:
@@ -226,8 +235,8 @@ class SimulatedWorld:
             dst.liquid.volume_ul + volume_ul > dst.capacity_ul + 1e-9
         ):
             raise WorldError(
-                f"{dest} holds {dst.liquid.volume_ul:g} of {dst.capacity_ul:g} µL, "
-                f"cannot add {volume_ul:g} µL"
+                f"{dest} holds {dst.liquid.volume_ul:.10g} of {dst.capacity_ul:.10g} µL, "
+                f"cannot add {volume_ul:.10g} µL"
             )
 
     def check_transfer(self, source: str, dest: str, volume_ul: float) -> None:

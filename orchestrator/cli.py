@@ -146,6 +146,236 @@ def campaign_export(
         print(f"wrote {n} experiments of campaign {campaign_id} to {out}")
 
 
+def _quiet_bluesky(verbose: bool) -> None:
+    """Failed runs are recorded with their reason; their tracebacks only with --verbose."""
+    import logging
+
+    logging.getLogger("bluesky").setLevel(logging.INFO if verbose else logging.CRITICAL)
+
+
+def _run_campaign(runner: object, as_json: bool) -> None:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from orchestrator.campaign import CampaignInterrupted
+
+    console = Console(stderr=True, soft_wrap=True)
+    columns = (
+        TextColumn("campaign {task.fields[cid]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("best |error| {task.fields[best]}"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, disable=as_json, transient=False) as progress:
+        task = progress.add_task(
+            "run", total=runner.config.budget, cid=runner.campaign_id, best="-"
+        )
+
+        def on_progress(done: int, budget: int, best: float) -> None:
+            shown = f"{best:.2f} nm" if best != float("inf") else "-"
+            progress.update(task, completed=done, best=shown)
+
+        runner.on_progress = on_progress
+        try:
+            summary = runner.run()
+        except CampaignInterrupted:
+            console.print(
+                f"campaign {runner.campaign_id} paused; continue with "
+                f"`qdlab campaign resume {runner.campaign_id}`"
+            )
+            raise typer.Exit(130) from None
+    if as_json:
+        print(summary.to_json())
+    else:
+        console = Console(soft_wrap=True)
+        hit = (
+            f"target reached at experiment {summary.first_hit_experiment}"
+            if summary.reached_target
+            else "target not reached"
+        )
+        console.print(
+            f"campaign {summary.campaign_id}: {summary.status} after "
+            f"{summary.experiments} experiments, {hit}"
+        )
+        if summary.best:
+            best = summary.best
+            obs = best["observables"]
+            conditions = ", ".join(
+                f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                for k, v in best["conditions"].items()
+            )
+            console.print(
+                f"best: experiment {best['experiment']}, PL {obs['pl_peak_nm']:.2f} nm, "
+                f"FWHM {obs['pl_fwhm_nm']:.1f} nm; {conditions}"
+            )
+        if summary.status == "paused":
+            console.print(f"[yellow]paused:[/yellow] {summary.reason}")
+    if summary.status == "paused":
+        raise typer.Exit(1)
+
+
+@campaign_app.command("run")
+def campaign_run(
+    config: Annotated[str, typer.Argument(help="campaign YAML (configs/campaigns/...)")],
+    db: DbOption = None,
+    budget: Annotated[int | None, typer.Option(help="override the config's budget")] = None,
+    seed: Annotated[int | None, typer.Option(help="override the config's seed")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print a one-line JSON summary")] = False,
+    report: Annotated[str | None, typer.Option(help="write the report to this folder")] = None,
+    verbose: Annotated[bool, typer.Option(help="show tracebacks of failed runs")] = False,
+) -> None:
+    """Run a closed-loop campaign until the target is met or the budget is spent."""
+    from db import Database
+    from orchestrator.campaign import CampaignRunner
+    from orchestrator.config import load_campaign
+
+    loaded = load_campaign(config, {"budget": budget, "seed": seed})  # before anything is written
+    _quiet_bluesky(verbose)
+    database = Database(db)
+    runner = CampaignRunner(database, loaded)
+    try:
+        _run_campaign(runner, as_json)
+    finally:
+        if report:
+            from orchestrator.report import write_report
+
+            write_report(database, runner.campaign_id, report)
+
+
+@campaign_app.command("resume")
+def campaign_resume(
+    campaign_id: Annotated[int, typer.Argument(help="campaign id")],
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print a one-line JSON summary")] = False,
+    verbose: Annotated[bool, typer.Option(help="show tracebacks of failed runs")] = False,
+) -> None:
+    """Continue a paused or interrupted campaign where it stopped."""
+    from db import Database
+    from orchestrator.campaign import CampaignRunner
+
+    _quiet_bluesky(verbose)
+    database = Database(db)
+    status = database.campaign(campaign_id)["status"]
+    if status == "completed":
+        raise typer.BadParameter(f"campaign {campaign_id} is already completed")
+    _run_campaign(CampaignRunner.resume(database, campaign_id), as_json)
+
+
+@campaign_app.command("list")
+def campaign_list(
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print a JSON list")] = False,
+) -> None:
+    """List the campaigns in the database."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from db import Database
+
+    rows = Database(db).campaigns()
+    if as_json:
+        print(
+            json.dumps(
+                [{k: r[k] for k in ("id", "name", "status", "experiments", "route")} for r in rows]
+            )
+        )
+        return
+    table = Table("id", "name", "route", "status", "experiments", "target", "created")
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            r["name"],
+            r["route"],
+            r["status"],
+            str(r["experiments"]),
+            ", ".join(f"{k}={v}" for k, v in r["target"].items()),
+            r["created_at"][:19],
+        )
+    Console().print(table)
+
+
+@campaign_app.command("show")
+def campaign_show(
+    campaign_id: Annotated[int, typer.Argument(help="campaign id")],
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Show a campaign and its experiments."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from db import Database
+
+    database = Database(db)
+    campaign = database.campaign(campaign_id)
+    rows = database.experiments(campaign_id)
+    if as_json:
+        out = {k: campaign[k] for k in ("id", "name", "status", "status_reason", "route", "target")}
+        out["experiments"] = [
+            {
+                "index": r["index"],
+                "status": r["status"],
+                "conditions": r["conditions"],
+                "observables": r["observables"],
+                "failure_reason": r["failure_reason"],
+                "planner": r["planner_name"],
+                "acquisition_value": r["acquisition_value"],
+                "predicted_mean": r["predicted_mean"],
+                "predicted_std": r["predicted_std"],
+            }
+            for r in rows
+        ]
+        print(json.dumps(out, default=str))
+        return
+    console = Console()
+    console.print(
+        f"campaign {campaign_id} [bold]{campaign['name']}[/bold]: {campaign['status']}"
+        f" ({campaign['status_reason'] or ''}), route {campaign['route']}, target "
+        f"{campaign['target']}"
+    )
+    names = list(campaign["config"]["campaign"]["space"])
+    table = Table("#", "status", *names, "PL nm", "FWHM nm", "note")
+    for r in rows:
+        obs = r["observables"] or {}
+        table.add_row(
+            str(r["index"] + 1),
+            r["status"],
+            *(c if isinstance(c := r["conditions"][n], str) else f"{c:.4g}" for n in names),
+            *("" if obs.get(k) is None else f"{obs[k]:.2f}" for k in ("pl_peak_nm", "pl_fwhm_nm")),
+            r["failure_reason"] or "",
+        )
+    console.print(table)
+
+
+@campaign_app.command("report")
+def campaign_report(
+    campaign_id: Annotated[int, typer.Argument(help="campaign id")],
+    out: Annotated[str, typer.Option("--out", help="folder for the figures and report.html")],
+    db: DbOption = None,
+) -> None:
+    """Write the campaign's figures and a report.html that embeds them."""
+    from db import Database
+    from orchestrator.report import write_report
+
+    page = write_report(Database(db), campaign_id, out)
+    print(f"wrote {page}")
+
+
+@app.command("ipython")
+def ipython() -> None:
+    """Start IPython with RE, lab, db and the plans loaded (orchestrator.session)."""
+    from IPython import start_ipython
+
+    start_ipython(argv=["-i", "-c", "from orchestrator.session import *"])
+
+
 def _json_value(value: object) -> object:
     return None if isinstance(value, float) and math.isnan(value) else value
 
@@ -176,7 +406,7 @@ def _print_record(result: dict, condition_names: tuple[str, ...]) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app, turning every user error into one line and exit 2."""
     try:
-        app(args=argv, prog_name="qdlab", standalone_mode=False)
+        code = app(args=argv, prog_name="qdlab", standalone_mode=False)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
@@ -188,3 +418,5 @@ def main(argv: list[str] | None = None) -> None:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    if isinstance(code, int) and code:  # typer returns typer.Exit codes when not standalone
+        sys.exit(code)

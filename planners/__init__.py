@@ -1,1 +1,57 @@
-"""QDLab planners package."""
+"""Proposal strategies behind one ask/tell interface (:class:`planners.base.Planner`).
+
+``make_planner(kind, space, target, seed, options)`` builds one by name: ``random`` and
+``sobol`` baselines here; ``botorch`` (Bayesian optimisation) imports torch only when asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from models.errors import UserError
+from planners.base import Observation, Planner, PlannerError, Proposal, SearchSpace, Target
+
+__all__ = [
+    "PLANNER_KINDS",
+    "Observation",
+    "Planner",
+    "PlannerConfigError",
+    "PlannerError",
+    "Proposal",
+    "SearchSpace",
+    "Target",
+    "make_planner",
+]
+
+PLANNER_KINDS = ("random", "sobol", "botorch")
+
+
+class PlannerConfigError(UserError, ValueError):
+    """Unknown planner kind or option."""
+
+
+def make_planner(
+    kind: str,
+    space: SearchSpace,
+    target: Target,
+    seed: int | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> Planner:
+    """Build the planner called ``kind`` (``random``, ``sobol`` or ``botorch``)."""
+    options = dict(options or {})
+    if kind in ("random", "sobol"):
+        from planners.baselines import RandomPlanner, SobolPlanner
+
+        if options:
+            raise PlannerConfigError(
+                f"planner.{sorted(options)[0]}: the {kind} planner takes no options"
+            )
+        return (RandomPlanner if kind == "random" else SobolPlanner)(space, target, seed)
+    if kind == "botorch":
+        try:
+            from planners.bo import BoTorchPlanner
+        except ImportError as exc:  # the BoTorch planner arrives with its own issue
+            raise PlannerConfigError(f"planner.kind botorch is not available: {exc}") from None
+        return BoTorchPlanner(space, target, seed, **options)
+    raise PlannerConfigError(f"planner.kind {kind!r} is not one of {{{', '.join(PLANNER_KINDS)}}}")

@@ -13,9 +13,11 @@ from tests.conftest import validate_documents
 
 def load_and_inject(lab, br_pb=12.0, temperature=150.0, ligand="oa_olam", growth_s=10.0):
     """The hot-injection protocol step by step (what orchestrator plans compose)."""
+    deck = lab.config.robot.deck
+    pb_mm, br_mm = deck["pbbr2"].contents.pb_mm, deck["znbr2"].contents.br_mm
     pb_ul = 2000.0
     yield from bps.mv(lab.robot, Transfer("pbbr2", "reactor_flask", pb_ul))
-    zn_ul = (br_pb - 2.0) * pb_ul * 50.0 / 200.0  # Br from ZnBr2 per Pb, stocks 50 / 200 mM
+    zn_ul = (br_pb - 2.0) * pb_ul * pb_mm / br_mm  # bromide from ZnBr2 on top of PbBr2
     if zn_ul > 0:
         yield from bps.mv(lab.robot, Transfer("znbr2", "reactor_flask", zn_ul))
     yield from bps.mv(lab.robot, Transfer(f"ligand_{ligand}", "reactor_flask", 1000.0))

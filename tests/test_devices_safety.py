@@ -55,7 +55,7 @@ def test_out_of_limit_requests_raise_before_the_device_changes(lab, request_, me
     ("action", "message"),
     [
         (Transfer("plate:A1", "cell", 10), r"plate:A1 holds 0 µL, cannot take 10 µL"),
-        (Transfer("pbbr2", "cell", 250000), r"pbbr2 holds 200000 µL"),
+        (Transfer("pbbr2", "cell", 2e6), r"pbbr2 holds 1000000 µL, cannot take 2000000 µL"),
         (Mix("plate:B2", 50), r"plate:B2 holds 0 µL, cannot mix"),
         (Transfer("nowhere", "cell", 10), r"no location 'nowhere' on the deck; known: cell"),
     ],

@@ -1,0 +1,336 @@
+"""The closed loop: ask the planner, run the experiment, persist, observe, tell, repeat.
+
+One :class:`CampaignRunner` drives one campaign on one lab:
+
+1. the planner proposes conditions; each proposal is stored as an experiment (with its
+   provenance) *before* it runs;
+2. the synthesis plan runs as one bluesky run; a :class:`~db.DocumentWriter` persists every
+   document as it is emitted;
+3. the observables are extracted from the documents *read back from the database*, stored, and
+   only then told to the planner;
+4. the loop stops when a measurement lands within tolerance of the target (``stop_on_target``)
+   or the budget is spent.
+
+A failed experiment (a device fault, a rejected measurement) is recorded with its reason and
+told to the planner as a failure, not as a measurement; after three failures in a row the
+campaign pauses with the last reason. Ctrl-C pauses the RunEngine, aborts the run (it stays in
+the record as aborted) and pauses the campaign. :meth:`CampaignRunner.resume` rebuilds the
+planner from the stored history and re-runs any experiment that had not finished, so a campaign
+killed at any point ends with every experiment exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bluesky import RunEngine
+from bluesky.utils import FailedStatus, RunEngineInterrupted
+
+from db import Database, DocumentWriter
+from devices import Lab, build_lab
+from orchestrator.config import LoadedCampaign, loaded_from_stored
+from orchestrator.observe import MeasurementRejected, observables_from_documents
+from orchestrator.plans import PLANS
+from planners import Observation, Planner, make_planner
+
+__all__ = ["MAX_CONSECUTIVE_FAILURES", "CampaignInterrupted", "CampaignRunner", "CampaignSummary"]
+
+MAX_CONSECUTIVE_FAILURES = 3
+
+
+class CampaignInterrupted(Exception):
+    """The user interrupted the campaign (Ctrl-C); it is paused and can be resumed."""
+
+
+@dataclass(frozen=True)
+class CampaignSummary:
+    """How a campaign ended (what ``qdlab campaign run --json`` prints)."""
+
+    campaign_id: int
+    status: str
+    experiments: int
+    reached_target: bool
+    first_hit_experiment: int | None
+    best: dict[str, Any] | None
+    reason: str | None = None
+
+    def to_json(self) -> str:
+        """One line of JSON."""
+        return json.dumps(
+            {
+                "campaign_id": self.campaign_id,
+                "status": self.status,
+                "experiments": self.experiments,
+                "reached_target": self.reached_target,
+                "first_hit_experiment": self.first_hit_experiment,
+                "best": self.best,
+                "reason": self.reason,
+            },
+            allow_nan=False,
+            default=str,
+        )
+
+
+def _failure_reason(exc: BaseException) -> str:
+    if isinstance(exc, FailedStatus) and exc.args:
+        status = exc.args[0]
+        inner = status.exception() if hasattr(status, "exception") else None
+        if inner is not None:
+            exc = inner
+    text = str(exc).strip() or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"
+
+
+def summarize(db: Database, campaign_id: int, loaded: LoadedCampaign) -> CampaignSummary:
+    """The summary of a stored campaign."""
+    campaign = db.campaign(campaign_id)
+    target = loaded.target
+    rows = db.experiments(campaign_id)
+    done = [r for r in rows if r["status"] == "done" and r["observables"]]
+    hits = [r for r in done if target.hit(r["observables"])]
+    best_row = min(done, key=lambda r: target.error(r["observables"]), default=None)
+    best = None
+    if best_row is not None:
+        best = {
+            "experiment": best_row["index"] + 1,
+            "conditions": best_row["conditions"],
+            "observables": {
+                k: (v if v is None or math.isfinite(v) else None)
+                for k, v in best_row["observables"].items()
+                if isinstance(v, float | int) or v is None
+            },
+            "error": target.error(best_row["observables"]),
+        }
+    return CampaignSummary(
+        campaign_id=campaign_id,
+        status=campaign["status"],
+        experiments=len(rows),
+        reached_target=bool(hits),
+        first_hit_experiment=hits[0]["index"] + 1 if hits else None,
+        best=best,
+        reason=campaign["status_reason"],
+    )
+
+
+class CampaignRunner:
+    """Runs (or resumes) one campaign (see the module docstring).
+
+    Parameters
+    ----------
+    db
+        Where everything is stored.
+    loaded
+        The validated campaign (:func:`orchestrator.config.load_campaign`).
+    campaign_id
+        An existing campaign to continue; ``None`` creates a new one.
+    on_progress
+        Called after every experiment with (experiments so far, budget, best error so far).
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        loaded: LoadedCampaign,
+        campaign_id: int | None = None,
+        on_progress: Callable[[int, int, float], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.loaded = loaded
+        self.config = loaded.config
+        self.on_progress = on_progress
+        if campaign_id is None:
+            stored = {
+                "campaign": loaded.config.model_dump(mode="json"),
+                "lab": loaded.lab.model_dump(mode="json"),
+            }
+            campaign_id = db.create_campaign(
+                loaded.config.name,
+                loaded.config.route,
+                stored,
+                loaded.text,
+                loaded.config.target.model_dump(mode="json", exclude_none=True),
+            )
+        self.campaign_id = campaign_id
+        self.lab: Lab = build_lab(loaded.lab)
+        self.RE = RunEngine({})
+        self.RE.subscribe(DocumentWriter(db))
+        self.planner: Planner = make_planner(
+            self.config.planner.kind,
+            loaded.space,
+            loaded.target,
+            self.config.seed,
+            self.config.planner.options,
+        )
+        self._consecutive_failures = 0
+        self._pause_requested = False
+
+    @classmethod
+    def resume(cls, db: Database, campaign_id: int, **kwargs: Any) -> CampaignRunner:
+        """Continue a stored campaign with the config and lab it was started with."""
+        campaign = db.campaign(campaign_id)
+        loaded = loaded_from_stored(campaign["config"], campaign["name"])
+        return cls(db, loaded, campaign_id=campaign_id, **kwargs)
+
+    # -- the loop -------------------------------------------------------------------------
+    def run(self) -> CampaignSummary:
+        """Run until the target is met, the budget is spent, or the campaign pauses."""
+        db, cfg, cid = self.db, self.config, self.campaign_id
+        todo = self._restore()
+        db.set_campaign_status(cid, "running")
+        try:
+            while True:
+                for experiment in todo:
+                    self._run_experiment(experiment)
+                    if self._consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
+                        last = db.experiments(cid)[experiment["index"]]["failure_reason"]
+                        db.set_campaign_status(
+                            cid,
+                            "paused",
+                            f"{MAX_CONSECUTIVE_FAILURES} experiments failed in a row (last: "
+                            f"{last}); fix the lab, then `qdlab campaign resume {cid}`",
+                        )
+                        return summarize(db, cid, self.loaded)
+                summary = summarize(db, cid, self.loaded)
+                if cfg.stop_on_target and summary.reached_target:
+                    db.set_campaign_status(
+                        cid,
+                        "completed",
+                        f"target reached at experiment {summary.first_hit_experiment}",
+                    )
+                    return summarize(db, cid, self.loaded)
+                if summary.experiments >= cfg.budget:
+                    db.set_campaign_status(cid, "completed", f"budget of {cfg.budget} spent")
+                    return summarize(db, cid, self.loaded)
+                todo = self._propose(
+                    min(cfg.batch_size, cfg.budget - summary.experiments), summary.experiments
+                )
+        except (KeyboardInterrupt, CampaignInterrupted):
+            db.set_campaign_status(
+                cid, "paused", f"interrupted by the user; `qdlab campaign resume {cid}` continues"
+            )
+            raise CampaignInterrupted(f"campaign {cid} paused") from None
+
+    def _restore(self) -> list[dict[str, Any]]:
+        """Rebuild the planner from the stored history; return experiments still to run."""
+        rows = self.db.experiments(self.campaign_id)
+        batches: dict[int, list[dict[str, Any]]] = {}
+        for r in rows:
+            batches.setdefault(int(r["provenance"].get("batch", r["index"])), []).append(r)
+        observations = []
+        for r in rows:
+            if r["status"] == "done" and r["observables"]:
+                observations.append(Observation(r["conditions"], r["observables"]))
+            elif r["status"] == "failed":
+                observations.append(
+                    Observation(r["conditions"], failed=True, reason=r["failure_reason"])
+                )
+        self.planner.restore(
+            [[r["conditions"] for r in b] for _, b in sorted(batches.items())], observations
+        )
+        return [r for r in rows if r["status"] in ("proposed", "running")]
+
+    def _stored_run(self, experiment_id: int) -> str | None:
+        """The last successful, complete run of an experiment, if one is stored."""
+        runs = [
+            r
+            for r in self.db.runs(self.campaign_id)
+            if r["experiment_id"] == experiment_id
+            and r["complete"]
+            and r["exit_status"] == "success"
+        ]
+        return runs[-1]["uid"] if runs else None
+
+    def _propose(self, n: int, first_index: int) -> list[dict[str, Any]]:
+        proposals = self.planner.ask(n)
+        batch = first_index
+        todo = []
+        for i, p in enumerate(proposals):
+            index = first_index + i
+            eid = self.db.add_experiment(
+                self.campaign_id,
+                index,
+                p.conditions,
+                planner_name=p.planner_name,
+                planner_version=p.planner_version,
+                seed=p.seed,
+                acquisition_value=p.acquisition_value,
+                predicted_mean=p.predicted_mean,
+                predicted_std=p.predicted_std,
+                provenance={**p.provenance, "batch": batch},
+            )
+            todo.append({"id": eid, "index": index, "conditions": dict(p.conditions)})
+        return todo
+
+    def _run_experiment(self, experiment: dict[str, Any]) -> None:
+        db, cid, eid, index = self.db, self.campaign_id, experiment["id"], experiment["index"]
+        conditions = experiment["conditions"]
+        plan = PLANS[self.config.route]
+        self.lab.world.reseed(self.config.seed, index)
+        md = {
+            "campaign_id": cid,
+            "campaign_name": self.config.name,
+            "experiment_id": eid,
+            "experiment_index": index,
+            "target": self.config.target.model_dump(mode="json", exclude_none=True),
+        }
+        uid = self._stored_run(eid)  # killed after its run was stored: finish, don't repeat
+        try:
+            if uid is None:
+                db.set_experiment_status(eid, "running")
+                uid = self._run_plan(plan(self.lab, conditions, md=md), eid)
+                if uid is None:
+                    db.set_experiment_status(eid, "proposed", "interrupted; runs again on resume")
+                    raise CampaignInterrupted
+            observables = observables_from_documents(db.run_documents(uid))
+        except KeyboardInterrupt:
+            db.set_experiment_status(eid, "proposed", "interrupted; runs again on resume")
+            raise
+        except (MeasurementRejected, FailedStatus, RuntimeError, TimeoutError, ValueError) as exc:
+            reason = _failure_reason(exc)
+            db.set_experiment_status(eid, "failed", reason)
+            self.planner.tell([Observation(conditions, failed=True, reason=reason)])
+            self._consecutive_failures += 1
+            self._report()
+            if self._pause_requested:
+                raise CampaignInterrupted from None
+            return
+        db.add_observation(eid, observables, run_uid=uid)
+        db.set_experiment_status(eid, "done")
+        self.planner.tell([Observation(conditions, observables)])
+        self._consecutive_failures = 0
+        self._report()
+        if self._pause_requested:
+            raise CampaignInterrupted
+
+    def _run_plan(self, plan: Any, experiment_id: int) -> str | None:
+        """Run one synthesis; on Ctrl-C return the run if its measurement is stored (the
+        RunEngine paused at the checkpoint after it), else abort the run and return None."""
+        try:
+            uids = self.RE(plan)
+            return uids[-1] if isinstance(uids, tuple | list) else uids
+        except RunEngineInterrupted:
+            self._pause_requested = True
+            runs = [
+                r
+                for r in self.db.runs(self.campaign_id)
+                if r["experiment_id"] == experiment_id and not r["complete"]
+            ]
+            measured = bool(runs) and any(
+                name == "event" for name, _ in self.db.run_documents(runs[-1]["uid"])
+            )
+            if measured:
+                self.RE.stop()  # the sample is measured and stored: close the run as done
+                return runs[-1]["uid"]
+            self.RE.abort(reason="interrupted by the user before the measurement")
+            return None
+
+    def _report(self) -> None:
+        if self.on_progress is None:
+            return
+        summary = summarize(self.db, self.campaign_id, self.loaded)
+        best = summary.best["error"] if summary.best else math.inf
+        self.on_progress(summary.experiments, self.config.budget, best)

@@ -1,0 +1,323 @@
+"""Campaign configuration (``configs/campaigns/*.yaml``), validated before anything runs.
+
+Validation happens in two steps, both before a database row is written or a device moves:
+
+1. :class:`CampaignConfig` (pydantic) checks the shape: known keys only, types, ranges.
+2. :func:`load_campaign` checks the config against the route (parameter names and ranges), the
+   lab (its file, its safe limits, what its pumps and pipette can deliver), the outcome model
+   (it must import) and the target (it must be reachable in principle on this route and space).
+
+Every failure is a :class:`~devices.config.ConfigError` whose one-line message names the field
+and what is allowed.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from devices.config import ConfigError, FaultConfig, LabConfig, load_lab_config, validation_message
+from models.errors import UserError
+from models.parameters import CategoricalParameter, ParameterError, get_route
+from planners import PLANNER_KINDS, SearchSpace, Target
+
+__all__ = [
+    "CampaignConfig",
+    "LoadedCampaign",
+    "load_campaign",
+    "loaded_from_stored",
+    "parse_campaign",
+]
+
+TARGET_OBSERVABLES = {"pl_peak_nm": "pl_peak_nm", "edge_length_nm": "edge_length_est_nm"}
+SECONDARY = ("pl_fwhm_nm", "plqy_est", "abs_peak_nm")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TargetSpec(_Strict):
+    """``{pl_peak_nm: 470, tolerance_nm: 1}`` or ``{edge_length_nm: 3.6, ...}``."""
+
+    pl_peak_nm: float | None = Field(None, ge=380, le=700)
+    edge_length_nm: float | None = Field(None, ge=1, le=50)
+    tolerance_nm: float = Field(1.0, gt=0, le=50)
+    minimize: list[Literal["pl_fwhm_nm"]] = []
+    maximize: list[Literal["plqy_est"]] = []
+
+    @model_validator(mode="after")
+    def _one_target(self) -> TargetSpec:
+        if (self.pl_peak_nm is None) == (self.edge_length_nm is None):
+            raise ValueError("give exactly one of pl_peak_nm or edge_length_nm")
+        return self
+
+    def to_target(self) -> Target:
+        """The planners' :class:`~planners.base.Target`."""
+        key = "pl_peak_nm" if self.pl_peak_nm is not None else "edge_length_nm"
+        return Target(
+            TARGET_OBSERVABLES[key],
+            float(getattr(self, key)),
+            self.tolerance_nm,
+            tuple(self.minimize),
+            tuple(self.maximize),
+        )
+
+
+class PlannerSpec(BaseModel):
+    """``kind`` plus the planner's own options (checked by the planner)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    kind: str
+
+    @field_validator("kind")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in PLANNER_KINDS:
+            raise ValueError(f"must be one of {list(PLANNER_KINDS)}")
+        return v
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """Everything but ``kind``."""
+        return dict(self.model_extra or {})
+
+
+class SimulatorSpec(_Strict):
+    """Simulated-lab settings of a campaign (override the lab config's)."""
+
+    outcome_model: str | None = None
+    faults: FaultConfig | None = None
+    clock: Literal["fast", "realtime"] | None = None
+    speed: float | None = Field(None, gt=0)
+    variability: bool | None = None
+
+
+class CampaignConfig(_Strict):
+    """A closed-loop campaign (see ``configs/campaigns/``)."""
+
+    name: str = Field(min_length=1, max_length=200)
+    lab: str
+    route: Literal["hot_injection", "flow", "larp"]
+    target: TargetSpec
+    space: dict[str, list[float] | list[str]]
+    planner: PlannerSpec
+    batch_size: int = Field(1, ge=1, le=16)
+    budget: int = Field(30, ge=1, le=1000)
+    seed: int = Field(0, ge=0)
+    stop_on_target: bool = True
+    simulator: SimulatorSpec = SimulatorSpec()
+
+    @field_validator("route", mode="before")
+    @classmethod
+    def _hyphens(cls, v: Any) -> Any:
+        return v.replace("-", "_") if isinstance(v, str) else v
+
+
+@dataclass(frozen=True)
+class LoadedCampaign:
+    """A validated campaign: its config, its lab config, and the planner's view of both."""
+
+    config: CampaignConfig
+    lab: LabConfig
+    text: str
+    space: SearchSpace
+    target: Target
+
+
+def _check_space(cfg: CampaignConfig, lab: LabConfig) -> None:
+    route = get_route(cfg.route)
+    for name in cfg.space:
+        if name not in route.names:
+            raise ConfigError(
+                f"space.{name}: not a parameter of route {cfg.route}; "
+                f"allowed: {', '.join(route.names)}"
+            )
+    for p in route.parameters:
+        if p.name not in cfg.space:
+            raise ConfigError(
+                f"space.{p.name}: missing; route {cfg.route} needs {p.name} in {p.range_text()}"
+            )
+        spec = cfg.space[p.name]
+        if isinstance(p, CategoricalParameter):
+            if not spec or not all(isinstance(v, str) for v in spec):
+                raise ConfigError(f"space.{p.name}: a list of choices from {p.range_text()}")
+            for v in spec:
+                if v not in p.choices:
+                    raise ConfigError(f"space.{p.name}: {v!r} is not one of {p.range_text()}")
+        else:
+            if len(spec) != 2 or any(isinstance(v, str) for v in spec):
+                raise ConfigError(f"space.{p.name}: expected [low, high] within {p.range_text()}")
+            low, high = float(spec[0]), float(spec[1])
+            if low > high:
+                raise ConfigError(f"space.{p.name}: low {low:g} is above high {high:g}")
+            for v in (low, high):
+                if not p.low <= v <= p.high:
+                    raise ConfigError(
+                        f"space.{p.name}: {v:g} is outside the route's range {p.range_text()}"
+                    )
+    _check_lab_limits(cfg, lab)
+
+
+def _corners(space: SearchSpace) -> list[dict[str, Any]]:
+    axes = [
+        space.continuous[n] if n in space.continuous else space.categorical[n] for n in space.order
+    ]
+    return [dict(zip(space.order, combo, strict=True)) for combo in itertools.product(*axes)]
+
+
+def _check_lab_limits(cfg: CampaignConfig, lab: LabConfig) -> None:
+    """Every corner of the space must be something this lab can physically do."""
+    from orchestrator.recipes import recipe_for
+
+    if cfg.route == "hot_injection":
+        t = cfg.space["temperature_c"]
+        lo, hi = lab.reactor.min_temperature_c, lab.reactor.max_temperature_c
+        if float(t[0]) < lo or float(t[1]) > hi:
+            raise ConfigError(
+                f"space.temperature_c: [{t[0]:g}, {t[1]:g}] is outside the lab's "
+                f"reactor limits [{lo:g}, {hi:g}] °C"
+            )
+    if cfg.route == "flow":
+        if lab.flow is None:
+            raise ConfigError(f"lab: {cfg.lab} has no flow reactor; route flow needs one")
+        t = cfg.space["temperature_c"]
+        lo, hi = lab.flow.min_temperature_c, lab.flow.max_temperature_c
+        if float(t[0]) < lo or float(t[1]) > hi:
+            raise ConfigError(
+                f"space.temperature_c: [{t[0]:g}, {t[1]:g}] is outside the lab's "
+                f"flow-coil limits [{lo:g}, {hi:g}] °C"
+            )
+    for corner in _corners(SearchSpace.from_config(cfg.space)):
+        try:
+            recipe_for(cfg.route, corner, lab)
+        except ParameterError as exc:
+            raise ConfigError(f"space.{exc.field}: {exc}") from None
+
+
+def _check_reachable(cfg: CampaignConfig, target: Target, space: SearchSpace) -> None:
+    """The target must lie within what the route's physics can give in this space."""
+    import numpy as np
+    from scipy.stats import qmc
+
+    from models.simulation import simulate
+
+    u = qmc.Sobol(d=space.dim, scramble=True, seed=0).random(512)
+    rows = space.from_unit(
+        np.vstack(
+            [
+                u,
+                np.array(
+                    [
+                        [float(c) for c in corner]
+                        for corner in itertools.product([0.0, 0.999999], repeat=space.dim)
+                    ]
+                ),
+            ]
+        )
+    )
+    batch = simulate(cfg.route, rows, outcome_model=cfg.simulator.outcome_model)
+    values = batch.observables[target.observable]
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        raise ConfigError(
+            f"target: no condition in this space gives a measurable {target.observable}"
+        )
+    low, high = float(values.min()), float(values.max())
+    margin = target.tolerance + 2.0 if target.observable == "pl_peak_nm" else target.tolerance + 0.2
+    if not low - margin <= target.value <= high + margin:
+        unit = "nm"
+        raise ConfigError(
+            f"target.{'pl_peak_nm' if target.observable == 'pl_peak_nm' else 'edge_length_nm'}: "
+            f"{target.value:g} {unit} is outside what route {cfg.route} reaches in this space "
+            f"(about {low:.1f} to {high:.1f} {unit})"
+        )
+
+
+def parse_campaign(
+    data: Mapping[str, Any],
+    text: str,
+    base_dir: Path,
+    label: str = "campaign config",
+    overrides: Mapping[str, Any] | None = None,
+) -> LoadedCampaign:
+    """Validate a campaign mapping (see the module docstring); ``overrides`` replace keys."""
+    data = {**data, **{k: v for k, v in (overrides or {}).items() if v is not None}}
+    try:
+        cfg = CampaignConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(validation_message(exc, label)) from None
+    lab_path = Path(cfg.lab)
+    candidates = (
+        [lab_path] if lab_path.is_absolute() else [base_dir / lab_path, Path.cwd() / lab_path]
+    )
+    found = next((p for p in candidates if p.is_file()), None)
+    if found is None:
+        raise ConfigError(
+            f"lab: file {cfg.lab!r} not found (looked in {base_dir} and {Path.cwd()})"
+        )
+    lab = load_lab_config(found)
+    if cfg.simulator.outcome_model is not None:
+        from models.simulation import load_outcome_model
+
+        try:
+            load_outcome_model(cfg.simulator.outcome_model)
+        except UserError as exc:
+            raise ConfigError(f"simulator.{exc}") from None
+    _check_space(cfg, lab)
+    space = SearchSpace.from_config(cfg.space)
+    target = cfg.target.to_target()
+    _check_reachable(cfg, target, space)
+    from planners import make_planner
+
+    make_planner(cfg.planner.kind, space, target, cfg.seed, cfg.planner.options)  # options check
+    return LoadedCampaign(
+        cfg, lab.model_copy(update={"simulator": _simulator(lab, cfg)}), text, space, target
+    )
+
+
+def _simulator(lab: LabConfig, cfg: CampaignConfig) -> Any:
+    sim = cfg.simulator
+    update: dict[str, Any] = {"seed": cfg.seed}
+    if sim.faults is not None:
+        update["faults"] = sim.faults
+    if sim.clock is not None:
+        update["clock"] = sim.clock
+    if sim.speed is not None:
+        update["speed"] = sim.speed
+    if sim.variability is not None:
+        update["variability"] = sim.variability
+    if sim.outcome_model is not None:
+        update["outcome_models"] = {**lab.simulator.outcome_models, cfg.route: sim.outcome_model}
+    return lab.simulator.model_copy(update=update)
+
+
+def load_campaign(path: str | Path, overrides: Mapping[str, Any] | None = None) -> LoadedCampaign:
+    """Read and validate ``path`` (YAML); ``overrides`` (e.g. budget, seed) replace keys."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"campaign config {str(path)!r} does not exist")
+    text = path.read_text()
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return parse_campaign(data, text, path.resolve().parent, str(path), overrides)
+
+
+def loaded_from_stored(stored: Mapping[str, Any], label: str) -> LoadedCampaign:
+    """Rebuild a campaign from what the database stored when it started (config and lab)."""
+    try:
+        cfg = CampaignConfig.model_validate(stored["campaign"])
+        lab = LabConfig.model_validate(stored["lab"])
+    except (KeyError, ValidationError) as exc:
+        raise ConfigError(f"campaign {label!r}: stored config is unreadable ({exc})") from None
+    return LoadedCampaign(cfg, lab, "", SearchSpace.from_config(cfg.space), cfg.target.to_target())

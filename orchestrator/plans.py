@@ -1,0 +1,224 @@
+"""bluesky plans of the lab: each synthesis reads like the protocol it automates.
+
+Every synthesis plan is one bluesky run whose start document carries ``route``, ``conditions``
+and whatever ``md`` the caller adds (campaign id, experiment index, target); its primary stream
+carries the spectra and the observables the cell extracts. Conditions are validated and turned
+into a recipe before the first message, so bad input fails before any device moves.
+
+Plans take the :class:`~devices.lab.Lab` and work with any lab config, with
+``bluesky.simulators.summarize_plan`` / ``check_limits`` and with standard callbacks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Generator, Mapping, Sequence
+from typing import Any
+
+import bluesky.plan_stubs as bps
+import bluesky.preprocessors as bpp
+from bluesky.utils import Msg
+
+from devices import Lab, Mix, Transfer
+from models.parameters import get_route
+from orchestrator.recipes import flow_recipe, hot_injection_recipe, larp_recipe
+
+__all__ = [
+    "PLANS",
+    "calibrate_cell",
+    "empty",
+    "flow_synthesis",
+    "hot_injection_synthesis",
+    "larp_synthesis",
+    "load_cell",
+    "measure",
+    "measure_sample",
+]
+
+Plan = Generator[Msg, Any, Any]
+
+STEADY_STATE_RESIDENCE_TIMES = 3.0
+"""A flow plan waits this many residence times before it measures (washout > 95 %)."""
+
+
+# -- stubs ------------------------------------------------------------------------------------
+def empty(lab: Lab, location: str) -> Plan:
+    """Send whatever is in ``location`` to the waste."""
+    volume = lab.robot.volume_of(location)
+    if volume > 0:
+        yield from bps.mv(lab.robot, Transfer(location, lab.config.reactor.waste, volume))
+
+
+def calibrate_cell(lab: Lab, solvent: str) -> Plan:
+    """Fill the cell with ``solvent``, take a dark and a lamp reference through it."""
+    yield from bps.mv(
+        lab.robot, Transfer(solvent, lab.config.cell.location, lab.config.cell.fill_ul)
+    )
+    yield from bps.trigger(lab.cell.dark_frame, wait=True)
+    yield from bps.trigger(lab.cell.reference_frame, wait=True)
+
+
+def load_cell(lab: Lab, source: str) -> Plan:
+    """Transfer a sample from ``source`` into the optical cell."""
+    yield from bps.mv(
+        lab.robot, Transfer(source, lab.config.cell.location, lab.config.cell.fill_ul)
+    )
+
+
+def measure(lab: Lab, extra: Sequence[Any] = ()) -> Plan:
+    """One event of the cell (absorption + PL) and of ``extra`` devices, then a checkpoint:
+    once a sample is measured, pausing there (Ctrl-C) loses nothing and repeats nothing."""
+    reading = yield from bps.trigger_and_read([lab.cell, *extra])
+    yield from bps.checkpoint()
+    return reading
+
+
+def measure_sample(
+    lab: Lab, source: str, solvent: str | None = None, md: Mapping[str, Any] | None = None
+) -> Plan:
+    """A run that measures the sample in ``source`` (calibrating on ``solvent`` first)."""
+    _md = {
+        "plan_name": "measure_sample",
+        "plan_args": {"source": source, "solvent": solvent},
+        **(md or {}),
+    }
+
+    @bpp.run_decorator(md=_md)
+    def inner() -> Plan:
+        if solvent is not None:
+            yield from calibrate_cell(lab, solvent)
+        yield from load_cell(lab, source)
+        return (yield from measure(lab))
+
+    return (yield from inner())
+
+
+def _run_md(
+    route: str,
+    plan_name: str,
+    conditions: Mapping[str, Any],
+    recipe: Any,
+    md: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    return {
+        "plan_name": plan_name,
+        "route": route,
+        "conditions": dict(conditions),
+        "recipe": dataclasses.asdict(recipe),
+        "plan_args": {"conditions": dict(conditions)},
+        **(md or {}),
+    }
+
+
+# -- syntheses --------------------------------------------------------------------------------
+def hot_injection_synthesis(
+    lab: Lab, conditions: Mapping[str, Any], md: Mapping[str, Any] | None = None
+) -> Plan:
+    """Hot injection: load PbBr2 + ZnBr2 + ligand, heat, inject Cs-oleate at temperature, grow
+    for ``time_s``, quench, transfer to the cell, measure absorption and PL.
+
+    Parameters
+    ----------
+    lab
+        The lab (robot, reactor, cell).
+    conditions
+        ``br_pb_ratio``, ``temperature_c``, ``ligand``, ``time_s`` (see ``qdlab simulate --help``).
+    md
+        Extra start-document metadata.
+    """
+    conditions = get_route("hot_injection").validate(conditions)
+    recipe = hot_injection_recipe(conditions, lab.config)
+    rc = lab.config.reactor
+    flask = rc.flask
+
+    @bpp.run_decorator(
+        md=_run_md("hot_injection", "hot_injection_synthesis", conditions, recipe, md)
+    )
+    def protocol() -> Plan:
+        yield from empty(lab, flask)
+        yield from calibrate_cell(lab, rc.solvent)
+        yield from bps.mv(lab.robot, Transfer(rc.pb_source, flask, recipe.pb_ul))
+        if recipe.br_ul > 0:
+            yield from bps.mv(lab.robot, Transfer(rc.br_source, flask, recipe.br_ul))
+        yield from bps.mv(lab.robot, Transfer(recipe.ligand_source, flask, recipe.ligand_ul))
+        yield from bps.mv(lab.reactor.temperature, conditions["temperature_c"])
+        yield from bps.mv(lab.reactor.injector, recipe.cs_ul)
+        yield from bps.mv(lab.reactor.quench, conditions["time_s"])
+        yield from load_cell(lab, flask)
+        reading = yield from measure(lab, [lab.reactor])
+        yield from empty(lab, flask)
+        return reading
+
+    return (yield from protocol())
+
+
+def flow_synthesis(
+    lab: Lab, conditions: Mapping[str, Any], md: Mapping[str, Any] | None = None
+) -> Plan:
+    """Flow: set the ligand valve, coil temperature and pump rates, wait a few residence times
+    for steady state, measure in the in-line cell, stop the pumps."""
+    conditions = get_route("flow").validate(conditions)
+    recipe = flow_recipe(conditions, lab.config)
+    flow = lab.flow
+    pumps = [(getattr(flow, name), rate) for name, rate in recipe.rates.items()]
+
+    @bpp.run_decorator(md=_run_md("flow", "flow_synthesis", conditions, recipe, md))
+    def protocol() -> Plan:
+        yield from calibrate_cell(lab, lab.config.reactor.solvent)
+        yield from bps.mv(flow.ligand, conditions["ligand"])
+        yield from bps.mv(flow.coil, conditions["temperature_c"])
+        yield from bps.mv(*(x for pump, rate in pumps for x in (pump, rate)))
+        yield from bps.mv(lab.timer, STEADY_STATE_RESIDENCE_TIMES * recipe.residence_time_s)
+        reading = yield from measure(lab, [flow])
+        yield from bps.mv(*(x for pump, _ in pumps for x in (pump, 0.0)))
+        return reading
+
+    return (yield from protocol())
+
+
+def _free_well(lab: Lab) -> str:
+    plate = lab.config.larp.plate
+    for name, loc in lab.world.locations.items():
+        if (
+            name.startswith(f"{plate}:")
+            and loc.liquid.volume_ul == 0
+            and (loc.reaction_started_at is None)
+        ):
+            return name
+    raise RuntimeError(f"no empty well left on {plate}: load a fresh plate")
+
+
+def larp_synthesis(
+    lab: Lab, conditions: Mapping[str, Any], md: Mapping[str, Any] | None = None
+) -> Plan:
+    """LARP: antisolvent and oleylamine into a fresh well, precursor on top (nucleation), mix,
+    wait, transfer to the cell and measure."""
+    conditions = get_route("larp").validate(conditions)
+    recipe = larp_recipe(conditions, lab.config)
+    lp = lab.config.larp
+    trip = lab.config.robot.seconds_per_transfer
+    mix_cycles = 3
+    handling_s = trip / 2 + 2.0 * mix_cycles + trip  # mixing and the transfer to the cell
+
+    @bpp.run_decorator(md=_run_md("larp", "larp_synthesis", conditions, recipe, md))
+    def protocol() -> Plan:
+        well = _free_well(lab)
+        yield from calibrate_cell(lab, lp.antisolvent)
+        yield from bps.mv(lab.robot, Transfer(lp.antisolvent, well, recipe.antisolvent_ul))
+        if recipe.oleylamine_ul > 0:
+            yield from bps.mv(lab.robot, Transfer(lp.oleylamine, well, recipe.oleylamine_ul))
+        yield from bps.mv(lab.robot, Transfer(lp.precursor, well, recipe.precursor_ul))
+        yield from bps.mv(lab.robot, Mix(well, lp.mix_ul, mix_cycles))
+        yield from bps.mv(lab.timer, max(conditions["time_s"] - handling_s, 0.0))
+        yield from load_cell(lab, well)
+        return (yield from measure(lab))
+
+    return (yield from protocol())
+
+
+PLANS = {
+    "hot_injection": hot_injection_synthesis,
+    "flow": flow_synthesis,
+    "larp": larp_synthesis,
+}
+"""Route name -> synthesis plan."""

@@ -1,0 +1,210 @@
+"""Campaign reports: figures a person reads at a glance, in one self-contained HTML page.
+
+:func:`write_report` writes into a folder:
+
+- ``convergence.png``: |measured - target| per experiment (failed ones marked), the best so far,
+  and the tolerance band, so whether and when the campaign converged is visible at once;
+- ``spectra.png``: the measured PL and absorption spectra of every experiment, coloured from
+  first (dark) to last (bright), the target wavelength marked;
+- ``conditions.png``: the explored conditions, pairwise, coloured by the target observable;
+- ``report.html``: the three figures embedded (base64) with the campaign's summary and table.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from db import Database
+
+__all__ = ["write_report"]
+
+
+def _figure_setup() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _convergence(plt: Any, rows: list[dict[str, Any]], target: dict[str, Any], path: Path) -> None:
+    observable = "pl_peak_nm" if "pl_peak_nm" in target else "edge_length_est_nm"
+    value = target.get("pl_peak_nm", target.get("edge_length_nm"))
+    tol = target.get("tolerance_nm", 1.0)
+    fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=110)
+    xs, errs, failed = [], [], []
+    for r in rows:
+        obs = r["observables"] or {}
+        v = obs.get(observable)
+        if r["status"] == "done" and v is not None and math.isfinite(v):
+            xs.append(r["index"] + 1)
+            errs.append(abs(v - value))
+        elif r["status"] == "failed":
+            failed.append(r["index"] + 1)
+    if xs:
+        best = np.minimum.accumulate(errs)
+        ax.semilogy(xs, errs, "o", color="#1f77b4", alpha=0.7, label="|error| of experiment")
+        ax.semilogy(
+            xs, best, "-", color="#d62728", lw=2, drawstyle="steps-post", label="best so far"
+        )
+    ax.axhspan(1e-3, tol, color="#2ca02c", alpha=0.15, label=f"within ±{tol:g} nm")
+    for i, x in enumerate(failed):
+        ax.axvline(x, color="0.6", ls=":", lw=1, label="failed" if i == 0 else None)
+    top = max(errs) * 2 if errs else 10 * tol
+    ax.set_ylim(max(min([*errs, tol]) / 3, 1e-2), top)
+    ax.set_xlabel("experiment")
+    ax.set_ylabel(f"|{observable} - {value:g}| (nm)")
+    ax.set_title("Convergence to the target")
+    ax.legend(loc="upper right", fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _spectra(
+    plt: Any, db: Database, rows: list[dict[str, Any]], target: dict[str, Any], path: Path
+) -> None:
+    fig, (ax_pl, ax_abs) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=110)
+    cmap = plt.get_cmap("viridis")
+    n = max(len(rows), 1)
+    for r in rows:
+        color = cmap(r["index"] / max(n - 1, 1))
+        for sp in db.spectra(experiment_id=r["id"]):
+            x = sp.wavelengths_nm if sp.wavelengths_nm is not None else np.arange(sp.values.size)
+            if sp.data_key.endswith("_pl"):
+                peak = np.max(sp.values) or 1.0
+                ax_pl.plot(x, sp.values / peak, color=color, lw=1, alpha=0.8)
+            elif sp.data_key.endswith("_absorbance"):
+                ax_abs.plot(x, sp.values, color=color, lw=1, alpha=0.8)
+    if "pl_peak_nm" in target:
+        ax_pl.axvline(target["pl_peak_nm"], color="k", ls="--", lw=1, label="target")
+        ax_pl.legend(fontsize=8)
+    ax_pl.set(
+        xlim=(400, 560), xlabel="wavelength (nm)", ylabel="PL (normalised)", title="Measured PL"
+    )
+    ax_abs.set(
+        xlim=(350, 560),
+        xlabel="wavelength (nm)",
+        ylabel="absorbance (OD)",
+        title="Measured absorption",
+    )
+    sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(1, n))
+    fig.colorbar(sm, ax=[ax_pl, ax_abs], label="experiment", fraction=0.03)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _conditions(plt: Any, rows: list[dict[str, Any]], config: dict[str, Any], path: Path) -> None:
+    space = config.get("space", {})
+    names = list(space)
+    observable = "pl_peak_nm" if "pl_peak_nm" in config["target"] else "edge_length_est_nm"
+    k = len(names)
+    fig, axes = plt.subplots(k, k, figsize=(2.4 * k + 1.5, 2.2 * k), dpi=100, squeeze=False)
+    values = {n: [] for n in names}
+    colour, done = [], []
+    for r in rows:
+        obs = r["observables"] or {}
+        v = obs.get(observable)
+        ok = r["status"] == "done" and v is not None and math.isfinite(v)
+        done.append(ok)
+        colour.append(v if ok else np.nan)
+        for n in names:
+            c = r["conditions"][n]
+            values[n].append(space[n].index(c) if isinstance(c, str) else c)
+    done_mask = np.array(done, dtype=bool)
+    scatter = None
+    for i, yn in enumerate(names):
+        for j, xn in enumerate(names):
+            ax = axes[i, j]
+            x, y = np.array(values[xn], dtype=float), np.array(values[yn], dtype=float)
+            if i == j:
+                ax.hist(x, bins=12, color="0.6")
+            else:
+                ax.scatter(x[~done_mask], y[~done_mask], marker="x", c="0.5", s=18)
+                scatter = ax.scatter(
+                    x[done_mask], y[done_mask], c=np.array(colour)[done_mask], cmap="turbo", s=22
+                )
+            if isinstance(space[xn][0], str):
+                ax.set_xticks(range(len(space[xn])), space[xn], rotation=30, fontsize=6)
+            if isinstance(space[yn][0], str) and i != j:
+                ax.set_yticks(range(len(space[yn])), space[yn], fontsize=6)
+            if i == k - 1:
+                ax.set_xlabel(xn, fontsize=8)
+            if j == 0:
+                ax.set_ylabel(yn, fontsize=8)
+            ax.tick_params(labelsize=6)
+    if scatter is not None:
+        fig.colorbar(scatter, ax=axes, label=f"{observable} (× = failed)", fraction=0.02)
+    fig.suptitle("Explored conditions")
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _table(rows: list[dict[str, Any]], names: list[str]) -> str:
+    head = "".join(
+        f"<th>{html.escape(h)}</th>"
+        for h in ["#", "status", *names, "PL peak (nm)", "FWHM (nm)", "note"]
+    )
+    body = []
+    for r in rows:
+        obs = r["observables"] or {}
+        cells = [str(r["index"] + 1), r["status"]]
+        for n in names:
+            c = r["conditions"][n]
+            cells.append(c if isinstance(c, str) else f"{c:.4g}")
+        for key in ("pl_peak_nm", "pl_fwhm_nm"):
+            v = obs.get(key)
+            cells.append("" if v is None else f"{v:.2f}")
+        cells.append(r["failure_reason"] or "")
+        body.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def write_report(db: Database, campaign_id: int, out_dir: str | Path) -> Path:
+    """Write the figures and ``report.html`` of a campaign into ``out_dir``; return the page."""
+    plt = _figure_setup()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    campaign = db.campaign(campaign_id)
+    config = campaign["config"]["campaign"]
+    rows = db.experiments(campaign_id)
+    figures = {
+        "convergence.png": lambda p: _convergence(plt, rows, config["target"], p),
+        "spectra.png": lambda p: _spectra(plt, db, rows, config["target"], p),
+        "conditions.png": lambda p: _conditions(plt, rows, config, p),
+    }
+    embedded = []
+    for name, draw in figures.items():
+        path = out / name
+        draw(path)
+        data = base64.b64encode(path.read_bytes()).decode()
+        embedded.append(f'<img alt="{name}" src="data:image/png;base64,{data}">')
+    target = config["target"]
+    goal = ", ".join(f"{k} = {v}" for k, v in target.items())
+    page = f"""<!doctype html><html><head><meta charset="utf-8">
+<title>QDLab campaign {campaign_id}: {html.escape(campaign["name"])}</title>
+<style>body{{font-family:sans-serif;max-width:1200px;margin:2em auto}}img{{max-width:100%}}
+table{{border-collapse:collapse;font-size:12px}}
+td,th{{border:1px solid #ccc;padding:2px 6px}}</style>
+</head><body>
+<h1>Campaign {campaign_id}: {html.escape(campaign["name"])}</h1>
+<p>Route <b>{html.escape(campaign["route"])}</b>, target <b>{html.escape(goal)}</b>,
+planner <b>{html.escape(config["planner"]["kind"])}</b>. Status <b>{campaign["status"]}</b>
+({html.escape(campaign["status_reason"] or "")}), {len(rows)} experiments.</p>
+{embedded[0]}
+{embedded[1]}
+{embedded[2]}
+<h2>Experiments</h2>
+{_table(rows, list(config["space"]))}
+</body></html>"""
+    page_path = out / "report.html"
+    page_path.write_text(page)
+    return page_path

@@ -1,0 +1,208 @@
+"""The one interface every planner implements, and the pieces it is built from.
+
+A planner proposes synthesis conditions inside a :class:`SearchSpace` towards a :class:`Target`:
+
+- ``ask(n)`` returns ``n`` :class:`Proposal` objects (conditions plus the provenance of the
+  decision) and records them as *pending*;
+- ``tell(observations)`` hands back what was measured (or that an experiment failed) and clears
+  the matching pending points;
+- :meth:`Planner.restore` rebuilds a planner from a stored history, so that a resumed campaign
+  continues exactly where it stopped.
+
+The planner sees only :class:`Observation` objects: features extracted from measured spectra,
+never the simulator's ground truth.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+__all__ = [
+    "Observation",
+    "Planner",
+    "PlannerError",
+    "Proposal",
+    "SearchSpace",
+    "Target",
+]
+
+
+class PlannerError(RuntimeError):
+    """The planner cannot do what was asked (e.g. a restored history does not match)."""
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """Continuous ranges and categorical choices of a campaign's ``space``.
+
+    ``continuous`` maps name -> (low, high) (low == high fixes the parameter);
+    ``categorical`` maps name -> choices. ``order`` is the order of the names in conditions.
+    """
+
+    continuous: Mapping[str, tuple[float, float]]
+    categorical: Mapping[str, tuple[str, ...]]
+    order: tuple[str, ...]
+
+    @classmethod
+    def from_config(cls, space: Mapping[str, Sequence[float] | Sequence[str]]) -> SearchSpace:
+        """``{name: [low, high]}`` for ranges, ``{name: [choice, ...]}`` for categories."""
+        continuous: dict[str, tuple[float, float]] = {}
+        categorical: dict[str, tuple[str, ...]] = {}
+        for name, spec in space.items():
+            values = list(spec)
+            if values and all(isinstance(v, str) for v in values):
+                categorical[name] = tuple(values)
+            else:
+                continuous[name] = (float(values[0]), float(values[-1]))
+        return cls(continuous, categorical, tuple(space))
+
+    @property
+    def dim(self) -> int:
+        """Number of parameters."""
+        return len(self.order)
+
+    def from_unit(self, u: np.ndarray) -> list[dict[str, float | str]]:
+        """Map points of the unit cube (n, dim) onto conditions, in ``order``."""
+        u = np.atleast_2d(u)
+        out = []
+        for row in u:
+            cond: dict[str, float | str] = {}
+            for j, name in enumerate(self.order):
+                if name in self.continuous:
+                    lo, hi = self.continuous[name]
+                    cond[name] = float(lo + row[j] * (hi - lo))
+                else:
+                    choices = self.categorical[name]
+                    cond[name] = choices[min(int(row[j] * len(choices)), len(choices) - 1)]
+            out.append(cond)
+        return out
+
+    def key(self, conditions: Mapping[str, Any]) -> tuple:
+        """A hashable identity of a set of conditions (floats rounded to 1e-9)."""
+        return tuple(
+            round(float(conditions[n]), 9) if n in self.continuous else conditions[n]
+            for n in self.order
+        )
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a campaign aims for: ``observable`` within ``tolerance`` of ``value``.
+
+    ``minimize`` / ``maximize`` name secondary observables (e.g. ``pl_fwhm_nm``, ``plqy_est``).
+    """
+
+    observable: str
+    value: float
+    tolerance: float
+    minimize: tuple[str, ...] = ()
+    maximize: tuple[str, ...] = ()
+
+    def error(self, observables: Mapping[str, Any]) -> float:
+        """|measured - target| (inf when the observable could not be measured)."""
+        v = observables.get(self.observable)
+        if v is None or not math.isfinite(float(v)):
+            return math.inf
+        return abs(float(v) - self.value)
+
+    def hit(self, observables: Mapping[str, Any]) -> bool:
+        """Whether the measurement is within tolerance."""
+        return self.error(observables) <= self.tolerance
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """Conditions a planner proposes, with what produced them."""
+
+    conditions: Mapping[str, float | str]
+    planner_name: str
+    planner_version: str
+    seed: int | None
+    acquisition_value: float | None = None
+    predicted_mean: float | None = None
+    predicted_std: float | None = None
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What an experiment gave: observables from its spectra, or that it failed and why."""
+
+    conditions: Mapping[str, float | str]
+    observables: Mapping[str, float] = field(default_factory=dict)
+    failed: bool = False
+    reason: str | None = None
+    warm_start: bool = False
+
+
+class Planner(ABC):
+    """Base class: pending bookkeeping, history, restore (see the module docstring).
+
+    Subclasses implement :meth:`_propose` (and may override :meth:`_learn`).
+    """
+
+    name: ClassVar[str] = "planner"
+    version: ClassVar[str] = "1"
+
+    def __init__(self, space: SearchSpace, target: Target, seed: int | None = None) -> None:
+        self.space = space
+        self.target = target
+        self.seed = seed
+        self._pending: dict[tuple, Mapping[str, Any]] = {}
+        self.observations: list[Observation] = []
+
+    @property
+    def pending(self) -> list[Mapping[str, Any]]:
+        """Conditions asked for and not yet told about."""
+        return list(self._pending.values())
+
+    def ask(self, n: int = 1) -> list[Proposal]:
+        """Propose ``n`` new conditions (never one already pending)."""
+        if n < 1:
+            raise ValueError(f"ask(n) needs n >= 1, got {n}")
+        proposals = self._propose(n)
+        for p in proposals:
+            self._pending[self.space.key(p.conditions)] = p.conditions
+        return proposals
+
+    def tell(self, observations: Sequence[Observation]) -> None:
+        """Learn from measured (or failed) experiments; clears their pending points."""
+        for obs in observations:
+            self._pending.pop(self.space.key(obs.conditions), None)
+            self.observations.append(obs)
+        self._learn(list(observations))
+
+    @abstractmethod
+    def _propose(self, n: int) -> list[Proposal]:
+        """``n`` proposals (the pending points are in ``self.pending``)."""
+
+    def _learn(self, observations: list[Observation]) -> None:  # noqa: B027 - optional hook
+        """Update internal state after :meth:`tell` (baselines need nothing)."""
+
+    def _proposal(self, conditions: Mapping[str, Any], **extra: Any) -> Proposal:
+        return Proposal(dict(conditions), self.name, self.version, self.seed, **extra)
+
+    def restore(
+        self,
+        batches: Sequence[Sequence[Mapping[str, Any]]],
+        observations: Sequence[Observation],
+    ) -> None:
+        """Rebuild the state after a stored history: the batches asked for, in order, and
+        what was observed. The default replays the asks (for planners whose proposals depend
+        on a random stream) and checks that they reproduce the stored conditions.
+        """
+        for batch in batches:
+            again = self.ask(len(batch))
+            for stored, replayed in zip(batch, again, strict=True):
+                if self.space.key(stored) != self.space.key(replayed.conditions):
+                    raise PlannerError(
+                        f"{self.name} does not reproduce the stored proposal {dict(stored)}: "
+                        "the history was made with other settings"
+                    )
+        self.tell(list(observations))

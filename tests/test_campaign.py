@@ -1,0 +1,284 @@
+"""Closed-loop campaigns through the qdlab CLI, as a scientist runs them."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from db import Database
+from tests.conftest import ROOT, validate_documents
+
+LAB = str(ROOT / "configs" / "labs" / "sim.yaml")
+BASE = {
+    "name": "test-campaign",
+    "lab": LAB,
+    "route": "hot_injection",
+    "target": {"pl_peak_nm": 470.0, "tolerance_nm": 1.0},
+    "space": {
+        "br_pb_ratio": [2, 30],
+        "temperature_c": [90, 200],
+        "ligand": ["oa_olam", "olpa"],
+        "time_s": [1, 120],
+    },
+    "planner": {"kind": "random"},
+    "budget": 8,
+    "seed": 2,
+}
+
+
+def write_config(tmp_path: Path, name: str = "campaign.yaml", **changes) -> str:
+    config = {**BASE, **changes}
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def test_demo_campaign_runs_end_to_end_and_reports(run_qdlab, tmp_path):
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    out = run_qdlab(
+        "campaign",
+        "run",
+        "configs/campaigns/blue_470_random.yaml",
+        "--db",
+        url,
+        "--json",
+        "--report",
+        str(tmp_path / "report"),
+    )
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["experiments"] == 30 and summary["status"] == "completed"
+    assert set(summary) >= {
+        "campaign_id",
+        "experiments",
+        "reached_target",
+        "first_hit_experiment",
+        "best",
+    }
+    assert abs(summary["best"]["observables"]["pl_peak_nm"] - 470) == pytest.approx(
+        summary["best"]["error"]
+    )
+    for figure in ("convergence.png", "spectra.png", "conditions.png"):
+        assert (tmp_path / "report" / figure).stat().st_size > 10_000
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 3 and "blue-470nm-random" in page
+    db = Database(url)
+    rows = db.experiments(summary["campaign_id"])
+    assert [r["index"] for r in rows] == list(range(30))
+    assert all(r["planner_name"] == "random" and r["seed"] == 1 for r in rows)
+    docs = list(db.campaign_documents(summary["campaign_id"]))
+    assert validate_documents(docs) == len(docs) >= 30 * 4
+
+
+def test_a_campaign_stops_when_the_target_is_met(run_qdlab, tmp_path):
+    cfg = write_config(tmp_path, target={"pl_peak_nm": 490.0, "tolerance_nm": 15.0}, budget=20)
+    out = run_qdlab("campaign", "run", cfg, "--db", f"sqlite:///{tmp_path / 'c.db'}", "--json")
+    summary = json.loads(out.stdout)
+    assert summary["reached_target"] and summary["experiments"] == summary["first_hit_experiment"]
+    assert summary["experiments"] < 20 and "target reached" in summary["reason"]
+
+
+def test_failed_experiments_are_recorded_and_three_in_a_row_pause(run_qdlab, tmp_path):
+    cfg = write_config(tmp_path, simulator={"faults": {"spectrometer_timeout": 1.0}})
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    out = run_qdlab("campaign", "run", cfg, "--db", url)
+    assert out.returncode == 1
+    assert (
+        "3 experiments failed in a row" in out.stdout
+        and "spectrometer did not answer" in out.stdout
+    )
+    rows = Database(url).experiments(1)
+    assert [r["status"] for r in rows] == ["failed"] * 3
+    assert all(r["observables"] is None for r in rows)
+
+
+def test_list_and_show_print_json(run_qdlab, tmp_path):
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    run_qdlab("campaign", "run", write_config(tmp_path, budget=3), "--db", url)
+    listed = json.loads(run_qdlab("campaign", "list", "--db", url, "--json").stdout)
+    assert listed == [
+        {
+            "id": 1,
+            "name": "test-campaign",
+            "status": "completed",
+            "experiments": 3,
+            "route": "hot_injection",
+        }
+    ]
+    shown = json.loads(run_qdlab("campaign", "show", "1", "--db", url, "--json").stdout)
+    assert shown["id"] == 1 and shown["target"]["pl_peak_nm"] == 470.0
+    assert [e["index"] for e in shown["experiments"]] == [0, 1, 2]
+    assert set(shown["experiments"][0]) >= {"status", "conditions", "observables", "failure_reason"}
+    table = run_qdlab("campaign", "show", "1", "--db", url, env={**os.environ, "COLUMNS": "200"})
+    assert "br_pb_ratio" in table.stdout and table.returncode == 0
+
+
+BAD = [
+    ({"colour": "blue"}, "colour: unknown key"),
+    ({"budget": "many"}, "budget: Input should be a valid integer"),
+    ({"budget": 0}, "budget: Input should be greater than or equal to 1"),
+    ({"route": "microwave"}, "route: Input should be 'hot_injection', 'flow' or 'larp'"),
+    ({"planner": {"kind": "genetic"}}, "planner.kind: Value error, must be one of"),
+    ({"planner": {"kind": "random", "temperature": 3}}, "planner.temperature: the random"),
+    (
+        {"space": {**BASE["space"], "temperature_c": [90, 250]}},
+        "space.temperature_c: 250 is outside the route's range [60, 200] °C",
+    ),
+    ({"space": {**BASE["space"], "stirring": [1, 2]}}, "space.stirring: not a parameter"),
+    ({"space": {k: v for k, v in BASE["space"].items() if k != "time_s"}}, "space.time_s: missing"),
+    (
+        {"space": {**BASE["space"], "ligand": ["oa_olam", "butter"]}},
+        "space.ligand: 'butter' is not one of",
+    ),
+    ({"target": {"pl_peak_nm": 560.0}}, "target.pl_peak_nm: 560 nm is outside what route"),
+    ({"target": {"pl_peak_nm": 470.0, "edge_length_nm": 3.0}}, "exactly one of"),
+    ({"lab": "/nowhere/lab.yaml"}, "lab: file '/nowhere/lab.yaml' not found"),
+    (
+        {"simulator": {"outcome_model": "no_such_module_xyz:f"}},
+        "simulator.outcome_model 'no_such_module_xyz:f': cannot import",
+    ),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), BAD, ids=[m[:30] for _, m in BAD])
+def test_bad_campaign_configs_exit_2_with_one_line_and_write_nothing(
+    run_qdlab, tmp_path, change, message
+):
+    db_file = tmp_path / "bad.db"
+    out = run_qdlab(
+        "campaign", "run", write_config(tmp_path, **change), "--db", f"sqlite:///{db_file}"
+    )
+    assert out.returncode == 2, out.stdout + out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
+    assert message in lines[0]
+    assert not db_file.exists()  # nothing written, no device built or moved
+
+
+def test_a_missing_config_file_and_a_lab_without_the_route_are_refused(run_qdlab, tmp_path):
+    out = run_qdlab("campaign", "run", str(tmp_path / "nope.yaml"))
+    assert out.returncode == 2 and "does not exist" in out.stderr
+    lab = yaml.safe_load(Path(LAB).read_text())
+    del lab["flow"]
+    (tmp_path / "noflow.yaml").write_text(yaml.safe_dump(lab))
+    cfg = write_config(
+        tmp_path,
+        lab=str(tmp_path / "noflow.yaml"),
+        route="flow",
+        space={
+            "br_pb_ratio": [2, 30],
+            "temperature_c": [100, 180],
+            "ligand": ["oa_olam"],
+            "residence_time_s": [10, 100],
+            "flow_ratio": [0.5, 2],
+        },
+    )
+    out = run_qdlab("campaign", "run", cfg, "--db", f"sqlite:///{tmp_path / 'x.db'}")
+    assert out.returncode == 2 and "has no flow reactor" in out.stderr
+
+
+SLOW = {"simulator": {"clock": "realtime", "speed": 3000.0}}  # ~0.2 s per experiment
+
+
+def _wait_for(url: str, experiments: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            rows = Database(url, migrate=False).experiments(1)
+        except Exception:  # the campaign row may not exist yet
+            rows = []
+        if sum(r["status"] in ("done", "failed") for r in rows) >= experiments:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"campaign did not reach {experiments} experiments")
+
+
+@pytest.mark.slow
+def test_kill_9_at_several_points_then_resume_loses_and_repeats_nothing(run_qdlab, tmp_path):
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    cfg = write_config(tmp_path, budget=10, stop_on_target=False, **SLOW)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "campaign", "run", cfg, "--db", url],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    _wait_for(url, 2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    for point in (5, 8):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator", "campaign", "resume", "1", "--db", url],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        _wait_for(url, point)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    out = run_qdlab("campaign", "resume", "1", "--db", url, "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["experiments"] == 10
+    db = Database(url)
+    assert db.integrity_check()
+    rows = db.experiments(1)
+    assert [r["index"] for r in rows] == list(range(10))
+    assert all(r["status"] in ("done", "failed") for r in rows)
+    assert all((r["observables"] is not None) == (r["status"] == "done") for r in rows)
+    runs = db.runs(1)
+    measured = [r["experiment_id"] for r in runs if r["complete"] and r["exit_status"] == "success"]
+    assert len(measured) == len(set(measured)) == 10  # each experiment measured exactly once
+    assert all(r["run_uid"] in {x["uid"] for x in runs} for r in rows if r["status"] == "done")
+    assert len(runs) >= 10  # a run killed mid-way stays in the record, incomplete
+
+
+@pytest.mark.slow
+def test_ctrl_c_pauses_cleanly_and_resume_finishes(run_qdlab, tmp_path):
+    url = f"sqlite:///{tmp_path / 'i.db'}"
+    cfg = write_config(tmp_path, budget=6, stop_on_target=False, **SLOW)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "campaign", "run", cfg, "--db", url],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _wait_for(url, 2)
+    proc.send_signal(signal.SIGINT)  # bluesky pauses at the checkpoint after the measurement
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    db = Database(url)
+    assert db.campaign(1)["status"] == "paused"
+    assert "resume 1" in err
+    rows = db.experiments(1)
+    assert rows and "running" not in {r["status"] for r in rows}  # stopped between experiments
+    assert sum(r["status"] in ("done", "failed") for r in rows) < 6
+    finished = run_qdlab("campaign", "resume", "1", "--db", url, "--json")
+    assert json.loads(finished.stdout)["experiments"] == 6
+    assert [r["index"] for r in db.experiments(1)] == list(range(6))
+
+
+def test_ipython_session_gives_re_lab_db_and_plans(tmp_path):
+    script = (
+        "from orchestrator.session import *\n"
+        "RE(hot_injection_synthesis(lab, dict(br_pb_ratio=12, temperature_c=140, "
+        "ligand='oa_olam', time_s=10)))\n"
+        "print('runs stored:', len(db.runs()))\n"
+    )
+    env = {**os.environ, "QDLAB_DB": f"sqlite:///{tmp_path / 's.db'}"}
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "cell_pl_peak" in out.stdout and "runs stored: 1" in out.stdout
