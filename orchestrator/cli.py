@@ -268,6 +268,18 @@ def campaign_resume(
     _run_campaign(CampaignRunner.resume(database, campaign_id), as_json)
 
 
+def _target_text(target: dict) -> str:
+    """``PL 470 ± 1 nm, min pl_fwhm_nm`` for a stored target."""
+    tol = target.get("tolerance_nm", 1.0)
+    if "pl_peak_nm" in target:
+        text = f"PL {target['pl_peak_nm']:g} ± {tol:g} nm"
+    else:
+        text = f"edge {target['edge_length_nm']:g} ± {tol:g} nm"
+    extras = [f"min {k}" for k in target.get("minimize", [])]
+    extras += [f"max {k}" for k in target.get("maximize", [])]
+    return ", ".join([text, *extras])
+
+
 @campaign_app.command("list")
 def campaign_list(
     db: DbOption = None,
@@ -287,7 +299,7 @@ def campaign_list(
             )
         )
         return
-    table = Table("id", "name", "route", "status", "experiments", "target", "created")
+    table = Table("id", "name", "route", "status", "n", "target", "created")
     for r in rows:
         table.add_row(
             str(r["id"]),
@@ -295,8 +307,8 @@ def campaign_list(
             r["route"],
             r["status"],
             str(r["experiments"]),
-            ", ".join(f"{k}={v}" for k, v in r["target"].items()),
-            r["created_at"][:19],
+            _target_text(r["target"]),
+            r["created_at"][:16].replace("T", " "),
         )
     Console().print(table)
 
@@ -338,7 +350,7 @@ def campaign_show(
     console.print(
         f"campaign {campaign_id} [bold]{campaign['name']}[/bold]: {campaign['status']}"
         f" ({campaign['status_reason'] or ''}), route {campaign['route']}, target "
-        f"{campaign['target']}"
+        f"{_target_text(campaign['target'])}"
     )
     names = list(campaign["config"]["campaign"]["space"])
     table = Table("#", "status", *names, "PL nm", "FWHM nm", "note")
