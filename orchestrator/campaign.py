@@ -129,6 +129,10 @@ class CampaignRunner:
         An existing campaign to continue; ``None`` creates a new one.
     on_progress
         Called after every experiment with (experiments so far, budget, best error so far).
+    planner
+        A planner to use instead of the config's (benchmarks, backtests).
+    max_consecutive_failures
+        Failures in a row that pause the campaign (a lab fault is likely).
     """
 
     def __init__(
@@ -137,6 +141,8 @@ class CampaignRunner:
         loaded: LoadedCampaign,
         campaign_id: int | None = None,
         on_progress: Callable[[int, int, float], None] | None = None,
+        planner: Planner | None = None,
+        max_consecutive_failures: int = MAX_CONSECUTIVE_FAILURES,
     ) -> None:
         self.db = db
         self.loaded = loaded
@@ -158,15 +164,17 @@ class CampaignRunner:
         self.lab: Lab = build_lab(loaded.lab)
         self.RE = RunEngine({})
         self.RE.subscribe(DocumentWriter(db))
-        self.planner: Planner = make_planner(
+        self.planner: Planner = planner or make_planner(
             self.config.planner.kind,
             loaded.space,
             loaded.target,
             self.config.seed,
             self.config.planner.options,
+            self.config.route,
         )
         self._consecutive_failures = 0
         self._pause_requested = False
+        self.max_consecutive_failures = max_consecutive_failures
 
     @classmethod
     def resume(cls, db: Database, campaign_id: int, **kwargs: Any) -> CampaignRunner:
@@ -185,12 +193,12 @@ class CampaignRunner:
             while True:
                 for experiment in todo:
                     self._run_experiment(experiment)
-                    if self._consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
+                    if self._consecutive_failures >= self.max_consecutive_failures:
                         last = db.experiments(cid)[experiment["index"]]["failure_reason"]
                         db.set_campaign_status(
                             cid,
                             "paused",
-                            f"{MAX_CONSECUTIVE_FAILURES} experiments failed in a row (last: "
+                            f"{self.max_consecutive_failures} experiments failed in a row (last: "
                             f"{last}); fix the lab, then `qdlab campaign resume {cid}`",
                         )
                         return summarize(db, cid, self.loaded)
@@ -228,10 +236,34 @@ class CampaignRunner:
                 observations.append(
                     Observation(r["conditions"], failed=True, reason=r["failure_reason"])
                 )
+        if self.config.planner.options.get("warm_start"):
+            self.planner.tell(self._warm_start())
         self.planner.restore(
-            [[r["conditions"] for r in b] for _, b in sorted(batches.items())], observations
+            [[r["conditions"] for r in b] for _, b in sorted(batches.items())],
+            observations,
+            [r["provenance"] for r in rows],
         )
         return [r for r in rows if r["status"] in ("proposed", "running")]
+
+    def _warm_start(self) -> list[Observation]:
+        """Observations of earlier campaigns of the same route inside this campaign's space."""
+        space = self.loaded.space
+        out = []
+        for r in self.db.all_observations(self.config.route):
+            if r["campaign_id"] == self.campaign_id or r["status"] != "done":
+                continue
+            c = r["conditions"]
+            inside = all(
+                (space.continuous[n][0] <= c.get(n, math.nan) <= space.continuous[n][1])
+                if n in space.continuous
+                else c.get(n) in space.categorical[n]
+                for n in space.order
+            )
+            if inside:
+                out.append(
+                    Observation({n: c[n] for n in space.order}, r["observables"], warm_start=True)
+                )
+        return out
 
     def _stored_run(self, experiment_id: int) -> str | None:
         """The last successful, complete run of an experiment, if one is stored."""

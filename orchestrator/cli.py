@@ -380,6 +380,53 @@ def campaign_report(
     print(f"wrote {page}")
 
 
+@app.command("suggest")
+def suggest(
+    target_nm: Annotated[float, typer.Option("--target-nm", help="PL peak to aim for, nm")],
+    route: Annotated[str, typer.Option(help="hot-injection, flow or larp")] = "hot-injection",
+    db: DbOption = None,
+    top: Annotated[int, typer.Option(help="how many suggestions")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="print a JSON list")] = False,
+) -> None:
+    """Inverse design without an experiment: conditions predicted closest to the target.
+
+    The model is the BoTorch planner's: the physics of the route as prior mean, calibrated and
+    corrected by every observation of the route stored in the database.
+    """
+    from orchestrator.suggest import suggest_conditions
+
+    spec = get_route(route)
+    if not 380.0 <= target_nm <= 700.0:
+        raise ParameterError("target_nm", f"--target-nm {target_nm:g} is outside [380, 700] nm")
+    rows, used = suggest_conditions(spec.name, target_nm, db, top)
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "route": spec.name,
+                    "target_nm": target_nm,
+                    "observations": used,
+                    "suggestions": rows,
+                }
+            )
+        )
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{spec.name}: closest to {target_nm:g} nm ({used} stored observations)")
+    names = list(rows[0]["conditions"]) if rows else []
+    for col in (*names, "PL nm", "FWHM nm"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            *(v if isinstance(v := r["conditions"][n], str) else f"{v:.4g}" for n in names),
+            f"{r['pl_peak_nm']:.1f} ± {r['pl_peak_std_nm']:.1f}",
+            f"{r['pl_fwhm_nm']:.1f} ± {r['pl_fwhm_std_nm']:.1f}",
+        )
+    Console().print(table)
+
+
 @app.command("ipython")
 def ipython() -> None:
     """Start IPython with RE, lab, db and the plans loaded (orchestrator.session)."""

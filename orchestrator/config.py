@@ -276,7 +276,9 @@ def parse_campaign(
     _check_reachable(cfg, target, space)
     from planners import make_planner
 
-    make_planner(cfg.planner.kind, space, target, cfg.seed, cfg.planner.options)  # options check
+    make_planner(
+        cfg.planner.kind, space, target, cfg.seed, cfg.planner.options, cfg.route
+    )  # checks the planner's options
     return LoadedCampaign(
         cfg, lab.model_copy(update={"simulator": _simulator(lab, cfg)}), text, space, target
     )

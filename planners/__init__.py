@@ -37,8 +37,13 @@ def make_planner(
     target: Target,
     seed: int | None = None,
     options: Mapping[str, Any] | None = None,
+    route: str | None = None,
 ) -> Planner:
-    """Build the planner called ``kind`` (``random``, ``sobol`` or ``botorch``)."""
+    """Build the planner called ``kind`` (``random``, ``sobol`` or ``botorch``).
+
+    ``route`` gives the BoTorch planner its physics prior; ``options`` are the planner's own
+    settings from the campaign config (an unknown one is an error naming it).
+    """
     options = dict(options or {})
     if kind in ("random", "sobol"):
         from planners.baselines import RandomPlanner, SobolPlanner
@@ -49,9 +54,13 @@ def make_planner(
             )
         return (RandomPlanner if kind == "random" else SobolPlanner)(space, target, seed)
     if kind == "botorch":
-        try:
-            from planners.bo import BoTorchPlanner
-        except ImportError as exc:  # the BoTorch planner arrives with its own issue
-            raise PlannerConfigError(f"planner.kind botorch is not available: {exc}") from None
-        return BoTorchPlanner(space, target, seed, **options)
+        from planners.bo import OPTIONS, BoTorchPlanner
+
+        unknown = sorted(set(options) - set(OPTIONS))
+        if unknown:
+            raise PlannerConfigError(
+                f"planner.{unknown[0]}: not an option of the botorch planner; "
+                f"allowed: {', '.join(OPTIONS)}"
+            )
+        return BoTorchPlanner(space, target, seed, route=route, **options)
     raise PlannerConfigError(f"planner.kind {kind!r} is not one of {{{', '.join(PLANNER_KINDS)}}}")

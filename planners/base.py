@@ -192,10 +192,12 @@ class Planner(ABC):
         self,
         batches: Sequence[Sequence[Mapping[str, Any]]],
         observations: Sequence[Observation],
+        provenance: Sequence[Mapping[str, Any]] = (),
     ) -> None:
-        """Rebuild the state after a stored history: the batches asked for, in order, and
-        what was observed. The default replays the asks (for planners whose proposals depend
-        on a random stream) and checks that they reproduce the stored conditions.
+        """Rebuild the state after a stored history: the batches asked for, in order, what was
+        observed, and the provenance stored with each proposal (in order). The default replays
+        the asks (for planners whose proposals depend on a random stream) and checks that they
+        reproduce the stored conditions.
         """
         for batch in batches:
             again = self.ask(len(batch))

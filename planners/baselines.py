@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy.stats import qmc
 
@@ -36,7 +38,9 @@ class SobolPlanner(Planner):
         self._sobol = qmc.Sobol(d=max(space.dim, 1), scramble=True, seed=seed)
 
     def _propose(self, n: int) -> list[Proposal]:
-        u = self._sobol.random(n)[:, : self.space.dim]
+        with warnings.catch_warnings():  # any batch size is fine: the sequence stays balanced
+            warnings.filterwarnings("ignore", message="The balance properties")
+            u = self._sobol.random(n)[:, : self.space.dim]
         return [
             self._proposal(c, provenance={"sobol_index": int(self._sobol.num_generated)})
             for c in self.space.from_unit(u)

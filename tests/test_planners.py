@@ -1,0 +1,231 @@
+"""Planner contracts (ask / tell / pending / restore) and the BoTorch planner's behaviour."""
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from db import Database
+from models import simulate
+from orchestrator.campaign import CampaignRunner
+from orchestrator.config import parse_campaign
+from planners import Observation, PlannerConfigError, SearchSpace, Target, make_planner
+
+ROOT = Path(__file__).resolve().parents[1]
+SPACE = SearchSpace.from_config(
+    {
+        "br_pb_ratio": [2, 30],
+        "temperature_c": [90, 200],
+        "ligand": ["oa_olam", "oa_olam_acid_rich", "olpa", "alkylammonium_br"],
+        "time_s": [1, 120],
+    }
+)
+TARGET = Target("pl_peak_nm", 475.0, 1.0)
+KINDS = ["random", "sobol", "botorch"]
+
+
+def measure(conditions, seed):
+    obs = simulate("hot_injection", conditions, np.random.default_rng(seed)).observables
+    return {k: float(v[0]) for k, v in obs.items()}
+
+
+def observe(planner, proposals, seed=0):
+    obs = [
+        Observation(p.conditions, measure(p.conditions, seed + i)) for i, p in enumerate(proposals)
+    ]
+    planner.tell(obs)
+    return obs
+
+
+def inside(conditions):
+    return all(
+        SPACE.continuous[n][0] <= conditions[n] <= SPACE.continuous[n][1]
+        if n in SPACE.continuous
+        else conditions[n] in SPACE.categorical[n]
+        for n in SPACE.order
+    )
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_ask_returns_proposals_inside_the_space_with_provenance(kind):
+    planner = make_planner(kind, SPACE, TARGET, seed=3, route="hot_injection")
+    proposals = planner.ask(3)
+    assert len(proposals) == 3 and all(inside(p.conditions) for p in proposals)
+    assert all(p.planner_name == kind and p.seed == 3 and p.planner_version for p in proposals)
+    assert len(planner.pending) == 3
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_tell_clears_pending_and_pending_points_are_never_proposed_again(kind):
+    planner = make_planner(kind, SPACE, TARGET, seed=1, route="hot_injection")
+    observe(planner, planner.ask(2))  # past the initial design
+    first = planner.ask(3)
+    second = planner.ask(3)
+    keys = [SPACE.key(p.conditions) for p in first + second]
+    assert len(set(keys)) == 6
+    observe(planner, first)
+    assert {SPACE.key(c) for c in planner.pending} == {SPACE.key(p.conditions) for p in second}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_restored_planner_proposes_what_the_uninterrupted_one_would(kind):
+    original = make_planner(kind, SPACE, TARGET, seed=5, route="hot_injection")
+    batches, observations, provenance = [], [], []
+    for step in range(4):
+        batch = original.ask(1 if step % 2 else 2)
+        batches.append([p.conditions for p in batch])
+        provenance += [p.provenance for p in batch]
+        observations += observe(original, batch, seed=step * 10)
+    restored = make_planner(kind, SPACE, TARGET, seed=5, route="hot_injection")
+    restored.restore(
+        json.loads(json.dumps(batches)), observations, json.loads(json.dumps(provenance))
+    )  # as stored in the database
+    nxt_a, nxt_b = original.ask(2), restored.ask(2)
+    for a, b in zip(nxt_a, nxt_b, strict=True):
+        assert SPACE.key(a.conditions) == SPACE.key(b.conditions)
+
+
+def test_botorch_proposes_the_ligand_that_can_reach_the_target():
+    # at 90-110 °C only the phosphonic-acid route gives ~9 nm cubes (~512 nm); the others give
+    # nanoplatelets far bluer
+    space = SearchSpace.from_config(
+        {
+            "br_pb_ratio": [2, 3],
+            "temperature_c": [90, 110],
+            "ligand": ["oa_olam", "olpa"],
+            "time_s": [300, 600],
+        }
+    )
+    planner = make_planner(
+        "botorch", space, Target("pl_peak_nm", 512.0, 1.0), seed=0, route="hot_injection"
+    )
+    for _ in range(2):
+        observe(planner, planner.ask(1))
+    model_picks = [p.conditions["ligand"] for p in planner.ask(3)]
+    assert model_picks == ["olpa"] * 3
+
+
+def test_botorch_avoids_a_region_after_experiments_there_failed():
+    planner = make_planner(
+        "botorch",
+        SPACE,
+        TARGET,
+        seed=2,
+        route="hot_injection",
+        options={"physics_prior": False, "initial_points": 0},
+    )
+    rng = np.random.default_rng(0)
+    good = [
+        {
+            "br_pb_ratio": rng.uniform(2, 30),
+            "temperature_c": rng.uniform(120, 200),
+            "ligand": lig,
+            "time_s": rng.uniform(1, 120),
+        }
+        for lig in ("oa_olam", "olpa", "alkylammonium_br")
+        for _ in range(4)
+    ]
+    bad = [
+        {
+            "br_pb_ratio": rng.uniform(2, 30),
+            "temperature_c": rng.uniform(90, 200),
+            "ligand": "oa_olam_acid_rich",
+            "time_s": rng.uniform(1, 120),
+        }
+        for _ in range(6)
+    ]
+    planner.tell([Observation(c, measure(c, i)) for i, c in enumerate(good)])
+    planner.tell([Observation(c, failed=True, reason="pump stall") for c in bad])
+    picks = planner.ask(4)
+    assert all(p.conditions["ligand"] != "oa_olam_acid_rich" for p in picks)
+    assert all(p.provenance["p_feasible"] > 0.3 for p in picks)
+
+
+def test_botorch_proposals_carry_predictions_and_acquisition_values():
+    planner = make_planner("botorch", SPACE, TARGET, seed=0, route="hot_injection")
+    observe(planner, planner.ask(2))
+    (proposal,) = planner.ask(1)
+    assert proposal.provenance["stage"] == "model"
+    assert abs(proposal.predicted_mean - 475.0) < 3.0 and proposal.predicted_std > 0
+    assert proposal.acquisition_value > 0 and "hyperparameters" in proposal.provenance
+
+
+def test_unknown_planner_options_are_named():
+    with pytest.raises(PlannerConfigError, match=r"planner\.exploration: not an option"):
+        make_planner("botorch", SPACE, TARGET, options={"exploration": 2})
+    with pytest.raises(PlannerConfigError, match=r"planner\.kind 'genetic'"):
+        make_planner("genetic", SPACE, TARGET)
+
+
+def _campaign(planner: dict, target: float, budget: int, seed: int = 0, **extra):
+    return parse_campaign(
+        {
+            **extra,
+            "name": "bo-test",
+            "lab": str(ROOT / "configs" / "labs" / "sim.yaml"),
+            "route": "hot_injection",
+            "target": {"pl_peak_nm": target, "tolerance_nm": 1.0},
+            "space": {
+                n: list(SPACE.continuous.get(n, SPACE.categorical.get(n))) for n in SPACE.order
+            },
+            "planner": planner,
+            "budget": budget,
+            "seed": seed,
+        },
+        "",
+        ROOT,
+    )
+
+
+@pytest.mark.slow
+def test_a_botorch_campaign_on_the_simulated_lab_reaches_475_nm_within_budget():
+    logging.getLogger("bluesky").setLevel(logging.CRITICAL)
+    db = Database("sqlite://")
+    summary = CampaignRunner(db, _campaign({"kind": "botorch"}, 475.0, 15, seed=0)).run()
+    assert summary.reached_target and summary.first_hit_experiment <= 15
+    rows = db.experiments(summary.campaign_id)
+    assert rows[-1]["planner_name"] == "botorch" and rows[-1]["predicted_mean"] is not None
+
+
+@pytest.mark.slow
+def test_a_botorch_campaign_resumes_from_the_database(tmp_path):
+    logging.getLogger("bluesky").setLevel(logging.CRITICAL)
+    db = Database(f"sqlite:///{tmp_path / 'bo.db'}")
+    loaded = _campaign({"kind": "botorch"}, 505.0, 4, seed=1, stop_on_target=False)
+    first = CampaignRunner(db, loaded).run()
+    assert first.experiments == 4
+    longer = loaded.config.model_copy(update={"budget": 8})
+    runner = CampaignRunner(
+        db,
+        loaded.__class__(longer, loaded.lab, "", loaded.space, loaded.target),
+        campaign_id=first.campaign_id,
+    )
+    summary = runner.run()
+    assert summary.experiments == 8
+    assert [r["index"] for r in db.experiments(first.campaign_id)] == list(range(8))
+
+
+def test_suggest_prints_conditions_near_the_target(run_qdlab, tmp_path):
+    out = run_qdlab(
+        "suggest",
+        "--route",
+        "hot-injection",
+        "--target-nm",
+        "480",
+        "--db",
+        f"sqlite:///{tmp_path / 's.db'}",
+        "--json",
+        "--top",
+        "3",
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["observations"] == 0 and len(result["suggestions"]) == 3
+    for s in result["suggestions"]:
+        assert abs(s["pl_peak_nm"] - 480) < 1.0 and s["pl_peak_std_nm"] > 0
+        truth = simulate("hot_injection", s["conditions"]).observables["pl_peak_nm"][0]
+        assert abs(truth - 480) < 1.0  # the physics prior alone is already right here
+    bad = run_qdlab("suggest", "--target-nm", "900")
+    assert bad.returncode == 2 and "[380, 700] nm" in bad.stderr
