@@ -273,7 +273,8 @@ class BoTorchPlanner(Planner):
                     cols.append(Z[:, j : j + 1])
             return np.hstack(cols)
 
-        clf = GaussianProcessClassifier(ConstantKernel(1.0) * RBF(0.3), random_state=0)
+        # fixed kernel: a smooth feasibility weight needs no hyperparameter search (and is fast)
+        clf = GaussianProcessClassifier(ConstantKernel(4.0) * RBF(0.3), optimizer=None)
         clf.fit(features(X), feasible.astype(int))
         p = clf.predict_proba(features(pool))[:, 1]
         return np.clip(p, 0.02, 1.0)
