@@ -86,6 +86,21 @@ class OpticalCell(Device):
         self._dark: np.ndarray | None = None
         self._reference: np.ndarray | None = None
         self._reference_at = math.nan
+        self._playback: list[dict[str, Any]] | None = None
+
+    def play(self, readings: list[dict[str, Any]]) -> None:
+        """Playback: serve these recorded readings (data key -> value), one per trigger, in
+        order, instead of measuring the sample."""
+        self._playback = list(readings)
+
+    def _play_next(self) -> None:
+        if not self._playback:
+            raise RuntimeError(f"{self.name}: no recorded reading left to play back")
+        reading = self._playback.pop(0)
+        now = self.clock.now()
+        for key, value in reading.items():
+            attr = key[len(self.name) + 1 :]
+            getattr(self, attr).put(value, timestamp=now)
 
     def attach(self, world: SimulatedWorld, config: CellConfig) -> None:
         """Connect the simulated world and the spectrometer config (done by build_lab)."""
@@ -207,4 +222,5 @@ class OpticalCell(Device):
                 f"{self.name}: spectrometer did not answer within {self.config.timeout_s:g} s"
             )
             return run_step(self.clock, Step(self.config.timeout_s, error=error), self)
-        return run_step(self.clock, Step(2 * integration_s + 0.2, self._measure), self)
+        action = self._play_next if self._playback is not None else self._measure
+        return run_step(self.clock, Step(2 * integration_s + 0.2, action), self)

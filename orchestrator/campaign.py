@@ -133,6 +133,8 @@ class CampaignRunner:
         A planner to use instead of the config's (benchmarks, backtests).
     max_consecutive_failures
         Failures in a row that pause the campaign (a lab fault is likely).
+    replay_of
+        The campaign this one replays (stored as the link).
     """
 
     def __init__(
@@ -143,6 +145,7 @@ class CampaignRunner:
         on_progress: Callable[[int, int, float], None] | None = None,
         planner: Planner | None = None,
         max_consecutive_failures: int = MAX_CONSECUTIVE_FAILURES,
+        replay_of: int | None = None,
     ) -> None:
         self.db = db
         self.loaded = loaded
@@ -159,6 +162,7 @@ class CampaignRunner:
                 stored,
                 loaded.text,
                 loaded.config.target.model_dump(mode="json", exclude_none=True),
+                replay_of=replay_of,
             )
         self.campaign_id = campaign_id
         self.lab: Lab = build_lab(loaded.lab)

@@ -427,6 +427,94 @@ def suggest(
     Console().print(table)
 
 
+@app.command("replay")
+def replay(
+    campaign_id: Annotated[int, typer.Argument(help="campaign to replay")],
+    db: DbOption = None,
+    lab: Annotated[str | None, typer.Option(help="lab config to replay on")] = None,
+    outcome_model: Annotated[
+        str | None, typer.Option(help="outcome model 'package.module:function' to replay with")
+    ] = None,
+    out: Annotated[str | None, typer.Option(help="folder for the parity plot")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+) -> None:
+    """Re-run a campaign's recorded experiments on the simulated lab and compare."""
+    from db import Database
+    from orchestrator.replay import parity_plot, replay_campaign
+
+    _quiet_bluesky(False)
+    result = replay_campaign(Database(db), campaign_id, lab, outcome_model)
+    summary = result.summary()
+    if out:
+        parity_plot(result, out)
+    if as_json:
+        print(json.dumps(summary))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        "#",
+        "recorded PL",
+        "replayed PL",
+        "recorded FWHM",
+        "replayed FWHM",
+        "recorded abs",
+        "replayed abs",
+        title=f"replay {result.replay_id} of campaign {campaign_id}",
+    )
+
+    def fmt(v: float | None) -> str:
+        return "-" if v is None else f"{v:.2f}"
+
+    for r in result.rows:
+        table.add_row(
+            str(r["index"] + 1),
+            *(
+                fmt(r[f"{k}_{w}"])
+                for k in ("pl_peak_nm", "pl_fwhm_nm", "abs_peak_nm")
+                for w in ("recorded", "replayed")
+            ),
+        )
+    console = Console(soft_wrap=True)
+    console.print(table)
+    console.print(
+        ", ".join(
+            f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in summary.items()
+        )
+    )
+
+
+@app.command("backtest")
+def backtest_command(
+    campaign_id: Annotated[int, typer.Argument(help="recorded campaign")],
+    planner: Annotated[str, typer.Option(help="random, sobol or botorch")] = "botorch",
+    seeds: Annotated[int, typer.Option(help="how many seeds")] = 5,
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+) -> None:
+    """How many of a campaign's own experiments a planner needs to reach its target."""
+    from db import Database
+    from orchestrator.replay import backtest
+
+    if seeds < 1:
+        raise typer.BadParameter("--seeds must be at least 1")
+    result = backtest(Database(db), campaign_id, planner, range(seeds))
+    if as_json:
+        print(json.dumps(result))
+        return
+    print(
+        f"backtest of {planner} on campaign {campaign_id} ({result['pool']} recorded "
+        f"experiments; goal: {result['goal']})"
+    )
+    print(f"{'order':<22} experiments to goal")
+    for seed, n in enumerate(result["experiments_to_goal"]):
+        print(f"{planner + ' seed ' + str(seed):<22} {n if n is not None else 'not reached'}")
+    print(f"{planner + ' median':<22} {result['median']:g}")
+    print(f"{'original order':<22} {result['original_order']}")
+    print(f"{'random order median':<22} {result['random_order_median']:g}")
+
+
 @app.command("ipython")
 def ipython() -> None:
     """Start IPython with RE, lab, db and the plans loaded (orchestrator.session)."""

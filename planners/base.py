@@ -178,6 +178,10 @@ class Planner(ABC):
             self.observations.append(obs)
         self._learn(list(observations))
 
+    def cancel(self, conditions: Mapping[str, Any]) -> None:
+        """Drop a pending point that will never be observed (the experiment was not run)."""
+        self._pending.pop(self.space.key(conditions), None)
+
     @abstractmethod
     def _propose(self, n: int) -> list[Proposal]:
         """``n`` proposals (the pending points are in ``self.pending``)."""

@@ -54,7 +54,14 @@ from planners.base import Observation, Planner, PlannerError, Proposal, SearchSp
 
 __all__ = ["OPTIONS", "BoTorchPlanner", "is_platelet_like"]
 
-OPTIONS = ("initial_points", "physics_prior", "feasibility", "fwhm_weight", "warm_start")
+OPTIONS = (
+    "initial_points",
+    "physics_prior",
+    "feasibility",
+    "fwhm_weight",
+    "warm_start",
+    "candidates",
+)
 """The options a campaign config may give under ``planner:``."""
 
 _POOL = 4096
@@ -94,6 +101,8 @@ class BoTorchPlanner(Planner):
     warm_start
         Seed the model with earlier campaigns' observations of the route (told by the caller,
         marked in provenance; default False).
+    candidates
+        Choose only among these conditions (pool-based backtests) instead of the whole space.
     """
 
     name = "botorch"
@@ -111,6 +120,7 @@ class BoTorchPlanner(Planner):
         feasibility: bool = True,
         fwhm_weight: float = 0.5,
         warm_start: bool = False,
+        candidates: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
         super().__init__(space, target, seed)
         self.route = route
@@ -130,6 +140,9 @@ class BoTorchPlanner(Planner):
         self._pool_phys: dict[str, np.ndarray] = {}
         self._minimize_fwhm = "pl_fwhm_nm" in target.minimize
         self._hyperparameters: dict[str, dict[str, torch.Tensor]] = {}
+        self._candidates = (
+            None if candidates is None else np.array([self._encode(c) for c in candidates])
+        )
 
     # -- encoding -------------------------------------------------------------------------
     def _encode(self, conditions: Mapping[str, Any]) -> np.ndarray:
@@ -163,7 +176,7 @@ class BoTorchPlanner(Planner):
     # -- physics prior --------------------------------------------------------------------
     def _physics(self, X: np.ndarray) -> dict[str, np.ndarray]:
         n = len(X)
-        if not self.physics_prior:
+        if not self.physics_prior or n == 0:
             return {
                 "target": np.zeros(n),
                 "fwhm": np.zeros(n),
@@ -191,6 +204,10 @@ class BoTorchPlanner(Planner):
 
     def _ensure_pool(self) -> None:
         if self._pool_X is not None:
+            return
+        if self._candidates is not None:
+            self._pool_X = self._candidates
+            self._pool_phys = self._physics(self._pool_X)
             return
         u = qmc.Sobol(
             d=max(self.space.dim, 1),
@@ -339,7 +356,8 @@ class BoTorchPlanner(Planner):
                 mean_pool = mean_pool + post.mean.squeeze(-1).numpy()
         best = np.argsort(np.abs(mean_pool - self.target.value) + 1e3 * ~phys["valid"])[:16]
         rng = np.random.default_rng(None if self.seed is None else self.seed + len(X))
-        local = np.repeat(pool[best], _LOCAL // 16, axis=0)
+        n_local = 0 if self._candidates is not None else _LOCAL // 16
+        local = np.repeat(pool[best], n_local, axis=0)
         cont = [j for j in range(self.space.dim) if j not in self._cat]
         local[:, cont] = np.clip(
             local[:, cont] + rng.normal(0, 0.03, (len(local), len(cont))), 0, 1
