@@ -196,6 +196,8 @@ class SimulatorConfig(_Strict):
     seed: int | None = 0
     variability: bool = True
     outcome_models: dict[str, str] = Field(default_factory=dict)
+    twin: str | dict[str, float] | None = None
+    """Calibrated twin parameters: a YAML file from ``qdlab calibrate`` or a mapping."""
     faults: FaultConfig = FaultConfig()
 
 
@@ -266,6 +268,17 @@ def load_lab_config(source: str | Path | Mapping[str, Any]) -> LabConfig:
         if not isinstance(data, Mapping):
             raise ConfigError(f"{label}: expected a mapping at the top level")
     try:
-        return LabConfig.model_validate(data)
+        config = LabConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(validation_message(exc, label)) from None
+    twin = config.simulator.twin
+    if isinstance(twin, str) and not isinstance(source, Mapping):
+        resolved = (Path(source).parent / twin) if not Path(twin).is_absolute() else Path(twin)
+        if not resolved.is_file():
+            raise ConfigError(f"{label}: simulator.twin file {twin!r} does not exist")
+        config = config.model_copy(
+            update={
+                "simulator": config.simulator.model_copy(update={"twin": str(resolved.resolve())})
+            }
+        )
+    return config

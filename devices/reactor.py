@@ -131,7 +131,8 @@ class HotInjectionReactor(Device):
     """Hot-injection reactor (see the module docstring).
 
     Components: ``temperature`` (a :class:`~devices.heater.Heater`, hinted), ``stir_rpm``,
-    ``injector``, ``quench``, and the readings ``growth_time`` and ``state``.
+    ``injector``, ``quench``, and the readings ``growth_time``, ``injection_temperature`` (what
+    the flask read at injection) and ``state``.
     """
 
     temperature = Cpt(Heater, kind="hinted")
@@ -139,6 +140,7 @@ class HotInjectionReactor(Device):
     injector = Cpt(Injector, kind="normal")
     quench = Cpt(Quench, kind="normal")
     growth_time = Cpt(ComputedSignal, getter="_growth_time", units="s", kind="normal")
+    injection_temperature = Cpt(Signal, value=math.nan, kind="normal")
     state = Cpt(Signal, value="idle", kind="normal")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -179,7 +181,9 @@ class HotInjectionReactor(Device):
 
         def act() -> None:
             action()
-            self.injector.volume.put(volume_ul, timestamp=self.clock.now())
+            now = self.clock.now()
+            self.injector.volume.put(volume_ul, timestamp=now)
+            self.injection_temperature.put(self.backend.injection_temperature_c, timestamp=now)
             self._set_state("growing")
 
         return run_step(self.clock, Step(step.duration, act), self.injector)

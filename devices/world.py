@@ -13,6 +13,7 @@ that turning a fault on does not change the chemistry of the other experiments.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -28,8 +29,15 @@ from models.simulation import (
     check_population,
     load_outcome_model,
 )
+from models.twin import TwinParameters, load_twin
 
-__all__ = ["Liquid", "Location", "Sample", "SimulatedWorld", "WorldError"]
+__all__ = ["Liquid", "Location", "Sample", "SimulatedWorld", "WorldError", "twin_of"]
+
+
+def twin_of(config: LabConfig) -> TwinParameters:
+    """The twin parameters a lab config names (the published defaults if none)."""
+    twin = config.simulator.twin
+    return TwinParameters() if twin is None else load_twin(twin)
 
 
 class WorldError(RuntimeError):
@@ -166,7 +174,11 @@ class SimulatedWorld:
         self.reseed()
         self.variability = config.simulator.variability
         self.fault_probability: dict[str, float] = config.simulator.faults.model_dump()
-        self.outcome_models: dict[str, OutcomeModel] = dict(BUILTIN_OUTCOME_MODELS)
+        self.twin = twin_of(config)
+        self.outcome_models: dict[str, OutcomeModel] = {
+            route: functools.partial(model, twin=self.twin)
+            for route, model in BUILTIN_OUTCOME_MODELS.items()
+        }
         for route, model in {**config.simulator.outcome_models, **(outcome_models or {})}.items():
             self.outcome_models[route] = (
                 load_outcome_model(model) if isinstance(model, str) else model

@@ -249,6 +249,7 @@ def _population_arrays(
         get("plqy", 0.5),
         get("concentration", 1.0),
         get("platelet_layers", 3.0),
+        get("energy_shift_ev", 0.0),
     )
 
 
@@ -262,10 +263,10 @@ def absorption_spectrum(
     Platelets: narrow excitonic lines at their emission energies plus a continuum.
     ``concentration`` 1 gives an absorbance of about 0.35 at 400 nm.
     """
-    edge, dispersion, f_pl, _, conc, layers = _population_arrays(population)
+    edge, dispersion, f_pl, _, conc, layers, shift = _population_arrays(population)
     energy = HC_EV_NM / np.asarray(wavelengths_nm, dtype=float)
-    e1 = sizing_curve.exciton_ev(edge)
-    confinement = np.clip(e1 - sizing_curve.e_inf_ev, 0.0, None)
+    e1 = sizing_curve.exciton_ev(edge) + shift
+    confinement = np.clip(e1 - shift - sizing_curve.e_inf_ev, 0.0, None)
     width = 1.15 * pl_fwhm_ev(edge, dispersion)
     exciton_height = 0.25 + 0.9 * confinement
     onset = e1 + 0.06 + 0.5 * confinement
@@ -303,7 +304,7 @@ def pl_spectrum(
     between dots and platelets by their fractions; each line is a Gaussian in energy
     normalised to unit area on the grid.
     """
-    edge, dispersion, f_pl, plqy, _, layers = _population_arrays(population)
+    edge, dispersion, f_pl, plqy, _, layers, shift = _population_arrays(population)
     wl = np.asarray(wavelengths_nm, dtype=float)
     energy = HC_EV_NM / wl
     if absorbance_at_excitation is None:
@@ -311,7 +312,7 @@ def pl_spectrum(
     absorbed = 1.0 - 10.0 ** (-np.asarray(absorbance_at_excitation, dtype=float))
     total = PL_COUNTS_PER_ABSORBED * plqy * absorbed
 
-    dots = _gaussian_ev(energy, sizing_curve.pl_ev(edge), pl_fwhm_ev(edge, dispersion))
+    dots = _gaussian_ev(energy, sizing_curve.pl_ev(edge) + shift, pl_fwhm_ev(edge, dispersion))
     weights = _platelet_weights(layers)
     plate_e = HC_EV_NM / PLATELET_PL_NM
     plates = weights @ np.exp(

@@ -27,6 +27,7 @@ from models.optics import (
 )
 from models.parameters import get_route
 from models.synthesis import POPULATION_KEYS, flow_outcome, hot_injection_outcome, larp_outcome
+from models.twin import TwinParameters
 
 __all__ = [
     "BUILTIN_OUTCOME_MODELS",
@@ -55,6 +56,8 @@ _POPULATION_RANGES: dict[str, tuple[float, float]] = {
     "platelet_fraction": (0.0, 1.0),
     "plqy": (0.0, 1.0),
     "concentration": (0.0, 100.0),
+    "platelet_layers": (1.0, 6.0),
+    "energy_shift_ev": (-0.2, 0.2),
 }
 
 
@@ -95,11 +98,11 @@ def check_population(population: Mapping[str, Any]) -> dict[str, NDArray[np.floa
             f"outcome model result lacks {missing}; it must return {list(POPULATION_KEYS)}"
         )
     checked: dict[str, NDArray[np.float64]] = {}
-    for key in (*POPULATION_KEYS, "platelet_layers"):
+    for key in (*POPULATION_KEYS, "platelet_layers", "energy_shift_ev"):
         if key not in population:
             continue
         value = np.asarray(population[key], dtype=float)
-        low, high = _POPULATION_RANGES.get(key, (1.0, 6.0))
+        low, high = _POPULATION_RANGES[key]
         if not np.all(np.isfinite(value)) or np.any(value < low) or np.any(value > high):
             raise OutcomeModelError(
                 f"outcome model returned {key} = {value.tolist()}, allowed range [{low}, {high}]"
@@ -165,6 +168,7 @@ def simulate(
     *,
     outcome_model: OutcomeModel | str | None = None,
     wavelengths_nm: ArrayLike = WAVELENGTHS_NM,
+    twin: TwinParameters | None = None,
 ) -> SimulatedBatch:
     """Simulate synthesis and in-situ measurement of one or many sets of conditions.
 
@@ -183,6 +187,8 @@ def simulate(
         model is called once per sample with scalar conditions.
     wavelengths_nm
         Spectrometer grid.
+    twin
+        Calibrated parameters of the built-in models (:mod:`models.twin`).
 
     Returns
     -------
@@ -194,7 +200,7 @@ def simulate(
     if isinstance(outcome_model, str):
         outcome_model = load_outcome_model(outcome_model)
     if outcome_model is None:
-        raw = BUILTIN_OUTCOME_MODELS[route_key](columns, rng)
+        raw = BUILTIN_OUTCOME_MODELS[route_key](columns, rng, twin=twin or TwinParameters())
         population = {k: np.atleast_1d(np.asarray(v, dtype=float)) for k, v in raw.items()}
     else:
         results = [

@@ -6,10 +6,12 @@ Every outcome model has the signature
 Mapping[str, float]``
 
 and returns the population keys in :data:`POPULATION_KEYS` (plus, optionally,
-``platelet_layers``: mean platelet thickness in monolayers). The built-in models are vectorised:
-condition values may be arrays of equal length (``ligand`` an array of names) and the results
-are then arrays. ``rng=None`` gives the noiseless mean outcome; a generator adds run-to-run
-variability of the magnitude seen between repeated syntheses.
+``platelet_layers``: mean platelet thickness in monolayers, and ``energy_shift_ev``: a shift of
+the dots' transitions from the sizing curve). The built-in models also take ``twin``
+(:class:`~models.twin.TwinParameters`), the free parameters a lab calibrates. They are
+vectorised: condition values may be arrays of equal length (``ligand`` an array of names)
+and the results are then arrays. ``rng=None`` gives the noiseless mean outcome; a generator
+adds run-to-run variability of the magnitude seen between repeated syntheses.
 
 Hot injection (Br-/Pb equilibrium, Dong et al., Nano Lett. 2018)
 ------------------------------------------------------------------
@@ -40,6 +42,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from models.twin import TwinParameters
+
 __all__ = [
     "L_MIN_NM",
     "POPULATION_KEYS",
@@ -62,6 +66,7 @@ L_MIN_NM = 3.0
 """Smallest stable cube edge length (strong-confinement limit, ~460 nm emission)."""
 
 _L_NUCLEUS_NM = 2.5
+_DEFAULT_TWIN = TwinParameters()
 _R = 8.314462618  # J / (mol K)
 _K0 = 273.15
 
@@ -141,13 +146,18 @@ def _hot_injection_core(
     time_s: NDArray[np.float64],
     rng: np.random.Generator | None,
     extra_dispersion: ArrayLike = 0.0,
+    twin: TwinParameters = _DEFAULT_TWIN,
 ) -> dict[str, NDArray[np.float64]]:
     lig = _ligand_table(ligand)
     excess_br = np.clip(br_pb_ratio - 2.0, 0.0, None)
-    k_ads = lig["br_affinity"] * _arrhenius(temperature_c, 140.0, -_ADSORPTION_ENTHALPY_J)
+    k_ads = (
+        twin.br_affinity_scale
+        * lig["br_affinity"]
+        * _arrhenius(temperature_c, 140.0, -_ADSORPTION_ENTHALPY_J)
+    )
     coverage = k_ads * excess_br / (1.0 + k_ads * excess_br)
 
-    l_free = L_MIN_NM + lig["delta_size_nm"] * np.exp(
+    l_free = L_MIN_NM + twin.size_scale * lig["delta_size_nm"] * np.exp(
         (temperature_c - lig["reference_c"]) / lig["size_temperature_scale_c"]
     )
     l_eq = L_MIN_NM + (l_free - L_MIN_NM) * (1.0 - coverage)
@@ -173,14 +183,15 @@ def _hot_injection_core(
         + (_DISPERSION_FREE - _DISPERSION_MIN) * (1.0 - coverage)
         + 0.06 * (1.0 - progress)  # still growing: defocused
         + np.asarray(extra_dispersion, dtype=float)
-    )
+    ) * twin.dispersion_scale
     platelet_fraction = _logistic((lig["platelet_below_c"] - temperature_c) / 7.0)
     platelet_layers = np.clip(2.0 + (temperature_c - 60.0) / 25.0, 1.5, 6.0)
 
     if rng is not None:
         shape = np.broadcast(l_eq, time_s).shape
-        l_eq = l_eq * np.exp(0.02 * rng.standard_normal(shape))
-        dispersion = dispersion * np.exp(0.08 * rng.standard_normal(shape))
+        v = twin.variability
+        l_eq = l_eq * np.exp(0.02 * v * rng.standard_normal(shape))
+        dispersion = dispersion * np.exp(0.08 * v * rng.standard_normal(shape))
         platelet_fraction = _logistic(_logit(platelet_fraction) + 0.3 * rng.standard_normal(shape))
         concentration = concentration * np.exp(0.05 * rng.standard_normal(shape))
 
@@ -209,7 +220,9 @@ def _scalars_if_scalar(
 
 
 def hot_injection_outcome(
-    conditions: Mapping[str, ArrayLike], rng: np.random.Generator | None = None
+    conditions: Mapping[str, ArrayLike],
+    rng: np.random.Generator | None = None,
+    twin: TwinParameters = _DEFAULT_TWIN,
 ) -> dict[str, float] | dict[str, NDArray[np.float64]]:
     """Population from hot injection (``br_pb_ratio, temperature_c, ligand, time_s``).
 
@@ -222,12 +235,16 @@ def hot_injection_outcome(
         conditions["ligand"],
         _as_array(conditions["time_s"]),
         rng,
+        twin=twin,
     )
+    result["energy_shift_ev"] = np.full(np.shape(result["edge_length_nm"]), twin.sizing_offset_ev)
     return _scalars_if_scalar(result, conditions)
 
 
 def flow_outcome(
-    conditions: Mapping[str, ArrayLike], rng: np.random.Generator | None = None
+    conditions: Mapping[str, ArrayLike],
+    rng: np.random.Generator | None = None,
+    twin: TwinParameters = _DEFAULT_TWIN,
 ) -> dict[str, float] | dict[str, NDArray[np.float64]]:
     """Population from a two-stream flow reactor.
 
@@ -250,14 +267,18 @@ def flow_outcome(
         residence,
         rng,
         extra_dispersion=mixing,
+        twin=twin,
     )
+    result["energy_shift_ev"] = np.full(np.shape(result["edge_length_nm"]), twin.sizing_offset_ev)
     result["concentration"] = result["concentration"] * np.minimum(ratio, 1.0)
     result["plqy"] = result["plqy"] * (1.0 - 0.4 * _logistic((ratio - 1.5) / 0.3))
     return _scalars_if_scalar(result, conditions)
 
 
 def larp_outcome(
-    conditions: Mapping[str, ArrayLike], rng: np.random.Generator | None = None
+    conditions: Mapping[str, ArrayLike],
+    rng: np.random.Generator | None = None,
+    twin: TwinParameters = _DEFAULT_TWIN,
 ) -> dict[str, float] | dict[str, NDArray[np.float64]]:
     """Population from room-temperature ligand-assisted reprecipitation (LARP).
 
@@ -269,16 +290,20 @@ def larp_outcome(
     precursor = _as_array(conditions["precursor_ul"])
     ligand = _as_array(conditions["ligand_ul"])
     time_s = _as_array(conditions["time_s"])
-    l_eq = L_MIN_NM + 4.0 * (precursor / 20.0) ** 0.35 / (1.0 + ligand / 15.0) ** 0.5
+    l_eq = (
+        L_MIN_NM + 4.0 * twin.size_scale * (precursor / 20.0) ** 0.35 / (1.0 + ligand / 15.0) ** 0.5
+    )
     tau = 20.0 * (20.0 / precursor) ** 0.5
     progress = 1.0 - np.exp(-time_s / tau)
-    dispersion = 0.10 + 0.04 * precursor / 100.0 + 0.05 * (1.0 - progress)
+    dispersion = (0.10 + 0.04 * precursor / 100.0 + 0.05 * (1.0 - progress)) * (
+        twin.dispersion_scale
+    )
     platelet_fraction = _logistic((ligand - 28.0) / 5.0)
     concentration = (precursor / 50.0) * (1.0 - np.exp(-time_s / (3.0 * tau)))
     if rng is not None:
         shape = np.broadcast(l_eq, time_s).shape
-        l_eq = l_eq * np.exp(0.03 * rng.standard_normal(shape))
-        dispersion = dispersion * np.exp(0.08 * rng.standard_normal(shape))
+        l_eq = l_eq * np.exp(0.03 * twin.variability * rng.standard_normal(shape))
+        dispersion = dispersion * np.exp(0.08 * twin.variability * rng.standard_normal(shape))
         concentration = concentration * np.exp(0.05 * rng.standard_normal(shape))
     edge = l_eq - (l_eq - _L_NUCLEUS_NM) * (1.0 - progress)
     plqy = (
@@ -291,5 +316,6 @@ def larp_outcome(
         "plqy": np.clip(plqy, 0.0, 1.0),
         "concentration": concentration,
         "platelet_layers": np.full(np.shape(edge), 3.0),
+        "energy_shift_ev": np.full(np.shape(edge), twin.sizing_offset_ev),
     }
     return _scalars_if_scalar(result, conditions)

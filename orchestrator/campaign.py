@@ -175,6 +175,7 @@ class CampaignRunner:
             self.config.seed,
             self.config.planner.options,
             self.config.route,
+            self.lab.world.twin,
         )
         self._consecutive_failures = 0
         self._pause_requested = False

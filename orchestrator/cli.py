@@ -515,6 +515,30 @@ def backtest_command(
     print(f"{'random order median':<22} {result['random_order_median']:g}")
 
 
+@app.command("calibrate")
+def calibrate_command(
+    campaign_ids: Annotated[list[int], typer.Argument(help="recorded campaigns to fit")],
+    out: Annotated[str, typer.Option("--out", help="twin YAML to write")],
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the fit as JSON")] = False,
+) -> None:
+    """Fit the twin's free parameters to recorded campaigns and write a twin file.
+
+    Name the file in a lab config (``simulator: {twin: FILE}``): the simulated lab and the
+    BoTorch planner's physics prior then become this lab's own.
+    """
+    from db import Database
+    from orchestrator.calibrate import as_mapping, calibrate, describe
+
+    result = calibrate(Database(db), campaign_ids)
+    result.write(out)
+    if as_json:
+        print(json.dumps({**as_mapping(result), "out": out}))
+        return
+    print("\n".join(describe(result)))
+    print(f"wrote {out}")
+
+
 @app.command("ipython")
 def ipython() -> None:
     """Start IPython with RE, lab, db and the plans loaded (orchestrator.session)."""

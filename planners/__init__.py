@@ -38,11 +38,13 @@ def make_planner(
     seed: int | None = None,
     options: Mapping[str, Any] | None = None,
     route: str | None = None,
+    twin: Any = None,
 ) -> Planner:
     """Build the planner called ``kind`` (``random``, ``sobol`` or ``botorch``).
 
-    ``route`` gives the BoTorch planner its physics prior; ``options`` are the planner's own
-    settings from the campaign config (an unknown one is an error naming it).
+    ``route`` (and ``twin``, the lab's calibrated :class:`~models.twin.TwinParameters`) give the
+    BoTorch planner its physics prior; ``options`` are the planner's own settings from the
+    campaign config (an unknown one is an error naming it).
     """
     options = dict(options or {})
     if kind in ("random", "sobol"):
@@ -62,5 +64,5 @@ def make_planner(
                 f"planner.{unknown[0]}: not an option of the botorch planner; "
                 f"allowed: {', '.join(OPTIONS)}"
             )
-        return BoTorchPlanner(space, target, seed, route=route, **options)
+        return BoTorchPlanner(space, target, seed, route=route, twin=twin, **options)
     raise PlannerConfigError(f"planner.kind {kind!r} is not one of {{{', '.join(PLANNER_KINDS)}}}")

@@ -103,6 +103,8 @@ class BoTorchPlanner(Planner):
         marked in provenance; default False).
     candidates
         Choose only among these conditions (pool-based backtests) instead of the whole space.
+    twin
+        :class:`~models.twin.TwinParameters` of the lab's calibrated twin, for the prior.
     """
 
     name = "botorch"
@@ -121,6 +123,7 @@ class BoTorchPlanner(Planner):
         fwhm_weight: float = 0.5,
         warm_start: bool = False,
         candidates: Sequence[Mapping[str, Any]] | None = None,
+        twin: Any = None,
     ) -> None:
         super().__init__(space, target, seed)
         self.route = route
@@ -140,6 +143,7 @@ class BoTorchPlanner(Planner):
         self._pool_phys: dict[str, np.ndarray] = {}
         self._minimize_fwhm = "pl_fwhm_nm" in target.minimize
         self._hyperparameters: dict[str, dict[str, torch.Tensor]] = {}
+        self._twin = twin
         self._candidates = (
             None if candidates is None else np.array([self._encode(c) for c in candidates])
         )
@@ -185,7 +189,7 @@ class BoTorchPlanner(Planner):
             }
         from models.simulation import simulate
 
-        batch = simulate(self.route, [self._decode(x) for x in X])
+        batch = simulate(self.route, [self._decode(x) for x in X], twin=self._twin)
         target = batch.observables[self.target.observable]
         fwhm = batch.observables["pl_fwhm_nm"]
         valid = np.isfinite(target) & np.isfinite(fwhm)
