@@ -33,6 +33,8 @@ bench: install
 	$(BIN)/python benchmarks/simulation_speed.py
 	$(BIN)/python benchmarks/device_scan_speed.py
 	$(BIN)/python benchmarks/db_write_speed.py
+	$(BIN)/python benchmarks/campaign_throughput.py
+	$(BIN)/python benchmarks/planner_efficiency.py --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
