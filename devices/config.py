@@ -22,6 +22,7 @@ __all__ = [
     "ConfigError",
     "FaultConfig",
     "FlowConfig",
+    "HeaterConfig",
     "LabConfig",
     "LabwareConfig",
     "LarpConfig",
@@ -92,7 +93,20 @@ class RobotConfig(_Strict):
         return self
 
 
-class ReactorConfig(_Strict):
+class HeaterConfig(_Strict):
+    """A temperature-controlled vessel: safe limits, ramp, settle tolerance, thermal response."""
+
+    min_temperature_c: float = 20.0
+    max_temperature_c: float = Field(200.0, le=350.0)
+    ramp_c_per_min: float = Field(30.0, gt=0)
+    max_ramp_c_per_min: float = Field(30.0, gt=0)
+    tolerance_c: float = Field(1.0, gt=0)
+    time_constant_s: float = Field(10.0, gt=0)
+    overshoot_fraction: float = Field(0.02, ge=0, le=0.5)
+    heat_timeout_s: float = Field(1800.0, gt=0)
+
+
+class ReactorConfig(HeaterConfig):
     """Hot-injection reactor: heater limits and response, injection syringe, flask."""
 
     flask: str = "reactor_flask"
@@ -106,20 +120,15 @@ class ReactorConfig(_Strict):
     injection_ul: float = Field(500.0, gt=0)
     waste: str = "waste"
     solvent: str = "octadecene"
-    min_temperature_c: float = 20.0
     max_temperature_c: float = Field(220.0, le=350.0)
-    max_ramp_c_per_min: float = Field(30.0, gt=0)
     ramp_c_per_min: float = Field(20.0, gt=0)
-    tolerance_c: float = Field(1.0, gt=0)
     time_constant_s: float = Field(15.0, gt=0)
-    overshoot_fraction: float = Field(0.02, ge=0, le=0.5)
     ambient_c: float = 25.0
     injection_min_ul: float = Field(50.0, gt=0)
     injection_max_ul: float = Field(2000.0, gt=0)
     cs_source: str = "cs_oleate"
     min_stir_rpm: float = 0.0
     max_stir_rpm: float = 1500.0
-    heat_timeout_s: float = Field(1800.0, gt=0)
 
 
 class LarpConfig(_Strict):
@@ -142,20 +151,14 @@ class PumpConfig(_Strict):
     max_flow_ul_min: float = Field(5000.0, gt=0)
 
 
-class FlowConfig(_Strict):
-    """Flow reactor: pumps, heated coil, pressure limit."""
+class FlowConfig(HeaterConfig):
+    """Flow reactor: pumps, heated coil (the heater fields), pressure limit."""
 
     pumps: dict[str, PumpConfig]
     coil_volume_ul: float = Field(1000.0, gt=0)
-    min_temperature_c: float = 20.0
-    max_temperature_c: float = 200.0
-    ramp_c_per_min: float = Field(30.0, gt=0)
     max_ramp_c_per_min: float = Field(40.0, gt=0)
-    tolerance_c: float = Field(1.0, gt=0)
-    time_constant_s: float = Field(10.0, gt=0)
     max_pressure_kpa: float = Field(500.0, gt=0)
     kpa_per_ul_min: float = Field(0.02, gt=0)
-    heat_timeout_s: float = Field(1800.0, gt=0)
 
 
 class CellConfig(_Strict):

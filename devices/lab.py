@@ -15,7 +15,7 @@ from ophyd import Device
 
 from devices.cell import OpticalCell
 from devices.clock import VirtualClock
-from devices.config import LabConfig, load_lab_config
+from devices.config import HeaterConfig, LabConfig, load_lab_config
 from devices.flow import FlowReactor, flow_reactor_class
 from devices.heater import Heater, ThermalModel, Timer
 from devices.reactor import HotInjectionReactor, SimReactorBackend
@@ -50,9 +50,9 @@ class Lab:
 
 
 def _attach_heater(
-    heater: Heater, clock: VirtualClock, cfg: Any, faults: Any, ambient_c: float, overshoot: float
+    heater: Heater, clock: VirtualClock, cfg: HeaterConfig, faults: Any, ambient_c: float
 ) -> None:
-    model = ThermalModel(clock, ambient_c, cfg.time_constant_s, overshoot)
+    model = ThermalModel(clock, ambient_c, cfg.time_constant_s, cfg.overshoot_fraction)
     heater.attach(
         model,
         limits=(cfg.min_temperature_c, cfg.max_temperature_c),
@@ -105,7 +105,7 @@ def build_lab(
 
     rc = config.reactor
     reactor = HotInjectionReactor(name="reactor")
-    _attach_heater(reactor.temperature, clock, rc, world.fault, rc.ambient_c, rc.overshoot_fraction)
+    _attach_heater(reactor.temperature, clock, rc, world.fault, rc.ambient_c)
     reactor.attach(
         SimReactorBackend(world, rc.flask, rc.cs_source),
         stir_limits=(rc.min_stir_rpm, rc.max_stir_rpm),
@@ -115,7 +115,7 @@ def build_lab(
     flow = None
     if config.flow is not None:
         flow = flow_reactor_class(list(config.flow.pumps))(name="flow")
-        _attach_heater(flow.coil, clock, config.flow, world.fault, rc.ambient_c, 0.02)
+        _attach_heater(flow.coil, clock, config.flow, world.fault, rc.ambient_c)
         flow.attach(world, config.flow)
 
     cell = OpticalCell(name="cell")

@@ -176,23 +176,17 @@ def _check_lab_limits(cfg: CampaignConfig, lab: LabConfig) -> None:
     """Every corner of the space must be something this lab can physically do."""
     from orchestrator.recipes import recipe_for
 
-    if cfg.route == "hot_injection":
+    if cfg.route == "flow" and lab.flow is None:
+        raise ConfigError(f"lab: {cfg.lab} has no flow reactor; route flow needs one")
+    heater = {"hot_injection": (lab.reactor, "reactor"), "flow": (lab.flow, "flow-coil")}
+    if cfg.route in heater:
+        limits, label = heater[cfg.route]
         t = cfg.space["temperature_c"]
-        lo, hi = lab.reactor.min_temperature_c, lab.reactor.max_temperature_c
+        lo, hi = limits.min_temperature_c, limits.max_temperature_c
         if float(t[0]) < lo or float(t[1]) > hi:
             raise ConfigError(
                 f"space.temperature_c: [{t[0]:g}, {t[1]:g}] is outside the lab's "
-                f"reactor limits [{lo:g}, {hi:g}] °C"
-            )
-    if cfg.route == "flow":
-        if lab.flow is None:
-            raise ConfigError(f"lab: {cfg.lab} has no flow reactor; route flow needs one")
-        t = cfg.space["temperature_c"]
-        lo, hi = lab.flow.min_temperature_c, lab.flow.max_temperature_c
-        if float(t[0]) < lo or float(t[1]) > hi:
-            raise ConfigError(
-                f"space.temperature_c: [{t[0]:g}, {t[1]:g}] is outside the lab's "
-                f"flow-coil limits [{lo:g}, {hi:g}] °C"
+                f"{label} limits [{lo:g}, {hi:g}] °C"
             )
     for corner in _corners(SearchSpace.from_config(cfg.space)):
         try:
