@@ -12,15 +12,16 @@ physics prior plus a Gaussian process on what the physics misses:
 whose chemistry differs from the twin pulls the prior to itself as the campaign goes. The
 residual GP is BoTorch's ``MixedSingleTaskGP`` (a categorical kernel for the ligand), fitted in
 float64 with BoTorch's defaults; with ``physics_prior: false``, :math:`a = b = 0` and the GP
-models :math:`y` itself. With ``minimize: [pl_fwhm_nm]`` a second GP (on the FWHM, with its own
-physics prior) joins the model.
+models :math:`y` itself. Secondary goals (``minimize: [pl_fwhm_nm]``,
+``maximize: [plqy_est]``) add a GP each, with their own physics prior.
 
 Acquisition
 -----------
 A Gaussian window around the target, :math:`w(y) = \\exp[-\\tfrac12((y - t)/\\tau)^2]` with
 :math:`\\tau` the tolerance (times
 :math:`\\exp(-\\lambda\\,\\mathrm{FWHM}/10\\,\\mathrm{nm})`
-when the FWHM is to be minimised), is a ``GenericMCObjective``; ``qSimpleRegret`` on it is
+for a FWHM to minimise, :math:`\\exp(+\\lambda\\,\\mathrm{PLQY}/0.2)` for a PLQY to
+maximise), is a ``GenericMCObjective``; ``qSimpleRegret`` on it is
 :math:`\\mathbb{E}[\\max_{i \\le q} w(y_i)]`: for one point the expected window score, for a batch
 that of the best point, so a batch spreads over the plausible hits. Experiments that failed or
 gave nanoplatelets train a feasibility classifier (scikit-learn) whose probability multiplies
@@ -38,6 +39,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -58,7 +60,7 @@ OPTIONS = (
     "initial_points",
     "physics_prior",
     "feasibility",
-    "fwhm_weight",
+    "secondary_weight",
     "warm_start",
     "candidates",
 )
@@ -67,6 +69,24 @@ OPTIONS = (
 _POOL = 4096
 _LOCAL = 512
 _MC_SAMPLES = 128
+
+
+@dataclass(frozen=True)
+class Secondary:
+    """A secondary goal: its key, observable, direction (+1 maximise), objective scale and the
+    noise scale of its prior recalibration."""
+
+    key: str
+    observable: str
+    sign: float
+    scale: float
+    noise: float
+
+
+SECONDARY = (
+    Secondary("fwhm", "pl_fwhm_nm", -1.0, 10.0, 2.0),
+    Secondary("plqy", "plqy_est", +1.0, 0.2, 0.05),
+)
 
 
 def is_platelet_like(observables: Mapping[str, Any]) -> bool:
@@ -96,8 +116,9 @@ class BoTorchPlanner(Planner):
         Use the digital twin as the GP's prior mean (default True for the built-in routes).
     feasibility
         Learn where experiments fail or give platelets, and avoid it (default True).
-    fwhm_weight
-        :math:`\\lambda`, the weight of the FWHM when it is to be minimised (default 0.5).
+    secondary_weight
+        :math:`\\lambda`, the weight of the secondary goals (minimise FWHM, maximise PLQY;
+        default 0.5).
     warm_start
         Seed the model with earlier campaigns' observations of the route (told by the caller,
         marked in provenance; default False).
@@ -120,7 +141,7 @@ class BoTorchPlanner(Planner):
         initial_points: int | None = None,
         physics_prior: bool = True,
         feasibility: bool = True,
-        fwhm_weight: float = 0.5,
+        secondary_weight: float = 0.5,
         warm_start: bool = False,
         candidates: Sequence[Mapping[str, Any]] | None = None,
         twin: Any = None,
@@ -134,14 +155,15 @@ class BoTorchPlanner(Planner):
         if self.initial_points < 0:
             raise PlannerError(f"initial_points must be >= 0, got {initial_points}")
         self.feasibility = feasibility
-        self.fwhm_weight = float(fwhm_weight)
+        self.secondary_weight = float(secondary_weight)
         self.warm_start = warm_start
         self._sobol = qmc.Sobol(d=max(space.dim, 1), scramble=True, seed=seed)
         self._initial_used = 0
         self._cat = [i for i, n in enumerate(space.order) if n in space.categorical]
         self._pool_X: np.ndarray | None = None
         self._pool_phys: dict[str, np.ndarray] = {}
-        self._minimize_fwhm = "pl_fwhm_nm" in target.minimize
+        goals = (*target.minimize, *target.maximize)
+        self._secondary = [g for g in SECONDARY if g.observable in goals]
         self._hyperparameters: dict[str, dict[str, torch.Tensor]] = {}
         self._twin = twin
         self._candidates = (
@@ -184,6 +206,7 @@ class BoTorchPlanner(Planner):
             return {
                 "target": np.zeros(n),
                 "fwhm": np.zeros(n),
+                "plqy": np.zeros(n),
                 "valid": np.ones(n, bool),
                 "platelets": np.zeros(n, bool),
             }
@@ -202,6 +225,7 @@ class BoTorchPlanner(Planner):
         return {
             "target": np.where(valid, target, 0.0),
             "fwhm": np.where(valid, fwhm, 0.0),
+            "plqy": np.nan_to_num(batch.observables["plqy_est"]),
             "valid": valid,
             "platelets": platelets,
         }
@@ -222,22 +246,26 @@ class BoTorchPlanner(Planner):
         self._pool_phys = self._physics(self._pool_X)
 
     # -- data -----------------------------------------------------------------------------
-    def _data(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(X, target, fwhm, feasible flag, measured flag) of every observation."""
-        X, y, fwhm, feasible, measured = [], [], [], [], []
+    def _data(
+        self,
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        """(X, target, secondary observables by key, feasible flag, measured flag)."""
+        X, y, feasible, measured = [], [], [], []
+        sec: dict[str, list[float]] = {g.key: [] for g in SECONDARY}
         for obs in self.observations:
             X.append(self._encode(obs.conditions))
             value = obs.observables.get(self.target.observable) if not obs.failed else None
             ok = value is not None and math.isfinite(float(value))
             measured.append(ok)
             y.append(float(value) if ok else np.nan)
-            f = obs.observables.get("pl_fwhm_nm") if ok else None
-            fwhm.append(float(f) if f is not None and math.isfinite(f) else np.nan)
+            for g in SECONDARY:
+                v = obs.observables.get(g.observable) if ok else None
+                sec[g.key].append(float(v) if v is not None and math.isfinite(v) else np.nan)
             feasible.append(ok and not is_platelet_like(obs.observables))
         return (
             np.array(X).reshape(-1, self.space.dim),
             np.array(y),
-            np.array(fwhm),
+            {k: np.array(v) for k, v in sec.items()},
             np.array(feasible, bool),
             np.array(measured, bool),
         )
@@ -303,7 +331,7 @@ class BoTorchPlanner(Planner):
     # -- proposals ------------------------------------------------------------------------
     def _propose(self, n: int) -> list[Proposal]:
         proposals: list[Proposal] = []
-        X, y, fwhm, feasible, measured = self._data()
+        X, y, sec, feasible, measured = self._data()
         while (
             len(proposals) < n
             and self._initial_used < self.initial_points
@@ -318,7 +346,7 @@ class BoTorchPlanner(Planner):
             )
         if len(proposals) < n:
             proposals += self._model_proposals(
-                n - len(proposals), X, y, fwhm, feasible, measured, proposals
+                n - len(proposals), X, y, sec, feasible, measured, proposals
             )
         return proposals
 
@@ -327,7 +355,7 @@ class BoTorchPlanner(Planner):
         q: int,
         X: np.ndarray,
         y: np.ndarray,
-        fwhm: np.ndarray,
+        sec: dict[str, np.ndarray],
         feasible: np.ndarray,
         measured: np.ndarray,
         already: list[Proposal],
@@ -335,14 +363,27 @@ class BoTorchPlanner(Planner):
         torch.manual_seed(0 if self.seed is None else self.seed + len(self.observations))
         self._ensure_pool()
         pool, phys = self._pool_X, self._pool_phys
-        Xm, ym, fm = X[measured], y[measured], fwhm[measured]
-        phys_train = self._physics(Xm) if len(Xm) else {"target": np.zeros(0), "fwhm": np.zeros(0)}
+        Xm, ym = X[measured], y[measured]
+        phys_train = self._physics(Xm)
         tol = self.target.tolerance
-        if self.physics_prior:
-            a, b = self._calibrate(phys_train["target"], ym, max(tol, 1.0))
-            af, bf = self._calibrate(phys_train["fwhm"], fm, 2.0) if self._minimize_fwhm else (0, 1)
-        else:
-            a, b, af, bf = 0.0, 0.0, 0.0, 0.0
+        a, b = (
+            self._calibrate(phys_train["target"], ym, max(tol, 1.0))
+            if self.physics_prior
+            else (0.0, 0.0)
+        )
+        # secondary goals: (goal, prior calibration, model) for those with enough data
+        secondaries = []
+        for g in self._secondary:
+            values = sec[g.key][measured]
+            ok = np.isfinite(values)
+            ag, bg = (
+                self._calibrate(phys_train[g.key][ok], values[ok], g.noise)
+                if self.physics_prior
+                else (0.0, 0.0)
+            )
+            if ok.sum() >= 2 and len(ym) >= 2:
+                resid = values[ok] - (ag + bg * phys_train[g.key][ok])
+                secondaries.append((g, ag, bg, self._fit(Xm[ok], resid, g.key)))
 
         # refine around the best candidates of the prior or the data
         pending = np.array(
@@ -351,8 +392,7 @@ class BoTorchPlanner(Planner):
         models = []
         if len(ym) >= 2:
             models.append(self._fit(Xm, ym - (a + b * phys_train["target"])))
-            if self._minimize_fwhm and np.isfinite(fm).sum() >= 2:
-                models.append(self._fit(Xm, fm - (af + bf * phys_train["fwhm"]), "fwhm"))
+            models += [model for *_, model in secondaries]
         mean_pool = a + b * phys["target"]
         if models:
             with torch.no_grad():
@@ -380,10 +420,10 @@ class BoTorchPlanner(Planner):
 
         lookup = {tuple(np.round(r, 10)): i for i, r in enumerate(cand)}
         prior_t = torch.tensor(a + b * cand_phys["target"])
-        prior_f = torch.tensor(af + bf * cand_phys["fwhm"])
+        priors = [torch.tensor(ag + bg * cand_phys[g.key]) for g, ag, bg, _ in secondaries]
         weight = torch.tensor(p_feasible)
-        target_value, fwhm_weight = self.target.value, self.fwhm_weight
-        minimize_fwhm = self._minimize_fwhm and len(models) == 2
+        target_value, w = self.target.value, self.secondary_weight
+        goals = [g for g, *_ in secondaries] if models else []
 
         def index_of(Xt: torch.Tensor) -> torch.Tensor:
             rows = Xt.detach().reshape(-1, Xt.shape[-1]).numpy()
@@ -396,8 +436,9 @@ class BoTorchPlanner(Planner):
             idx = index_of(X)
             pl = prior_t[idx] + (samples[..., 0] if models else 0.0)
             score = torch.exp(-0.5 * ((pl - target_value) / tol) ** 2) * weight[idx]
-            if minimize_fwhm:
-                score = score * torch.exp(-fwhm_weight * (prior_f[idx] + samples[..., 1]) / 10.0)
+            for j, (g, prior) in enumerate(zip(goals, priors, strict=True), start=1):
+                value = prior[idx] + samples[..., j]
+                score = score * torch.exp(g.sign * w * value / g.scale)
             return score
 
         choices = torch.tensor(cand)
@@ -490,12 +531,12 @@ class BoTorchPlanner(Planner):
     def predict(self, conditions: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
         """Predicted target observable and FWHM (mean, std) at ``conditions``."""
         X = np.array([self._encode(c) for c in conditions])
-        Xa, y, fwhm, _, measured = self._data()
+        Xa, y, sec, _, measured = self._data()
         phys = self._physics(X)
         out: dict[str, np.ndarray] = {}
         for key, values, scale in (
             ("target", y, max(self.target.tolerance, 1.0)),
-            ("fwhm", fwhm, 2.0),
+            ("fwhm", sec["fwhm"], 2.0),
         ):
             ok = measured & np.isfinite(values)
             train_phys = self._physics(Xa[ok])[key] if ok.any() else np.zeros(0)

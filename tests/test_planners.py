@@ -229,3 +229,48 @@ def test_suggest_prints_conditions_near_the_target(run_qdlab, tmp_path):
         assert abs(truth - 480) < 1.0  # the physics prior alone is already right here
     bad = run_qdlab("suggest", "--target-nm", "900")
     assert bad.returncode == 2 and "[380, 700] nm" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("goal", "observable", "better", "seed"),
+    [
+        ({"minimize": ("pl_fwhm_nm",)}, "pl_fwhm_nm", np.less, 4),
+        # a seed whose plain picks are not already at the PLQY ceiling
+        ({"maximize": ("plqy_est",)}, "plqy_est", np.greater, 6),
+    ],
+    ids=["narrow", "bright"],
+)
+def test_secondary_goals_steer_towards_narrow_or_bright_hits(goal, observable, better, seed):
+    plain = make_planner("botorch", SPACE, TARGET, seed=seed, route="hot_injection")
+    steered = make_planner(
+        "botorch",
+        SPACE,
+        Target("pl_peak_nm", 475.0, 1.0, **goal),
+        seed=seed,
+        route="hot_injection",
+        options={"secondary_weight": 3.0},
+    )
+    for planner in (plain, steered):
+        observe(planner, planner.ask(4), seed=11)
+    picks = {}
+    for name, planner in (("plain", plain), ("steered", steered)):
+        proposals = planner.ask(4)
+        values = [
+            simulate("hot_injection", p.conditions).observables[observable][0] for p in proposals
+        ]
+        picks[name] = np.nanmean(values)
+    assert better(picks["steered"], picks["plain"])
+
+
+def test_warm_start_seeds_the_model_with_earlier_campaigns(tmp_path):
+    logging.getLogger("bluesky").setLevel(logging.CRITICAL)
+    db = Database(f"sqlite:///{tmp_path / 'w.db'}")
+    CampaignRunner(db, _campaign({"kind": "random"}, 490.0, 6, seed=3)).run()
+    runner = CampaignRunner(
+        db,
+        _campaign({"kind": "botorch", "warm_start": True, "initial_points": 0}, 490.0, 1, seed=3),
+    )
+    runner.run()
+    (row,) = db.experiments(runner.campaign_id)
+    assert row["provenance"]["warm_start"] >= 5  # the earlier campaign's observations
+    assert row["provenance"]["observations"] >= 5
