@@ -157,6 +157,8 @@ class FlowConfig(HeaterConfig):
     pumps: dict[str, PumpConfig]
     coil_volume_ul: float = Field(1000.0, gt=0)
     max_ramp_c_per_min: float = Field(40.0, gt=0)
+    mixer_rpm: float = Field(1000.0, ge=0)
+    max_mixer_rpm: float = Field(3000.0, gt=0)
     max_pressure_kpa: float = Field(500.0, gt=0)
     kpa_per_ul_min: float = Field(0.02, gt=0)
 

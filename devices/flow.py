@@ -2,7 +2,8 @@
 
 Each pump's flow rate is a Movable with the config's limits; the coil is a
 :class:`~devices.heater.Heater`; ``ligand`` is the selector valve of the ligand stream. The
-residence time is the coil volume over the total flow. The outlet's product follows the
+residence time is the coil volume over the total flow; the static mixer's speed (``mixer``,
+rpm) sets how well the two streams mix before the coil. The outlet's product follows the
 conditions with the coil's washout: after a change, the fraction of new product is
 :math:`1 - e^{-t/\\tau_{res}}`, so a plan waits a few residence times for steady state.
 Pressure rises with flow; a clogged coil (a fault) drives it past the limit, which stops the pumps.
@@ -118,6 +119,7 @@ class FlowReactor(Device):
 
     coil = Cpt(Heater, kind="hinted")
     ligand = Cpt(_LigandValve, value="oa_olam", kind="normal")
+    mixer = Cpt(LimitedSignal, value=0.0, units="rpm", kind="config")
     residence_time = Cpt(ComputedSignal, getter="_residence", units="s", kind="hinted")
     total_flow = Cpt(ComputedSignal, getter="_total", units="uL/min", kind="normal")
     pressure = Cpt(ComputedSignal, getter="_pressure", units="kPa", kind="normal")
@@ -147,6 +149,8 @@ class FlowReactor(Device):
         self.config = config
         for name, pump in self.pumps.items():
             pump.attach(world.clock, config.pumps[name])
+        self.mixer.set_limits(0.0, config.max_mixer_rpm)
+        self.mixer.put(config.mixer_rpm)
         world.flow_outlet = self.outlet_sample
 
     def _total(self) -> float:
@@ -208,6 +212,7 @@ class FlowReactor(Device):
             "ligand": self.ligand.get(),
             "residence_time_s": self._residence(),
             "flow_ratio": cs_rate / other_rate if other_rate > 0 else math.inf,
+            "mixer_rpm": float(self.mixer.get()),
         }
 
     def outlet_sample(self, now: float) -> Sample | None:

@@ -251,15 +251,20 @@ def flow_outcome(
     The hot-injection chemistry runs for ``residence_time_s`` with two changes from mixing the
     Cs-oleate and PbBr2 streams at ``flow_ratio`` (Cs/Pb stream rates): the Pb-Br stream is
     diluted, so the free-bromide excess that sets the size is scaled by ``2 / (1 + ratio)``;
-    unequal streams and short residence times mix poorly and broaden the size distribution;
+    unequal streams, short residence times and a slow mixer (``mixer_rpm``, optional, default
+    1000) mix poorly and broaden the size distribution;
     Cs-poor mixtures (ratio < 1) lower the yield and Cs-rich ones (ratio > 1.5) form
     Cs4PbBr6 that lowers the PLQY.
     """
     ratio = _as_array(conditions["flow_ratio"])
     residence = _as_array(conditions["residence_time_s"])
+    # the flow reactor's mixer (a device setting, 1000 rpm by default): faster mixes better
+    mixer_rpm = _as_array(conditions.get("mixer_rpm", 1000.0))
     br_pb = _as_array(conditions["br_pb_ratio"])
     effective_br_pb = 2.0 + np.clip(br_pb - 2.0, 0.0, None) * 2.0 / (1.0 + ratio)
-    mixing = 0.03 * np.abs(np.log(ratio)) + 0.05 * np.exp(-residence / 3.0)
+    mixing = (0.03 * np.abs(np.log(ratio)) + 0.05 * np.exp(-residence / 3.0)) * (
+        3.0 / (1.0 + 2.0 * mixer_rpm / 1000.0)
+    )
     result = _hot_injection_core(
         effective_br_pb,
         _as_array(conditions["temperature_c"]),

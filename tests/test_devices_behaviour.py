@@ -190,3 +190,16 @@ def test_an_aborted_plan_halts_the_pumps_but_a_finished_one_does_not(lab, RE):
     assert lab.flow.pb.position == 800  # RE's end-of-plan stop(success=True) keeps it flowing
     lab.flow.pb.stop(success=False)  # what RE.abort() does
     assert lab.flow.pb.position == 0
+
+
+def test_a_slow_mixer_broadens_the_flow_product(RE):
+    widths = []
+    for rpm in (0.0, 3000.0):
+        lab = build_lab({**_sim_config(), "simulator": {"variability": False}})
+        RE(bps.mv(lab.flow.mixer, rpm))
+        RE(start_flow(lab, pb=500.0, br=250.0, cs=1500.0))  # unequal streams: mixing matters
+        RE(bps.mv(lab.timer, 600))
+        RE(bp.count([lab.cell]))
+        widths.append([d for n, d in RE.docs if n == "event"][-1]["data"]["cell_pl_fwhm"])
+        assert lab.world.last_sample.conditions["mixer_rpm"] == rpm
+    assert widths[0] > widths[1] + 0.5

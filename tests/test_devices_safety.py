@@ -40,6 +40,7 @@ def state(lab):
         (lambda lab: lab.flow.pb.set(7000), r"pb_setpoint = 7000 .*\[0, 6000\] uL/min"),
         (lambda lab: lab.flow.coil.set(210), r"setpoint = 210 .*\[20, 200\] °C"),
         (lambda lab: lab.flow.ligand.set("water"), r"flow_ligand = 'water' is not one of"),
+        (lambda lab: lab.flow.mixer.set(5000), r"flow_mixer = 5000 .*\[0, 3000\] rpm"),
         (lambda lab: lab.cell.integration_time.set(20000), r"\[1, 10000\] ms"),
         (lambda lab: lab.timer.set(-5), r"timer wait = -5 .*\[0, 86400\] s"),
     ],
