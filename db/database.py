@@ -344,12 +344,17 @@ class Database:
             return [{**_experiment_dict(e, o), "route": r} for e, o, r in s.execute(query).all()]
 
     # -- runs, documents, spectra ---------------------------------------------------------
-    def runs(self, campaign_id: int | None = None) -> list[dict[str, Any]]:
-        """Runs (of one campaign, or all) in start order; ``complete`` is False after a crash."""
+    def runs(
+        self, campaign_id: int | None = None, *, experiment_id: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Runs (of a campaign, of an experiment, or all) in start order; ``complete`` is False
+        after a crash."""
         with self.session() as s:
             query = select(Run).order_by(Run.start_time)
             if campaign_id is not None:
                 query = query.where(Run.campaign_id == campaign_id)
+            if experiment_id is not None:
+                query = query.where(Run.experiment_id == experiment_id)
             return [
                 {
                     "uid": r.uid,

@@ -160,20 +160,23 @@ class OpticalCell(Device):
         def act() -> None:
             if self._dark is None:
                 self._dark = self._dark_frame()
-            blank_abs, _ = self._sample_spectra()
-            self._reference = self._noisy(
-                self._lamp() * 10.0 ** (-blank_abs) + self.config.dark_counts, _REFERENCE_SCANS
-            )
-            self._reference_at = self.clock.now()
+            self._take_reference(blank_absorbance=self._sample_spectra()[0])
 
         return run_step(self.clock, Step(self.integration_time.get() / 1000.0 + 0.5, act), self)
+
+    def _take_reference(self, blank_absorbance: np.ndarray | float = 0.0) -> None:
+        """Lamp light through a blank of ``blank_absorbance`` (averaged scans), and when."""
+        self._reference = self._noisy(
+            self._lamp() * 10.0 ** (-blank_absorbance) + self.config.dark_counts,
+            _REFERENCE_SCANS,
+        )
+        self._reference_at = self.clock.now()
 
     def _measure(self) -> None:
         cfg = self.config
         if self._dark is None or self._reference is None:  # as the vendor software does
             self._dark = self._dark_frame()
-            self._reference = self._noisy(self._lamp() + cfg.dark_counts, _REFERENCE_SCANS)
-            self._reference_at = self.clock.now()
+            self._take_reference()
         true_abs, true_pl = self._sample_spectra()
         bubble = self.world.fault("cell_bubble")
         stray = 100.0 if self.world.fault("spectrometer_saturation") else 1.0

@@ -18,7 +18,10 @@ A quantity that cannot be extracted (no PL, no exciton) is NaN, never a made-up 
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -27,7 +30,13 @@ from scipy.signal import savgol_coeffs
 
 from models.optics import EXCITATION_NM, HC_EV_NM, PL_COUNTS_PER_ABSORBED, sizing_curve
 
-__all__ = ["OBSERVABLE_KEYS", "analyse_spectra", "first_exciton_nm", "pl_peak_and_fwhm"]
+__all__ = [
+    "OBSERVABLE_KEYS",
+    "analyse_spectra",
+    "first_exciton_nm",
+    "is_platelet_like",
+    "pl_peak_and_fwhm",
+]
 
 OBSERVABLE_KEYS: tuple[str, ...] = (
     "pl_peak_nm",
@@ -187,3 +196,15 @@ def analyse_spectra(
         "edge_length_est_nm": edge,
         "plqy_est": plqy,
     }
+
+
+def is_platelet_like(observables: Mapping[str, Any]) -> bool:
+    """Nanoplatelets emit narrow lines (FWHM < 15 nm) below 490 nm; cubes there are broader."""
+    fwhm, peak = observables.get("pl_fwhm_nm"), observables.get("pl_peak_nm")
+    return (
+        fwhm is not None
+        and peak is not None
+        and math.isfinite(fwhm)
+        and fwhm < 15.0
+        and peak < 490.0
+    )

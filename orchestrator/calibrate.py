@@ -30,9 +30,9 @@ import yaml
 from scipy.optimize import least_squares
 
 from db import Database, DatabaseError
+from models.analysis import is_platelet_like
 from models.simulation import simulate
 from models.twin import TwinParameters
-from planners.bo import is_platelet_like
 
 __all__ = ["Calibration", "calibrate"]
 

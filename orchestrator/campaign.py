@@ -258,13 +258,7 @@ class CampaignRunner:
             if r["campaign_id"] == self.campaign_id or r["status"] != "done":
                 continue
             c = r["conditions"]
-            inside = all(
-                (space.continuous[n][0] <= c.get(n, math.nan) <= space.continuous[n][1])
-                if n in space.continuous
-                else c.get(n) in space.categorical[n]
-                for n in space.order
-            )
-            if inside:
+            if space.contains(c):
                 out.append(
                     Observation({n: c[n] for n in space.order}, r["observables"], warm_start=True)
                 )
@@ -274,10 +268,8 @@ class CampaignRunner:
         """The last successful, complete run of an experiment, if one is stored."""
         runs = [
             r
-            for r in self.db.runs(self.campaign_id)
-            if r["experiment_id"] == experiment_id
-            and r["complete"]
-            and r["exit_status"] == "success"
+            for r in self.db.runs(experiment_id=experiment_id)
+            if r["complete"] and r["exit_status"] == "success"
         ]
         return runs[-1]["uid"] if runs else None
 
@@ -351,11 +343,7 @@ class CampaignRunner:
             return uids[-1] if isinstance(uids, tuple | list) else uids
         except RunEngineInterrupted:
             self._pause_requested = True
-            runs = [
-                r
-                for r in self.db.runs(self.campaign_id)
-                if r["experiment_id"] == experiment_id and not r["complete"]
-            ]
+            runs = [r for r in self.db.runs(experiment_id=experiment_id) if not r["complete"]]
             measured = bool(runs) and any(
                 name == "event" for name, _ in self.db.run_documents(runs[-1]["uid"])
             )

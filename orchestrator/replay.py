@@ -232,20 +232,8 @@ def _nearest(
     pool: Sequence[Mapping[str, Any]],
     used: set[int],
 ) -> int:
-    best, best_d = -1, math.inf
-    for i, c in enumerate(pool):
-        if i in used:
-            continue
-        d = 0.0
-        for n in space.order:
-            if n in space.continuous:
-                lo, hi = space.continuous[n]
-                d += ((float(c[n]) - float(conditions[n])) / ((hi - lo) or 1.0)) ** 2
-            else:
-                d += 0.0 if c[n] == conditions[n] else 1.0
-        if d < best_d:
-            best, best_d = i, d
-    return best
+    unused = [i for i in range(len(pool)) if i not in used]
+    return min(unused, key=lambda i: space.distance(pool[i], conditions))
 
 
 def backtest(

@@ -42,9 +42,7 @@ def suggest_conditions(
             for r in stored
         ]
     )
-    planner._ensure_pool()
-    pool = planner._pool_X
-    conditions = [planner._decode(x) for x in pool]
+    conditions = planner.candidate_pool()
     pred = planner.predict(conditions)
     gap = np.abs(pred["target_mean"] - target_nm)
     score = np.where(

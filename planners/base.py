@@ -83,6 +83,49 @@ class SearchSpace:
             out.append(cond)
         return out
 
+    def encode(self, conditions: Mapping[str, Any]) -> np.ndarray:
+        """A point of the model space: continuous parameters scaled to [0, 1], categorical
+        ones as the index of their choice."""
+        row = []
+        for name in self.order:
+            if name in self.continuous:
+                lo, hi = self.continuous[name]
+                row.append((float(conditions[name]) - lo) / (hi - lo) if hi > lo else 0.0)
+            else:
+                row.append(float(self.categorical[name].index(conditions[name])))
+        return np.array(row)
+
+    def decode(self, x: np.ndarray) -> dict[str, float | str]:
+        """The conditions of a point of the model space (inverse of :meth:`encode`)."""
+        cond: dict[str, float | str] = {}
+        for j, name in enumerate(self.order):
+            if name in self.continuous:
+                lo, hi = self.continuous[name]
+                cond[name] = float(lo + np.clip(x[j], 0.0, 1.0) * (hi - lo))
+            else:
+                cond[name] = self.categorical[name][round(x[j])]
+        return cond
+
+    def contains(self, conditions: Mapping[str, Any]) -> bool:
+        """Whether ``conditions`` give every parameter a value inside the space."""
+        for name in self.order:
+            value = conditions.get(name)
+            if name in self.continuous:
+                lo, hi = self.continuous[name]
+                if not isinstance(value, int | float) or not lo <= value <= hi:
+                    return False
+            elif value not in self.categorical[name]:
+                return False
+        return True
+
+    def distance(self, a: Mapping[str, Any], b: Mapping[str, Any]) -> float:
+        """Squared distance in the model space; a different category counts 1."""
+        xa, xb = self.encode(a), self.encode(b)
+        d = 0.0
+        for j, name in enumerate(self.order):
+            d += (xa[j] - xb[j]) ** 2 if name in self.continuous else float(xa[j] != xb[j])
+        return d
+
     def key(self, conditions: Mapping[str, Any]) -> tuple:
         """A hashable identity of a set of conditions (floats rounded to 1e-9)."""
         return tuple(

@@ -52,9 +52,10 @@ from botorch.sampling import SobolQMCNormalSampler
 from gpytorch.mlls import ExactMarginalLogLikelihood
 from scipy.stats import qmc
 
+from models.analysis import is_platelet_like
 from planners.base import Observation, Planner, PlannerError, Proposal, SearchSpace, Target
 
-__all__ = ["OPTIONS", "BoTorchPlanner", "is_platelet_like"]
+__all__ = ["OPTIONS", "BoTorchPlanner"]
 
 OPTIONS = (
     "initial_points",
@@ -87,18 +88,6 @@ SECONDARY = (
     Secondary("fwhm", "pl_fwhm_nm", -1.0, 10.0, 2.0),
     Secondary("plqy", "plqy_est", +1.0, 0.2, 0.05),
 )
-
-
-def is_platelet_like(observables: Mapping[str, Any]) -> bool:
-    """Nanoplatelets emit narrow lines (FWHM < 15 nm) below 490 nm; cubes there are broader."""
-    fwhm, peak = observables.get("pl_fwhm_nm"), observables.get("pl_peak_nm")
-    return (
-        fwhm is not None
-        and peak is not None
-        and math.isfinite(fwhm)
-        and fwhm < 15.0
-        and peak < 490.0
-    )
 
 
 class BoTorchPlanner(Planner):
@@ -167,31 +156,10 @@ class BoTorchPlanner(Planner):
         self._hyperparameters: dict[str, dict[str, torch.Tensor]] = {}
         self._twin = twin
         self._candidates = (
-            None if candidates is None else np.array([self._encode(c) for c in candidates])
+            None if candidates is None else np.array([self.space.encode(c) for c in candidates])
         )
 
     # -- encoding -------------------------------------------------------------------------
-    def _encode(self, conditions: Mapping[str, Any]) -> np.ndarray:
-        row = []
-        for name in self.space.order:
-            if name in self.space.continuous:
-                lo, hi = self.space.continuous[name]
-                row.append((float(conditions[name]) - lo) / (hi - lo) if hi > lo else 0.0)
-            else:
-                row.append(float(self.space.categorical[name].index(conditions[name])))
-        return np.array(row)
-
-    def _decode(self, x: np.ndarray) -> dict[str, float | str]:
-        cond: dict[str, float | str] = {}
-        for j, name in enumerate(self.space.order):
-            if name in self.space.continuous:
-                lo, hi = self.space.continuous[name]
-                cond[name] = float(lo + np.clip(x[j], 0.0, 1.0) * (hi - lo))
-            else:
-                choices = self.space.categorical[name]
-                cond[name] = choices[round(x[j])]
-        return cond
-
     def _unit_to_X(self, u: np.ndarray) -> np.ndarray:
         X = u.copy()
         for j in self._cat:
@@ -212,7 +180,7 @@ class BoTorchPlanner(Planner):
             }
         from models.simulation import simulate
 
-        batch = simulate(self.route, [self._decode(x) for x in X], twin=self._twin)
+        batch = simulate(self.route, [self.space.decode(x) for x in X], twin=self._twin)
         target = batch.observables[self.target.observable]
         fwhm = batch.observables["pl_fwhm_nm"]
         valid = np.isfinite(target) & np.isfinite(fwhm)
@@ -230,20 +198,28 @@ class BoTorchPlanner(Planner):
             "platelets": platelets,
         }
 
+    def candidate_pool(self) -> list[dict[str, float | str]]:
+        """The conditions the planner chooses among: the given candidates, or a scrambled Sobol
+        pool of the space."""
+        return [self.space.decode(x) for x in self._pool_points()]
+
+    def _pool_points(self) -> np.ndarray:
+        if self._pool_X is None:
+            if self._candidates is not None:
+                self._pool_X = self._candidates
+            else:
+                u = qmc.Sobol(
+                    d=max(self.space.dim, 1),
+                    scramble=True,
+                    seed=None if self.seed is None else self.seed + 1,
+                ).random(_POOL)
+                self._pool_X = self._unit_to_X(u[:, : self.space.dim])
+        return self._pool_X
+
     def _ensure_pool(self) -> None:
-        if self._pool_X is not None:
-            return
-        if self._candidates is not None:
-            self._pool_X = self._candidates
-            self._pool_phys = self._physics(self._pool_X)
-            return
-        u = qmc.Sobol(
-            d=max(self.space.dim, 1),
-            scramble=True,
-            seed=None if self.seed is None else self.seed + 1,
-        ).random(_POOL)
-        self._pool_X = self._unit_to_X(u[:, : self.space.dim])
-        self._pool_phys = self._physics(self._pool_X)
+        """The pool and the twin's prediction over it (computed once)."""
+        if not self._pool_phys:
+            self._pool_phys = self._physics(self._pool_points())
 
     # -- data -----------------------------------------------------------------------------
     def _data(
@@ -253,7 +229,7 @@ class BoTorchPlanner(Planner):
         X, y, feasible, measured = [], [], [], []
         sec: dict[str, list[float]] = {g.key: [] for g in SECONDARY}
         for obs in self.observations:
-            X.append(self._encode(obs.conditions))
+            X.append(self.space.encode(obs.conditions))
             value = obs.observables.get(self.target.observable) if not obs.failed else None
             ok = value is not None and math.isfinite(float(value))
             measured.append(ok)
@@ -281,6 +257,18 @@ class BoTorchPlanner(Planner):
         rhs = A.T @ (y / scale) + prior_precision @ np.array([0.0, 1.0])
         a, b = np.linalg.solve(lhs, rhs)
         return float(a), float(b)
+
+    def _surrogate(
+        self, key: str, X: np.ndarray, values: np.ndarray, physics: np.ndarray, noise: float
+    ) -> tuple[float, float, Any]:
+        """The twin's prediction recalibrated on the data, :math:`a + b\\phi`, and a GP on what
+        it misses (None with fewer than two measured values)."""
+        ok = np.isfinite(values)
+        a, b = self._calibrate(physics[ok], values[ok], noise) if self.physics_prior else (0.0, 0.0)
+        model = None
+        if ok.sum() >= 2:
+            model = self._fit(X[ok], values[ok] - (a + b * physics[ok]), key)
+        return a, b, model
 
     def _fit(self, X: np.ndarray, y: np.ndarray, key: str = "target") -> Any:
         """Fit a GP, starting from the hyperparameters of the last fit of the same quantity
@@ -341,7 +329,7 @@ class BoTorchPlanner(Planner):
             self._initial_used += 1
             proposals.append(
                 self._proposal(
-                    self._decode(self._unit_to_X(u)[0]), provenance={"stage": "initial_sobol"}
+                    self.space.decode(self._unit_to_X(u)[0]), provenance={"stage": "initial_sobol"}
                 )
             )
         if len(proposals) < n:
@@ -366,33 +354,24 @@ class BoTorchPlanner(Planner):
         Xm, ym = X[measured], y[measured]
         phys_train = self._physics(Xm)
         tol = self.target.tolerance
-        a, b = (
-            self._calibrate(phys_train["target"], ym, max(tol, 1.0))
-            if self.physics_prior
-            else (0.0, 0.0)
-        )
         # secondary goals: (goal, prior calibration, model) for those with enough data
         secondaries = []
         for g in self._secondary:
-            values = sec[g.key][measured]
-            ok = np.isfinite(values)
-            ag, bg = (
-                self._calibrate(phys_train[g.key][ok], values[ok], g.noise)
-                if self.physics_prior
-                else (0.0, 0.0)
+            ag, bg, model = self._surrogate(
+                g.key, Xm, sec[g.key][measured], phys_train[g.key], g.noise
             )
-            if ok.sum() >= 2 and len(ym) >= 2:
-                resid = values[ok] - (ag + bg * phys_train[g.key][ok])
-                secondaries.append((g, ag, bg, self._fit(Xm[ok], resid, g.key)))
+            if model is not None:
+                secondaries.append((g, ag, bg, model))
+        a, b, target_model = self._surrogate("target", Xm, ym, phys_train["target"], max(tol, 1.0))
 
         # refine around the best candidates of the prior or the data
         pending = np.array(
-            [self._encode(c) for c in self.pending] + [self._encode(p.conditions) for p in already]
+            [self.space.encode(c) for c in self.pending]
+            + [self.space.encode(p.conditions) for p in already]
         ).reshape(-1, self.space.dim)
         models = []
-        if len(ym) >= 2:
-            models.append(self._fit(Xm, ym - (a + b * phys_train["target"])))
-            models += [model for *_, model in secondaries]
+        if target_model is not None:
+            models = [target_model, *(model for *_, model in secondaries)]
         mean_pool = a + b * phys["target"]
         if models:
             with torch.no_grad():
@@ -477,7 +456,7 @@ class BoTorchPlanner(Planner):
             k = lookup[tuple(np.round(x, 10))]
             out.append(
                 self._proposal(
-                    self._decode(x),
+                    self.space.decode(x),
                     acquisition_value=float(vals[min(i, len(vals) - 1)]),
                     predicted_mean=float(a + b * cand_phys["target"][k] + mean[i]),
                     predicted_std=float(std[i]),
@@ -530,23 +509,21 @@ class BoTorchPlanner(Planner):
 
     def predict(self, conditions: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
         """Predicted target observable and FWHM (mean, std) at ``conditions``."""
-        X = np.array([self._encode(c) for c in conditions])
+        X = np.array([self.space.encode(c) for c in conditions])
         Xa, y, sec, _, measured = self._data()
         phys = self._physics(X)
+        train_phys = self._physics(Xa[measured])
         out: dict[str, np.ndarray] = {}
         for key, values, scale in (
             ("target", y, max(self.target.tolerance, 1.0)),
             ("fwhm", sec["fwhm"], 2.0),
         ):
-            ok = measured & np.isfinite(values)
-            train_phys = self._physics(Xa[ok])[key] if ok.any() else np.zeros(0)
-            a, b = (
-                self._calibrate(train_phys, values[ok], scale) if self.physics_prior else (0.0, 0.0)
+            a, b, model = self._surrogate(
+                key, Xa[measured], values[measured], train_phys[key], scale
             )
             mean = a + b * phys[key]
             std = np.full(len(X), 3.0)
-            if ok.sum() >= 2:
-                model = self._fit(Xa[ok], values[ok] - (a + b * train_phys), key)
+            if model is not None:
                 with torch.no_grad():
                     post = model.posterior(torch.tensor(X), observation_noise=True)
                     mean = mean + post.mean.squeeze(-1).numpy()
