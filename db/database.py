@@ -324,11 +324,17 @@ class Database:
     def add_observation(
         self, experiment_id: int, observables: Mapping[str, Any], run_uid: str | None = None
     ) -> None:
-        """Store an experiment's observables (NaN is stored as NULL: not measured)."""
+        """Store an experiment's observables (NaN is stored as NULL: not measured) and mark it
+        done, in one transaction: a crash leaves either both or neither."""
         known = {k: _finite_or_none(observables.get(k)) for k in OBSERVATION_FIELDS}
         extra = {k: v for k, v in observables.items() if k not in OBSERVATION_FIELDS}
         with self.session() as s, s.begin():
             s.add(Observation(experiment_id=experiment_id, run_uid=run_uid, extra=extra, **known))
+            s.execute(
+                update(Experiment)
+                .where(Experiment.id == experiment_id)
+                .values(status="done", failure_reason=None, updated_at=utcnow())
+            )
 
     def all_observations(self, route: str | None = None) -> list[dict[str, Any]]:
         """Every observation across campaigns (optionally of one route): for warm starts."""

@@ -327,8 +327,7 @@ class CampaignRunner:
             if self._pause_requested:
                 raise CampaignInterrupted from None
             return
-        db.add_observation(eid, observables, run_uid=uid)
-        db.set_experiment_status(eid, "done")
+        db.add_observation(eid, observables, run_uid=uid)  # marks it done, atomically
         self.planner.tell([Observation(conditions, observables)])
         self._consecutive_failures = 0
         self._report()
@@ -340,6 +339,8 @@ class CampaignRunner:
         RunEngine paused at the checkpoint after it), else abort the run and return None."""
         try:
             uids = self.RE(plan)
+            if self.RE.deferred_pause_requested:  # Ctrl-C after the plan's last checkpoint
+                self._pause_requested = True
             return uids[-1] if isinstance(uids, tuple | list) else uids
         except RunEngineInterrupted:
             self._pause_requested = True
