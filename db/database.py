@@ -14,14 +14,15 @@ import math
 import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy import Connection, Engine, create_engine, event, func, select, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session
 
 from db.schema import (
@@ -50,8 +51,9 @@ __all__ = [
 DEFAULT_URL = "sqlite:///qdlab.db"
 OBSERVATION_FIELDS = ("pl_peak_nm", "pl_fwhm_nm", "abs_peak_nm", "edge_length_est_nm", "plqy_est")
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-_HEAD = "0001"  # newest migration; a test checks it matches db/migrations
+_HEAD = "0002"  # newest migration; a test checks it matches db/migrations
 _MIGRATION_LOCK = threading.Lock()  # alembic's context is process-global
+_SCHEMA_LOCK_KEY = 0x71646C6162  # "qdlab": PostgreSQL advisory lock held while migrating
 
 
 class DatabaseError(UserError, RuntimeError):
@@ -59,8 +61,39 @@ class DatabaseError(UserError, RuntimeError):
 
 
 def resolve_url(url: str | None = None) -> str:
-    """The database URL: ``url`` if given, else ``$QDLAB_DB``, else ``sqlite:///qdlab.db``."""
-    return url or os.environ.get("QDLAB_DB") or DEFAULT_URL
+    """The database URL: ``url`` if given, else ``$QDLAB_DB``, else ``sqlite:///qdlab.db``.
+
+    An empty ``url`` is an error, not a fallback: ``--db ""`` is a mistake to report.
+    """
+    if url is None:
+        url = os.environ.get("QDLAB_DB") or DEFAULT_URL
+    if not url.strip():
+        raise DatabaseError(
+            "--db: the database URL is empty; use sqlite:///path.db or a postgresql+psycopg:// URL"
+        )
+    return url
+
+
+def _check_sqlite_path(path: Path, create: bool) -> None:
+    """Refuse a SQLite path that cannot be a database, before SQLite creates anything."""
+    if path.is_dir():
+        raise DatabaseError(f"cannot open sqlite:///{path}: it is a directory, not a file")
+    if path.exists():
+        if not os.access(path, os.R_OK):
+            raise DatabaseError(f"cannot open sqlite:///{path}: permission denied")
+        return
+    if not create:
+        raise DatabaseError(
+            f"no database at sqlite:///{path} (a campaign run or `qdlab db upgrade` creates one)"
+        )
+    parent = path.parent
+    existing = next((p for p in (parent, *parent.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise DatabaseError(f"cannot create sqlite:///{path}: {existing} is not a directory")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatabaseError(f"cannot create sqlite:///{path}: {exc.strerror}") from None
 
 
 def safe_url(url: str) -> str:
@@ -113,7 +146,9 @@ class Database:
         Bring the schema to the newest migration on open (a fresh file is created).
     """
 
-    def __init__(self, url: str | None = None, *, migrate: bool = True) -> None:
+    def __init__(
+        self, url: str | None = None, *, migrate: bool = True, create: bool = True
+    ) -> None:
         self.url = resolve_url(url)
         try:
             parsed = make_url(self.url)
@@ -126,8 +161,8 @@ class Database:
         kwargs: dict[str, Any] = {}
         if self.dialect == "sqlite":
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
-            if parsed.database:
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            if parsed.database and parsed.database != ":memory:":
+                _check_sqlite_path(Path(parsed.database), create)
         try:
             self.engine: Engine = create_engine(self.url, **kwargs)
         except Exception as exc:  # missing driver, bad options
@@ -135,11 +170,13 @@ class Database:
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         try:
-            with self.engine.connect():
-                pass
-        except OperationalError as exc:
+            with self.engine.connect() as conn:
+                if self.dialect == "sqlite":  # a file that is not a database fails here
+                    conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar()
+        except DBAPIError as exc:
             reason = str(exc.orig).strip().splitlines()[0]
-            raise DatabaseError(f"cannot connect to {safe_url(self.url)}: {reason}") from None
+            verb = "open" if self.dialect == "sqlite" else "connect to"
+            raise DatabaseError(f"cannot {verb} {safe_url(self.url)}: {reason}") from None
         if migrate:
             self.upgrade()
 
@@ -152,9 +189,15 @@ class Database:
 
     # -- schema ---------------------------------------------------------------------------
     def upgrade(self, revision: str = "head") -> None:
-        """Apply the Alembic migrations up to ``revision`` (nothing to do at the head)."""
+        """Apply the Alembic migrations up to ``revision`` (nothing to do at the head).
+
+        Safe when several processes open a new database at once: the migration runs in one
+        transaction under a database-wide lock (``BEGIN IMMEDIATE`` on SQLite, an advisory lock
+        on PostgreSQL), and whoever gets the lock second finds the schema done.
+        """
         from alembic import command
         from alembic.config import Config
+        from alembic.runtime.migration import MigrationContext
 
         if revision == "head" and self.revision() == _HEAD:
             return
@@ -162,11 +205,32 @@ class Database:
         cfg.set_main_option("script_location", str(_MIGRATIONS))
         cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
         try:
-            with _MIGRATION_LOCK, self.engine.begin() as conn:
+            with _MIGRATION_LOCK, self._schema_lock() as conn:
+                current = MigrationContext.configure(conn).get_current_revision()
+                if revision == "head" and current == _HEAD:
+                    return
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, revision)
-        except OperationalError as exc:
-            raise DatabaseError(f"cannot open {safe_url(self.url)}: {exc.orig}") from None
+        except DBAPIError as exc:
+            reason = str(exc.orig).strip().splitlines()[0]
+            raise DatabaseError(f"cannot migrate {safe_url(self.url)}: {reason}") from None
+
+    @contextmanager
+    def _schema_lock(self) -> Iterator[Connection]:
+        """A connection in a transaction that holds the database's schema lock; commits."""
+        with self.engine.connect() as conn:
+            raw = conn.connection.driver_connection if self.dialect == "sqlite" else None
+            try:
+                if raw is not None:  # pysqlite would run DDL outside any transaction
+                    raw.isolation_level = None
+                    raw.execute("BEGIN IMMEDIATE")
+                with conn.begin():  # alembic sees an external transaction and leaves it to us
+                    if self.dialect == "postgresql":
+                        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK_KEY})")
+                    yield conn
+            finally:
+                if raw is not None:
+                    raw.isolation_level = ""
 
     def revision(self) -> str | None:
         """The schema's current migration revision (None if not migrated)."""
@@ -210,6 +274,15 @@ class Database:
             s.add(row)
             s.flush()
             return row.id
+
+    def set_campaign_config(self, campaign_id: int, config: Mapping[str, Any]) -> None:
+        """Replace a campaign's stored config (e.g. a budget extended by the user)."""
+        with self.session() as s, s.begin():
+            s.execute(
+                update(Campaign)
+                .where(Campaign.id == campaign_id)
+                .values(config=dict(config), updated_at=utcnow())
+            )
 
     def set_campaign_status(self, campaign_id: int, status: str, reason: str | None = None) -> None:
         """Record a campaign's status (running, paused, completed, ...)."""

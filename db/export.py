@@ -26,11 +26,11 @@ def export_csv(db: Database, campaign_id: int, path: str | Path) -> int:
     """Write the experiments table (conditions, status, provenance, observables); return rows."""
     campaign = db.campaign(campaign_id)
     rows = db.experiments(campaign_id)
-    condition_names = list(campaign["config"].get("space", {})) or sorted(
+    condition_names = list(campaign["config"].get("campaign", {}).get("space", {})) or sorted(
         {k for r in rows for k in r["conditions"]}
     )
     header = [
-        "index",
+        "experiment",  # numbered from 1, as everywhere users read it
         "status",
         *condition_names,
         *OBSERVATION_FIELDS,
@@ -50,7 +50,7 @@ def export_csv(db: Database, campaign_id: int, path: str | Path) -> int:
             obs = r["observables"] or {}
             writer.writerow(
                 [
-                    r["index"],
+                    r["index"] + 1,
                     r["status"],
                     *(r["conditions"].get(c) for c in condition_names),
                     *(obs.get(k) for k in OBSERVATION_FIELDS),

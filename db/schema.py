@@ -1,6 +1,7 @@
 """The campaign database schema (SQLAlchemy 2 typed ORM).
 
-- ``campaigns``: one closed-loop campaign: its config (as stored YAML/JSON), target and status.
+- ``campaigns``: one closed-loop campaign: its config (as stored YAML/JSON), target and status,
+  and its lease: the one process allowed to drive it (``host:pid``) and until when (epoch s).
 - ``experiments``: one proposal of a campaign and what became of it, with the provenance of the
   decision (planner, version, seed, acquisition value, predicted mean and std).
 - ``runs``: one bluesky run; a run with no ``stop_time`` never got its stop document (a crash).
@@ -63,6 +64,8 @@ class Campaign(Base):
     status: Mapped[str] = mapped_column(String(20), default="created")
     status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     replay_of: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"), nullable=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    lease_expires: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow

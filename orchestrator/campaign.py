@@ -23,19 +23,24 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from bluesky import RunEngine
 from bluesky.utils import FailedStatus, RunEngineInterrupted
+from sqlalchemy.exc import DBAPIError
 
 from db import Database, DocumentWriter
+from db.lease import CampaignLease, LeaseHeld
+from db.outage import RECONNECT_WINDOW_S, is_disconnect, wait_for_database
 from devices import Lab, build_lab
-from orchestrator.config import LoadedCampaign, loaded_from_stored
+from devices.config import ConfigError
+from orchestrator.config import MAX_BUDGET, LoadedCampaign, loaded_from_stored
 from orchestrator.observe import MeasurementRejected, observables_from_documents
 from orchestrator.plans import PLANS
-from planners import Observation, Planner, make_planner
+from planners import Observation, Planner, Target, make_planner
 
 __all__ = ["MAX_CONSECUTIVE_FAILURES", "CampaignInterrupted", "CampaignRunner", "CampaignSummary"]
 
@@ -135,6 +140,8 @@ class CampaignRunner:
         Failures in a row that pause the campaign (a lab fault is likely).
     replay_of
         The campaign this one replays (stored as the link).
+    reconnect_window_s
+        How long to keep trying a database that went away before stopping.
     """
 
     def __init__(
@@ -146,11 +153,23 @@ class CampaignRunner:
         planner: Planner | None = None,
         max_consecutive_failures: int = MAX_CONSECUTIVE_FAILURES,
         replay_of: int | None = None,
+        reconnect_window_s: float = RECONNECT_WINDOW_S,
     ) -> None:
         self.db = db
         self.loaded = loaded
         self.config = loaded.config
         self.on_progress = on_progress
+        # everything that can refuse the campaign happens before its row is written
+        self.lab: Lab = build_lab(loaded.lab)
+        self.planner: Planner = planner or make_planner(
+            self.config.planner.kind,
+            loaded.space,
+            loaded.target,
+            self.config.seed,
+            self.config.planner.options,
+            self.config.route,
+            self.lab.world.twin,
+        )
         if campaign_id is None:
             stored = {
                 "campaign": loaded.config.model_dump(mode="json"),
@@ -165,61 +184,113 @@ class CampaignRunner:
                 replay_of=replay_of,
             )
         self.campaign_id = campaign_id
-        self.lab: Lab = build_lab(loaded.lab)
         self.RE = RunEngine({})
         self.RE.subscribe(DocumentWriter(db))
-        self.planner: Planner = planner or make_planner(
-            self.config.planner.kind,
-            loaded.space,
-            loaded.target,
-            self.config.seed,
-            self.config.planner.options,
-            self.config.route,
-            self.lab.world.twin,
-        )
         self._consecutive_failures = 0
         self._pause_requested = False
         self.max_consecutive_failures = max_consecutive_failures
+        self.reconnect_window_s = reconnect_window_s
+        self.lease: CampaignLease | None = None
+        self._progress = _Progress(loaded.target)
 
     @classmethod
-    def resume(cls, db: Database, campaign_id: int, **kwargs: Any) -> CampaignRunner:
-        """Continue a stored campaign with the config and lab it was started with."""
+    def resume(
+        cls, db: Database, campaign_id: int, budget: int | None = None, **kwargs: Any
+    ) -> CampaignRunner:
+        """Continue a stored campaign with the config and lab it was started with.
+
+        ``budget`` extends (or sets) the campaign's budget, also of a completed campaign, which
+        then runs on to that many experiments even if it had reached its target.
+
+        Raises
+        ------
+        devices.config.ConfigError
+            The campaign is completed and no larger ``budget`` is given, or ``budget`` is not
+            above the experiments already run.
+        """
         campaign = db.campaign(campaign_id)
-        loaded = loaded_from_stored(campaign["config"], campaign["name"])
+        stored = campaign["config"]
+        done = campaign["experiments"]
+        if budget is not None:
+            if not done < budget <= MAX_BUDGET:
+                raise ConfigError(
+                    f"--budget: {budget} must be above the {done} experiments campaign "
+                    f"{campaign_id} has run and at most {MAX_BUDGET}"
+                )
+            extended = {**stored["campaign"], "budget": budget}
+            if campaign["status"] == "completed":
+                extended["stop_on_target"] = False  # asked for more: don't stop at the hit
+            stored = {**stored, "campaign": extended}
+        elif campaign["status"] == "completed":
+            raise ConfigError(
+                f"campaign {campaign_id} is completed ({campaign['status_reason']}); "
+                f"`qdlab campaign resume {campaign_id} --budget N` runs it on to N experiments"
+            )
+        loaded = loaded_from_stored(stored, campaign["name"])
+        if stored is not campaign["config"]:
+            db.set_campaign_config(campaign_id, stored)
         return cls(db, loaded, campaign_id=campaign_id, **kwargs)
 
     # -- the loop -------------------------------------------------------------------------
     def run(self) -> CampaignSummary:
-        """Run until the target is met, the budget is spent, or the campaign pauses."""
+        """Run until the target is met, the budget is spent, or the campaign pauses.
+
+        Raises
+        ------
+        db.lease.LeaseHeld
+            Another process drives this campaign.
+        CampaignInterrupted
+            Ctrl-C: the campaign is paused.
+        DatabaseUnavailable
+            The database stayed unreachable beyond the reconnect window.
+        """
+        if self.lease is not None:
+            return self._drive()
+        with self.claim():
+            return self._drive()
+
+    @contextmanager
+    def claim(self) -> Iterator[CampaignLease]:
+        """Hold the campaign's lease (see :mod:`db.lease`) for the duration of the block;
+        :class:`~db.lease.LeaseHeld` at once if another process drives the campaign."""
+        with CampaignLease(self.db, self.campaign_id) as lease:
+            self.lease = lease
+            try:
+                yield lease
+            finally:
+                self.lease = None
+
+    def _drive(self) -> CampaignSummary:
         db, cfg, cid = self.db, self.config, self.campaign_id
         todo = self._restore()
         db.set_campaign_status(cid, "running")
+        progress = self._progress
         try:
             while True:
                 for experiment in todo:
-                    self._run_experiment(experiment)
+                    if self.lease is not None and self.lease.lost.is_set():
+                        raise LeaseHeld(
+                            f"campaign {cid}: another process took over its lease; stopping"
+                        )
+                    reason = self._run_experiment_retrying(experiment)
                     if self._consecutive_failures >= self.max_consecutive_failures:
-                        last = db.experiments(cid)[experiment["index"]]["failure_reason"]
                         db.set_campaign_status(
                             cid,
                             "paused",
                             f"{self.max_consecutive_failures} experiments failed in a row (last: "
-                            f"{last}); fix the lab, then `qdlab campaign resume {cid}`",
+                            f"{reason}); fix the lab, then `qdlab campaign resume {cid}`",
                         )
                         return summarize(db, cid, self.loaded)
-                summary = summarize(db, cid, self.loaded)
-                if cfg.stop_on_target and summary.reached_target:
+                if cfg.stop_on_target and progress.first_hit is not None:
                     db.set_campaign_status(
-                        cid,
-                        "completed",
-                        f"target reached at experiment {summary.first_hit_experiment}",
+                        cid, "completed", f"target reached at experiment {progress.first_hit}"
                     )
                     return summarize(db, cid, self.loaded)
-                if summary.experiments >= cfg.budget:
+                if progress.experiments >= cfg.budget:
                     db.set_campaign_status(cid, "completed", f"budget of {cfg.budget} spent")
                     return summarize(db, cid, self.loaded)
                 todo = self._propose(
-                    min(cfg.batch_size, cfg.budget - summary.experiments), summary.experiments
+                    min(cfg.batch_size, cfg.budget - progress.experiments), progress.experiments
                 )
         except (KeyboardInterrupt, CampaignInterrupted):
             db.set_campaign_status(
@@ -241,6 +312,7 @@ class CampaignRunner:
                 observations.append(
                     Observation(r["conditions"], failed=True, reason=r["failure_reason"])
                 )
+        self._progress.restore(rows)
         if self.config.planner.options.get("warm_start"):
             self.planner.tell(self._warm_start())
         self.planner.restore(
@@ -292,9 +364,39 @@ class CampaignRunner:
                 provenance={**p.provenance, "batch": batch},
             )
             todo.append({"id": eid, "index": index, "conditions": dict(p.conditions)})
+        self._progress.experiments = max(self._progress.experiments, first_index + len(todo))
         return todo
 
-    def _run_experiment(self, experiment: dict[str, Any]) -> None:
+    def _run_experiment_retrying(self, experiment: dict[str, Any]) -> str | None:
+        """Run one experiment; ride out a database outage (see :func:`wait_for_database`) by
+        running the experiment again once the database is back."""
+        while True:
+            try:
+                return self._run_experiment(experiment)
+            except DBAPIError as exc:
+                if not is_disconnect(exc, self.db):
+                    raise
+                wait_for_database(
+                    self.db,
+                    exc,
+                    self.reconnect_window_s,
+                    f"campaign {self.campaign_id} stopped; `qdlab campaign resume "
+                    f"{self.campaign_id}` continues once the database is back",
+                )
+                self.RE = self._fresh_run_engine()
+                self.db.set_experiment_status(
+                    experiment["id"], "proposed", "database connection lost; ran again"
+                )
+
+    def _fresh_run_engine(self) -> RunEngine:
+        if self.RE.state != "idle":
+            self.RE.halt()
+        engine = RunEngine({})
+        engine.subscribe(DocumentWriter(self.db))
+        return engine
+
+    def _run_experiment(self, experiment: dict[str, Any]) -> str | None:
+        """Run one experiment; return its failure reason (None if it succeeded)."""
         db, cid, eid, index = self.db, self.campaign_id, experiment["id"], experiment["index"]
         conditions = experiment["conditions"]
         plan = PLANS[self.config.route]
@@ -326,13 +428,15 @@ class CampaignRunner:
             self._report()
             if self._pause_requested:
                 raise CampaignInterrupted from None
-            return
+            return reason
         db.add_observation(eid, observables, run_uid=uid)  # marks it done, atomically
         self.planner.tell([Observation(conditions, observables)])
+        self._progress.observe(index, observables)
         self._consecutive_failures = 0
         self._report()
         if self._pause_requested:
             raise CampaignInterrupted
+        return None
 
     def _run_plan(self, plan: Any, experiment_id: int) -> str | None:
         """Run one synthesis; on Ctrl-C return the run if its measurement is stored (the
@@ -355,8 +459,28 @@ class CampaignRunner:
             return None
 
     def _report(self) -> None:
-        if self.on_progress is None:
-            return
-        summary = summarize(self.db, self.campaign_id, self.loaded)
-        best = summary.best["error"] if summary.best else math.inf
-        self.on_progress(summary.experiments, self.config.budget, best)
+        if self.on_progress is not None:
+            p = self._progress
+            self.on_progress(p.experiments, self.config.budget, p.best_error)
+
+
+class _Progress:
+    """What the loop needs to know after every experiment, kept up to date in memory: reading
+    the whole campaign back after each experiment would make long campaigns ever slower."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.experiments = 0
+        self.best_error = math.inf
+        self.first_hit: int | None = None  # 1-based, as users count
+
+    def restore(self, rows: list[dict[str, Any]]) -> None:
+        self.experiments = len(rows)
+        for r in rows:
+            if r["status"] == "done" and r["observables"]:
+                self.observe(r["index"], r["observables"])
+
+    def observe(self, index: int, observables: Mapping[str, Any]) -> None:
+        self.best_error = min(self.best_error, self.target.error(observables))
+        if self.target.hit(observables):
+            self.first_hit = min(self.first_hit or index + 1, index + 1)

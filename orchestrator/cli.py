@@ -12,10 +12,12 @@ import math
 import sys
 from typing import Annotated
 
+import click
 import typer
 
 from models.errors import UserError
 from models.parameters import ROUTES, ParameterError, get_route
+from orchestrator.summary import describe_summary, target_text
 
 app = typer.Typer(
     name="qdlab",
@@ -154,6 +156,27 @@ def _quiet_bluesky(verbose: bool) -> None:
 
 
 def _run_campaign(runner: object, as_json: bool) -> None:
+    """Run (or resume) a campaign with a progress bar; print how it ended.
+
+    Exit codes: 0 finished, 1 paused (a lab fault), 2 refused (bad input, campaign driven by
+    another process), 3 database unreachable, 130 interrupted (Ctrl-C).
+    """
+    from rich.console import Console
+
+    with runner.claim():  # before the progress bar: a refusal is one line
+        summary = _run_with_progress(runner, as_json)
+    if as_json:
+        print(summary.to_json())
+    else:
+        console = Console(soft_wrap=True)
+        target = runner.config.target.model_dump(mode="json", exclude_none=True)
+        for line in describe_summary(summary, target):
+            console.print(line)
+    if summary.status == "paused":
+        raise typer.Exit(1)
+
+
+def _run_with_progress(runner: object, as_json: bool) -> object:
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -184,41 +207,13 @@ def _run_campaign(runner: object, as_json: bool) -> None:
 
         runner.on_progress = on_progress
         try:
-            summary = runner.run()
+            return runner.run()
         except CampaignInterrupted:
             console.print(
                 f"campaign {runner.campaign_id} paused; continue with "
                 f"`qdlab campaign resume {runner.campaign_id}`"
             )
             raise typer.Exit(130) from None
-    if as_json:
-        print(summary.to_json())
-    else:
-        console = Console(soft_wrap=True)
-        hit = (
-            f"target reached at experiment {summary.first_hit_experiment}"
-            if summary.reached_target
-            else "target not reached"
-        )
-        console.print(
-            f"campaign {summary.campaign_id}: {summary.status} after "
-            f"{summary.experiments} experiments, {hit}"
-        )
-        if summary.best:
-            best = summary.best
-            obs = best["observables"]
-            conditions = ", ".join(
-                f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                for k, v in best["conditions"].items()
-            )
-            console.print(
-                f"best: experiment {best['experiment']}, PL {obs['pl_peak_nm']:.2f} nm, "
-                f"FWHM {obs['pl_fwhm_nm']:.1f} nm; {conditions}"
-            )
-        if summary.status == "paused":
-            console.print(f"[yellow]paused:[/yellow] {summary.reason}")
-    if summary.status == "paused":
-        raise typer.Exit(1)
 
 
 @campaign_app.command("run")
@@ -253,31 +248,19 @@ def campaign_run(
 def campaign_resume(
     campaign_id: Annotated[int, typer.Argument(help="campaign id")],
     db: DbOption = None,
+    budget: Annotated[
+        int | None, typer.Option(help="run on to this many experiments (also when completed)")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print a one-line JSON summary")] = False,
     verbose: Annotated[bool, typer.Option(help="show tracebacks of failed runs")] = False,
 ) -> None:
-    """Continue a paused or interrupted campaign where it stopped."""
+    """Continue a paused or interrupted campaign where it stopped, or extend a finished one."""
     from db import Database
     from orchestrator.campaign import CampaignRunner
 
     _quiet_bluesky(verbose)
-    database = Database(db)
-    status = database.campaign(campaign_id)["status"]
-    if status == "completed":
-        raise typer.BadParameter(f"campaign {campaign_id} is already completed")
-    _run_campaign(CampaignRunner.resume(database, campaign_id), as_json)
-
-
-def _target_text(target: dict) -> str:
-    """``PL 470 ± 1 nm, min pl_fwhm_nm`` for a stored target."""
-    tol = target.get("tolerance_nm", 1.0)
-    if "pl_peak_nm" in target:
-        text = f"PL {target['pl_peak_nm']:g} ± {tol:g} nm"
-    else:
-        text = f"edge {target['edge_length_nm']:g} ± {tol:g} nm"
-    extras = [f"min {k}" for k in target.get("minimize", [])]
-    extras += [f"max {k}" for k in target.get("maximize", [])]
-    return ", ".join([text, *extras])
+    database = Database(db, create=False)
+    _run_campaign(CampaignRunner.resume(database, campaign_id, budget=budget), as_json)
 
 
 @campaign_app.command("list")
@@ -307,7 +290,7 @@ def campaign_list(
             r["route"],
             r["status"],
             str(r["experiments"]),
-            _target_text(r["target"]),
+            target_text(r["target"]),
             r["created_at"][:16].replace("T", " "),
         )
     Console().print(table)
@@ -350,7 +333,7 @@ def campaign_show(
     console.print(
         f"campaign {campaign_id} [bold]{campaign['name']}[/bold]: {campaign['status']}"
         f" ({campaign['status_reason'] or ''}), route {campaign['route']}, target "
-        f"{_target_text(campaign['target'])}"
+        f"{target_text(campaign['target'])}"
     )
     names = list(campaign["config"]["campaign"]["space"])
     table = Table("#", "status", *names, "PL nm", "FWHM nm", "note")
@@ -583,11 +566,11 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         print("aborted", file=sys.stderr)
         sys.exit(130)
-    except typer.TyperException as exc:  # usage errors: bad flag, bad value type
+    except click.ClickException as exc:  # usage errors: bad flag, bad value type
         print(f"error: {exc.format_message()}", file=sys.stderr)
         sys.exit(2)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(getattr(exc, "exit_code", 2))
     if isinstance(code, int) and code:  # typer returns typer.Exit codes when not standalone
         sys.exit(code)

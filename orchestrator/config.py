@@ -28,12 +28,18 @@ from models.parameters import CategoricalParameter, ParameterError, get_route
 from planners import PLANNER_KINDS, SearchSpace, Target
 
 __all__ = [
+    "MAX_BUDGET",
+    "MAX_SEED",
     "CampaignConfig",
     "LoadedCampaign",
     "load_campaign",
     "loaded_from_stored",
     "parse_campaign",
 ]
+
+MAX_BUDGET = 1000
+MAX_SEED = 2**32 - 1
+"""Seeds are stored as 64-bit integers and drive numpy's SeedSequence: 0 .. 2**32 - 1."""
 
 TARGET_OBSERVABLES = {"pl_peak_nm": "pl_peak_nm", "edge_length_nm": "edge_length_est_nm"}
 SECONDARY = ("pl_fwhm_nm", "plqy_est", "abs_peak_nm")
@@ -109,8 +115,8 @@ class CampaignConfig(_Strict):
     space: dict[str, list[float] | list[str]]
     planner: PlannerSpec
     batch_size: int = Field(1, ge=1, le=16)
-    budget: int = Field(30, ge=1, le=1000)
-    seed: int = Field(0, ge=0)
+    budget: int = Field(30, ge=1, le=MAX_BUDGET)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     stop_on_target: bool = True
     simulator: SimulatorSpec = SimulatorSpec()
 

@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 
 from db import Database
+from models.errors import UserError
+from orchestrator.summary import target_text
 
 __all__ = ["write_report"]
 
@@ -171,9 +173,11 @@ def _table(rows: list[dict[str, Any]], names: list[str]) -> str:
 def write_report(db: Database, campaign_id: int, out_dir: str | Path) -> Path:
     """Write the figures and ``report.html`` of a campaign into ``out_dir``; return the page."""
     plt = _figure_setup()
+    campaign = db.campaign(campaign_id)  # an unknown campaign fails before anything is made
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out: {out} is a file, not a folder")
     out.mkdir(parents=True, exist_ok=True)
-    campaign = db.campaign(campaign_id)
     config = campaign["config"]["campaign"]
     rows = db.experiments(campaign_id)
     figures = {
@@ -188,7 +192,7 @@ def write_report(db: Database, campaign_id: int, out_dir: str | Path) -> Path:
         data = base64.b64encode(path.read_bytes()).decode()
         embedded.append(f'<img alt="{name}" src="data:image/png;base64,{data}">')
     target = config["target"]
-    goal = ", ".join(f"{k} = {v}" for k, v in target.items())
+    goal = target_text(target)
     page = f"""<!doctype html><html><head><meta charset="utf-8">
 <title>QDLab campaign {campaign_id}: {html.escape(campaign["name"])}</title>
 <style>body{{font-family:sans-serif;max-width:1200px;margin:2em auto}}img{{max-width:100%}}

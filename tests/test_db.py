@@ -34,7 +34,7 @@ def new_campaign(db, name="test", space=None):
     return db.create_campaign(
         name,
         "hot_injection",
-        config,
+        {"campaign": config, "lab": {}},  # as the campaign runner stores it
         json.dumps(config),
         {"pl_peak_nm": 470.0, "tolerance_nm": 1.0},
     )
@@ -50,12 +50,12 @@ def test_a_new_database_is_migrated_to_a_schema_equal_to_the_models(db_url):
     cfg.set_main_option("script_location", str(_MIGRATIONS))
     assert ScriptDirectory.from_config(cfg).get_current_head() == _HEAD
     db = Database(db_url)
-    assert db.revision() == "0001"
+    assert db.revision() == _HEAD
     with db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
     Database(db_url)  # opening again is a no-op
-    assert db.revision() == "0001"
+    assert db.revision() == _HEAD
 
 
 def test_documents_round_trip_from_the_run_engine(db_url, lab, RE):
@@ -138,8 +138,8 @@ def test_csv_export_has_one_row_per_experiment(db_url, tmp_path):
     path = tmp_path / "experiments.csv"
     assert export_csv(db, cid, path) == 3
     rows = path.read_text().splitlines()
-    assert rows[0].startswith("index,status,br_pb_ratio,temperature_c,pl_peak_nm")
-    assert rows[3].startswith("2,failed,6.0,150.0,478.0") and "pump stalled" in rows[3]
+    assert rows[0].startswith("experiment,status,br_pb_ratio,temperature_c,pl_peak_nm")
+    assert rows[3].startswith("3,failed,6.0,150.0,478.0") and "pump stalled" in rows[3]
 
 
 def test_a_run_without_its_stop_document_shows_as_incomplete(db_url):
@@ -266,7 +266,7 @@ def test_unknown_campaigns_are_reported(db_url):
 def test_cli_upgrades_and_exports(run_qdlab, tmp_path):
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     out = run_qdlab("db", "upgrade", "--db", url)
-    assert out.returncode == 0 and "schema empty -> 0001" in out.stdout
+    assert out.returncode == 0 and "schema empty -> 0002" in out.stdout
     db = Database(url)
     cid = new_campaign(db)
     db.add_experiment(cid, 0, HOT, planner_name="random", planner_version="1")

@@ -1,0 +1,60 @@
+"""How campaigns and their targets read in the terminal and in reports (one wording everywhere).
+
+Experiments are numbered from 1 wherever a person reads them (tables, summaries, CSV, reports);
+the database's ``index`` column counts from 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["describe_summary", "target_text"]
+
+_LABELS = {"pl_peak_nm": "PL", "edge_length_nm": "edge length"}
+_OBSERVED = {"pl_peak_nm": "pl_peak_nm", "edge_length_nm": "edge_length_est_nm"}
+
+
+def target_text(target: Mapping[str, Any]) -> str:
+    """``PL 470 ± 1 nm, min pl_fwhm_nm`` for a stored target (a ``TargetSpec`` dump)."""
+    tol = target.get("tolerance_nm", 1.0)
+    key = next((k for k in _LABELS if target.get(k) is not None), None)
+    text = f"{_LABELS[key]} {target[key]:g} ± {tol:g} nm" if key else "no target"
+    extras = [f"min {k}" for k in target.get("minimize") or []]
+    extras += [f"max {k}" for k in target.get("maximize") or []]
+    return ", ".join([text, *extras])
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    return value if isinstance(value, str) else f"{value:.{digits}f}"
+
+
+def describe_summary(summary: Any, target: Mapping[str, Any]) -> list[str]:
+    """The lines ``qdlab campaign run`` prints at the end: status, and the best experiment with
+    the target's own observable (and FWHM when measured)."""
+    hit = (
+        f"target reached at experiment {summary.first_hit_experiment}"
+        if summary.reached_target
+        else "target not reached"
+    )
+    lines = [
+        f"campaign {summary.campaign_id}: {summary.status} after {summary.experiments} "
+        f"experiments, {hit} ({target_text(target)})"
+    ]
+    if summary.best:
+        best = summary.best
+        obs = best["observables"]
+        key = next(k for k in _LABELS if target.get(k) is not None)
+        shown = [f"{_LABELS[key]} {_fmt(obs.get(_OBSERVED[key]))} nm"]
+        if key != "pl_peak_nm" and obs.get("pl_peak_nm") is not None:
+            shown.append(f"PL {obs['pl_peak_nm']:.2f} nm")
+        if obs.get("pl_fwhm_nm") is not None:
+            shown.append(f"FWHM {obs['pl_fwhm_nm']:.1f} nm")
+        conditions = ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in best["conditions"].items()
+        )
+        lines.append(f"best: experiment {best['experiment']}, {', '.join(shown)}; {conditions}")
+    if summary.status == "paused":
+        lines.append(f"[yellow]paused:[/yellow] {summary.reason}")
+    return lines
