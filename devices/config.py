@@ -11,10 +11,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from models.errors import UserError
+from models.configfile import ConfigError, read_yaml
 from models.parameters import LIGANDS
 
 __all__ = [
@@ -34,12 +33,15 @@ __all__ = [
 ]
 
 
-class ConfigError(UserError, ValueError):
-    """A config file is missing, not YAML, or fails validation (the message names the field)."""
-
-
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _ordered(config: BaseModel, low: str, high: str) -> None:
+    """A ``[low, high]`` pair of a config must not be upside down."""
+    lo, hi = getattr(config, low), getattr(config, high)
+    if lo >= hi:
+        raise ValueError(f"{low} ({lo:g}) must be below {high} ({hi:g})")
 
 
 class Contents(_Strict):
@@ -105,6 +107,11 @@ class HeaterConfig(_Strict):
     overshoot_fraction: float = Field(0.02, ge=0, le=0.5)
     heat_timeout_s: float = Field(1800.0, gt=0)
 
+    @model_validator(mode="after")
+    def _temperatures(self) -> HeaterConfig:
+        _ordered(self, "min_temperature_c", "max_temperature_c")
+        return self
+
 
 class ReactorConfig(HeaterConfig):
     """Hot-injection reactor: heater limits and response, injection syringe, flask."""
@@ -129,6 +136,12 @@ class ReactorConfig(HeaterConfig):
     cs_source: str = "cs_oleate"
     min_stir_rpm: float = 0.0
     max_stir_rpm: float = 1500.0
+
+    @model_validator(mode="after")
+    def _ranges(self) -> ReactorConfig:
+        _ordered(self, "injection_min_ul", "injection_max_ul")
+        _ordered(self, "min_stir_rpm", "max_stir_rpm")
+        return self
 
 
 class LarpConfig(_Strict):
@@ -179,6 +192,15 @@ class CellConfig(_Strict):
     lamp_counts: float = Field(40000.0, gt=0)
     lamp_drift_per_hour: float = Field(0.005, ge=0)
     timeout_s: float = Field(30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _ranges(self) -> CellConfig:
+        _ordered(self, "wavelength_min_nm", "wavelength_max_nm")
+        _ordered(self, "min_integration_ms", "max_integration_ms")
+        lo, hi = self.min_integration_ms, self.max_integration_ms
+        if not lo <= self.integration_ms <= hi:
+            raise ValueError(f"integration_ms {self.integration_ms:g} is outside [{lo:g}, {hi:g}]")
+        return self
 
 
 class FaultConfig(_Strict):
@@ -242,13 +264,16 @@ class LabConfig(_Strict):
 
 
 def validation_message(exc: ValidationError, source: str) -> str:
-    """One line naming the first invalid field and what is allowed."""
+    """One line naming the first invalid field and what is allowed (and the value given, when
+    it is short enough to read)."""
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err["loc"]) or "(top level)"
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
         msg = "unknown key"
-    return f"{source}: {where}: {msg} (got {err.get('input')!r})"
+    given = err.get("input")
+    shown = "" if isinstance(given, dict | list) or len(repr(given)) > 80 else f" (got {given!r})"
+    return f"{source}: {where}: {msg}{shown}"
 
 
 def load_lab_config(source: str | Path | Mapping[str, Any]) -> LabConfig:
@@ -262,14 +287,8 @@ def load_lab_config(source: str | Path | Mapping[str, Any]) -> LabConfig:
     if isinstance(source, Mapping):
         data, label = dict(source), "lab config"
     else:
-        path = Path(source)
-        if not path.is_file():
-            raise ConfigError(f"lab config {str(path)!r} does not exist")
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"lab config {str(path)!r} is not valid YAML: {exc}") from None
-        label = str(path)
+        data, _ = read_yaml(source, "lab config")
+        label = str(source)
         if not isinstance(data, Mapping):
             raise ConfigError(f"{label}: expected a mapping at the top level")
     try:

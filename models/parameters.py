@@ -15,6 +15,7 @@ from models.errors import UserError
 
 __all__ = [
     "LIGANDS",
+    "MAX_SEED",
     "ROUTES",
     "CategoricalParameter",
     "ContinuousParameter",
@@ -23,6 +24,9 @@ __all__ = [
     "Route",
     "get_route",
 ]
+
+MAX_SEED = 2**32 - 1
+"""Seeds are stored as 64-bit integers and drive numpy's SeedSequence: 0 .. 2**32 - 1."""
 
 
 class ParameterError(UserError, ValueError):

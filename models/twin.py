@@ -20,8 +20,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from models.configfile import read_yaml
 from models.errors import UserError
 
 __all__ = ["TwinError", "TwinParameters", "load_twin"]
@@ -81,9 +80,7 @@ def load_twin(
     path = Path(source)
     if not path.is_absolute() and base_dir is not None and (base_dir / path).is_file():
         path = base_dir / path
-    if not path.is_file():
-        raise TwinError(f"twin file {str(source)!r} does not exist")
-    data = yaml.safe_load(path.read_text())
+    data, _ = read_yaml(path, "twin file")
     if not isinstance(data, Mapping):
         raise TwinError(f"twin file {path}: expected a mapping")
     return TwinParameters.from_mapping(data)

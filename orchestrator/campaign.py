@@ -155,6 +155,7 @@ class CampaignRunner:
         replay_of: int | None = None,
         reconnect_window_s: float = RECONNECT_WINDOW_S,
     ) -> None:
+        loaded.check_code()
         self.db = db
         self.loaded = loaded
         self.config = loaded.config
@@ -195,12 +196,19 @@ class CampaignRunner:
 
     @classmethod
     def resume(
-        cls, db: Database, campaign_id: int, budget: int | None = None, **kwargs: Any
+        cls,
+        db: Database,
+        campaign_id: int,
+        budget: int | None = None,
+        outcome_model: str | None = None,
+        **kwargs: Any,
     ) -> CampaignRunner:
         """Continue a stored campaign with the config and lab it was started with.
 
         ``budget`` extends (or sets) the campaign's budget, also of a completed campaign, which
         then runs on to that many experiments even if it had reached its target.
+        ``outcome_model`` names the user code to simulate with: a stored config's is never
+        imported (see :func:`orchestrator.config.loaded_from_stored`).
 
         Raises
         ------
@@ -226,7 +234,8 @@ class CampaignRunner:
                 f"campaign {campaign_id} is completed ({campaign['status_reason']}); "
                 f"`qdlab campaign resume {campaign_id} --budget N` runs it on to N experiments"
             )
-        loaded = loaded_from_stored(stored, campaign["name"])
+        loaded = loaded_from_stored(stored, campaign["name"], outcome_model)
+        loaded.check_code()
         if stored is not campaign["config"]:
             db.set_campaign_config(campaign_id, stored)
         return cls(db, loaded, campaign_id=campaign_id, **kwargs)

@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import math
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import click
 import typer
 
 from models.errors import UserError
-from models.parameters import ROUTES, ParameterError, get_route
+from models.parameters import MAX_SEED, ROUTES, ParameterError, get_route
 from orchestrator.summary import describe_summary, target_text
 
 app = typer.Typer(
@@ -72,7 +73,10 @@ def simulate(
     flow_ratio: Annotated[float | None, typer.Option(help="flow: Cs/Pb stream ratio")] = None,
     precursor_ul: Annotated[float | None, typer.Option(help="larp: precursor, µL")] = None,
     ligand_ul: Annotated[float | None, typer.Option(help="larp: oleylamine, µL")] = None,
-    seed: Annotated[int | None, typer.Option(help="seed; omit for the noiseless mean")] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="seed; omit for the noiseless mean", min=0, max=MAX_SEED),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     import numpy as np
@@ -139,7 +143,12 @@ def campaign_export(
 
     if fmt not in ("jsonl", "csv"):
         raise typer.BadParameter(f"--format {fmt!r} is not one of {{jsonl, csv}}")
-    database = Database(db)
+    target = Path(out)
+    if target.is_dir():
+        raise UserError(f"--out: {out} is a folder; name the file to write")
+    if not target.parent.is_dir():
+        raise UserError(f"--out: folder {str(target.parent)!r} does not exist")
+    database = Database(db, create=False)
     if fmt == "jsonl":
         n = export_jsonl(database, campaign_id, out)
         print(f"wrote {n} documents of campaign {campaign_id} to {out}")
@@ -221,7 +230,9 @@ def campaign_run(
     config: Annotated[str, typer.Argument(help="campaign YAML (configs/campaigns/...)")],
     db: DbOption = None,
     budget: Annotated[int | None, typer.Option(help="override the config's budget")] = None,
-    seed: Annotated[int | None, typer.Option(help="override the config's seed")] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="override the config's seed", min=0, max=MAX_SEED)
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print a one-line JSON summary")] = False,
     report: Annotated[str | None, typer.Option(help="write the report to this folder")] = None,
     verbose: Annotated[bool, typer.Option(help="show tracebacks of failed runs")] = False,
@@ -232,6 +243,7 @@ def campaign_run(
     from orchestrator.config import load_campaign
 
     loaded = load_campaign(config, {"budget": budget, "seed": seed})  # before anything is written
+    loaded.import_code()  # user code: only from a file the user passed, once it validated
     _quiet_bluesky(verbose)
     database = Database(db)
     runner = CampaignRunner(database, loaded)
@@ -251,6 +263,10 @@ def campaign_resume(
     budget: Annotated[
         int | None, typer.Option(help="run on to this many experiments (also when completed)")
     ] = None,
+    outcome_model: Annotated[
+        str | None,
+        typer.Option(help="user outcome model 'package.module:function' to simulate with"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print a one-line JSON summary")] = False,
     verbose: Annotated[bool, typer.Option(help="show tracebacks of failed runs")] = False,
 ) -> None:
@@ -260,7 +276,8 @@ def campaign_resume(
 
     _quiet_bluesky(verbose)
     database = Database(db, create=False)
-    _run_campaign(CampaignRunner.resume(database, campaign_id, budget=budget), as_json)
+    runner = CampaignRunner.resume(database, campaign_id, budget, outcome_model)
+    _run_campaign(runner, as_json)
 
 
 @campaign_app.command("list")
@@ -274,7 +291,7 @@ def campaign_list(
 
     from db import Database
 
-    rows = Database(db).campaigns()
+    rows = Database(db, create=False).campaigns()
     if as_json:
         print(
             json.dumps(
@@ -308,7 +325,7 @@ def campaign_show(
 
     from db import Database
 
-    database = Database(db)
+    database = Database(db, create=False)
     campaign = database.campaign(campaign_id)
     rows = database.experiments(campaign_id)
     if as_json:
@@ -359,7 +376,7 @@ def campaign_report(
     from db import Database
     from orchestrator.report import write_report
 
-    page = write_report(Database(db), campaign_id, out)
+    page = write_report(Database(db, create=False), campaign_id, out)
     print(f"wrote {page}")
 
 
@@ -368,7 +385,7 @@ def suggest(
     target_nm: Annotated[float, typer.Option("--target-nm", help="PL peak to aim for, nm")],
     route: Annotated[str, typer.Option(help="hot-injection, flow or larp")] = "hot-injection",
     db: DbOption = None,
-    top: Annotated[int, typer.Option(help="how many suggestions")] = 5,
+    top: Annotated[int, typer.Option(help="how many suggestions", min=1, max=100)] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON list")] = False,
 ) -> None:
     """Inverse design without an experiment: conditions predicted closest to the target.
@@ -381,7 +398,17 @@ def suggest(
     spec = get_route(route)
     if not 380.0 <= target_nm <= 700.0:
         raise ParameterError("target_nm", f"--target-nm {target_nm:g} is outside [380, 700] nm")
-    rows, used = suggest_conditions(spec.name, target_nm, db, top)
+    from db import Database, DatabaseError, resolve_url, safe_url
+
+    url = resolve_url(db)
+    try:
+        database: Database | None = Database(url, create=False)
+        source = f"from {safe_url(url)}"
+    except DatabaseError:
+        if db is not None:  # the user named it: a mistake to report
+            raise
+        database, source = None, f"(no database at {safe_url(url)}: the physics alone)"
+    rows, used = suggest_conditions(spec.name, target_nm, database, top)
     if as_json:
         print(
             json.dumps(
@@ -389,6 +416,7 @@ def suggest(
                     "route": spec.name,
                     "target_nm": target_nm,
                     "observations": used,
+                    "database": None if database is None else safe_url(url),
                     "suggestions": rows,
                 }
             )
@@ -397,7 +425,8 @@ def suggest(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{spec.name}: closest to {target_nm:g} nm ({used} stored observations)")
+    title = f"{spec.name}: closest to {target_nm:g} nm ({used} stored observations {source})"
+    table = Table(title=title)
     names = list(rows[0]["conditions"]) if rows else []
     for col in (*names, "PL nm", "FWHM nm"):
         table.add_column(col)
@@ -426,7 +455,7 @@ def replay(
     from orchestrator.replay import parity_plot, replay_campaign
 
     _quiet_bluesky(False)
-    result = replay_campaign(Database(db), campaign_id, lab, outcome_model)
+    result = replay_campaign(Database(db, create=False), campaign_id, lab, outcome_model)
     summary = result.summary()
     if out:
         parity_plot(result, out)
@@ -472,7 +501,7 @@ def replay(
 def backtest_command(
     campaign_id: Annotated[int, typer.Argument(help="recorded campaign")],
     planner: Annotated[str, typer.Option(help="random, sobol or botorch")] = "botorch",
-    seeds: Annotated[int, typer.Option(help="how many seeds")] = 5,
+    seeds: Annotated[int, typer.Option(help="how many seeds", min=1, max=100)] = 5,
     db: DbOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
@@ -480,9 +509,7 @@ def backtest_command(
     from db import Database
     from orchestrator.replay import backtest
 
-    if seeds < 1:
-        raise typer.BadParameter("--seeds must be at least 1")
-    result = backtest(Database(db), campaign_id, planner, range(seeds))
+    result = backtest(Database(db, create=False), campaign_id, planner, range(seeds))
     if as_json:
         print(json.dumps(result))
         return
@@ -513,7 +540,7 @@ def calibrate_command(
     from db import Database
     from orchestrator.calibrate import as_mapping, calibrate, describe
 
-    result = calibrate(Database(db), campaign_ids)
+    result = calibrate(Database(db, create=False), campaign_ids)
     result.write(out)
     if as_json:
         print(json.dumps({**as_mapping(result), "out": out}))

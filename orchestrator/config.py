@@ -5,7 +5,12 @@ Validation happens in two steps, both before a database row is written or a devi
 1. :class:`CampaignConfig` (pydantic) checks the shape: known keys only, types, ranges.
 2. :func:`load_campaign` checks the config against the route (parameter names and ranges), the
    lab (its file, its safe limits, what its pumps and pipette can deliver), the outcome model
-   (it must import) and the target (it must be reachable in principle on this route and space).
+   (only the form of its name: nothing is imported while validating) and the target (it must
+   be reachable in principle with the route's physics in this space).
+
+User code (an outcome model) is imported by :meth:`LoadedCampaign.import_code` once the config
+has passed, and only for a config file the user passed; a config read back from the database
+never imports what it names (:func:`loaded_from_stored`).
 
 Every failure is a :class:`~devices.config.ConfigError` whose one-line message names the field
 and what is allowed.
@@ -15,21 +20,20 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from devices.config import ConfigError, FaultConfig, LabConfig, load_lab_config, validation_message
+from models.configfile import read_yaml
 from models.errors import UserError
-from models.parameters import CategoricalParameter, ParameterError, get_route
+from models.parameters import MAX_SEED, CategoricalParameter, ParameterError, get_route
 from planners import PLANNER_KINDS, SearchSpace, Target
 
 __all__ = [
     "MAX_BUDGET",
-    "MAX_SEED",
     "CampaignConfig",
     "LoadedCampaign",
     "load_campaign",
@@ -38,8 +42,6 @@ __all__ = [
 ]
 
 MAX_BUDGET = 1000
-MAX_SEED = 2**32 - 1
-"""Seeds are stored as 64-bit integers and drive numpy's SeedSequence: 0 .. 2**32 - 1."""
 
 TARGET_OBSERVABLES = {"pl_peak_nm": "pl_peak_nm", "edge_length_nm": "edge_length_est_nm"}
 SECONDARY = ("pl_fwhm_nm", "plqy_est", "abs_peak_nm")
@@ -135,6 +137,33 @@ class LoadedCampaign:
     text: str
     space: SearchSpace
     target: Target
+    stored_code: Mapping[str, str] = field(default_factory=dict)
+    """Outcome models (route -> ``package.module:function``) named by a config read back from
+    the database: never imported unless the user names them again (see :meth:`check_code`)."""
+
+    def check_code(self) -> None:
+        """Refuse to build this campaign's lab while it would need code named only by data."""
+        if self.stored_code:
+            route, path = next(iter(self.stored_code.items()))
+            raise ConfigError(
+                f"campaign {self.config.name!r} ran with user code as its {route} outcome model "
+                f"({path!r}); QDLab does not import code named in a database: pass "
+                f"--outcome-model {path} to use it (or another model)"
+            )
+
+    def import_code(self) -> None:
+        """Import the user code this (user-given) config names: the outcome models of its lab.
+
+        Called after validation, before anything is written, only for a config the user passed.
+        """
+        from models.simulation import load_outcome_model
+
+        self.check_code()
+        for path in self.lab.simulator.outcome_models.values():
+            try:
+                load_outcome_model(path)
+            except UserError as exc:
+                raise ConfigError(f"simulator.{exc}") from None
 
 
 def _check_space(cfg: CampaignConfig, lab: LabConfig) -> None:
@@ -222,7 +251,7 @@ def _check_reachable(cfg: CampaignConfig, target: Target, space: SearchSpace) ->
             ]
         )
     )
-    batch = simulate(cfg.route, rows, outcome_model=cfg.simulator.outcome_model)
+    batch = simulate(cfg.route, rows)
     values = batch.observables[target.observable]
     values = values[np.isfinite(values)]
     if values.size == 0:
@@ -264,16 +293,14 @@ def parse_campaign(
         )
     lab = load_lab_config(found)
     if cfg.simulator.outcome_model is not None:
-        from models.simulation import load_outcome_model
-
-        try:
-            load_outcome_model(cfg.simulator.outcome_model)
-        except UserError as exc:
-            raise ConfigError(f"simulator.{exc}") from None
+        _check_code_path("simulator.outcome_model", cfg.simulator.outcome_model)
+    for route, path in lab.simulator.outcome_models.items():
+        _check_code_path(f"lab simulator.outcome_models.{route}", path)
     _check_space(cfg, lab)
     space = SearchSpace.from_config(cfg.space)
     target = cfg.target.to_target()
-    _check_reachable(cfg, target, space)
+    if cfg.simulator.outcome_model is None and cfg.route not in lab.simulator.outcome_models:
+        _check_reachable(cfg, target, space)  # the built-in physics; user models are not run
     from planners import make_planner
 
     make_planner(
@@ -282,6 +309,14 @@ def parse_campaign(
     return LoadedCampaign(
         cfg, lab.model_copy(update={"simulator": _simulator(lab, cfg)}), text, space, target
     )
+
+
+def _check_code_path(field: str, path: str) -> None:
+    """The form of a ``package.module:function`` reference, without importing anything."""
+    module, sep, attr = path.partition(":")
+    parts = [*module.split("."), attr]
+    if not sep or not all(p.isidentifier() for p in parts):
+        raise ConfigError(f"{field}: {path!r} must have the form 'package.module:function'")
 
 
 def _simulator(lab: LabConfig, cfg: CampaignConfig) -> Any:
@@ -303,23 +338,37 @@ def _simulator(lab: LabConfig, cfg: CampaignConfig) -> Any:
 def load_campaign(path: str | Path, overrides: Mapping[str, Any] | None = None) -> LoadedCampaign:
     """Read and validate ``path`` (YAML); ``overrides`` (e.g. budget, seed) replace keys."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"campaign config {str(path)!r} does not exist")
-    text = path.read_text()
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    data, text = read_yaml(path, "campaign config")
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return parse_campaign(data, text, path.resolve().parent, str(path), overrides)
 
 
-def loaded_from_stored(stored: Mapping[str, Any], label: str) -> LoadedCampaign:
-    """Rebuild a campaign from what the database stored when it started (config and lab)."""
+def loaded_from_stored(
+    stored: Mapping[str, Any], label: str, outcome_model: str | None = None
+) -> LoadedCampaign:
+    """Rebuild a campaign from what the database stored when it started (config and lab).
+
+    Outcome models named in the stored config are data, not instructions: they land in
+    :attr:`LoadedCampaign.stored_code` and are not imported. ``outcome_model`` is one the user
+    names now (``--outcome-model``); it replaces the stored one of the campaign's route.
+    """
     try:
         cfg = CampaignConfig.model_validate(stored["campaign"])
         lab = LabConfig.model_validate(stored["lab"])
     except (KeyError, ValidationError) as exc:
         raise ConfigError(f"campaign {label!r}: stored config is unreadable ({exc})") from None
-    return LoadedCampaign(cfg, lab, "", SearchSpace.from_config(cfg.space), cfg.target.to_target())
+    trusted: dict[str, str] = {}
+    if outcome_model is not None:
+        _check_code_path("--outcome-model", outcome_model)
+        trusted[cfg.route] = outcome_model
+    stored_models = lab.simulator.outcome_models
+    untrusted = (
+        {} if trusted or cfg.route not in stored_models else {cfg.route: stored_models[cfg.route]}
+    )
+    lab = lab.model_copy(
+        update={"simulator": lab.simulator.model_copy(update={"outcome_models": trusted})}
+    )
+    return LoadedCampaign(
+        cfg, lab, "", SearchSpace.from_config(cfg.space), cfg.target.to_target(), untrusted
+    )

@@ -102,7 +102,9 @@ def _stored(db: Database, campaign_id: int) -> tuple[dict[str, Any], list[dict[s
 def _replay_setup(
     campaign: dict[str, Any], n: int, lab_path: str | None, outcome_model: str | None
 ) -> LoadedCampaign:
-    loaded = loaded_from_stored(campaign["config"], campaign["name"])
+    loaded = loaded_from_stored(campaign["config"], campaign["name"], outcome_model)
+    if lab_path is None:
+        loaded.check_code()
     lab: LabConfig = load_lab_config(lab_path) if lab_path else loaded.lab
     route = loaded.config.route
     if route == "flow" and lab.flow is None:
@@ -204,6 +206,7 @@ def playback_documents(db: Database, campaign_id: int) -> list[tuple[str, dict[s
 
     campaign, _ = _stored(db, campaign_id)
     loaded = loaded_from_stored(campaign["config"], campaign["name"])
+    loaded.check_code()
     lab = build_lab(loaded.lab)
     starts, readings = [], []
     for run in db.runs(campaign_id):

@@ -7,19 +7,19 @@ from typing import Any
 
 import numpy as np
 
+from db import Database
 from models.parameters import CategoricalParameter, get_route
 
 __all__ = ["suggest_conditions"]
 
 
 def suggest_conditions(
-    route: str, target_nm: float, db_url: str | None = None, top: int = 5
+    route: str, target_nm: float, db: Database | None = None, top: int = 5
 ) -> tuple[list[dict[str, Any]], int]:
     """The ``top`` conditions over the route's whole space predicted closest to ``target_nm``
     (ties broken by the narrower predicted FWHM; predicted nanoplatelets left out), and how many
-    stored observations informed it.
+    stored observations of ``db`` informed it (none without a database: the physics alone).
     """
-    from db import Database
     from planners import Observation, SearchSpace, Target
     from planners.bo import BoTorchPlanner
 
@@ -33,7 +33,8 @@ def suggest_conditions(
     planner = BoTorchPlanner(
         space, Target("pl_peak_nm", target_nm, 1.0), seed=0, route=route, initial_points=0
     )
-    stored = [r for r in Database(db_url).all_observations(route) if r["status"] == "done"]
+    observations = db.all_observations(route) if db is not None else []
+    stored = [r for r in observations if r["status"] == "done"]
     planner.tell(
         [
             Observation(

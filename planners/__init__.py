@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from models.errors import UserError
 from planners.base import Observation, Planner, PlannerError, Proposal, SearchSpace, Target
 
@@ -29,6 +31,39 @@ PLANNER_KINDS = ("random", "sobol", "botorch")
 
 class PlannerConfigError(UserError, ValueError):
     """Unknown planner kind or option."""
+
+
+class BoTorchOptions(BaseModel):
+    """The options a campaign config may give the ``botorch`` planner under ``planner:``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    initial_points: int | None = Field(None, ge=0, le=100)
+    """Space-filling experiments before the model proposes (default 2 with the physics prior,
+    else 5)."""
+    physics_prior: bool = True
+    feasibility: bool = True
+    secondary_weight: float = Field(0.5, ge=0.0, le=10.0)
+    warm_start: bool = False
+    candidates: list[dict[str, Any]] | None = None
+    """Restrict proposals to these conditions (backtests)."""
+
+
+def _botorch_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Options checked by type and range; the error names the option and what is allowed."""
+    try:
+        checked = BoTorchOptions.model_validate(dict(options))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            allowed = ", ".join(BoTorchOptions.model_fields)
+            raise PlannerConfigError(
+                f"planner.{field}: not an option of the botorch planner; allowed: {allowed}"
+            ) from None
+        raise PlannerConfigError(
+            f"planner.{field}: {err['msg']} (got {err.get('input')!r})"
+        ) from None
+    return checked.model_dump(exclude_unset=True)
 
 
 def make_planner(
@@ -56,13 +91,8 @@ def make_planner(
             )
         return (RandomPlanner if kind == "random" else SobolPlanner)(space, target, seed)
     if kind == "botorch":
-        from planners.bo import OPTIONS, BoTorchPlanner
+        from planners.bo import BoTorchPlanner
 
-        unknown = sorted(set(options) - set(OPTIONS))
-        if unknown:
-            raise PlannerConfigError(
-                f"planner.{unknown[0]}: not an option of the botorch planner; "
-                f"allowed: {', '.join(OPTIONS)}"
-            )
-        return BoTorchPlanner(space, target, seed, route=route, twin=twin, **options)
+        checked = _botorch_options(options)
+        return BoTorchPlanner(space, target, seed, route=route, twin=twin, **checked)
     raise PlannerConfigError(f"planner.kind {kind!r} is not one of {{{', '.join(PLANNER_KINDS)}}}")

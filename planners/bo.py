@@ -55,17 +55,7 @@ from scipy.stats import qmc
 from models.analysis import is_platelet_like
 from planners.base import Observation, Planner, PlannerError, Proposal, SearchSpace, Target
 
-__all__ = ["OPTIONS", "BoTorchPlanner"]
-
-OPTIONS = (
-    "initial_points",
-    "physics_prior",
-    "feasibility",
-    "secondary_weight",
-    "warm_start",
-    "candidates",
-)
-"""The options a campaign config may give under ``planner:``."""
+__all__ = ["BoTorchPlanner"]
 
 _POOL = 4096
 _LOCAL = 512

@@ -1,0 +1,138 @@
+"""Every bad input is refused cleanly: exit 2, one line naming it, nothing written; and user
+code is imported only from a config the user passed, never from what the database holds."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import yaml
+
+from benchmarks.bad_inputs import CAMPAIGN, hand_written
+from db import Database
+from tests.conftest import ROOT
+
+CANARY = textwrap.dedent("""
+    import os, pathlib
+    pathlib.Path(os.environ["QDLAB_CANARY"]).write_text("imported")
+    from models.synthesis import hot_injection_outcome
+
+    def outcome(conditions, rng):
+        return hot_injection_outcome(conditions, rng)
+""")
+
+
+def _qdlab(*args, env=None, cwd=ROOT):
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+        env=env,
+    )
+
+
+def _snapshot(url: str) -> list:
+    db = Database(url, migrate=False)
+    return [
+        (c["id"], c["status"], c["experiments"], c["config"]["campaign"]["budget"])
+        for c in db.campaigns()
+    ] + [len(db.runs())]
+
+
+@pytest.fixture(scope="module")
+def lab_db(tmp_path_factory):
+    """A database with a completed 2-experiment campaign (1) and one run with user code (2)."""
+    tmp = tmp_path_factory.mktemp("bad")
+    url = f"sqlite:///{tmp / 'lab.db'}"
+    (tmp / "user_chem.py").write_text(CANARY)
+    base = tmp / "c.yaml"
+    base.write_text(yaml.safe_dump(CAMPAIGN))
+    user = tmp / "u.yaml"
+    user.write_text(
+        yaml.safe_dump({**CAMPAIGN, "simulator": {"outcome_model": "user_chem:outcome"}})
+    )
+    env = {**os.environ, "QDLAB_DB": url}
+    assert _qdlab("campaign", "run", str(base), env=env).returncode == 0
+    env_code = {**env, "PYTHONPATH": str(tmp), "QDLAB_CANARY": str(tmp / "canary")}
+    made = _qdlab("campaign", "run", str(user), env=env_code)
+    assert made.returncode == 0, made.stderr
+    (tmp / "canary").unlink()
+    return tmp, url
+
+
+def test_every_known_bad_input_exits_2_with_one_line_and_writes_nothing(lab_db):
+    tmp, url = lab_db
+    before = _snapshot(url)
+    env = {**os.environ, "QDLAB_DB": url, "HOME": str(tmp)}
+    failures = []
+    for case in hand_written(tmp / "inputs", url):
+        out = _qdlab(*case.args, env=env, cwd=tmp)
+        lines = out.stderr.strip().splitlines()
+        clean = (
+            out.returncode == 2
+            and len(lines) == 1
+            and "Traceback" not in out.stderr
+            and case.expect in lines[0]
+        )
+        if not clean:
+            failures.append((case.name, out.returncode, out.stderr[-400:]))
+    assert failures == []
+    assert _snapshot(url) == before
+    assert not (tmp / "inputs" / "report-9999").exists()  # refused before making the folder
+    assert not (tmp / "inputs" / "typo").exists() and not (tmp / "inputs" / "typo.db").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
+def test_an_unreadable_config_is_refused(tmp_path):
+    path = tmp_path / "secret.yaml"
+    path.write_text(yaml.safe_dump(CAMPAIGN))
+    path.chmod(0)
+    out = _qdlab("campaign", "run", str(path))
+    assert out.returncode == 2 and "cannot be read (permission denied)" in out.stderr
+
+
+def test_code_named_in_the_database_is_never_imported(lab_db):
+    tmp, url = lab_db
+    canary = tmp / "canary"
+    env = {**os.environ, "PYTHONPATH": str(tmp), "QDLAB_CANARY": str(canary)}
+    for args in (("campaign", "resume", "2", "--budget", "3"), ("replay", "2")):
+        out = _qdlab(*args, "--db", url, env=env)
+        assert out.returncode == 2 and "--outcome-model user_chem:outcome" in out.stderr
+        assert not canary.exists(), args  # importable, yet not imported
+    # named again by the user, it is used
+    out = _qdlab(
+        "campaign",
+        "resume",
+        "2",
+        "--budget",
+        "3",
+        "--outcome-model",
+        "user_chem:outcome",
+        "--db",
+        url,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    assert canary.exists()
+
+
+def test_a_rejected_config_never_imports_its_outcome_model(tmp_path):
+    (tmp_path / "chem_probe.py").write_text(CANARY)
+    cfg = tmp_path / "c.yaml"
+    bad = {**CAMPAIGN, "budget": 0, "simulator": {"outcome_model": "chem_probe:outcome"}}
+    cfg.write_text(yaml.safe_dump(bad))
+    canary = tmp_path / "canary"
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "QDLAB_CANARY": str(canary)}
+    out = _qdlab("campaign", "run", str(cfg), "--db", f"sqlite:///{tmp_path / 'x.db'}", env=env)
+    assert out.returncode == 2 and "budget" in out.stderr
+    assert not canary.exists() and not (tmp_path / "x.db").exists()
+
+
+def test_help_screens_read_like_a_normal_cli():
+    out = _qdlab("campaign", "run", "--help", env={**os.environ, "COLUMNS": "120"})
+    assert out.returncode == 0
+    assert "<bool>" not in out.stdout and "{config}" not in out.stdout
+    assert "CONFIG" in out.stdout and "campaign YAML" in out.stdout
