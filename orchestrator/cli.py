@@ -240,10 +240,12 @@ def campaign_run(
     """Run a closed-loop campaign until the target is met or the budget is spent."""
     from db import Database
     from orchestrator.campaign import CampaignRunner
-    from orchestrator.config import load_campaign
+    from orchestrator.config import load_campaign, reagent_warnings
 
     loaded = load_campaign(config, {"budget": budget, "seed": seed})  # before anything is written
     loaded.import_code()  # user code: only from a file the user passed, once it validated
+    for line in reagent_warnings(loaded):
+        print(f"warning: {line}", file=sys.stderr)
     _quiet_bluesky(verbose)
     database = Database(db)
     runner = CampaignRunner(database, loaded)
@@ -550,10 +552,26 @@ def calibrate_command(
 
 
 @app.command("ipython")
-def ipython() -> None:
+def ipython(
+    db: DbOption = None,
+    lab: Annotated[
+        str | None, typer.Option(help="lab config (default: $QDLAB_LAB or the simulated lab)")
+    ] = None,
+) -> None:
     """Start IPython with RE, lab, db and the plans loaded (orchestrator.session)."""
+    import os
+
     from IPython import start_ipython
 
+    from db import Database, resolve_url
+    from devices import load_lab_config
+
+    if lab is not None:
+        load_lab_config(lab)  # a bad lab is one line here, not a traceback inside IPython
+        os.environ["QDLAB_LAB"] = lab
+    url = resolve_url(db)
+    Database(url).close()
+    os.environ["QDLAB_DB"] = url
     start_ipython(argv=["-i", "-c", "from orchestrator.session import *"])
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "load_campaign",
     "loaded_from_stored",
     "parse_campaign",
+    "reagent_warnings",
 ]
 
 MAX_BUDGET = 1000
@@ -228,6 +229,33 @@ def _check_lab_limits(cfg: CampaignConfig, lab: LabConfig) -> None:
             recipe_for(cfg.route, corner, lab)
         except ParameterError as exc:
             raise ConfigError(f"space.{exc.field}: {exc}") from None
+
+
+def reagent_warnings(loaded: LoadedCampaign) -> list[str]:
+    """One line per deck reservoir that cannot cover the campaign's budget if every experiment
+    took what the worst corner of the space takes (a warning: the planner may never go there)."""
+    from orchestrator.recipes import reagent_use
+
+    cfg, lab = loaded.config, loaded.lab
+    worst: dict[str, tuple[float, dict[str, Any]]] = {}
+    for corner in _corners(loaded.space):
+        for source, volume in reagent_use(cfg.route, corner, lab).items():
+            if volume > worst.get(source, (0.0, {}))[0]:
+                worst[source] = (volume, corner)
+    lines = []
+    for source, (volume, corner) in sorted(worst.items()):
+        held = lab.robot.deck[source].volume_ul
+        if volume * cfg.budget > held:
+            at = ", ".join(
+                f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in corner.items()
+            )
+            lines.append(
+                f"{source} holds {held:,.0f} µL; {cfg.budget} experiments may take up to "
+                f"{volume * cfg.budget:,.0f} µL ({volume:,.0f} µL each at {at}), enough for "
+                f"{int(held // volume)}: refill it when the campaign pauses, then "
+                f"`qdlab campaign resume`"
+            )
+    return lines
 
 
 def _check_reachable(cfg: CampaignConfig, target: Target, space: SearchSpace) -> None:

@@ -12,6 +12,7 @@ Plans take the :class:`~devices.lab.Lab` and work with any lab config, with
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from collections.abc import Generator, Mapping, Sequence
 from typing import Any
 
@@ -99,14 +100,24 @@ def _run_md(
     conditions: Mapping[str, Any],
     recipe: Any,
     md: Mapping[str, Any] | None,
+    location: str,
 ) -> dict[str, Any]:
+    """Start metadata of a synthesis: what, how, and which sample where (``sample_id`` is
+    ``c<campaign>-e<experiment>`` in a campaign, so a vial or well traces back to its record)."""
+    md = dict(md or {})
+    if "campaign_id" in md and "experiment_index" in md:
+        sample_id = f"c{md['campaign_id']}-e{md['experiment_index'] + 1}"
+    else:
+        sample_id = f"{route}-{uuid.uuid4().hex[:8]}"
     return {
         "plan_name": plan_name,
         "route": route,
         "conditions": dict(conditions),
         "recipe": dataclasses.asdict(recipe),
         "plan_args": {"conditions": dict(conditions)},
-        **(md or {}),
+        "sample_id": sample_id,
+        "sample_location": location,
+        **md,
     }
 
 
@@ -132,7 +143,7 @@ def hot_injection_synthesis(
     flask = rc.flask
 
     @bpp.run_decorator(
-        md=_run_md("hot_injection", "hot_injection_synthesis", conditions, recipe, md)
+        md=_run_md("hot_injection", "hot_injection_synthesis", conditions, recipe, md, flask)
     )
     def protocol() -> Plan:
         yield from empty(lab, flask)
@@ -162,7 +173,9 @@ def flow_synthesis(
     flow = lab.flow
     pumps = [(getattr(flow, name), rate) for name, rate in recipe.rates.items()]
 
-    @bpp.run_decorator(md=_run_md("flow", "flow_synthesis", conditions, recipe, md))
+    outlet = f"{lab.config.cell.location} (in line with the flow reactor)"
+
+    @bpp.run_decorator(md=_run_md("flow", "flow_synthesis", conditions, recipe, md, outlet))
     def protocol() -> Plan:
         yield from calibrate_cell(lab, lab.config.reactor.solvent)
         yield from bps.mv(flow.ligand, conditions["ligand"])
@@ -200,9 +213,10 @@ def larp_synthesis(
     mix_cycles = 3
     handling_s = trip / 2 + 2.0 * mix_cycles + trip  # mixing and the transfer to the cell
 
-    @bpp.run_decorator(md=_run_md("larp", "larp_synthesis", conditions, recipe, md))
+    well = _free_well(lab)
+
+    @bpp.run_decorator(md=_run_md("larp", "larp_synthesis", conditions, recipe, md, well))
     def protocol() -> Plan:
-        well = _free_well(lab)
         yield from calibrate_cell(lab, lp.antisolvent)
         yield from bps.mv(lab.robot, Transfer(lp.antisolvent, well, recipe.antisolvent_ul))
         if recipe.oleylamine_ul > 0:

@@ -15,7 +15,14 @@ from typing import Any
 from devices.config import LabConfig
 from models.parameters import ParameterError
 
-__all__ = ["FlowRecipe", "HotInjectionRecipe", "LarpRecipe", "pipettable", "recipe_for"]
+__all__ = [
+    "FlowRecipe",
+    "HotInjectionRecipe",
+    "LarpRecipe",
+    "pipettable",
+    "reagent_use",
+    "recipe_for",
+]
 
 
 @dataclass(frozen=True)
@@ -150,6 +157,31 @@ def larp_recipe(conditions: Mapping[str, Any], lab: LabConfig) -> LarpRecipe:
 
 
 _RECIPES = {"hot_injection": hot_injection_recipe, "flow": flow_recipe, "larp": larp_recipe}
+
+
+def reagent_use(route: str, conditions: Mapping[str, Any], lab: LabConfig) -> dict[str, float]:
+    """µL taken from each deck reservoir by one experiment of ``route`` (the recipe plus the
+    solvent that fills the cell for its reference); empty for the flow route (its syringes
+    are refilled by hand, not drawn by the robot)."""
+    recipe = recipe_for(route, conditions, lab)
+    use: dict[str, float] = {}
+
+    def take(source: str, volume: float) -> None:
+        use[source] = use.get(source, 0.0) + volume
+
+    if isinstance(recipe, HotInjectionRecipe):
+        rc = lab.reactor
+        take(rc.pb_source, recipe.pb_ul)
+        take(rc.br_source, recipe.br_ul)
+        take(recipe.ligand_source, recipe.ligand_ul)
+        take(rc.cs_source, recipe.cs_ul)
+        take(rc.solvent, lab.cell.fill_ul)
+    elif isinstance(recipe, LarpRecipe):
+        lp = lab.larp
+        take(lp.antisolvent, recipe.antisolvent_ul + lab.cell.fill_ul)
+        take(lp.precursor, recipe.precursor_ul)
+        take(lp.oleylamine, recipe.oleylamine_ul)
+    return {k: v for k, v in use.items() if v > 0}
 
 
 def recipe_for(route: str, conditions: Mapping[str, Any], lab: LabConfig) -> Any:

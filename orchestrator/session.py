@@ -1,9 +1,11 @@
 """An interactive session, as on a beamline: ``from orchestrator.session import *``.
 
-Gives ``RE`` (a RunEngine that stores every document in ``db`` and shows a live table), ``lab``
-(the simulated lab, or the lab config named by ``$QDLAB_LAB``), ``db`` (``$QDLAB_DB`` or
-``./qdlab.db``), the plans, the standard plans and stubs as ``bp`` and ``bps``, and ``Transfer``
-and ``Mix`` for the robot::
+Gives ``RE`` (a RunEngine that stores every document in ``db`` and shows bluesky's
+``BestEffortCallback`` table), ``lab`` (the simulated lab, or the lab config named by
+``$QDLAB_LAB``, as ``qdlab ipython --lab`` sets it), ``db`` (``$QDLAB_DB`` or ``./qdlab.db``;
+``qdlab ipython --db``), the plans, the standard plans and stubs as ``bp`` and ``bps``, and
+``Transfer`` and ``Mix`` for the robot. ``RE.md`` is a bluesky ``PersistentDict`` (in
+``$XDG_STATE_HOME/qdlab/runengine-md``), so scan ids go on counting across sessions::
 
     RE(hot_injection_synthesis(lab, dict(br_pb_ratio=12, temperature_c=140,
                                          ligand="oa_olam", time_s=10)))
@@ -12,11 +14,14 @@ and ``Mix`` for the robot::
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import bluesky.plan_stubs as bps
 import bluesky.plans as bp
+import matplotlib
 from bluesky import RunEngine
-from bluesky.callbacks import LiveTable
+from bluesky.callbacks.best_effort import BestEffortCallback
+from bluesky.utils import PersistentDict
 
 from db import Database, DocumentWriter
 from devices import DEFAULT_LAB, Mix, Transfer, build_lab
@@ -32,6 +37,7 @@ __all__ = [
     "RE",
     "Mix",
     "Transfer",
+    "bec",
     "bp",
     "bps",
     "calibrate_cell",
@@ -43,8 +49,18 @@ __all__ = [
     "measure_sample",
 ]
 
+
+def _metadata_dir() -> Path:
+    state = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return Path(state) / "qdlab" / "runengine-md"
+
+
 lab = build_lab(os.environ.get("QDLAB_LAB", DEFAULT_LAB))
 db = Database()
 RE = RunEngine({})
+RE.md = PersistentDict(str(_metadata_dir()))
 RE.subscribe(DocumentWriter(db))
-RE.subscribe(LiveTable(["cell_pl_peak", "cell_pl_fwhm", "cell_abs_peak", "cell_plqy_est"]))
+bec = BestEffortCallback()
+if not matplotlib.get_backend().lower().startswith(("qt", "tk", "gtk", "wx", "macosx")):
+    bec.disable_plots()  # no screen: the table only
+RE.subscribe(bec)

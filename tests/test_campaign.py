@@ -256,21 +256,43 @@ def test_ctrl_c_pauses_cleanly_and_resume_finishes(run_qdlab, tmp_path):
     assert [r["index"] for r in db.experiments(1)] == list(range(20))
 
 
-def test_ipython_session_gives_re_lab_db_and_plans(tmp_path):
+def test_ipython_session_gives_re_lab_db_and_plans_and_keeps_scan_ids(tmp_path, run_qdlab):
     script = (
         "from orchestrator.session import *\n"
         "RE(hot_injection_synthesis(lab, dict(br_pb_ratio=12, temperature_c=140, "
         "ligand='oa_olam', time_s=10)))\n"
-        "print('runs stored:', len(db.runs()))\n"
+        "print('runs stored:', len(db.runs()), 'scan id:', RE.md['scan_id'])\n"
     )
-    env = {**os.environ, "QDLAB_DB": f"sqlite:///{tmp_path / 's.db'}"}
-    out = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.returncode == 0, out.stderr
-    assert "cell_pl_peak" in out.stdout and "runs stored: 1" in out.stdout
+    env = {
+        **os.environ,
+        "QDLAB_DB": f"sqlite:///{tmp_path / 's.db'}",
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+    }
+    for session in (1, 2):  # a second session goes on counting scans
+        out = subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 0, out.stderr
+        assert "cell_pl_peak" in out.stdout  # the BestEffortCallback table
+        assert f"runs stored: {session} scan id: {session}" in out.stdout
+    bad = run_qdlab("ipython", "--lab", str(tmp_path / "nope.yaml"))
+    assert bad.returncode == 2 and "lab config" in bad.stderr and "does not exist" in bad.stderr
+
+
+def test_a_campaign_warns_when_the_deck_cannot_cover_its_budget(run_qdlab, tmp_path):
+    lab = yaml.safe_load(Path(LAB).read_text())
+    lab["robot"]["deck"]["znbr2"]["volume_ul"] = 10000  # enough for 3 experiments at worst
+    (tmp_path / "small.yaml").write_text(yaml.safe_dump(lab))
+    cfg = write_config(tmp_path, lab=str(tmp_path / "small.yaml"), budget=2, stop_on_target=False)
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    out = run_qdlab("campaign", "run", cfg, "--db", url)
+    assert out.returncode == 0 and "warning" not in out.stderr
+    out = run_qdlab("campaign", "run", cfg, "--db", url, "--budget", "5")
+    warning = next(line for line in out.stderr.splitlines() if line.startswith("warning:"))
+    assert "znbr2 holds 10,000 µL; 5 experiments may take up to 14,000 µL" in warning
+    assert "br_pb_ratio=30" in warning and "enough for 3" in warning

@@ -108,3 +108,15 @@ def test_measure_sample_is_a_run_of_its_own(lab, RE):
     lab.robot.transfer("toluene", "plate:A1", 1000).wait(1)
     RE(measure_sample(lab, "plate:A1", solvent="toluene"))
     assert [n for n, _ in RE.docs] == ["start", "descriptor", "event", "stop"]
+
+
+def test_every_synthesis_names_its_sample_and_where_it_is(lab, RE):
+    RE(hot_injection_synthesis(lab, HOT, md={"campaign_id": 4, "experiment_index": 6}))
+    RE(larp_synthesis(lab, LARP))
+    RE(larp_synthesis(lab, LARP))
+    starts = [d for n, d in RE.docs if n == "start"]
+    assert starts[0]["sample_id"] == "c4-e7" and starts[0]["sample_location"] == "reactor_flask"
+    wells = [s["sample_location"] for s in starts[1:]]
+    assert wells == ["plate:A1", "plate:A2"]  # each LARP sample in its own, named well
+    assert lab.robot.volume_of(wells[0]) > 0  # what the cell did not take stays in the well
+    assert len({s["sample_id"] for s in starts}) == 3
