@@ -11,6 +11,7 @@ code 3. Nothing is lost: everything committed before the outage is in the databa
 
 from __future__ import annotations
 
+import os
 import time
 
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -20,8 +21,8 @@ from models.errors import UserError
 
 __all__ = ["RECONNECT_WINDOW_S", "DatabaseUnavailable", "is_disconnect", "wait_for_database"]
 
-RECONNECT_WINDOW_S = 60.0
-"""How long a runner keeps trying to reach a database that went away."""
+RECONNECT_WINDOW_S = float(os.environ.get("QDLAB_RECONNECT_S", "60"))
+"""How long a runner keeps trying to reach a database that went away ($QDLAB_RECONNECT_S)."""
 
 
 class DatabaseUnavailable(UserError, RuntimeError):

@@ -13,12 +13,13 @@ the run to its campaign and experiment.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from db.database import Database, dumps, sequence, spectra_keys
 from db.schema import Campaign, Document, Experiment, Run, Spectrum, WavelengthGrid
@@ -47,6 +48,17 @@ class DocumentWriter:
         self._uncommitted = 0
 
     def __call__(self, name: str, doc: Mapping[str, Any]) -> None:
+        try:
+            self._write(name, doc)
+        except DBAPIError:
+            # the server went away: roll back so the connection can reconnect, and let the
+            # RunEngine (and the campaign runner above it) see the failure
+            with contextlib.suppress(DBAPIError):
+                self._conn.rollback()
+            self._uncommitted = 0
+            raise
+
+    def _write(self, name: str, doc: Mapping[str, Any]) -> None:
         if name == "start":
             self._start(doc)
         run_uid = self._run_of(name, doc)

@@ -95,7 +95,28 @@ def _start_throwaway_postgres():
         run(f"{bin_dir}/pg_ctl -D {data} -m fast stop")
         shutil.rmtree(tmp_root, ignore_errors=True)
 
+    def pause() -> None:  # the server goes away, its data stays
+        run(f"{bin_dir}/pg_ctl -D {data} -m fast stop")
+
+    def restart() -> None:
+        run(
+            f"{bin_dir}/pg_ctl -D {data} -o '-k {tmp_root} -h 127.0.0.1 -p {port}' "
+            f"-l {tmp_root}/log -w start"
+        )
+
+    stop.pause, stop.restart = pause, restart
     return f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", stop
+
+
+@pytest.fixture
+def own_postgres():
+    """A PostgreSQL server of this test alone, which it may stop and restart: (url, control),
+    ``control.pause()`` stops the server, ``control.restart()`` brings it back."""
+    url, control = _start_throwaway_postgres()
+    if url is None:
+        pytest.skip(f"PostgreSQL outage tests skipped: {control}")
+    yield url, control
+    control()
 
 
 @pytest.fixture(scope="session")
