@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from models.configfile import read_yaml
+from models.configfile import ConfigError, read_yaml
 from models.errors import UserError
 
 __all__ = ["TwinError", "TwinParameters", "load_twin"]
@@ -80,7 +80,10 @@ def load_twin(
     path = Path(source)
     if not path.is_absolute() and base_dir is not None and (base_dir / path).is_file():
         path = base_dir / path
-    data, _ = read_yaml(path, "twin file")
+    try:
+        data, _ = read_yaml(path, "twin file")
+    except ConfigError as exc:
+        raise TwinError(str(exc)) from None
     if not isinstance(data, Mapping):
         raise TwinError(f"twin file {path}: expected a mapping")
     return TwinParameters.from_mapping(data)

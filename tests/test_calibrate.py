@@ -96,4 +96,8 @@ def test_twin_parameters_are_range_checked_and_named():
 def test_calibrating_a_campaign_without_measurements_is_refused(run_qdlab, tmp_path):
     url = f"sqlite:///{tmp_path / 'x.db'}"
     out = run_qdlab("calibrate", "3", "--out", str(tmp_path / "t.yaml"), "--db", url)
+    assert out.returncode == 2 and "no database at" in out.stderr  # a typo creates nothing
+    assert not (tmp_path / "x.db").exists()
+    Database(url)
+    out = run_qdlab("calibrate", "3", "--out", str(tmp_path / "t.yaml"), "--db", url)
     assert out.returncode == 2 and "no campaign 3" in out.stderr

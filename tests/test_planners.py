@@ -208,6 +208,11 @@ def test_a_botorch_campaign_resumes_from_the_database(tmp_path):
 
 
 def test_suggest_prints_conditions_near_the_target(run_qdlab, tmp_path):
+    missing = run_qdlab(
+        "suggest", "--target-nm", "480", "--db", f"sqlite:///{tmp_path / 's.db'}", "--top", "3"
+    )
+    assert missing.returncode == 2 and "no database at" in missing.stderr
+    Database(f"sqlite:///{tmp_path / 's.db'}")  # an empty one: the physics alone
     out = run_qdlab(
         "suggest",
         "--route",
