@@ -35,6 +35,7 @@ bench: install
 	$(BIN)/python benchmarks/db_write_speed.py
 	$(BIN)/python benchmarks/campaign_throughput.py
 	$(BIN)/python benchmarks/planner_efficiency.py --quick
+	$(BIN)/python benchmarks/reliability.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
