@@ -165,6 +165,11 @@ def hand_written(tmp: Path, db_url: str) -> list[Case]:
         ),
         Case("a key given twice", (*run, str(dup)), "key 'budget' is given twice"),
         Case(
+            "ramp above the heater's maximum",
+            (*run, _lab(tmp, "ramp", setdeep("reactor", "ramp_c_per_min", value=1e12))),
+            "ramp_c_per_min (1e+12) must be at most max_ramp_c_per_min (30)",
+        ),
+        Case(
             "suggest --top 0",
             ("suggest", "--target-nm", "480", "--top", "0"),
             "--top",

@@ -110,6 +110,11 @@ class HeaterConfig(_Strict):
     @model_validator(mode="after")
     def _temperatures(self) -> HeaterConfig:
         _ordered(self, "min_temperature_c", "max_temperature_c")
+        if self.ramp_c_per_min > self.max_ramp_c_per_min:
+            raise ValueError(
+                f"ramp_c_per_min ({self.ramp_c_per_min:g}) must be at most max_ramp_c_per_min "
+                f"({self.max_ramp_c_per_min:g})"
+            )
         return self
 
 
