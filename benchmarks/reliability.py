@@ -17,7 +17,6 @@ import json
 import os
 import random
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,28 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.bad_inputs import CAMPAIGN, generated, hand_written  # noqa: E402
 from db import Database  # noqa: E402
-
-
-def _qdlab(*args: str, env: dict | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=cwd,
-        env=env,
-    )
-
-
-def _start(*args: str, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+from tests.conftest import _start_throwaway_postgres, qdlab, start_qdlab  # noqa: E402
 
 
 def _state(url: str) -> list:
@@ -83,12 +61,12 @@ def bad_inputs(tmp: Path) -> dict:
     base = tmp / "base.yaml"
     base.write_text(yaml.safe_dump(CAMPAIGN))
     env = {**os.environ, "QDLAB_DB": url}
-    _qdlab("campaign", "run", str(base), env=env)
+    qdlab("campaign", "run", str(base), env=env)
     cases = hand_written(tmp / "hand", url) + generated(tmp / "gen")
     before = _state(url)
     clean = tracebacks = accepted = 0
     for case in cases:
-        out = _qdlab(*case.args, env=env, cwd=tmp)
+        out = qdlab(*case.args, env=env, cwd=tmp)
         if "Traceback" in out.stderr:
             tracebacks += 1
             print(f"  traceback: {case.name}", file=sys.stderr)
@@ -120,14 +98,14 @@ def kills(tmp: Path, n: int) -> dict:
     slow = {"simulator": {"clock": "realtime", "speed": 1200.0}, "stop_on_target": False}
     cfg.write_text(yaml.safe_dump({**CAMPAIGN, "budget": budget, **slow}))
     rng = random.Random(0)
-    proc = _start("campaign", "run", str(cfg), "--db", url)
+    proc = start_qdlab("campaign", "run", str(cfg), "--db", url)
     for _ in range(n):
         time.sleep(rng.uniform(0.3, 2.0))  # lands mid-run: experiments take ~0.5 s
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        proc = _start("campaign", "resume", "1", "--db", url)
+        proc = start_qdlab("campaign", "resume", "1", "--db", url)
     proc.communicate(timeout=600)
-    done = _qdlab("campaign", "resume", "1", "--db", url)  # if the last one ended early
+    done = qdlab("campaign", "resume", "1", "--db", url)  # if the last one ended early
     if done.returncode not in (0, 2):
         print(done.stderr, file=sys.stderr)
     return {"kill -9": n, "anomalies": len(_anomalies(url, 1, budget))}
@@ -136,7 +114,10 @@ def kills(tmp: Path, n: int) -> dict:
 def concurrent(tmp: Path, url: str, label: str, n: int = 4) -> dict:
     cfg = tmp / f"c-{label}.yaml"
     cfg.write_text(yaml.safe_dump({**CAMPAIGN, "budget": 3}))
-    procs = [_start("campaign", "run", str(cfg), "--db", url, "--json") for _ in range(n)]
+    procs = [
+        start_qdlab("campaign", "run", str(cfg), "--db", url, "--json", capture=True)
+        for _ in range(n)
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
     failed = sum(p.returncode != 0 for p in procs)
     tracebacks = sum("Traceback" in err for _, err in outs)
@@ -153,7 +134,7 @@ def postgres_outage(tmp: Path, url: str, control) -> dict:
     cfg = tmp / "pg.yaml"
     slow = {"simulator": {"clock": "realtime", "speed": 600.0}, "stop_on_target": False}
     cfg.write_text(yaml.safe_dump({**CAMPAIGN, "budget": 8, **slow}))
-    proc = _start("campaign", "run", str(cfg), "--db", url)
+    proc = start_qdlab("campaign", "run", str(cfg), "--db", url, capture=True)
     time.sleep(6)
     control.pause()
     time.sleep(4)
@@ -186,9 +167,9 @@ def faults(tmp: Path) -> dict:
             {**CAMPAIGN, "budget": 60, "stop_on_target": False, "simulator": {"faults": every}}
         )
     )
-    out = _qdlab("campaign", "run", str(cfg), "--db", url)
+    out = qdlab("campaign", "run", str(cfg), "--db", url)
     while out.returncode == 1:  # paused after failures in a row: the operator resumes
-        out = _qdlab("campaign", "resume", "1", "--db", url)
+        out = qdlab("campaign", "resume", "1", "--db", url)
     rows = Database(url).experiments(1)
     return {
         "experiments with 10 % faults": len(rows),
@@ -202,9 +183,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=20)
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT / "tests"))
-    from tests.conftest import _start_throwaway_postgres
-
     rows: list[tuple[str, dict]] = []
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)

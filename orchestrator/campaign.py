@@ -185,8 +185,7 @@ class CampaignRunner:
                 replay_of=replay_of,
             )
         self.campaign_id = campaign_id
-        self.RE = RunEngine({})
-        self.RE.subscribe(DocumentWriter(db))
+        self.RE = self._new_run_engine()
         self._consecutive_failures = 0
         self._pause_requested = False
         self.max_consecutive_failures = max_consecutive_failures
@@ -392,14 +391,14 @@ class CampaignRunner:
                     f"campaign {self.campaign_id} stopped; `qdlab campaign resume "
                     f"{self.campaign_id}` continues once the database is back",
                 )
-                self.RE = self._fresh_run_engine()
+                if self.RE.state != "idle":
+                    self.RE.halt()
+                self.RE = self._new_run_engine()  # its writer gets a fresh connection
                 self.db.set_experiment_status(
                     experiment["id"], "proposed", "database connection lost; ran again"
                 )
 
-    def _fresh_run_engine(self) -> RunEngine:
-        if self.RE.state != "idle":
-            self.RE.halt()
+    def _new_run_engine(self) -> RunEngine:
         engine = RunEngine({})
         engine.subscribe(DocumentWriter(self.db))
         return engine

@@ -15,21 +15,35 @@ from devices import build_lab
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def qdlab(*args: str, timeout: float = 120.0, **kwargs) -> subprocess.CompletedProcess[str]:
+    """Run ``qdlab ARGS`` as a user would (a subprocess) and return the completed process."""
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=kwargs.pop("cwd", ROOT),
+        **kwargs,
+    )
+
+
+def start_qdlab(*args: str, capture: bool = False, env=None) -> subprocess.Popen:
+    """``qdlab ARGS`` in the background (to be killed, interrupted or waited for)."""
+    out = subprocess.PIPE if capture else subprocess.DEVNULL
+    return subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=out,
+        stderr=out,
+        text=True,
+    )
+
+
 @pytest.fixture
 def run_qdlab():
-    """Run ``qdlab ARGS`` as a user would (a subprocess) and return the completed process."""
-
-    def run(*args: str, timeout: float = 120.0, **kwargs) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "orchestrator", *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd=kwargs.pop("cwd", ROOT),
-            **kwargs,
-        )
-
-    return run
+    """:func:`qdlab` as a fixture."""
+    return qdlab
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 code is imported only from a config the user passed, never from what the database holds."""
 
 import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -11,7 +9,7 @@ import yaml
 
 from benchmarks.bad_inputs import CAMPAIGN, hand_written
 from db import Database
-from tests.conftest import ROOT
+from tests.conftest import qdlab
 
 CANARY = textwrap.dedent("""
     import os, pathlib
@@ -21,17 +19,6 @@ CANARY = textwrap.dedent("""
     def outcome(conditions, rng):
         return hot_injection_outcome(conditions, rng)
 """)
-
-
-def _qdlab(*args, env=None, cwd=ROOT):
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-        env=env,
-    )
 
 
 def _snapshot(url: str) -> list:
@@ -55,9 +42,9 @@ def lab_db(tmp_path_factory):
         yaml.safe_dump({**CAMPAIGN, "simulator": {"outcome_model": "user_chem:outcome"}})
     )
     env = {**os.environ, "QDLAB_DB": url}
-    assert _qdlab("campaign", "run", str(base), env=env).returncode == 0
+    assert qdlab("campaign", "run", str(base), env=env).returncode == 0
     env_code = {**env, "PYTHONPATH": str(tmp), "QDLAB_CANARY": str(tmp / "canary")}
-    made = _qdlab("campaign", "run", str(user), env=env_code)
+    made = qdlab("campaign", "run", str(user), env=env_code)
     assert made.returncode == 0, made.stderr
     (tmp / "canary").unlink()
     return tmp, url
@@ -69,7 +56,7 @@ def test_every_known_bad_input_exits_2_with_one_line_and_writes_nothing(lab_db):
     env = {**os.environ, "QDLAB_DB": url, "HOME": str(tmp)}
     failures = []
     for case in hand_written(tmp / "inputs", url):
-        out = _qdlab(*case.args, env=env, cwd=tmp)
+        out = qdlab(*case.args, env=env, cwd=tmp)
         lines = out.stderr.strip().splitlines()
         clean = (
             out.returncode == 2
@@ -90,7 +77,7 @@ def test_an_unreadable_config_is_refused(tmp_path):
     path = tmp_path / "secret.yaml"
     path.write_text(yaml.safe_dump(CAMPAIGN))
     path.chmod(0)
-    out = _qdlab("campaign", "run", str(path))
+    out = qdlab("campaign", "run", str(path))
     assert out.returncode == 2 and "cannot be read (permission denied)" in out.stderr
 
 
@@ -99,11 +86,11 @@ def test_code_named_in_the_database_is_never_imported(lab_db):
     canary = tmp / "canary"
     env = {**os.environ, "PYTHONPATH": str(tmp), "QDLAB_CANARY": str(canary)}
     for args in (("campaign", "resume", "2", "--budget", "3"), ("replay", "2")):
-        out = _qdlab(*args, "--db", url, env=env)
+        out = qdlab(*args, "--db", url, env=env)
         assert out.returncode == 2 and "--outcome-model user_chem:outcome" in out.stderr
         assert not canary.exists(), args  # importable, yet not imported
     # named again by the user, it is used
-    out = _qdlab(
+    out = qdlab(
         "campaign",
         "resume",
         "2",
@@ -126,13 +113,13 @@ def test_a_rejected_config_never_imports_its_outcome_model(tmp_path):
     cfg.write_text(yaml.safe_dump(bad))
     canary = tmp_path / "canary"
     env = {**os.environ, "PYTHONPATH": str(tmp_path), "QDLAB_CANARY": str(canary)}
-    out = _qdlab("campaign", "run", str(cfg), "--db", f"sqlite:///{tmp_path / 'x.db'}", env=env)
+    out = qdlab("campaign", "run", str(cfg), "--db", f"sqlite:///{tmp_path / 'x.db'}", env=env)
     assert out.returncode == 2 and "budget" in out.stderr
     assert not canary.exists() and not (tmp_path / "x.db").exists()
 
 
 def test_help_screens_read_like_a_normal_cli():
-    out = _qdlab("campaign", "run", "--help", env={**os.environ, "COLUMNS": "120"})
+    out = qdlab("campaign", "run", "--help", env={**os.environ, "COLUMNS": "120"})
     assert out.returncode == 0
     assert "<bool>" not in out.stdout and "{config}" not in out.stdout
     assert "CONFIG" in out.stdout and "campaign YAML" in out.stdout

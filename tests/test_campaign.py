@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from db import Database
-from tests.conftest import ROOT, validate_documents
+from tests.conftest import ROOT, start_qdlab, validate_documents
 
 LAB = str(ROOT / "configs" / "labs" / "sim.yaml")
 BASE = {
@@ -186,14 +186,6 @@ def test_a_missing_config_file_and_a_lab_without_the_route_are_refused(run_qdlab
 SLOW = {"simulator": {"clock": "realtime", "speed": 3000.0}}  # ~0.2 s per experiment
 
 
-def _start_qdlab(*args: str, capture: bool = False) -> subprocess.Popen:
-    """``qdlab ARGS`` in the background (to be killed or interrupted by the test)."""
-    out = subprocess.PIPE if capture else subprocess.DEVNULL
-    return subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", *args], cwd=ROOT, stdout=out, stderr=out, text=True
-    )
-
-
 def _wait_for(url: str, experiments: int, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -211,12 +203,12 @@ def _wait_for(url: str, experiments: int, timeout: float = 60.0) -> None:
 def test_kill_9_at_several_points_then_resume_loses_and_repeats_nothing(run_qdlab, tmp_path):
     url = f"sqlite:///{tmp_path / 'k.db'}"
     cfg = write_config(tmp_path, budget=10, stop_on_target=False, **SLOW)
-    proc = _start_qdlab("campaign", "run", cfg, "--db", url)
+    proc = start_qdlab("campaign", "run", cfg, "--db", url)
     _wait_for(url, 2)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(10)
     for point in (5, 8):
-        proc = _start_qdlab("campaign", "resume", "1", "--db", url)
+        proc = start_qdlab("campaign", "resume", "1", "--db", url)
         _wait_for(url, point)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
@@ -240,7 +232,7 @@ def test_kill_9_at_several_points_then_resume_loses_and_repeats_nothing(run_qdla
 def test_ctrl_c_pauses_cleanly_and_resume_finishes(run_qdlab, tmp_path):
     url = f"sqlite:///{tmp_path / 'i.db'}"
     cfg = write_config(tmp_path, budget=20, stop_on_target=False, **SLOW)
-    proc = _start_qdlab("campaign", "run", cfg, "--db", url, capture=True)
+    proc = start_qdlab("campaign", "run", cfg, "--db", url, capture=True)
     _wait_for(url, 2)
     proc.send_signal(signal.SIGINT)  # bluesky pauses at the checkpoint after the measurement
     _, err = proc.communicate(timeout=60)

@@ -11,8 +11,8 @@ import pytest
 
 from db import Database
 from db.lease import CampaignLease, LeaseHeld, lease_holder
-from tests.conftest import ROOT
-from tests.test_campaign import _start_qdlab, _wait_for, write_config
+from tests.conftest import ROOT, start_qdlab
+from tests.test_campaign import _wait_for, write_config
 
 
 def _campaign(db: Database) -> int:
@@ -62,7 +62,7 @@ def test_two_resumes_at_once_one_refused_and_every_experiment_runs_once(run_qdla
     url = f"sqlite:///{tmp_path / 'two.db'}"
     slower = {"simulator": {"clock": "realtime", "speed": 600.0}}  # ~1 s per experiment
     cfg = write_config(tmp_path, budget=8, stop_on_target=False, **slower)
-    first = _start_qdlab("campaign", "run", cfg, "--db", url)
+    first = start_qdlab("campaign", "run", cfg, "--db", url)
     _wait_for(url, 1)
     second = run_qdlab("campaign", "resume", "1", "--db", url)
     assert second.returncode == 2, second.stderr
@@ -70,7 +70,7 @@ def test_two_resumes_at_once_one_refused_and_every_experiment_runs_once(run_qdla
     assert line.count("\n") == 0 and f"is being run by pid {first.pid}" in line
     os.kill(first.pid, signal.SIGKILL)  # the holder dies: its lease is free at once
     first.wait(10)
-    pair = [_start_qdlab("campaign", "resume", "1", "--db", url, capture=True) for _ in range(2)]
+    pair = [start_qdlab("campaign", "resume", "1", "--db", url, capture=True) for _ in range(2)]
     outs = [p.communicate(timeout=120) for p in pair]
     codes = sorted(p.returncode for p in pair)
     assert codes == [0, 2], outs
@@ -107,7 +107,7 @@ def test_schema_creation_races_are_safe(db_url, n):
 def test_campaigns_started_at_once_on_a_new_database_all_run(tmp_path, db_url):
     cfg = write_config(tmp_path, budget=2)
     procs = [
-        _start_qdlab("campaign", "run", cfg, "--db", db_url, "--json", capture=True)
+        start_qdlab("campaign", "run", cfg, "--db", db_url, "--json", capture=True)
         for _ in range(3)
     ]
     outs = [p.communicate(timeout=180) for p in procs]

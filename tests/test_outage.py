@@ -2,15 +2,13 @@
 
 import json
 import os
-import subprocess
-import sys
 import time
 
 import pytest
 
 from db import Database
-from tests.conftest import ROOT
-from tests.test_campaign import _start_qdlab, _wait_for, write_config
+from tests.conftest import start_qdlab
+from tests.test_campaign import _wait_for, write_config
 
 SLOWER = {"simulator": {"clock": "realtime", "speed": 600.0}}  # ~1 s per experiment
 
@@ -29,7 +27,7 @@ def _exactly_once(url: str, n: int) -> None:
 def test_a_short_database_outage_is_ridden_out(own_postgres, tmp_path):
     url, server = own_postgres
     cfg = write_config(tmp_path, budget=6, stop_on_target=False, **SLOWER)
-    proc = _start_qdlab("campaign", "run", cfg, "--db", url, "--json", capture=True)
+    proc = start_qdlab("campaign", "run", cfg, "--db", url, "--json", capture=True)
     _wait_for(url, 2)
     assert proc.poll() is None  # the outage hits a running campaign
     server.pause()
@@ -46,14 +44,7 @@ def test_a_long_outage_stops_in_one_line_and_resume_completes(own_postgres, tmp_
     url, server = own_postgres
     cfg = write_config(tmp_path, budget=6, stop_on_target=False, **SLOWER)
     env = {**os.environ, "QDLAB_RECONNECT_S": "3"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", "campaign", "run", cfg, "--db", url],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_qdlab("campaign", "run", cfg, "--db", url, capture=True, env=env)
     _wait_for(url, 2)
     assert proc.poll() is None
     server.pause()
