@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from bluesky import RunEngine
-from bluesky.utils import FailedStatus, RunEngineInterrupted
+from bluesky.utils import FailedStatus, RunEngineInterrupted, SigintHandler
 from sqlalchemy.exc import DBAPIError
 
 from db import Database, DocumentWriter
@@ -45,6 +46,30 @@ from planners import Observation, Planner, Target, make_planner
 __all__ = ["MAX_CONSECUTIVE_FAILURES", "CampaignInterrupted", "CampaignRunner", "CampaignSummary"]
 
 MAX_CONSECUTIVE_FAILURES = 3
+
+
+class _RecordingSigintHandler(SigintHandler):
+    """bluesky's Ctrl-C handling (pause at the next checkpoint), plus a note to the campaign.
+
+    bluesky passes the pause request to the RunEngine from a helper thread; a Ctrl-C in the
+    last moments of a plan is dropped once the plan ends. Recording it here, in the signal
+    handler itself, lets the campaign stop after the experiment instead of going on.
+    """
+
+    def __init__(self, engine: RunEngine, on_sigint: Callable[[], None]) -> None:
+        super().__init__(engine)
+        self._on_sigint = on_sigint
+
+    def __enter__(self) -> _RecordingSigintHandler:
+        super().__enter__()
+        pause_handler = signal.getsignal(signal.SIGINT)
+
+        def handler(signum: int, frame: Any) -> None:
+            self._on_sigint()
+            pause_handler(signum, frame)
+
+        signal.signal(signal.SIGINT, handler)
+        return self
 
 
 class CampaignInterrupted(Exception):
@@ -399,9 +424,15 @@ class CampaignRunner:
                 )
 
     def _new_run_engine(self) -> RunEngine:
-        engine = RunEngine({})
+        def sigint_handler(engine: RunEngine) -> _RecordingSigintHandler:
+            return _RecordingSigintHandler(engine, self._on_sigint)
+
+        engine = RunEngine({}, context_managers=[sigint_handler])
         engine.subscribe(DocumentWriter(self.db))
         return engine
+
+    def _on_sigint(self) -> None:
+        self._pause_requested = True
 
     def _run_experiment(self, experiment: dict[str, Any]) -> str | None:
         """Run one experiment; return its failure reason (None if it succeeded)."""
@@ -450,9 +481,7 @@ class CampaignRunner:
         """Run one synthesis; on Ctrl-C return the run if its measurement is stored (the
         RunEngine paused at the checkpoint after it), else abort the run and return None."""
         try:
-            uids = self.RE(plan)
-            if self.RE.deferred_pause_requested:  # Ctrl-C after the plan's last checkpoint
-                self._pause_requested = True
+            uids = self.RE(plan)  # a Ctrl-C after the plan's last checkpoint sets the flag
             return uids[-1] if isinstance(uids, tuple | list) else uids
         except RunEngineInterrupted:
             self._pause_requested = True

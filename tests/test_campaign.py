@@ -12,6 +12,9 @@ import pytest
 import yaml
 
 from db import Database
+from orchestrator.campaign import CampaignInterrupted, CampaignRunner
+from orchestrator.config import load_campaign
+from orchestrator.plans import PLANS
 from tests.conftest import ROOT, start_qdlab, validate_documents
 
 LAB = str(ROOT / "configs" / "labs" / "sim.yaml")
@@ -246,6 +249,25 @@ def test_ctrl_c_pauses_cleanly_and_resume_finishes(run_qdlab, tmp_path):
     finished = run_qdlab("campaign", "resume", "1", "--db", url, "--json")
     assert json.loads(finished.stdout)["experiments"] == 20
     assert [r["index"] for r in db.experiments(1)] == list(range(20))
+
+
+def test_a_ctrl_c_as_an_experiment_ends_pauses_the_campaign_after_it(tmp_path, monkeypatch):
+    """bluesky forwards Ctrl-C to the RunEngine from a helper thread, too late once the plan has
+    ended; the campaign must still stop after this experiment, not run on."""
+    real_plan = PLANS["hot_injection"]
+
+    def plan_then_ctrl_c(lab, conditions, md=None):
+        uid = yield from real_plan(lab, conditions, md=md)
+        os.kill(os.getpid(), signal.SIGINT)
+        return uid
+
+    monkeypatch.setitem(PLANS, "hot_injection", plan_then_ctrl_c)
+    db = Database(f"sqlite:///{tmp_path / 'c.db'}")
+    runner = CampaignRunner(db, load_campaign(write_config(tmp_path, budget=5)))
+    with pytest.raises(CampaignInterrupted):
+        runner.run()
+    assert [r["status"] for r in db.experiments(runner.campaign_id)] == ["done"]
+    assert db.campaign(runner.campaign_id)["status"] == "paused"
 
 
 def test_ipython_session_gives_re_lab_db_and_plans_and_keeps_scan_ids(tmp_path, run_qdlab):
