@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Literal
 
 from ophyd.status import Status
@@ -51,13 +52,29 @@ class VirtualClock:
         self._start = time.time() if start is None else float(start)
         self._virtual = self._start
         self._wall0 = time.monotonic()
+        self._virtual_at_wall0 = self._start  # realtime: now() = this + wall seconds * speed
 
     def now(self) -> float:
         """Current virtual time, epoch seconds."""
         if self.mode == "realtime":
-            return self._start + (time.monotonic() - self._wall0) * self.speed
+            return self._virtual_at_wall0 + (time.monotonic() - self._wall0) * self.speed
         with self._lock:
             return self._virtual
+
+    @contextmanager
+    def fast(self) -> Iterator[None]:
+        """Run in fast mode inside the block; a realtime clock then goes on from the virtual
+        time the block reached. A resumed campaign catches its simulated lab up this way."""
+        mode = self.mode
+        with self._lock:
+            self._virtual = self.now() if mode == "realtime" else self._virtual
+        self.mode = "fast"
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._virtual_at_wall0, self._wall0 = self._virtual, time.monotonic()
+            self.mode = mode
 
     def elapsed(self) -> float:
         """Virtual seconds since the clock was made."""

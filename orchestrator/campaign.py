@@ -213,6 +213,7 @@ class CampaignRunner:
         self.RE = self._new_run_engine()
         self._consecutive_failures = 0
         self._pause_requested = False
+        self._lab_is_fresh = True  # no experiment has run on this runner's lab yet
         self.max_consecutive_failures = max_consecutive_failures
         self.reconnect_window_s = reconnect_window_s
         self.lease: CampaignLease | None = None
@@ -346,6 +347,7 @@ class CampaignRunner:
                     Observation(r["conditions"], failed=True, reason=r["failure_reason"])
                 )
         self._progress.restore(rows)
+        self._catch_up_lab(rows)
         if self.config.planner.options.get("warm_start"):
             self.planner.tell(self._warm_start())
         self.planner.restore(
@@ -354,6 +356,33 @@ class CampaignRunner:
             [r["provenance"] for r in rows],
         )
         return [r for r in rows if r["status"] in ("proposed", "running")]
+
+    def _catch_up_lab(self, rows: list[dict[str, Any]]) -> None:
+        """Bring a new simulated lab to the state the finished experiments left the twin in.
+
+        The twin carries state from one experiment to the next (the reactor's temperature, the
+        reagents left, the cell's dark and reference frames, the wells used). A resumed
+        campaign runs its finished experiments again, in order, on its new simulated lab, on a
+        fast clock and with nothing recorded; each experiment draws its randomness from
+        (seed, index), so the lab ends where the interrupted campaign's lab was, and what
+        follows matches the uninterrupted campaign.
+        """
+        finished = sorted(
+            (r for r in rows if r["status"] in ("done", "failed")), key=lambda r: r["index"]
+        )
+        if not (self._lab_is_fresh and finished):
+            return
+        self._lab_is_fresh = False
+        engine = RunEngine({}, context_managers=[])
+        plan = PLANS[self.config.route]
+        with self.lab.clock.fast():
+            for r in finished:
+                self.lab.world.reseed(self.config.seed, r["index"])
+                try:
+                    engine(plan(self.lab, r["conditions"]))
+                except Exception:  # it fails again as it failed then
+                    if engine.state != "idle":
+                        engine.halt()
 
     def _warm_start(self) -> list[Observation]:
         """Observations of earlier campaigns of the same route inside this campaign's space."""
@@ -439,6 +468,7 @@ class CampaignRunner:
         db, cid, eid, index = self.db, self.campaign_id, experiment["id"], experiment["index"]
         conditions = experiment["conditions"]
         plan = PLANS[self.config.route]
+        self._lab_is_fresh = False
         self.lab.world.reseed(self.config.seed, index)
         md = {
             "campaign_id": cid,

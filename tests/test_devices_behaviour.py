@@ -28,6 +28,18 @@ def test_realtime_clock_finishes_after_the_scaled_wall_time():
     assert clock.elapsed() >= 19.0
 
 
+def test_a_realtime_clock_runs_fast_inside_fast_and_goes_on_from_there():
+    clock = VirtualClock("realtime", speed=10.0, start=1000.0)
+    with clock.fast():
+        status = clock.run(3600.0)
+        assert status.done and clock.mode == "fast"
+        assert 4600.0 <= clock.now() < 4601.0
+    assert clock.mode == "realtime"
+    time.sleep(0.05)
+    assert 4600.3 < clock.now() < 4610.0  # continues from the hour it skipped, at 10x
+    assert not clock.run(10.0).done
+
+
 def test_clock_modes_are_validated():
     with pytest.raises(ValueError, match="fast, realtime"):
         VirtualClock("slow")
