@@ -5,9 +5,11 @@
 - :class:`LimitedSignal`: a settable signal with safe limits; an out-of-range ``set``/``put``
   raises :class:`ophyd.utils.LimitError` before the value changes, and ``check_value`` lets
   ``bluesky.simulators.check_limits`` see the limits.
-- :class:`Step`: what a backend answers when asked to do something: how long it takes, what
-  happens at the end, or the error it will end in. :func:`run_step` turns it into a Status on
-  the clock.
+- :class:`Step`: what a simulated backend works out when asked to do something: how long it
+  takes, what happens at the end, or the error it will end in. :func:`run_step` turns it into a
+  Status on the clock.
+- :func:`then`: a Status that finishes after another one and an action (a device records
+  what its backend did before the plan sees the move finish).
 """
 
 from __future__ import annotations
@@ -23,7 +25,15 @@ from ophyd.utils import LimitError
 
 from devices.clock import VirtualClock
 
-__all__ = ["ComputedSignal", "LimitError", "LimitedSignal", "Step", "check_range", "run_step"]
+__all__ = [
+    "ComputedSignal",
+    "LimitError",
+    "LimitedSignal",
+    "Step",
+    "check_range",
+    "run_step",
+    "then",
+]
 
 
 def _clock_of(signal: Signal) -> VirtualClock | None:
@@ -134,3 +144,24 @@ class Step:
 def run_step(clock: VirtualClock, step: Step, obj: object) -> Status:
     """A Status on ``clock`` that completes (or fails) as ``step`` says."""
     return clock.run(step.duration, obj=obj, action=step.action, error=step.error)
+
+
+def then(status: Status, action: Callable[[], None], obj: object = None) -> Status:
+    """A Status that finishes once ``status`` has and ``action`` has run; it fails with
+    ``status``'s exception (``action`` not run) or with what ``action`` raised."""
+    out = Status(obj=obj)
+
+    def finish(done: Status) -> None:
+        error = done.exception()
+        if error is None:
+            try:
+                action()
+            except Exception as exc:  # reported through the Status, as ophyd does
+                error = exc
+        if error is None:
+            out.set_finished()
+        else:
+            out.set_exception(error)
+
+    status.add_callback(finish)
+    return out

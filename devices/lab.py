@@ -17,9 +17,10 @@ from devices.cell import OpticalCell
 from devices.clock import VirtualClock
 from devices.config import HeaterConfig, LabConfig, load_lab_config
 from devices.flow import FlowReactor, flow_reactor_class
-from devices.heater import Heater, ThermalModel, Timer
-from devices.reactor import HotInjectionReactor, SimReactorBackend
+from devices.heater import Heater, Timer
+from devices.reactor import HotInjectionReactor
 from devices.robot import PipettingRobot
+from devices.simulated import SimCell, SimFlow, SimHeater, SimReactor, SimRobot
 from devices.world import SimulatedWorld
 from models.simulation import OutcomeModel
 
@@ -50,18 +51,18 @@ class Lab:
 
 
 def _attach_heater(
-    heater: Heater, clock: VirtualClock, cfg: HeaterConfig, faults: Any, ambient_c: float
-) -> None:
-    model = ThermalModel(clock, ambient_c, cfg.time_constant_s, cfg.overshoot_fraction)
+    heater: Heater, clock: VirtualClock, cfg: HeaterConfig, world: SimulatedWorld
+) -> SimHeater:
+    backend = SimHeater(heater.name, clock, cfg, world.config.reactor.ambient_c, world.fault)
     heater.attach(
-        model,
+        backend,
+        clock,
         limits=(cfg.min_temperature_c, cfg.max_temperature_c),
         max_ramp_c_per_min=cfg.max_ramp_c_per_min,
         ramp_c_per_min=cfg.ramp_c_per_min,
         tolerance_c=cfg.tolerance_c,
-        timeout_s=cfg.heat_timeout_s,
-        faults=faults,
     )
+    return backend
 
 
 def build_lab(
@@ -94,20 +95,21 @@ def build_lab(
     clock = VirtualClock(clock_mode or sim.clock, speed=sim.speed)
     world = SimulatedWorld(config, clock, seed=seed, outcome_models=outcome_models)
 
+    rb = config.robot
     robot = PipettingRobot(name="robot")
     robot.attach(
-        world,
-        config.robot.min_volume_ul,
-        config.robot.max_volume_ul,
-        config.robot.tips,
-        config.robot.seconds_per_transfer,
+        SimRobot(robot.name, world, rb.max_volume_ul, rb.tips, rb.seconds_per_transfer),
+        clock,
+        rb.min_volume_ul,
+        rb.max_volume_ul,
     )
 
     rc = config.reactor
     reactor = HotInjectionReactor(name="reactor")
-    _attach_heater(reactor.temperature, clock, rc, world.fault, rc.ambient_c)
+    _attach_heater(reactor.temperature, clock, rc, world)
     reactor.attach(
-        SimReactorBackend(world, rc.flask, rc.cs_source),
+        SimReactor(world, rc.flask, rc.cs_source),
+        clock,
         stir_limits=(rc.min_stir_rpm, rc.max_stir_rpm),
         injection_limits=(rc.injection_min_ul, rc.injection_max_ul),
     )
@@ -115,9 +117,9 @@ def build_lab(
     flow = None
     if config.flow is not None:
         flow = flow_reactor_class(list(config.flow.pumps))(name="flow")
-        _attach_heater(flow.coil, clock, config.flow, world.fault, rc.ambient_c)
-        flow.attach(world, config.flow)
+        coil = _attach_heater(flow.coil, clock, config.flow, world)
+        flow.attach(SimFlow(flow.name, world, config.flow, coil), clock, config.flow)
 
     cell = OpticalCell(name="cell")
-    cell.attach(world, config.cell)
+    cell.attach(SimCell(cell.name, world, config.cell), clock, config.cell)
     return Lab(config, clock, world, robot, reactor, flow, cell, Timer(name="timer", clock=clock))

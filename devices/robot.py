@@ -5,25 +5,33 @@
 500))`` and ``summarize_plan``/``check_limits`` see every liquid movement. Every action is
 checked before anything moves: known labware, pipette range, tips left, and liquid levels (a
 reservoir cannot go below zero, a well cannot overflow). Volumes above the pipette's maximum are
-moved in several trips with one tip.
+moved in several trips with one tip. The backend (:class:`RobotBackend`) does the work; the
+simulated one is :class:`devices.simulated.SimRobot`.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from ophyd import Component as Cpt
 from ophyd import Device, Signal
 from ophyd.status import Status
 from ophyd.utils import LimitError
 
-from devices.base import ComputedSignal, Step, run_step
+from devices.base import ComputedSignal, then
 from devices.clock import VirtualClock
-from devices.world import Liquid, SimulatedWorld, WorldError
 
-__all__ = ["Aspirate", "Dispense", "Mix", "PipettingRobot", "RobotAction", "Transfer"]
+__all__ = [
+    "Aspirate",
+    "Dispense",
+    "Mix",
+    "PipettingRobot",
+    "RobotAction",
+    "RobotBackend",
+    "Transfer",
+]
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,34 @@ class Mix:
 RobotAction = Aspirate | Dispense | Transfer | Mix
 
 
+class RobotBackend(Protocol):
+    """What a :class:`PipettingRobot` needs from whatever moves the liquid."""
+
+    def locations(self) -> list[str]:
+        """Every location on the deck (wells as ``plate:A1``)."""
+
+    def volume_of(self, location: str) -> float:
+        """Liquid in ``location`` now, µL."""
+
+    def fresh_wells(self, plate: str) -> list[str]:
+        """The wells of ``plate`` never used, in order."""
+
+    def tips_left(self) -> int:
+        """Unused tips in the rack."""
+
+    def held_ul(self) -> float:
+        """Liquid in the pipette, µL."""
+
+    def reload_tips(self, count: int) -> None:
+        """A fresh tip rack (an operator action)."""
+
+    def check(self, action: RobotAction) -> None:
+        """Raise if ``action`` is impossible now (unknown labware, levels, tips)."""
+
+    def do(self, action: RobotAction) -> Status:
+        """Carry out a checked action; the Status finishes when it is done."""
+
+
 class PipettingRobot(Device):
     """Liquid-handling robot with a deck of labware from the lab config.
 
@@ -79,46 +115,39 @@ class PipettingRobot(Device):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.clock: VirtualClock | None = None
-        self.world: SimulatedWorld | None = None
-        self._tip_count = 0
-        self._tip_on = False
-        self._held_liquid: Liquid | None = None
-        self._seconds_per_trip = 8.0
+        self.backend: RobotBackend | None = None
 
     def attach(
-        self,
-        world: SimulatedWorld,
-        min_ul: float,
-        max_ul: float,
-        tips: int,
-        seconds_per_transfer: float,
+        self, backend: RobotBackend, clock: VirtualClock, min_ul: float, max_ul: float
     ) -> None:
-        """Connect the simulated deck and the config's pipette (done by build_lab)."""
-        self.world = world
-        self.clock = world.clock
+        """Connect the backend and the config's pipette range (done by build_lab)."""
+        self.backend = backend
+        self.clock = clock
         self.min_volume_ul.put(min_ul)
         self.max_volume_ul.put(max_ul)
-        self._tip_count = tips
-        self._seconds_per_trip = seconds_per_transfer
 
     def _tips_left(self) -> int:
-        return self._tip_count
+        return self.backend.tips_left()
 
     def _held_volume(self) -> float:
-        return self._held_liquid.volume_ul if self._held_liquid is not None else 0.0
+        return self.backend.held_ul()
 
     @property
     def deck(self) -> list[str]:
         """Every location a liquid can be (wells as ``plate:A1``)."""
-        return sorted(self.world.locations)
+        return sorted(self.backend.locations())
 
     def volume_of(self, location: str) -> float:
         """Liquid in ``location`` now, µL."""
-        return self.world.location(location).liquid.volume_ul
+        return self.backend.volume_of(location)
+
+    def fresh_wells(self, plate: str) -> list[str]:
+        """The wells of ``plate`` never used, in order."""
+        return self.backend.fresh_wells(plate)
 
     def reload_tips(self, count: int) -> None:
         """A fresh tip rack (an operator action)."""
-        self._tip_count = int(count)
+        self.backend.reload_tips(int(count))
 
     # -- checks ---------------------------------------------------------------------------
     def _check_volume(self, volume_ul: float, allow_trips: bool) -> None:
@@ -139,24 +168,26 @@ class PipettingRobot(Device):
             raise LimitError(
                 f"{self.name} takes Aspirate, Dispense, Transfer or Mix, got {value!r}"
             )
-        for loc in (getattr(value, a) for a in ("source", "dest", "location") if hasattr(value, a)):
-            if self.world is not None:
-                self.world.location(loc)
+        if self.backend is not None:
+            known = set(self.backend.locations())
+            for attr in ("source", "dest", "location"):
+                loc = getattr(value, attr, None)
+                if loc is not None and loc not in known:
+                    raise LimitError(
+                        f"{self.name}: no location {loc!r} on the deck; known: "
+                        f"{', '.join(sorted(known))}"
+                    )
         self._check_volume(value.volume_ul, allow_trips=isinstance(value, Transfer))
 
     # -- actions --------------------------------------------------------------------------
     def set(self, value: RobotAction) -> Status:
         """Carry out one action; raises before anything moves if it is impossible."""
         self.check_value(value)
-        step = self._plan(value)
-        action = step.action
-
-        def act() -> None:
-            if action is not None:
-                action()
-            self.last_action.put(repr(value), timestamp=self.clock.now())
-
-        return run_step(self.clock, Step(step.duration, act), self)
+        self.backend.check(value)
+        status = self.backend.do(value)
+        return then(
+            status, lambda: self.last_action.put(repr(value), timestamp=self.clock.now()), self
+        )
 
     def transfer(self, source: str, dest: str, volume_ul: float) -> Status:
         """Shorthand for ``set(Transfer(source, dest, volume_ul))``."""
@@ -173,76 +204,3 @@ class PipettingRobot(Device):
     def mix(self, location: str, volume_ul: float, cycles: int = 3) -> Status:
         """Shorthand for ``set(Mix(location, volume_ul, cycles))``."""
         return self.set(Mix(location, volume_ul, cycles))
-
-    def _need_tip(self) -> None:
-        if not self._tip_on and self._tip_count <= 0:
-            raise WorldError(f"{self.name} is out of tips: reload the tip rack")
-
-    def _plan(self, action: RobotAction) -> Step:
-        world = self.world
-        trip = self._seconds_per_trip
-        if isinstance(action, Transfer):
-            self._need_tip()
-            if self._held_liquid is not None:
-                raise WorldError(f"{self.name} holds liquid: dispense it before a transfer")
-            world.check_transfer(action.source, action.dest, action.volume_ul)
-            trips = math.ceil(action.volume_ul / self.max_volume_ul.get())
-
-            def act() -> None:
-                world.transfer(action.source, action.dest, action.volume_ul)
-                if not self._tip_on:
-                    self._tip_count -= 1
-                self._tip_on = False  # dropped after the transfer
-
-            return Step(trip * trips, act)
-        if isinstance(action, Aspirate):
-            self._need_tip()
-            if self._held_volume() + action.volume_ul > self.max_volume_ul.get():
-                raise LimitError(
-                    f"{self.name}: holding {self._held_volume():.10g} µL, cannot aspirate "
-                    f"{action.volume_ul:.10g} µL more "
-                    f"(pipette max {self.max_volume_ul.get():.10g} µL)"
-                )
-            world.check_take(action.source, action.volume_ul)
-
-            def act() -> None:
-                part = world.take(action.source, action.volume_ul)
-                if self._held_liquid is None:
-                    self._held_liquid = part
-                else:
-                    self._held_liquid.add(part)
-                if not self._tip_on:
-                    self._tip_count -= 1
-                    self._tip_on = True
-
-            return Step(trip / 2, act)
-        if isinstance(action, Dispense):
-            if self._held_volume() + 1e-9 < action.volume_ul:
-                raise WorldError(
-                    f"{self.name} holds {self._held_volume():.10g} µL, cannot dispense "
-                    f"{action.volume_ul:.10g} µL"
-                )
-            world.check_receive(action.dest, action.volume_ul)
-
-            def act() -> None:
-                part = self._held_liquid.take(action.volume_ul)
-                world.receive(action.dest, part)
-                if self._held_liquid.volume_ul <= 1e-9:
-                    self._held_liquid = None
-
-            return Step(trip / 2, act)
-        # Mix: liquid must be there to mix
-        here = world.location(action.location)
-        if here.liquid.volume_ul + 1e-9 < action.volume_ul:
-            raise WorldError(
-                f"{action.location} holds {here.liquid.volume_ul:.10g} µL, cannot mix "
-                f"{action.volume_ul:.10g} µL"
-            )
-        self._need_tip()
-
-        def act() -> None:
-            if not self._tip_on:
-                self._tip_count -= 1
-            self._tip_on = False
-
-        return Step(trip / 2 + 2.0 * action.cycles, act)

@@ -191,14 +191,10 @@ def flow_synthesis(
 
 def _free_well(lab: Lab) -> str:
     plate = lab.config.larp.plate
-    for name, loc in lab.world.locations.items():
-        if (
-            name.startswith(f"{plate}:")
-            and loc.liquid.volume_ul == 0
-            and (loc.reaction_started_at is None)
-        ):
-            return name
-    raise RuntimeError(f"no empty well left on {plate}: load a fresh plate")
+    fresh = lab.robot.fresh_wells(plate)
+    if not fresh:
+        raise RuntimeError(f"no empty well left on {plate}: load a fresh plate")
+    return fresh[0]
 
 
 def larp_synthesis(

@@ -112,7 +112,7 @@ def start_flow(lab, pb=500.0, br=250.0, cs=500.0, temperature=150.0):
 
 def test_flow_conditions_follow_the_pumps_and_coil(lab, RE):
     RE(start_flow(lab))
-    cond = lab.flow.conditions()
+    cond = lab.flow.backend.conditions()
     # Br: 500*100 + 250*200 = 100000; Pb: 500*50 = 25000 -> Br/Pb 4
     assert cond["br_pb_ratio"] == pytest.approx(4.0)
     assert cond["flow_ratio"] == pytest.approx(500 / 750)

@@ -37,6 +37,10 @@ def state(lab):
         (lambda lab: lab.robot.set(Transfer("pbbr2", "reactor_flask", 0.2)), r"volume 0.2 µL"),
         (lambda lab: lab.robot.set(Dispense("cell", 1500)), r"\[1, 1000\] µL"),
         (lambda lab: lab.robot.set("pour it all"), r"takes Aspirate, Dispense, Transfer or Mix"),
+        (
+            lambda lab: lab.robot.set(Transfer("nowhere", "cell", 10)),
+            r"no location 'nowhere' on the deck; known: cell",
+        ),
         (lambda lab: lab.flow.pb.set(7000), r"pb_setpoint = 7000 .*\[0, 6000\] uL/min"),
         (lambda lab: lab.flow.coil.set(210), r"setpoint = 210 .*\[20, 200\] °C"),
         (lambda lab: lab.flow.ligand.set("water"), r"flow_ligand = 'water' is not one of"),
@@ -58,7 +62,6 @@ def test_out_of_limit_requests_raise_before_the_device_changes(lab, request_, me
         (Transfer("plate:A1", "cell", 10), r"plate:A1 holds 0 µL, cannot take 10 µL"),
         (Transfer("pbbr2", "cell", 2e6), r"pbbr2 holds 1000000 µL, cannot take 2000000 µL"),
         (Mix("plate:B2", 50), r"plate:B2 holds 0 µL, cannot mix"),
-        (Transfer("nowhere", "cell", 10), r"no location 'nowhere' on the deck; known: cell"),
     ],
 )
 def test_liquid_levels_refuse_impossible_moves(lab, action, message):
@@ -88,7 +91,7 @@ def test_the_robot_runs_out_of_tips(lab):
 def test_injection_is_refused_unless_at_temperature(lab, RE):
     RE(bps.mv(lab.robot, Transfer("pbbr2", "reactor_flask", 2000.0)))
     lab.reactor.temperature.set(140)  # fast clock: settled when set() returns
-    lab.reactor.temperature._model.start(100.0, 20.0)  # it drifts away (lid opened)
+    lab.reactor.temperature.backend.model.start(100.0, 20.0)  # it drifts away (lid opened)
     lab.clock.advance(60)
     with pytest.raises(RuntimeError, match=r"injection refused: reactor_temperature reads"):
         lab.reactor.injector.set(500)
@@ -102,7 +105,7 @@ def test_heater_settles_within_tolerance_with_a_small_overshoot(lab):
     assert abs(heater.position - 150) <= heater.tolerance.get()
     took = lab.clock.now() - start
     assert 375 < took < 500  # 125 °C at 20 °C/min = 375 s, plus settling
-    overshoot = heater._model._temps.max() - 150
+    overshoot = heater.backend.model._temps.max() - 150
     assert 0.5 < overshoot < 0.02 * 125  # small: under the configured 2 % of the step
 
 
