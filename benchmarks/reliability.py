@@ -53,6 +53,8 @@ def _anomalies(url: str, campaign_id: int, budget: int) -> list[str]:
         for r in rows
         if r["status"] != "done" and not r["failure_reason"]
     ]
+    for text in found:
+        print(f"  anomaly: {text}", file=sys.stderr)
     return found
 
 

@@ -233,11 +233,29 @@ class SimulatorConfig(_Strict):
     faults: FaultConfig = FaultConfig()
 
 
+class EpicsConfig(_Strict):
+    """Channel Access: where each device's PVs are (see docs/backends.md for the PV names).
+
+    A PV's name is ``prefix`` + its suffix (``reactor:heater:SP``) unless ``pvs`` maps the
+    suffix to a PV of an existing IOC.
+    """
+
+    prefix: str = Field("QD:", min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_:.\-]+$")
+    connection_timeout_s: float = Field(5.0, gt=0, le=300)
+    request_timeout_s: float = Field(3600.0, gt=0, le=86400)
+    """Longest a request (a move, a measurement) may take to complete, wall-clock seconds."""
+    twin_control: bool = False
+    """The IOCs are ``qdlab ioc``: reseed the twin per experiment, as in-process campaigns do."""
+    pvs: dict[str, str] = Field(default_factory=dict)
+
+
 class LabConfig(_Strict):
-    """A whole lab. ``backend: simulated`` drives the devices with the physics of ``models``."""
+    """A whole lab. ``backend: simulated`` drives the devices with the physics of ``models``;
+    ``backend: epics`` talks to IOCs over Channel Access (``epics:`` says where)."""
 
     name: str
-    backend: Literal["simulated"] = "simulated"
+    backend: Literal["simulated", "epics"] = "simulated"
+    epics: EpicsConfig = EpicsConfig()
     robot: RobotConfig
     reactor: ReactorConfig = ReactorConfig()
     larp: LarpConfig = LarpConfig()
@@ -281,6 +299,30 @@ def validation_message(exc: ValidationError, source: str) -> str:
     return f"{source}: {where}: {msg}{shown}"
 
 
+def _merged(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _with_base(data: Mapping[str, Any], path: Path, label: str) -> dict[str, Any]:
+    """``base: other.yaml``: that lab's fields, with this file's on top (mappings merged)."""
+    base = data["base"]
+    if not isinstance(base, str):
+        raise ConfigError(f"{label}: base: expected the path of a lab config, got {base!r}")
+    base_path = path.parent / base
+    if base_path.resolve() == path.resolve():
+        raise ConfigError(f"{label}: base: a lab config cannot be its own base")
+    base_data, _ = read_yaml(base_path, "lab config")
+    if not isinstance(base_data, Mapping) or "base" in base_data:
+        raise ConfigError(f"{label}: base {base!r}: expected a lab config without a base")
+    return _merged(base_data, {k: v for k, v in data.items() if k != "base"})
+
+
 def load_lab_config(source: str | Path | Mapping[str, Any]) -> LabConfig:
     """Read and validate a lab config from a YAML path or a mapping.
 
@@ -296,6 +338,8 @@ def load_lab_config(source: str | Path | Mapping[str, Any]) -> LabConfig:
         label = str(source)
         if not isinstance(data, Mapping):
             raise ConfigError(f"{label}: expected a mapping at the top level")
+        if "base" in data:
+            data = _with_base(data, Path(source), label)
     try:
         config = LabConfig.model_validate(data)
     except ValidationError as exc:

@@ -16,8 +16,19 @@ from ophyd import Device
 from devices.cell import OpticalCell
 from devices.clock import VirtualClock
 from devices.config import HeaterConfig, LabConfig, load_lab_config
+from devices.epics import (
+    EpicsCell,
+    EpicsClock,
+    EpicsFlow,
+    EpicsHeater,
+    EpicsReactor,
+    EpicsRobot,
+    PVs,
+    PVUnreachable,
+    pv_suffixes,
+)
 from devices.flow import FlowReactor, flow_reactor_class
-from devices.heater import Heater, Timer
+from devices.heater import Heater, HeaterBackend, Timer
 from devices.reactor import HotInjectionReactor
 from devices.robot import PipettingRobot
 from devices.simulated import SimCell, SimFlow, SimHeater, SimReactor, SimRobot
@@ -32,16 +43,18 @@ DEFAULT_LAB = Path(__file__).resolve().parents[1] / "configs" / "labs" / "sim.ya
 
 @dataclass
 class Lab:
-    """The devices of one lab and the simulated world behind them."""
+    """The devices of one lab, and the simulated world behind them (``None`` when the lab is
+    driven over EPICS: then the IOCs hold the state)."""
 
     config: LabConfig
     clock: VirtualClock
-    world: SimulatedWorld
+    world: SimulatedWorld | None
     robot: PipettingRobot
     reactor: HotInjectionReactor
     flow: FlowReactor | None
     cell: OpticalCell
     timer: Timer
+    pvs: PVs | None = None
 
     @property
     def devices(self) -> list[Device]:
@@ -49,11 +62,19 @@ class Lab:
         found = [self.robot, self.reactor, self.flow, self.cell, self.timer]
         return [d for d in found if d is not None]
 
+    def reseed(self, seed: int | None, index: int) -> None:
+        """Draw the twin's randomness of experiment ``index`` from (seed, index), in process or
+        in a ``qdlab ioc`` (``epics.twin_control``); a real lab has no randomness to seed."""
+        if self.world is not None:
+            self.world.reseed(seed, index)
+        elif self.pvs is not None and self.config.epics.twin_control:
+            world_seed = self.config.simulator.seed
+            self.pvs.put("sim:RESEED", [world_seed or 0, seed or 0, index])
+
 
 def _attach_heater(
-    heater: Heater, clock: VirtualClock, cfg: HeaterConfig, world: SimulatedWorld
-) -> SimHeater:
-    backend = SimHeater(heater.name, clock, cfg, world.config.reactor.ambient_c, world.fault)
+    heater: Heater, backend: HeaterBackend, clock: VirtualClock, cfg: HeaterConfig
+) -> None:
     heater.attach(
         backend,
         clock,
@@ -62,7 +83,6 @@ def _attach_heater(
         ramp_c_per_min=cfg.ramp_c_per_min,
         tolerance_c=cfg.tolerance_c,
     )
-    return backend
 
 
 def build_lab(
@@ -91,6 +111,8 @@ def build_lab(
         The config is missing or invalid (the message names the field).
     """
     config = source if isinstance(source, LabConfig) else load_lab_config(source)
+    if config.backend == "epics":
+        return _build_epics_lab(config)
     sim = config.simulator
     clock = VirtualClock(clock_mode or sim.clock, speed=sim.speed)
     world = SimulatedWorld(config, clock, seed=seed, outcome_models=outcome_models)
@@ -106,7 +128,8 @@ def build_lab(
 
     rc = config.reactor
     reactor = HotInjectionReactor(name="reactor")
-    _attach_heater(reactor.temperature, clock, rc, world)
+    heater = SimHeater(reactor.temperature.name, clock, rc, rc.ambient_c, world.fault)
+    _attach_heater(reactor.temperature, heater, clock, rc)
     reactor.attach(
         SimReactor(world, rc.flask, rc.cs_source),
         clock,
@@ -117,9 +140,50 @@ def build_lab(
     flow = None
     if config.flow is not None:
         flow = flow_reactor_class(list(config.flow.pumps))(name="flow")
-        coil = _attach_heater(flow.coil, clock, config.flow, world)
+        coil = SimHeater(flow.coil.name, clock, config.flow, rc.ambient_c, world.fault)
+        _attach_heater(flow.coil, coil, clock, config.flow)
         flow.attach(SimFlow(flow.name, world, config.flow, coil), clock, config.flow)
 
     cell = OpticalCell(name="cell")
     cell.attach(SimCell(cell.name, world, config.cell), clock, config.cell)
     return Lab(config, clock, world, robot, reactor, flow, cell, Timer(name="timer", clock=clock))
+
+
+def _build_epics_lab(config: LabConfig) -> Lab:
+    """The lab's devices with EPICS backends; every PV must connect first (nothing moves
+    otherwise), and a :class:`~devices.config.ConfigError` names the ones that do not."""
+    pvs = PVs(config.epics)
+    missing = pvs.unconnected(pv_suffixes(config))
+    if missing:
+        names = ", ".join(pvs.name(s) for s in missing[:8])
+        more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
+        raise PVUnreachable(
+            f"lab {config.name!r}: {len(missing)} PV(s) did not connect within "
+            f"{config.epics.connection_timeout_s:g} s: {names}{more} (is the IOC running? "
+            "`qdlab lab check` lists them)"
+        )
+    clock = EpicsClock(pvs)
+    rb = config.robot
+    robot = PipettingRobot(name="robot")
+    robot.attach(EpicsRobot(pvs), clock, rb.min_volume_ul, rb.max_volume_ul)
+
+    rc = config.reactor
+    reactor = HotInjectionReactor(name="reactor")
+    _attach_heater(reactor.temperature, EpicsHeater(pvs, "reactor:heater"), clock, rc)
+    reactor.attach(
+        EpicsReactor(pvs),
+        clock,
+        stir_limits=(rc.min_stir_rpm, rc.max_stir_rpm),
+        injection_limits=(rc.injection_min_ul, rc.injection_max_ul),
+    )
+
+    flow = None
+    if config.flow is not None:
+        flow = flow_reactor_class(list(config.flow.pumps))(name="flow")
+        _attach_heater(flow.coil, EpicsHeater(pvs, "flow:coil"), clock, config.flow)
+        flow.attach(EpicsFlow(pvs), clock, config.flow)
+
+    cell = OpticalCell(name="cell")
+    cell.attach(EpicsCell(pvs), clock, config.cell)
+    timer = Timer(name="timer", clock=clock)
+    return Lab(config, clock, None, robot, reactor, flow, cell, timer, pvs)

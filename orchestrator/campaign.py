@@ -38,6 +38,7 @@ from db.lease import CampaignLease, LeaseHeld
 from db.outage import RECONNECT_WINDOW_S, is_disconnect, wait_for_database
 from devices import Lab, build_lab
 from devices.config import ConfigError
+from devices.world import twin_of
 from orchestrator.config import MAX_BUDGET, LoadedCampaign, loaded_from_stored
 from orchestrator.observe import MeasurementRejected, observables_from_documents
 from orchestrator.plans import PLANS
@@ -194,7 +195,7 @@ class CampaignRunner:
             self.config.seed,
             self.config.planner.options,
             self.config.route,
-            self.lab.world.twin,
+            twin_of(loaded.lab),
         )
         if campaign_id is None:
             stored = {
@@ -370,14 +371,14 @@ class CampaignRunner:
         finished = sorted(
             (r for r in rows if r["status"] in ("done", "failed")), key=lambda r: r["index"]
         )
-        if not (self._lab_is_fresh and finished):
-            return
+        if not (self._lab_is_fresh and finished) or self.lab.world is None:
+            return  # nothing run yet, or an EPICS lab: its IOCs kept their state
         self._lab_is_fresh = False
         engine = RunEngine({}, context_managers=[])
         plan = PLANS[self.config.route]
         with self.lab.clock.fast():
             for r in finished:
-                self.lab.world.reseed(self.config.seed, r["index"])
+                self.lab.reseed(self.config.seed, r["index"])
                 try:
                     engine(plan(self.lab, r["conditions"]))
                 except Exception:  # it fails again as it failed then
@@ -469,7 +470,6 @@ class CampaignRunner:
         conditions = experiment["conditions"]
         plan = PLANS[self.config.route]
         self._lab_is_fresh = False
-        self.lab.world.reseed(self.config.seed, index)
         md = {
             "campaign_id": cid,
             "campaign_name": self.config.name,
@@ -481,6 +481,7 @@ class CampaignRunner:
         try:
             if uid is None:
                 db.set_experiment_status(eid, "running")
+                self.lab.reseed(self.config.seed, index)
                 uid = self._run_plan(plan(self.lab, conditions, md=md), eid)
                 if uid is None:
                     db.set_experiment_status(eid, "proposed", "interrupted; runs again on resume")

@@ -111,8 +111,10 @@ def simulate(
 
 db_app = typer.Typer(help="The campaign database.", no_args_is_help=True)
 campaign_app = typer.Typer(help="Closed-loop campaigns.", no_args_is_help=True)
+lab_app = typer.Typer(help="Lab configs and their instruments.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(campaign_app, name="campaign")
+app.add_typer(lab_app, name="lab")
 
 DbOption = Annotated[
     str | None,
@@ -161,7 +163,8 @@ def _quiet_bluesky(verbose: bool) -> None:
     """Failed runs are recorded with their reason; their tracebacks only with --verbose."""
     import logging
 
-    logging.getLogger("bluesky").setLevel(logging.INFO if verbose else logging.CRITICAL)
+    for name in ("bluesky", "ophyd", "caproto"):  # a failure is the experiment's reason
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.CRITICAL)
 
 
 def _run_campaign(runner: object, as_json: bool) -> None:
@@ -549,6 +552,80 @@ def calibrate_command(
         return
     print("\n".join(describe(result)))
     print(f"wrote {out}")
+
+
+@lab_app.command("check")
+def lab_check(
+    lab: Annotated[str, typer.Argument(help="lab config (YAML)")],
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Connect to every PV of an EPICS lab and print PV, connected, value and limits; exit 4
+    naming the PVs that did not connect. A simulated lab has no PVs to check."""
+    from devices import load_lab_config
+    from devices.check import check_lab
+
+    config = load_lab_config(lab)
+    rows = check_lab(config)
+    missing = [r["pv"] for r in rows if not r["connected"]]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"lab {config.name!r} ({config.backend})")
+        for column in ("PV", "connected", "value", "limits"):
+            table.add_column(column)
+        for r in rows:
+            table.add_row(
+                r["pv"], "yes" if r["connected"] else "[red]NO[/red]", r["value"], r["limits"]
+            )
+        Console().print(table)
+    if missing:
+        print(
+            f"error: {len(missing)} of {len(rows)} PVs did not connect: {', '.join(missing)}",
+            file=sys.stderr,
+        )
+        raise typer.Exit(4)
+
+
+@app.command("ioc")
+def ioc(
+    lab: Annotated[
+        str, typer.Option(help="the simulated lab to serve (its lab config)")
+    ] = "configs/labs/sim.yaml",
+    prefix: Annotated[str, typer.Option(help="PV prefix")] = "QD:",
+    speedup: Annotated[
+        str, typer.Option(help="lab seconds per wall-clock second, or 'max'")
+    ] = "100",
+) -> None:
+    """Serve the simulated lab over EPICS Channel Access (caproto) until Ctrl-C.
+
+    Interface and port come from EPICS_CAS_INTF_ADDR_LIST and EPICS_CAS_SERVER_PORT; point a
+    lab with `backend: epics` (configs/labs/sim-epics.yaml) at it."""
+    from devices import load_lab_config
+    from devices.ioc import serve
+
+    config = load_lab_config(lab)
+    if speedup == "max":
+        rate = None
+    else:
+        try:
+            rate = float(speedup)
+        except ValueError:
+            rate = math.nan
+        if not 0 < rate <= 1e6:
+            raise click.BadParameter(
+                f"{speedup!r}: a number in (0, 1e6] or 'max'", param_hint="--speedup"
+            )
+    if not prefix or len(prefix) > 40:
+        raise click.BadParameter(f"{prefix!r}: 1 to 40 characters", param_hint="--prefix")
+    print(
+        f"serving lab {config.name!r} as {prefix}* (speed-up {speedup}); Ctrl-C stops",
+        file=sys.stderr,
+        flush=True,
+    )
+    serve(config, prefix, rate)
 
 
 @app.command("ipython")

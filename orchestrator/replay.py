@@ -222,7 +222,7 @@ def playback_documents(db: Database, campaign_id: int) -> list[tuple[str, dict[s
     RE.subscribe(lambda name, doc: emitted.append((name, doc)))
     md_keys = ("campaign_id", "campaign_name", "experiment_id", "experiment_index", "target")
     for start in starts:
-        lab.world.reseed(loaded.config.seed, start.get("experiment_index", 0))
+        lab.reseed(loaded.config.seed, start.get("experiment_index", 0))
         plan = PLANS[start["route"]]
         RE(plan(lab, start["conditions"], md={k: start[k] for k in md_keys if k in start}))
     return emitted

@@ -173,3 +173,90 @@ def db_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'qdlab.db'}"
     return request.getfixturevalue("postgres_url")
+
+
+def _free_port() -> int:
+    """A port free for both TCP and UDP on loopback (Channel Access uses both)."""
+    import socket
+
+    for _ in range(50):
+        with socket.socket() as tcp, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            tcp.bind(("127.0.0.1", 0))
+            port = tcp.getsockname()[1]
+            try:
+                udp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port for both TCP and UDP on loopback")
+
+
+class IOC:
+    """``qdlab ioc`` serving the simulated lab on loopback, on this session's CA port."""
+
+    def __init__(self, speedup: str = "max", lab: str = "configs/labs/sim.yaml") -> None:
+        self.speedup, self.lab = speedup, lab
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 30.0) -> IOC:
+        import time
+
+        from caproto.sync.client import read
+
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator", "ioc", "--lab", self.lab,
+             "--speedup", self.speedup],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"qdlab ioc exited: {self.proc.stderr.read()[-500:]}")
+            try:
+                read("QD:CLOCK", timeout=0.5)
+                return self
+            except Exception:  # not serving yet
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"qdlab ioc did not serve QD:CLOCK within {timeout:g} s")
+
+    def kill(self) -> None:
+        """kill -9, as a crash would."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@pytest.fixture(scope="session")
+def epics_port():
+    """This session's Channel Access port on loopback; the environment points the IOCs the
+    tests start and every client (this process's and subprocesses') at it, and only there."""
+    import os
+
+    port = str(_free_port())
+    os.environ.update(
+        EPICS_CA_AUTO_ADDR_LIST="NO",
+        EPICS_CA_ADDR_LIST="127.0.0.1",
+        EPICS_CA_SERVER_PORT=port,
+        EPICS_CAS_SERVER_PORT=port,
+        EPICS_CAS_INTF_ADDR_LIST="127.0.0.1",
+        EPICS_CAS_AUTO_BEACON_ADDR_LIST="NO",
+        EPICS_CAS_BEACON_ADDR_LIST="127.0.0.1",
+    )
+    return int(port)
+
+
+@pytest.fixture
+def ioc(epics_port):
+    """A fresh ``qdlab ioc`` at maximum speed-up (the test may kill and restart it)."""
+    server = IOC().start()
+    yield server
+    server.stop()

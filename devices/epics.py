@@ -1,0 +1,432 @@
+"""The EPICS backends: each device's work done by IOCs over Channel Access (ophyd signals).
+
+Every device talks to a handful of PVs named ``<prefix><suffix>``; :func:`pv_suffixes` lists
+them for a lab and docs/backends.md says what each means. The conventions, shared with
+``qdlab ioc`` (:mod:`devices.ioc`):
+
+- a *request* PV (``...:SP``, ``robot:ACTION``, ``cell:ACQ``, ...) is written with put-completion:
+  the put completes when the instrument has done it (settled, moved, measured);
+- the device's ``...:MSG`` PV then holds ``""`` or the reason it failed, as
+  ``"TimeoutError: cell: spectrometer did not answer within 30 s"``, which the Status fails with;
+- readbacks (``...:RBV``, ``cell:PL``, ...) are read when a plan reads the device;
+- ``CLOCK`` is the lab's time (epoch seconds): the documents carry the lab-time durations.
+
+A PV that does not answer raises :class:`PVUnreachable` naming it, so a failed experiment's
+reason names the PV.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+from ophyd import EpicsSignal
+from ophyd.status import Status
+from ophyd.utils import LimitError
+
+from devices.clock import VirtualClock
+from devices.config import EpicsConfig, LabConfig
+from devices.robot import Aspirate, Dispense, Mix, RobotAction, Transfer
+from devices.world import WorldError
+from models.errors import UserError
+
+__all__ = [
+    "EpicsCell",
+    "EpicsClock",
+    "EpicsFlow",
+    "EpicsHeater",
+    "EpicsReactor",
+    "EpicsRobot",
+    "PVUnreachable",
+    "PVs",
+    "action_from_json",
+    "action_to_json",
+    "pv_suffixes",
+]
+
+ERRORS: dict[str, type[Exception]] = {
+    cls.__name__: cls for cls in (RuntimeError, TimeoutError, ValueError, WorldError, LimitError)
+}
+"""The exception types an IOC's ``MSG`` may name (anything else comes back a RuntimeError)."""
+
+CELL_READINGS = {
+    "absorbance": "cell:ABS",
+    "pl": "cell:PL",
+    "pl_peak": "cell:PL_PEAK",
+    "pl_fwhm": "cell:PL_FWHM",
+    "abs_peak": "cell:ABS_PEAK",
+    "plqy_est": "cell:PLQY",
+    "pl_max_counts": "cell:PL_MAX",
+    "saturated": "cell:SATURATED",
+    "spikes": "cell:SPIKES",
+    "reference_age": "cell:REF_AGE",
+}
+"""Optical-cell component -> the PV suffix that carries it after ``cell:ACQ``."""
+
+_TEXT = ("MSG", "ACTION", "CHECK", "DECK", "FRESH", "LIGAND")
+"""Suffixes of text PVs (char arrays, so that a message may be longer than 40 characters)."""
+_HEATER = ("RBV", "SP", "RAMP", "TOL", "HOLD", "MSG")
+_PUMP = ("RBV", "SP", "REMAIN", "STALLED", "STOP", "REFILL", "MSG")
+_ACTIONS = {cls.__name__: cls for cls in (Aspirate, Dispense, Transfer, Mix)}
+
+
+def pv_suffixes(config: LabConfig) -> list[str]:
+    """Every PV suffix the lab's devices use."""
+    out = ["CLOCK", "timer:WAIT", "timer:MSG"]
+    out += [f"reactor:heater:{s}" for s in _HEATER]
+    out += ["reactor:INJECT", "reactor:QUENCH", "reactor:GROWTH", "reactor:MSG"]
+    out += [f"robot:{s}" for s in ("ACTION", "CHECK", "MSG", "TIPS", "HELD", "RELOAD", "DECK")]
+    out += ["robot:VOLUMES", "robot:FRESH"]
+    if config.flow is not None:
+        out += [f"flow:coil:{s}" for s in _HEATER]
+        out += [f"flow:{p}:{s}" for p in config.flow.pumps for s in _PUMP]
+        out += ["flow:LIGAND", "flow:MIXER", "flow:PRESSURE", "flow:UNCLOG"]
+    out += ["cell:DARK", "cell:REF", "cell:ACQ", "cell:MSG", *CELL_READINGS.values()]
+    if config.epics.twin_control:
+        out.append("sim:RESEED")
+    return out
+
+
+def action_to_json(action: RobotAction) -> str:
+    """A robot action as the JSON a ``robot:ACTION`` PV takes."""
+    return json.dumps({"action": type(action).__name__, **asdict(action)})
+
+
+def action_from_json(text: str) -> RobotAction:
+    """The robot action a ``robot:ACTION`` PV was given (only the four known kinds)."""
+    data = json.loads(text)
+    kind = _ACTIONS.get(data.pop("action", None))
+    if kind is None:
+        raise ValueError(f"not a robot action: {text!r}")
+    return kind(**data)
+
+
+class PVUnreachable(UserError, RuntimeError):
+    """A PV did not connect or answer in time (exit code 4 when it stops a command)."""
+
+    exit_code = 4
+
+
+class PVs:
+    """The lab's PVs as ophyd signals, made on first use, named by suffix."""
+
+    def __init__(self, config: EpicsConfig) -> None:
+        self.config = config
+        self._signals: dict[str, EpicsSignal] = {}
+        self._lock = threading.Lock()
+
+    def name(self, suffix: str) -> str:
+        """The PV's full name."""
+        return self.config.pvs.get(suffix, self.config.prefix + suffix)
+
+    def signal(self, suffix: str) -> EpicsSignal:
+        with self._lock:
+            sig = self._signals.get(suffix)
+            if sig is None:
+                name = self.name(suffix)
+                text = suffix.endswith(("MSG", "ACTION", "CHECK", "DECK", "FRESH", "LIGAND"))
+                sig = EpicsSignal(
+                    name,
+                    name=suffix.replace(":", "_"),
+                    put_complete=True,
+                    string=text,
+                    connection_timeout=self.config.connection_timeout_s,
+                )
+                self._signals[suffix] = sig
+            return sig
+
+    def get(self, suffix: str) -> Any:
+        """The PV's value now; :class:`PVUnreachable` naming it if it does not answer."""
+        try:
+            sig = self.signal(suffix)
+            timeout = self.config.connection_timeout_s
+            if suffix.endswith(_TEXT):
+                return sig.get(as_string=True, timeout=timeout)
+            return sig.get(timeout=timeout)
+        except Exception as exc:
+            raise PVUnreachable(f"PV {self.name(suffix)} did not answer: {exc}") from None
+
+    def put(self, suffix: str, value: Any) -> None:
+        """Write and wait until the IOC has taken it."""
+        timeout = self.config.connection_timeout_s
+        try:
+            self.signal(suffix).set(value, timeout=timeout).wait(timeout)
+        except Exception as exc:
+            raise PVUnreachable(f"PV {self.name(suffix)} did not take {value!r}: {exc}") from None
+
+    def request(self, suffix: str, value: Any, message: str) -> Status:
+        """Write a request PV; the Status finishes when the IOC has done it, or fails with the
+        reason in the ``message`` PV (or :class:`PVUnreachable`)."""
+        status = Status(obj=self)
+
+        def work() -> None:
+            try:
+                self._complete(suffix, value)
+                error = error_from_message(self.get(message))
+            except Exception as exc:
+                error = exc
+            if error is None:
+                status.set_finished()
+            else:
+                status.set_exception(error)
+
+        threading.Thread(target=work, daemon=True, name=f"ca-{suffix}").start()
+        return status
+
+    def _complete(self, suffix: str, value: Any) -> None:
+        """Put ``value`` and wait for completion; a disconnect ends the wait at once."""
+        sig = self.signal(suffix)
+        name = self.name(suffix)
+        try:
+            put = sig.set(value, timeout=self.config.request_timeout_s)
+        except Exception as exc:
+            raise PVUnreachable(f"PV {name} did not take {value!r}: {exc}") from None
+        finished = threading.Event()
+        put.add_callback(lambda _: finished.set())
+        deadline = time.monotonic() + self.config.request_timeout_s
+        while not finished.wait(0.1):
+            if not sig.connected:
+                raise PVUnreachable(f"PV {name} disconnected before completing {value!r}")
+            if time.monotonic() > deadline:
+                raise PVUnreachable(
+                    f"PV {name} did not complete {value!r} within "
+                    f"{self.config.request_timeout_s:g} s"
+                )
+        if put.exception() is not None:
+            raise PVUnreachable(f"PV {name}: {value!r} failed: {put.exception()}")
+
+    def check(self, suffix: str, value: Any, message: str) -> None:
+        """A request that must succeed before anything moves: raise its reason at once."""
+        status = self.request(suffix, value, message)
+        status.wait(self.config.request_timeout_s + 1)
+
+    def unconnected(self, suffixes: list[str]) -> list[str]:
+        """The suffixes whose PVs do not connect within the connection timeout."""
+        signals = {s: self.signal(s) for s in suffixes}
+        deadline = time.monotonic() + self.config.connection_timeout_s
+        missing = []
+        for suffix, sig in signals.items():
+            try:
+                sig.wait_for_connection(timeout=max(deadline - time.monotonic(), 0.01))
+            except Exception:
+                missing.append(suffix)
+        return missing
+
+
+def error_from_message(message: str) -> Exception | None:
+    """The exception an IOC's ``MSG`` PV describes (None for ``""``)."""
+    message = (message or "").strip()
+    if not message:
+        return None
+    kind, _, text = message.partition(": ")
+    cls = ERRORS.get(kind)
+    return cls(text) if cls is not None else RuntimeError(message)
+
+
+def message_of(exc: BaseException) -> str:
+    """What an IOC writes to ``MSG`` for ``exc``."""
+    kind = type(exc).__name__ if type(exc).__name__ in ERRORS else "RuntimeError"
+    return f"{kind}: {exc}"
+
+
+class EpicsClock(VirtualClock):
+    """The lab's time is the IOC's: ``now()`` reads ``CLOCK`` (so the documents carry lab-time
+    durations), and waiting (the :class:`~devices.heater.Timer`) is a ``timer:WAIT`` request,
+    which completes that much lab time later."""
+
+    def __init__(self, pvs: PVs) -> None:
+        self._pvs = pvs
+        super().__init__("realtime", speed=1.0, start=self.now())
+
+    def now(self) -> float:
+        return float(self._pvs.get("CLOCK"))
+
+    def run(
+        self,
+        duration: float,
+        obj: object = None,
+        action: Callable[[], None] | None = None,
+        error: BaseException | None = None,
+    ) -> Status:
+        waited = self._pvs.request("timer:WAIT", duration, "timer:MSG")
+        status = Status(obj=obj)
+
+        def finish(done: Status) -> None:
+            failure = done.exception() or error
+            if failure is None and action is not None:
+                try:
+                    action()
+                except Exception as exc:
+                    failure = exc
+            if failure is None:
+                status.set_finished()
+            else:
+                status.set_exception(failure)
+
+        waited.add_callback(finish)
+        return status
+
+    def sleep(self, seconds: float) -> None:
+        self.run(seconds).wait(self._pvs.config.request_timeout_s)
+
+    def advance(self, seconds: float) -> float:
+        return self.now()
+
+    def fast(self) -> Any:
+        raise RuntimeError("an EPICS lab runs on its IOCs' clock; it has no fast mode")
+
+
+class _Backend:
+    def __init__(self, pvs: PVs, prefix: str) -> None:
+        self.pvs = pvs
+        self.prefix = prefix
+        self.message = f"{prefix}:MSG"
+
+    def _request(self, suffix: str, value: Any) -> Status:
+        return self.pvs.request(f"{self.prefix}:{suffix}", value, self.message)
+
+    def _get(self, suffix: str) -> Any:
+        return self.pvs.get(f"{self.prefix}:{suffix}")
+
+    def _put(self, suffix: str, value: Any) -> None:
+        self.pvs.put(f"{self.prefix}:{suffix}", value)
+
+
+class EpicsHeater(_Backend):
+    """A heater's PVs: ``RBV``, ``SP`` (completes when settled), ``RAMP``, ``TOL``, ``HOLD``."""
+
+    def temperature(self) -> float:
+        return float(self._get("RBV"))
+
+    def start(self, setpoint_c: float, ramp_c_per_min: float, tolerance_c: float) -> Status:
+        self._put("RAMP", ramp_c_per_min)
+        self._put("TOL", tolerance_c)
+        return self._request("SP", setpoint_c)
+
+    def hold(self) -> None:
+        self._put("HOLD", 1)
+
+
+class EpicsReactor(_Backend):
+    """The flask's PVs: ``INJECT`` (µL), ``QUENCH`` (growth time, s), ``GROWTH`` (readback); the
+    IOC injects at the temperature its own heater reads."""
+
+    def __init__(self, pvs: PVs) -> None:
+        super().__init__(pvs, "reactor")
+
+    def inject(self, volume_ul: float, temperature_c: float) -> Status:
+        return self._request("INJECT", volume_ul)
+
+    def quench(self, growth_time_s: float) -> Status:
+        return self._request("QUENCH", growth_time_s)
+
+    def growth_time(self) -> float:
+        return float(self._get("GROWTH"))
+
+
+class EpicsRobot(_Backend):
+    """The robot's PVs: ``ACTION``/``CHECK`` (an action as JSON), ``TIPS``, ``HELD``, ``RELOAD``,
+    and the deck: ``DECK`` (JSON list of locations), ``VOLUMES`` (µL, in that order), ``FRESH``
+    (JSON list of unused wells)."""
+
+    def __init__(self, pvs: PVs) -> None:
+        super().__init__(pvs, "robot")
+
+    def locations(self) -> list[str]:
+        return json.loads(self._get("DECK"))
+
+    def volume_of(self, location: str) -> float:
+        volumes = dict(zip(self.locations(), np.asarray(self._get("VOLUMES")), strict=True))
+        if location not in volumes:
+            raise WorldError(f"no location {location!r} on the deck")
+        return float(volumes[location])
+
+    def fresh_wells(self, plate: str) -> list[str]:
+        return [w for w in json.loads(self._get("FRESH")) if w.startswith(f"{plate}:")]
+
+    def tips_left(self) -> int:
+        return int(self._get("TIPS"))
+
+    def held_ul(self) -> float:
+        return float(self._get("HELD"))
+
+    def reload_tips(self, count: int) -> None:
+        self._put("RELOAD", count)
+
+    def check(self, action: RobotAction) -> None:
+        self.pvs.check("robot:CHECK", action_to_json(action), self.message)
+
+    def do(self, action: RobotAction) -> Status:
+        return self._request("ACTION", action_to_json(action))
+
+
+class EpicsFlow(_Backend):
+    """The flow reactor's PVs: per pump ``flow:<pump>:SP`` (µL/min), ``RBV``, ``REMAIN``,
+    ``STALLED``, ``STOP``, ``REFILL``; ``LIGAND``, ``MIXER``, ``PRESSURE``, ``UNCLOG``."""
+
+    def __init__(self, pvs: PVs) -> None:
+        super().__init__(pvs, "flow")
+
+    def set_rate(self, pump: str, rate_ul_min: float) -> Status:
+        return self.pvs.request(f"flow:{pump}:SP", rate_ul_min, f"flow:{pump}:MSG")
+
+    def rate(self, pump: str) -> float:
+        return float(self._get(f"{pump}:RBV"))
+
+    def remaining(self, pump: str) -> float:
+        return float(self._get(f"{pump}:REMAIN"))
+
+    def stalled(self, pump: str) -> bool:
+        return bool(self._get(f"{pump}:STALLED"))
+
+    def stop_pump(self, pump: str) -> None:
+        self._put(f"{pump}:STOP", 1)
+
+    def refill(self, pump: str, volume_ul: float | None = None) -> None:
+        self._put(f"{pump}:REFILL", -1.0 if volume_ul is None else volume_ul)
+
+    def set_ligand(self, ligand: str) -> None:
+        self._put("LIGAND", ligand)
+
+    def set_mixer(self, rpm: float) -> None:
+        self._put("MIXER", rpm)
+
+    def pressure(self) -> float:
+        return float(self._get("PRESSURE"))
+
+    def unclog(self) -> None:
+        self._put("UNCLOG", 1)
+
+
+class EpicsCell(_Backend):
+    """The spectrometer's PVs: ``DARK``, ``REF``, ``ACQ`` (each takes the integration time, ms,
+    and completes when acquired), then the readings (:data:`CELL_READINGS`)."""
+
+    def __init__(self, pvs: PVs) -> None:
+        super().__init__(pvs, "cell")
+
+    def acquire_dark(self, integration_ms: float) -> Status:
+        return self._request("DARK", integration_ms)
+
+    def acquire_reference(self, integration_ms: float) -> Status:
+        return self._request("REF", integration_ms)
+
+    def measure(self, integration_ms: float) -> Status:
+        return self._request("ACQ", integration_ms)
+
+    def reading(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for attr, suffix in CELL_READINGS.items():
+            value = self.pvs.get(suffix)
+            if attr in ("absorbance", "pl"):
+                out[attr] = np.asarray(value, dtype=float).tolist()
+            elif attr in ("saturated", "spikes"):
+                out[attr] = int(value)
+            else:
+                out[attr] = float(value)
+        return out

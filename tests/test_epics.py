@@ -1,0 +1,170 @@
+"""The lab over EPICS Channel Access: `qdlab ioc` serving the twin, the epics backend talking
+to it, on loopback on this session's own port (tests/conftest.py: epics_port)."""
+
+import json
+import time
+
+import bluesky.plans as bp
+import pytest
+import yaml
+from bluesky.simulators import check_limits
+from ophyd.utils import LimitError
+
+from db import Database
+from devices import build_lab
+from devices.config import load_lab_config
+from devices.epics import PVUnreachable, pv_suffixes
+from devices.ioc import LabIOC
+from tests.conftest import IOC, ROOT, start_qdlab
+
+EPICS_LAB = str(ROOT / "configs" / "labs" / "sim-epics.yaml")
+SIM_LAB = str(ROOT / "configs" / "labs" / "sim.yaml")
+
+
+def _campaign(tmp_path, lab: str, name: str, budget: int = 6) -> str:
+    config = {
+        "name": "over-ca",
+        "lab": lab,
+        "route": "hot_injection",
+        "target": {"pl_peak_nm": 470.0, "tolerance_nm": 1.0},
+        "space": {
+            "br_pb_ratio": [2, 30],
+            "temperature_c": [90, 200],
+            "ligand": ["oa_olam", "olpa"],
+            "time_s": [1, 120],
+        },
+        "planner": {"kind": "random"},
+        "budget": budget,
+        "seed": 3,
+        "stop_on_target": False,
+    }
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def _measured(url: str) -> list:
+    return [(r["status"], r["observables"]) for r in Database(url).experiments(1)]
+
+
+def test_the_ioc_serves_every_pv_the_epics_backend_uses():
+    config = load_lab_config(EPICS_LAB)
+    served = LabIOC(load_lab_config(SIM_LAB), "QD:", None).suffixes
+    assert set(pv_suffixes(config)) <= served
+
+
+def test_a_campaign_over_channel_access_measures_what_the_in_process_one_does(
+    ioc, run_qdlab, tmp_path
+):
+    over_ca = f"sqlite:///{tmp_path / 'ca.db'}"
+    out = run_qdlab("campaign", "run", _campaign(tmp_path, EPICS_LAB, "ca.yaml"), "--db", over_ca)
+    assert out.returncode == 0, out.stderr
+    in_process = f"sqlite:///{tmp_path / 'local.db'}"
+    out = run_qdlab(
+        "campaign", "run", _campaign(tmp_path, SIM_LAB, "local.yaml"), "--db", in_process
+    )
+    assert out.returncode == 0, out.stderr
+    measured = _measured(over_ca)
+    assert len(measured) == 6 and all(s == "done" for s, _ in measured)
+    assert measured == _measured(in_process)  # bit for bit: the same twin, reseeded alike
+    runs = Database(over_ca).runs(1)
+    docs = Database(over_ca).run_documents(runs[0]["uid"])
+    start = next(d for n, d in docs if n == "start")
+    stop = next(d for n, d in docs if n == "stop")
+    assert stop["time"] > start["time"]
+    events = [d for n, d in docs if n == "event"]
+    # readings carry lab time: the synthesis took minutes of lab time, not the wall's second
+    assert events[-1]["timestamps"]["reactor_growth_time"] - start["time"] > 60
+
+
+def test_standard_plans_run_over_channel_access_and_limits_are_refused_before_motion(ioc, RE):
+    lab = build_lab(EPICS_LAB)
+    docs = []
+    RE.subscribe(lambda name, doc: docs.append((name, doc)))
+    RE(bp.scan([lab.reactor], lab.reactor.temperature, 60, 90, 3))
+    events = [d for n, d in docs if n == "event"]
+    temperatures = [e["data"]["reactor_temperature"] for e in events]
+    assert temperatures == pytest.approx([60, 75, 90], abs=1.0)  # settled within tolerance
+    assert events[0]["data"]["reactor_temperature_setpoint"] == 60
+    RE(bp.count([lab.cell, lab.robot]))
+    before = lab.reactor.temperature.position
+    with pytest.raises(LimitError, match=r"setpoint = 500 .*\[20, 220\]"):
+        lab.reactor.temperature.set(500)
+    with pytest.raises(LimitError):
+        check_limits(bp.scan([lab.cell], lab.reactor.temperature, 100, 400, 3))
+    assert lab.reactor.temperature.position == pytest.approx(before, abs=0.5)
+    with pytest.raises(Exception, match=r"pbbr2 holds .* cannot take"):
+        lab.robot.transfer("pbbr2", "cell", 5e6)
+
+
+def test_a_wrong_pv_name_is_named_by_lab_check_and_stops_a_campaign_before_it_starts(
+    ioc, run_qdlab, tmp_path
+):
+    lab = yaml.safe_load((ROOT / "configs" / "labs" / "sim-epics.yaml").read_text())
+    lab["base"] = SIM_LAB
+    lab["epics"]["pvs"] = {"cell:ACQ": "QD:cell:ACQUIRE_TYPO"}
+    lab["epics"]["connection_timeout_s"] = 1
+    path = tmp_path / "typo-lab.yaml"
+    path.write_text(yaml.safe_dump(lab))
+    out = run_qdlab("lab", "check", str(path), "--json")
+    assert out.returncode == 4
+    assert "QD:cell:ACQUIRE_TYPO" in out.stderr.strip().splitlines()[-1]
+    rows = json.loads(out.stdout)
+    assert [r["pv"] for r in rows if not r["connected"]] == ["QD:cell:ACQUIRE_TYPO"]
+    assert run_qdlab("lab", "check", EPICS_LAB).returncode == 0
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    out = run_qdlab("campaign", "run", _campaign(tmp_path, str(path), "c.yaml"), "--db", url)
+    assert out.returncode == 4
+    assert out.stderr.count("\n") == 1 and "QD:cell:ACQUIRE_TYPO" in out.stderr
+    assert Database(url).campaigns() == []  # nothing written, nothing moved
+
+
+def test_no_ioc_at_all_is_one_line_before_anything_moves(epics_port, tmp_path):
+    lab = yaml.safe_load((ROOT / "configs" / "labs" / "sim-epics.yaml").read_text())
+    lab["base"] = SIM_LAB
+    lab["epics"] = {**lab["epics"], "prefix": "NOBODY:", "connection_timeout_s": 0.5}
+    (tmp_path / "lab.yaml").write_text(yaml.safe_dump(lab))
+    with pytest.raises(PVUnreachable, match=r"did not connect within 0\.5 s: NOBODY:CLOCK"):
+        build_lab(tmp_path / "lab.yaml")
+
+
+@pytest.mark.slow
+def test_ioc_killed_mid_campaign_fails_experiments_with_the_pv_then_resume_completes(
+    epics_port, run_qdlab, tmp_path
+):
+    server = IOC(speedup="2000").start()
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    cfg = _campaign(tmp_path, EPICS_LAB, "k.yaml", budget=10)
+    try:
+        proc = start_qdlab("campaign", "run", cfg, "--db", url, capture=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                rows = Database(url, migrate=False).experiments(1)
+            except Exception:  # the schema or the campaign is not there yet
+                rows = []
+            if sum(r["status"] == "done" for r in rows) >= 3:
+                break
+            time.sleep(0.05)
+        server.kill()
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 1, err  # paused after 3 failures in a row
+        assert "Traceback" not in err
+        rows = Database(url).experiments(1)
+        failed = [r for r in rows if r["status"] == "failed"]
+        assert len(failed) == 3
+        assert all("PV QD:" in r["failure_reason"] for r in failed), failed[0]["failure_reason"]
+        server = IOC(speedup="max").start()
+        out = run_qdlab("campaign", "resume", "1", "--db", url)
+        assert out.returncode == 0, out.stderr
+    finally:
+        server.stop()
+    db = Database(url)
+    rows = db.experiments(1)
+    assert [r["index"] for r in rows] == list(range(10))
+    assert all(r["status"] in ("done", "failed") for r in rows)
+    measured = [
+        r["experiment_id"] for r in db.runs(1) if r["complete"] and r["exit_status"] == "success"
+    ]
+    assert len(measured) == len(set(measured))  # nothing measured twice
+    assert {r["id"] for r in rows if r["status"] == "done"} == set(measured)
