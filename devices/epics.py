@@ -77,7 +77,7 @@ _ACTIONS = {cls.__name__: cls for cls in (Aspirate, Dispense, Transfer, Mix)}
 
 def pv_suffixes(config: LabConfig) -> list[str]:
     """Every PV suffix the lab's devices use."""
-    out = ["CLOCK", "timer:WAIT", "timer:MSG"]
+    out = ["CLOCK", "SPEEDUP", "timer:WAIT", "timer:MSG"]
     out += [f"reactor:heater:{s}" for s in _HEATER]
     out += ["reactor:INJECT", "reactor:QUENCH", "reactor:GROWTH", "reactor:MSG"]
     out += [f"robot:{s}" for s in ("ACTION", "CHECK", "MSG", "TIPS", "HELD", "RELOAD", "DECK")]
@@ -119,6 +119,8 @@ class PVs:
         self.config = config
         self._signals: dict[str, EpicsSignal] = {}
         self._lock = threading.Lock()
+        self.on_lab_time: Callable[[float], None] | None = None
+        """Told the lab time each time a request's ``MSG`` is read (see :class:`EpicsClock`)."""
 
     def name(self, suffix: str) -> str:
         """The PV's full name."""
@@ -167,7 +169,10 @@ class PVs:
         def work() -> None:
             try:
                 self._complete(suffix, value)
-                error = error_from_message(self.get(message))
+                text = self.get(message)
+                if self.on_lab_time is not None:  # the IOC stamps MSG with the lab time
+                    self.on_lab_time(self.signal(message).timestamp)
+                error = error_from_message(text)
             except Exception as exc:
                 error = exc
             if error is None:
@@ -235,16 +240,32 @@ def message_of(exc: BaseException) -> str:
 
 
 class EpicsClock(VirtualClock):
-    """The lab's time is the IOC's: ``now()`` reads ``CLOCK`` (so the documents carry lab-time
-    durations), and waiting (the :class:`~devices.heater.Timer`) is a ``timer:WAIT`` request,
-    which completes that much lab time later."""
+    """The lab's time is the IOC's, so that the documents carry lab-time durations.
+
+    It is read from ``CLOCK`` at start and set right whenever a request completes (the IOC
+    stamps the device's ``MSG`` with the lab time); in between it runs at the IOC's
+    ``SPEEDUP`` (lab seconds per wall second; 0: the IOC's time moves only with requests).
+    Waiting (the :class:`~devices.heater.Timer`) is a ``timer:WAIT`` request, which
+    completes that much lab time later.
+    """
 
     def __init__(self, pvs: PVs) -> None:
         self._pvs = pvs
-        super().__init__("realtime", speed=1.0, start=self.now())
+        self._sync_lock = threading.Lock()
+        self._lab_time = float(pvs.get("CLOCK"))
+        self._synced_at = time.monotonic()
+        self.lab_speed = float(pvs.get("SPEEDUP"))
+        super().__init__("realtime", speed=max(self.lab_speed, 1.0), start=self._lab_time)
+        pvs.on_lab_time = self.sync
+
+    def sync(self, lab_time: float) -> None:
+        """The IOC says it is ``lab_time`` now."""
+        with self._sync_lock:
+            self._lab_time, self._synced_at = lab_time, time.monotonic()
 
     def now(self) -> float:
-        return float(self._pvs.get("CLOCK"))
+        with self._sync_lock:
+            return self._lab_time + (time.monotonic() - self._synced_at) * self.lab_speed
 
     def run(
         self,
@@ -336,9 +357,12 @@ class EpicsRobot(_Backend):
 
     def __init__(self, pvs: PVs) -> None:
         super().__init__(pvs, "robot")
+        self._deck: list[str] | None = None
 
     def locations(self) -> list[str]:
-        return json.loads(self._get("DECK"))
+        if self._deck is None:  # the deck's labware is fixed; its contents are read each time
+            self._deck = json.loads(self._get("DECK"))
+        return self._deck
 
     def volume_of(self, location: str) -> float:
         volumes = dict(zip(self.locations(), np.asarray(self._get("VOLUMES")), strict=True))

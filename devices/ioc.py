@@ -109,6 +109,7 @@ class LabIOC:
         simulator = config.simulator.model_copy(update=clock)
         self.config = config
         self.prefix = prefix
+        self.speedup = speedup
         self.lab: Lab = build_lab(
             config.model_copy(update={"backend": "simulated", "simulator": simulator})
         )
@@ -143,6 +144,7 @@ class LabIOC:
         message: ChannelData,
         kind: str = "double",
         after: Callable[[], Awaitable[None]] | None = None,
+        value: Any = None,
         **limits: float,
     ) -> None:
         """A request PV: ``start(value)`` returns the Status to wait for (or None)."""
@@ -169,6 +171,7 @@ class LabIOC:
             "string": _StringRequest,
         }[kind]
         initial: Any = {"double": 0.0, "int": 0, "text": "", "string": ""}[kind]
+        initial = initial if value is None else value
         extra: dict[str, Any] = {"max_length": _TEXT_BYTES} if kind == "text" else {}
         if limits:
             extra.update(
@@ -187,6 +190,7 @@ class LabIOC:
             f"{prefix}:SP",
             lambda sp: backend.start(sp, ramp.value, tol.value),
             msg,
+            value=round(backend.temperature(), 3),
             low=cfg.min_temperature_c,
             high=cfg.max_temperature_c,
         )
@@ -196,6 +200,7 @@ class LabIOC:
         lab, cfg = self.lab, self.config
         clock = lab.clock
         self._readback("CLOCK", clock.now)
+        self._add("SPEEDUP", ChannelDouble(value=0.0 if self.speedup is None else self.speedup))
         timer_msg = self._message("timer:MSG")
         self._request("timer:WAIT", lambda s: clock.run(max(float(s), 0.0)), timer_msg)
 

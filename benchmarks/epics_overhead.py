@@ -1,0 +1,94 @@
+"""What Channel Access costs: the same campaign in process and over EPICS.
+
+Starts ``qdlab ioc`` (maximum speed-up) on a free loopback port, runs an N-experiment
+random-planner hot-injection campaign with ``configs/labs/sim-epics.yaml`` and the same campaign
+on the in-process simulated lab (``configs/labs/sim.yaml``), each into its own SQLite file, and
+prints experiments/s of both, their ratio (target: CA at least 0.25x in-process), the CA
+requests per experiment, and whether the observables agree bit for bit.
+
+    python benchmarks/epics_overhead.py [--experiments 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.conftest import IOC, _free_port  # noqa: E402
+
+
+def _campaign(n: int, lab: str) -> dict:
+    return {
+        "name": "epics-overhead",
+        "lab": str(ROOT / "configs" / "labs" / lab),
+        "route": "hot_injection",
+        "target": {"pl_peak_nm": 470.0, "tolerance_nm": 0.01},
+        "space": {
+            "br_pb_ratio": [2, 30],
+            "temperature_c": [90, 200],
+            "ligand": ["oa_olam", "oa_olam_acid_rich", "olpa", "alkylammonium_br"],
+            "time_s": [1, 120],
+        },
+        "planner": {"kind": "random"},
+        "budget": n,
+        "seed": 0,
+        "stop_on_target": False,
+    }
+
+
+def _run(n: int, lab: str, tmp: Path) -> tuple[float, list]:
+    from db import Database
+    from orchestrator.campaign import CampaignRunner
+    from orchestrator.config import parse_campaign
+
+    db = Database(f"sqlite:///{tmp / (lab + '.db')}")
+    config = _campaign(n, lab)
+    runner = CampaignRunner(db, parse_campaign(config, yaml.safe_dump(config), ROOT))
+    start = time.perf_counter()
+    summary = runner.run()
+    elapsed = time.perf_counter() - start
+    rows = db.experiments(summary.campaign_id)
+    return n / elapsed, [(r["status"], r["observables"]) for r in rows]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--experiments", type=int, default=30)
+    args = parser.parse_args()
+    logging.getLogger("bluesky").setLevel(logging.CRITICAL)
+    port = str(_free_port())
+    os.environ.update(
+        EPICS_CA_AUTO_ADDR_LIST="NO",
+        EPICS_CA_ADDR_LIST="127.0.0.1",
+        EPICS_CA_SERVER_PORT=port,
+        EPICS_CAS_SERVER_PORT=port,
+        EPICS_CAS_INTF_ADDR_LIST="127.0.0.1",
+        EPICS_CAS_AUTO_BEACON_ADDR_LIST="NO",
+        EPICS_CAS_BEACON_ADDR_LIST="127.0.0.1",
+    )
+    ioc = IOC(speedup="max").start()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            over_ca, ca_rows = _run(args.experiments, "sim-epics.yaml", Path(tmp))
+            local, local_rows = _run(args.experiments, "sim.yaml", Path(tmp))
+    finally:
+        ioc.stop()
+    print(f"{args.experiments}-experiment hot-injection campaign, random planner, SQLite")
+    print(f"  in process (configs/labs/sim.yaml):        {local:6.1f} experiments/s")
+    print(f"  over Channel Access (qdlab ioc, max speed): {over_ca:6.1f} experiments/s")
+    print(f"  ratio CA / in process: {over_ca / local:.2f}x (target >= 0.25x)")
+    print(f"  observables identical: {ca_rows == local_rows}")
+
+
+if __name__ == "__main__":
+    main()
