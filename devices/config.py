@@ -233,6 +233,24 @@ class SimulatorConfig(_Strict):
     faults: FaultConfig = FaultConfig()
 
 
+class SafetyConfig(_Strict):
+    """What suspends a running plan until it clears (bluesky suspenders, installed by the
+    campaign runner and the IPython session), and when a suspension becomes a safety abort."""
+
+    interlock: bool = True
+    """The fume-hood/door interlock: open suspends."""
+    reactor_ceiling_c: float | None = Field(None, gt=0, le=400)
+    """The reactor above this suspends; it resumes below ``(1 - resume_margin)`` times it."""
+    pressure_limit_kpa: float | None = Field(None, gt=0)
+    """The flow line above this suspends (the pumps' own cut-off is ``flow.max_pressure_kpa``)."""
+    resume_margin: float = Field(0.05, ge=0, lt=1)
+    abort_after_s: float = Field(120.0, gt=0, le=86400)
+    """A suspension that has not cleared after this many (wall-clock) seconds aborts the run:
+    the experiment fails with the reason and the campaign pauses."""
+    poll_s: float = Field(0.1, gt=0, le=10)
+    """How often the watched readings are read (wall-clock seconds)."""
+
+
 class EpicsConfig(_Strict):
     """Channel Access: where each device's PVs are (see docs/backends.md for the PV names).
 
@@ -261,6 +279,7 @@ class LabConfig(_Strict):
     larp: LarpConfig = LarpConfig()
     flow: FlowConfig | None = None
     cell: CellConfig = CellConfig()
+    safety: SafetyConfig = SafetyConfig()
     simulator: SimulatorConfig = SimulatorConfig()
 
     @model_validator(mode="after")

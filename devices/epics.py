@@ -40,6 +40,7 @@ __all__ = [
     "EpicsClock",
     "EpicsFlow",
     "EpicsHeater",
+    "EpicsInterlock",
     "EpicsReactor",
     "EpicsRobot",
     "PVUnreachable",
@@ -87,6 +88,7 @@ def pv_suffixes(config: LabConfig) -> list[str]:
         out += [f"flow:{p}:{s}" for p in config.flow.pumps for s in _PUMP]
         out += ["flow:LIGAND", "flow:MIXER", "flow:PRESSURE", "flow:UNCLOG"]
     out += ["cell:DARK", "cell:REF", "cell:ACQ", "cell:MSG", *CELL_READINGS.values()]
+    out.append("safety:HOOD_OPEN")
     if config.epics.twin_control:
         out.append("sim:RESEED")
     return out
@@ -454,3 +456,13 @@ class EpicsCell(_Backend):
             else:
                 out[attr] = float(value)
         return out
+
+
+class EpicsInterlock(_Backend):
+    """The interlock switch: ``safety:HOOD_OPEN`` (1: open)."""
+
+    def __init__(self, pvs: PVs) -> None:
+        super().__init__(pvs, "safety")
+
+    def hood_open(self) -> bool:
+        return bool(self._get("HOOD_OPEN"))

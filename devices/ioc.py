@@ -294,6 +294,12 @@ class LabIOC:
         self._request("cell:REF", cell.acquire_reference, msg)
         self._request("cell:ACQ", cell.measure, msg, after=publish)
 
+        # the safety interlock: an operator (or a test) writes 1 when the hood opens
+        def hood(value: Any) -> None:
+            lab.world.hood_open = bool(_scalar(value))
+
+        self._add("safety:HOOD_OPEN", _IntegerRequest(value=0, handler=_sync(hood)))
+
 
 def _sync(function: Callable[[Any], None]) -> Callable[[Any], Awaitable[None]]:
     async def handler(value: Any) -> None:

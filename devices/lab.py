@@ -21,6 +21,7 @@ from devices.epics import (
     EpicsClock,
     EpicsFlow,
     EpicsHeater,
+    EpicsInterlock,
     EpicsReactor,
     EpicsRobot,
     PVs,
@@ -31,7 +32,8 @@ from devices.flow import FlowReactor, flow_reactor_class
 from devices.heater import Heater, HeaterBackend, Timer
 from devices.reactor import HotInjectionReactor
 from devices.robot import PipettingRobot
-from devices.simulated import SimCell, SimFlow, SimHeater, SimReactor, SimRobot
+from devices.safety import Safety
+from devices.simulated import SimCell, SimFlow, SimHeater, SimInterlock, SimReactor, SimRobot
 from devices.world import SimulatedWorld
 from models.simulation import OutcomeModel
 
@@ -54,12 +56,13 @@ class Lab:
     flow: FlowReactor | None
     cell: OpticalCell
     timer: Timer
+    safety: Safety
     pvs: PVs | None = None
 
     @property
     def devices(self) -> list[Device]:
         """Every device, e.g. for baseline readings."""
-        found = [self.robot, self.reactor, self.flow, self.cell, self.timer]
+        found = [self.robot, self.reactor, self.flow, self.cell, self.timer, self.safety]
         return [d for d in found if d is not None]
 
     def reseed(self, seed: int | None, index: int) -> None:
@@ -146,7 +149,10 @@ def build_lab(
 
     cell = OpticalCell(name="cell")
     cell.attach(SimCell(cell.name, world, config.cell), clock, config.cell)
-    return Lab(config, clock, world, robot, reactor, flow, cell, Timer(name="timer", clock=clock))
+    safety = Safety(name="safety")
+    safety.attach(SimInterlock(world), clock)
+    timer = Timer(name="timer", clock=clock)
+    return Lab(config, clock, world, robot, reactor, flow, cell, timer, safety)
 
 
 def _build_epics_lab(config: LabConfig) -> Lab:
@@ -186,4 +192,6 @@ def _build_epics_lab(config: LabConfig) -> Lab:
     cell = OpticalCell(name="cell")
     cell.attach(EpicsCell(pvs), clock, config.cell)
     timer = Timer(name="timer", clock=clock)
-    return Lab(config, clock, None, robot, reactor, flow, cell, timer, pvs)
+    safety = Safety(name="safety")
+    safety.attach(EpicsInterlock(pvs), clock)
+    return Lab(config, clock, None, robot, reactor, flow, cell, timer, safety, pvs)

@@ -41,7 +41,15 @@ from devices.world import Liquid, Sample, SimulatedWorld, WorldError
 from models.analysis import analyse_spectra
 from models.simulation import render_spectra
 
-__all__ = ["SimCell", "SimFlow", "SimHeater", "SimReactor", "SimRobot", "ThermalModel"]
+__all__ = [
+    "SimCell",
+    "SimFlow",
+    "SimHeater",
+    "SimInterlock",
+    "SimReactor",
+    "SimRobot",
+    "ThermalModel",
+]
 
 _PUMP_RESPONSE_S = 2.0
 
@@ -678,3 +686,13 @@ class SimFlow:
             return self._steady
         parts = self._steady.diluted(new).components + self._previous.diluted(1 - new).components
         return Sample(parts, "flow", self._steady.conditions, self._steady.made_at)
+
+
+class SimInterlock:
+    """The simulated hood switch: the world's ``hood_open``."""
+
+    def __init__(self, world: SimulatedWorld) -> None:
+        self.world = world
+
+    def hood_open(self) -> bool:
+        return bool(self.world.hood_open)

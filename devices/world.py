@@ -192,6 +192,7 @@ class SimulatedWorld:
                         self.locations[well] = Location(well, "well", cfg.capacity_ul, Liquid())
             else:
                 self.locations[name] = Location(name, cfg.kind, cfg.capacity_ul, _liquid_from(cfg))
+        self.hood_open = False  # the safety interlock: an operator (or a test) opens the hood
         self.cell_source: str = "robot"  # or "flow": what feeds the optical cell
         self.flow_outlet: Any = None  # set by the flow reactor: callable(now) -> Sample | None
         self.last_sample: Sample | None = None

@@ -42,6 +42,7 @@ from devices.world import twin_of
 from orchestrator.config import MAX_BUDGET, LoadedCampaign, loaded_from_stored
 from orchestrator.observe import MeasurementRejected, observables_from_documents
 from orchestrator.plans import PLANS
+from orchestrator.safety import SafetyWatch
 from planners import Observation, Planner, Target, make_planner
 
 __all__ = ["MAX_CONSECUTIVE_FAILURES", "CampaignInterrupted", "CampaignRunner", "CampaignSummary"]
@@ -71,6 +72,11 @@ class _RecordingSigintHandler(SigintHandler):
 
         signal.signal(signal.SIGINT, handler)
         return self
+
+
+class SafetyAbort(Exception):
+    """A safety condition did not clear in time (or arose where the plan could not wait): the
+    run was aborted; the experiment fails with this reason and the campaign pauses."""
 
 
 class CampaignInterrupted(Exception):
@@ -215,6 +221,8 @@ class CampaignRunner:
         self._consecutive_failures = 0
         self._pause_requested = False
         self._lab_is_fresh = True  # no experiment has run on this runner's lab yet
+        self.safety: SafetyWatch | None = None
+        self._safety_stop: str | None = None  # a safety abort: the campaign pauses
         self.max_consecutive_failures = max_consecutive_failures
         self.reconnect_window_s = reconnect_window_s
         self.lease: CampaignLease | None = None
@@ -279,10 +287,16 @@ class CampaignRunner:
         DatabaseUnavailable
             The database stayed unreachable beyond the reconnect window.
         """
-        if self.lease is not None:
-            return self._drive()
-        with self.claim():
-            return self._drive()
+        self.safety = SafetyWatch(self.lab, self.loaded.lab.safety)
+        self.safety.install(self.RE)
+        try:
+            if self.lease is not None:
+                return self._drive()
+            with self.claim():
+                return self._drive()
+        finally:
+            self.safety.close()
+            self.safety = None
 
     @contextmanager
     def claim(self) -> Iterator[CampaignLease]:
@@ -297,6 +311,7 @@ class CampaignRunner:
 
     def _drive(self) -> CampaignSummary:
         db, cfg, cid = self.db, self.config, self.campaign_id
+        self._safety_stop = None
         todo = self._restore()
         db.set_campaign_status(cid, "running")
         progress = self._progress
@@ -308,6 +323,14 @@ class CampaignRunner:
                             f"campaign {cid}: another process took over its lease; stopping"
                         )
                     reason = self._run_experiment_retrying(experiment)
+                    if self._safety_stop is not None:
+                        db.set_campaign_status(
+                            cid,
+                            "paused",
+                            f"{self._safety_stop}; make the lab safe, then "
+                            f"`qdlab campaign resume {cid}`",
+                        )
+                        return summarize(db, cid, self.loaded)
                     if self._consecutive_failures >= self.max_consecutive_failures:
                         db.set_campaign_status(
                             cid,
@@ -459,6 +482,8 @@ class CampaignRunner:
 
         engine = RunEngine({}, context_managers=[sigint_handler])
         engine.subscribe(DocumentWriter(self.db))
+        if getattr(self, "safety", None) is not None:
+            self.safety.install(engine)
         return engine
 
     def _on_sigint(self) -> None:
@@ -490,6 +515,13 @@ class CampaignRunner:
         except KeyboardInterrupt:
             db.set_experiment_status(eid, "proposed", "interrupted; runs again on resume")
             raise
+        except SafetyAbort as exc:
+            reason = str(exc)
+            db.set_experiment_status(eid, "failed", reason)
+            self.planner.tell([Observation(conditions, failed=True, reason=reason)])
+            self._safety_stop = reason
+            self._report()
+            return reason
         except (MeasurementRejected, FailedStatus, RuntimeError, TimeoutError, ValueError) as exc:
             reason = _failure_reason(exc)
             db.set_experiment_status(eid, "failed", reason)
@@ -515,6 +547,17 @@ class CampaignRunner:
             uids = self.RE(plan)  # a Ctrl-C after the plan's last checkpoint sets the flag
             return uids[-1] if isinstance(uids, tuple | list) else uids
         except RunEngineInterrupted:
+            safety = self.safety
+            if safety is not None and safety.abort_reason is not None:
+                reason, safety.abort_reason = safety.abort_reason, None
+                self.RE.abort(reason=reason)
+                raise SafetyAbort(reason) from None
+            if safety is not None and self.RE.state == "idle" and safety.tripped():
+                # suspended where the plan holds no checkpoint: bluesky has aborted the run
+                raise SafetyAbort(
+                    f"safety abort: {'; '.join(safety.tripped())} while the synthesis could "
+                    "not wait; run aborted"
+                ) from None
             self._pause_requested = True
             runs = [r for r in self.db.runs(experiment_id=experiment_id) if not r["complete"]]
             measured = bool(runs) and any(

@@ -146,15 +146,20 @@ def hot_injection_synthesis(
         md=_run_md("hot_injection", "hot_injection_synthesis", conditions, recipe, md, flask)
     )
     def protocol() -> Plan:
+        # a suspension (safety interlock) rewinds to the last checkpoint and goes on from there
+        yield from bps.checkpoint()  # suspended while loading: empty the flask and load again
         yield from empty(lab, flask)
         yield from calibrate_cell(lab, rc.solvent)
         yield from bps.mv(lab.robot, Transfer(rc.pb_source, flask, recipe.pb_ul))
         if recipe.br_ul > 0:
             yield from bps.mv(lab.robot, Transfer(rc.br_source, flask, recipe.br_ul))
         yield from bps.mv(lab.robot, Transfer(recipe.ligand_source, flask, recipe.ligand_ul))
+        yield from bps.checkpoint()  # loaded: heating may wait
         yield from bps.mv(lab.reactor.temperature, conditions["temperature_c"])
+        yield from bps.clear_checkpoint()  # injection to quench cannot wait: suspending aborts
         yield from bps.mv(lab.reactor.injector, recipe.cs_ul)
         yield from bps.mv(lab.reactor.quench, conditions["time_s"])
+        yield from bps.checkpoint()  # quenched: the product keeps
         yield from load_cell(lab, flask)
         reading = yield from measure(lab, [lab.reactor])
         yield from empty(lab, flask)
@@ -177,10 +182,13 @@ def flow_synthesis(
 
     @bpp.run_decorator(md=_run_md("flow", "flow_synthesis", conditions, recipe, md, outlet))
     def protocol() -> Plan:
+        yield from bps.checkpoint()  # a flow reactor can wait at any point: the pumps run on
         yield from calibrate_cell(lab, lab.config.reactor.solvent)
         yield from bps.mv(flow.ligand, conditions["ligand"])
         yield from bps.mv(flow.coil, conditions["temperature_c"])
+        yield from bps.checkpoint()
         yield from bps.mv(*(x for pump, rate in pumps for x in (pump, rate)))
+        yield from bps.checkpoint()  # suspended: wait for steady state again after it
         yield from bps.mv(lab.timer, STEADY_STATE_RESIDENCE_TIMES * recipe.residence_time_s)
         reading = yield from measure(lab, [flow])
         yield from bps.mv(*(x for pump, _ in pumps for x in (pump, 0.0)))
@@ -213,7 +221,9 @@ def larp_synthesis(
 
     @bpp.run_decorator(md=_run_md("larp", "larp_synthesis", conditions, recipe, md, well))
     def protocol() -> Plan:
+        yield from bps.checkpoint()
         yield from calibrate_cell(lab, lp.antisolvent)
+        yield from bps.clear_checkpoint()  # the well fills and reacts: suspending aborts
         yield from bps.mv(lab.robot, Transfer(lp.antisolvent, well, recipe.antisolvent_ul))
         if recipe.oleylamine_ul > 0:
             yield from bps.mv(lab.robot, Transfer(lp.oleylamine, well, recipe.oleylamine_ul))

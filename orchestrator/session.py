@@ -4,8 +4,10 @@ Gives ``RE`` (a RunEngine that stores every document in ``db`` and shows bluesky
 ``BestEffortCallback`` table), ``lab`` (the simulated lab, or the lab config named by
 ``$QDLAB_LAB``, as ``qdlab ipython --lab`` sets it), ``db`` (``$QDLAB_DB`` or ``./qdlab.db``;
 ``qdlab ipython --db``), the plans, the standard plans and stubs as ``bp`` and ``bps``, and
-``Transfer`` and ``Mix`` for the robot. ``RE.md`` is a bluesky ``PersistentDict`` (in
-``$XDG_STATE_HOME/qdlab/runengine-md``), so scan ids go on counting across sessions::
+``Transfer`` and ``Mix`` for the robot, and ``safety``: the lab config's suspenders (an open
+hood suspends a plan until it closes; see :mod:`orchestrator.safety`). ``RE.md`` is a
+bluesky ``PersistentDict`` (in ``$XDG_STATE_HOME/qdlab/runengine-md``), so scan ids go on
+counting across sessions::
 
     RE(hot_injection_synthesis(lab, dict(br_pb_ratio=12, temperature_c=140,
                                          ligand="oa_olam", time_s=10)))
@@ -32,6 +34,7 @@ from orchestrator.plans import (
     larp_synthesis,
     measure_sample,
 )
+from orchestrator.safety import SafetyWatch
 
 __all__ = [
     "RE",
@@ -47,6 +50,7 @@ __all__ = [
     "lab",
     "larp_synthesis",
     "measure_sample",
+    "safety",
 ]
 
 
@@ -64,3 +68,5 @@ bec = BestEffortCallback()
 if not matplotlib.get_backend().lower().startswith(("qt", "tk", "gtk", "wx", "macosx")):
     bec.disable_plots()  # no screen: the table only
 RE.subscribe(bec)
+safety = SafetyWatch(lab, lab.config.safety)  # the lab's suspenders (hood, ceilings)
+safety.install(RE)

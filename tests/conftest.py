@@ -213,7 +213,7 @@ class IOC:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"qdlab ioc exited: {self.proc.stderr.read()[-500:]}")
             try:
-                read("QD:CLOCK", timeout=0.5)
+                read("QD:CLOCK", timeout=0.5, repeater=False)
                 return self
             except Exception:  # not serving yet
                 time.sleep(0.1)

@@ -1,0 +1,145 @@
+"""Safety suspenders: the lab config's ``safety:`` section as bluesky suspenders.
+
+:class:`SafetyWatch` reads the watched readings every ``poll_s`` on a thread (the interlock
+``lab.safety.hood_open``, the reactor temperature, the flow-line pressure) and publishes them on
+ophyd signals that bluesky suspenders watch: an open hood, a reactor above its ceiling or a line
+above its pressure limit suspends the running plan (at once; it rewinds to the plan's last
+checkpoint), and the plan resumes by itself when the condition clears. With
+``RE.record_interruptions`` the run's ``interruptions`` stream records each suspension.
+
+A suspension that has not cleared after ``abort_after_s`` becomes a safety abort: the watch
+pauses the RunEngine and sets :attr:`SafetyWatch.abort_reason`, and the campaign runner aborts
+the run, fails the experiment with that reason and pauses the campaign. A suspension while a
+plan holds no checkpoint (between injection and quench nothing can wait) aborts the run at once,
+as bluesky does.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from bluesky import RunEngine
+from bluesky.suspenders import SuspendBoolHigh, SuspendCeil, SuspenderBase
+from ophyd import Signal
+
+from devices import Lab
+from devices.config import SafetyConfig
+
+__all__ = ["SafetyWatch"]
+
+
+class SafetyWatch:
+    """Suspenders on a lab's safety readings (see the module docstring).
+
+    >>> watch = SafetyWatch(lab, lab.config.safety)
+    >>> watch.install(RE)  # also after replacing the RunEngine
+    >>> watch.close()
+    """
+
+    def __init__(self, lab: Lab, config: SafetyConfig) -> None:
+        self.config = config
+        self.abort_reason: str | None = None
+        self._readers: list[tuple[Signal, Callable[[], float]]] = []
+        self.suspenders: list[SuspenderBase] = []
+        if config.interlock:
+            self._watch(
+                "hood_open",
+                lab.safety.hood_open.get,
+                lambda s: SuspendBoolHigh(s, tripped_message="the fume-hood/door is open"),
+            )
+        if config.reactor_ceiling_c is not None:
+            ceiling = config.reactor_ceiling_c
+            self._watch(
+                "reactor_temperature",
+                lambda: lab.reactor.temperature.position,
+                lambda s: SuspendCeil(
+                    s,
+                    ceiling,
+                    resume_thresh=ceiling * (1 - config.resume_margin),
+                    tripped_message=f"the reactor is above its {ceiling:g} °C ceiling",
+                ),
+            )
+        if config.pressure_limit_kpa is not None and lab.flow is not None:
+            limit = config.pressure_limit_kpa
+            self._watch(
+                "flow_pressure",
+                lab.flow.pressure.get,
+                lambda s: SuspendCeil(
+                    s,
+                    limit,
+                    resume_thresh=limit * (1 - config.resume_margin),
+                    tripped_message=f"the flow line is above {limit:g} kPa",
+                ),
+            )
+        self._RE: RunEngine | None = None
+        self._tripped_since: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._poll_once()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="safety-watch")
+        self._thread.start()
+
+    def _watch(
+        self,
+        name: str,
+        read: Callable[[], float],
+        suspender: Callable[[Signal], SuspenderBase],
+    ) -> None:
+        signal = Signal(name=f"safety_watch_{name}", value=0.0)
+        self._readers.append((signal, read))
+        self.suspenders.append(suspender(signal))
+
+    def install(self, RE: RunEngine) -> None:
+        """Install the suspenders on ``RE`` (from another RunEngine, if they were on one), and
+        record suspensions in the documents."""
+        if self._RE is not None:
+            for s in self.suspenders:
+                self._RE.remove_suspender(s)
+        self._RE = RE
+        RE.record_interruptions = True
+        for s in self.suspenders:
+            RE.install_suspender(s)
+
+    def tripped(self) -> list[str]:
+        """Why the plan is suspended now (empty when it is not)."""
+        return [s._tripped_message for s in self.suspenders if s.tripped]
+
+    def close(self) -> None:
+        """Stop watching (the suspenders stay installed, with their last readings)."""
+        self._stop.set()
+        self._thread.join(5)
+
+    def _poll_once(self) -> None:
+        for signal, read in self._readers:
+            try:
+                value = float(read())
+            except Exception:  # an unreadable reading suspends nothing; the plan will fail
+                continue
+            if value != signal.get():
+                signal.put(value)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.config.poll_s):
+            self._poll_once()
+            self._check_abort()
+
+    def _check_abort(self) -> None:
+        now = time.monotonic()
+        for i, s in enumerate(self.suspenders):
+            if not s.tripped:
+                self._tripped_since.pop(i, None)
+                continue
+            since = self._tripped_since.setdefault(i, now)
+            RE = self._RE
+            if now - since < self.config.abort_after_s or RE is None or self.abort_reason:
+                continue
+            if RE.state in ("running", "suspending"):
+                self.abort_reason = (
+                    f"safety abort: {s._tripped_message} for more than "
+                    f"{self.config.abort_after_s:g} s"
+                )
+                try:
+                    RE.request_pause(defer=False)
+                except Exception:  # it ended by itself meanwhile
+                    self.abort_reason = None
