@@ -391,8 +391,13 @@ class CampaignRunner:
         (seed, index), so the lab ends where the interrupted campaign's lab was, and what
         follows matches the uninterrupted campaign.
         """
-        finished = sorted(
-            (r for r in rows if r["status"] in ("done", "failed")), key=lambda r: r["index"]
+        finished = sorted(  # with those killed after their run was stored: they don't rerun
+            (
+                r
+                for r in rows
+                if r["status"] in ("done", "failed") or self._stored_run(r["id"]) is not None
+            ),
+            key=lambda r: r["index"],
         )
         if not (self._lab_is_fresh and finished) or self.lab.world is None:
             return  # nothing run yet, or an EPICS lab: its IOCs kept their state

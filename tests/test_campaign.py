@@ -268,6 +268,33 @@ def test_resume_reproduces_the_uninterrupted_campaign_on_every_route(tmp_path, c
     ]
 
 
+def test_resume_after_a_kill_between_storing_a_run_and_its_observation_reproduces_too(
+    tmp_path, monkeypatch
+):
+    """That experiment is not run again (its run is stored), but the new lab must still go
+    through it before the next one."""
+    path = str(ROOT / "configs" / "campaigns" / "blue_470_random.yaml")
+    whole = Database(f"sqlite:///{tmp_path / 'whole.db'}")
+    CampaignRunner(whole, load_campaign(path, {"budget": 7, "stop_on_target": False})).run()
+    parts = Database(f"sqlite:///{tmp_path / 'parts.db'}")
+    store = parts.add_observation
+
+    def killed_at_the_fourth(experiment_id, *args, **kwargs):
+        if experiment_id == parts.experiment_id(1, 3):
+            raise SystemExit("kill -9")
+        return store(experiment_id, *args, **kwargs)
+
+    monkeypatch.setattr(parts, "add_observation", killed_at_the_fourth)
+    with pytest.raises(SystemExit):
+        CampaignRunner(parts, load_campaign(path, {"budget": 7, "stop_on_target": False})).run()
+    monkeypatch.setattr(parts, "add_observation", store)
+    assert parts.experiments(1)[3]["status"] == "running"
+    CampaignRunner.resume(parts, 1).run()
+    assert [(r["status"], r["observables"]) for r in parts.experiments(1)] == [
+        (r["status"], r["observables"]) for r in whole.experiments(1)
+    ]
+
+
 @pytest.mark.slow
 def test_ctrl_c_pauses_cleanly_and_resume_finishes(run_qdlab, tmp_path):
     url = f"sqlite:///{tmp_path / 'i.db'}"
