@@ -374,3 +374,9 @@ def test_a_campaign_warns_when_the_deck_cannot_cover_its_budget(run_qdlab, tmp_p
     warning = next(line for line in out.stderr.splitlines() if line.startswith("warning:"))
     assert "znbr2 holds 10,000 µL; 5 experiments may take up to 14,000 µL" in warning
     assert "br_pb_ratio=30" in warning and "enough for 3" in warning
+    out = run_qdlab("lab", "check", str(tmp_path / "small.yaml"), "--campaign", cfg)
+    assert out.returncode == 0 and "no PVs to check" in out.stdout
+    assert "warning" not in out.stderr and "reagents: enough" in out.stderr  # budget 2 fits
+    big = write_config(tmp_path, "big.yaml", lab=str(tmp_path / "small.yaml"), budget=5)
+    out = run_qdlab("lab", "check", str(tmp_path / "small.yaml"), "--campaign", big)
+    assert "warning: znbr2 holds 10,000 µL; 5 experiments may take up to 14,000 µL" in out.stderr
