@@ -114,6 +114,7 @@ class LabIOC:
             config.model_copy(update={"backend": "simulated", "simulator": simulator})
         )
         self.pvdb: dict[str, ChannelData] = {}
+        self._busy: dict[int, list[Any]] = {}  # id(MSG channel) -> [BUSY channel, requests]
         self._build()
 
     @property
@@ -127,7 +128,13 @@ class LabIOC:
         return channel
 
     def _message(self, suffix: str) -> ChannelData:
-        return self._add(suffix, ChannelChar(value="", max_length=_TEXT_BYTES))
+        """A device's ``MSG`` PV, and beside it ``BUSY`` (1 while a request is in progress)."""
+        message = self._add(suffix, ChannelChar(value="", max_length=_TEXT_BYTES))
+        self._busy[id(message)] = [
+            self._add(suffix[: -len("MSG")] + "BUSY", ChannelInteger(value=0)),
+            0,
+        ]
+        return message
 
     def _readback(self, suffix: str, getter: Callable[[], Any], kind: str = "double") -> None:
         cls = {"double": _DoubleReadback, "int": _IntegerReadback, "text": _TextReadback}[kind]
@@ -149,7 +156,11 @@ class LabIOC:
     ) -> None:
         """A request PV: ``start(value)`` returns the Status to wait for (or None)."""
 
+        busy = self._busy[id(message)]
+
         async def handler(value: Any) -> None:
+            busy[1] += 1
+            await busy[0].write(1, timestamp=self.lab.clock.now())
             error: BaseException | None = None
             try:
                 status = start(_scalar(value))
@@ -163,6 +174,8 @@ class LabIOC:
             await message.write(
                 "" if error is None else message_of(error), timestamp=self.lab.clock.now()
             )
+            busy[1] -= 1
+            await busy[0].write(int(busy[1] > 0), timestamp=self.lab.clock.now())
 
         cls = {
             "double": _DoubleRequest,

@@ -218,6 +218,7 @@ def playback_documents(db: Database, campaign_id: int) -> list[tuple[str, dict[s
         readings.append({k: v for k, v in events[-1]["data"].items() if k.startswith("cell_")})
     lab.cell.play(readings)
     RE = RunEngine({})
+    RE.record_interruptions = True  # as campaigns record them (orchestrator.safety)
     emitted: list[tuple[str, dict[str, Any]]] = []
     RE.subscribe(lambda name, doc: emitted.append((name, doc)))
     md_keys = ("campaign_id", "campaign_name", "experiment_id", "experiment_index", "target")
