@@ -106,9 +106,13 @@ class SafetyWatch:
         return [s._tripped_message for s in self.suspenders if s.tripped]
 
     def close(self) -> None:
-        """Stop watching (the suspenders stay installed, with their last readings)."""
+        """Stop watching and take the suspenders off the RunEngine."""
         self._stop.set()
         self._thread.join(5)
+        if self._RE is not None:
+            for s in self.suspenders:
+                self._RE.remove_suspender(s)
+            self._RE = None
 
     def _poll_once(self) -> None:
         for signal, read in self._readers:
