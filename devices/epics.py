@@ -69,7 +69,7 @@ CELL_READINGS = {
 }
 """Optical-cell component -> the PV suffix that carries it after ``cell:ACQ``."""
 
-_TEXT = ("MSG", "ACTION", "CHECK", "DECK", "FRESH", "LIGAND")
+_TEXT = ("MSG", "ACTION", "DECK", "FRESH", "LIGAND")
 """Suffixes of text PVs (char arrays, so that a message may be longer than 40 characters)."""
 _HEATER = ("RBV", "SP", "RAMP", "TOL", "HOLD", "MSG")
 _PUMP = ("RBV", "SP", "REMAIN", "STALLED", "STOP", "REFILL", "MSG")
@@ -81,7 +81,7 @@ def pv_suffixes(config: LabConfig) -> list[str]:
     out = ["CLOCK", "SPEEDUP", "timer:WAIT", "timer:MSG"]
     out += [f"reactor:heater:{s}" for s in _HEATER]
     out += ["reactor:INJECT", "reactor:QUENCH", "reactor:GROWTH", "reactor:MSG"]
-    out += [f"robot:{s}" for s in ("ACTION", "CHECK", "MSG", "TIPS", "HELD", "RELOAD", "DECK")]
+    out += [f"robot:{s}" for s in ("ACTION", "MSG", "TIPS", "HELD", "RELOAD", "DECK")]
     out += ["robot:VOLUMES", "robot:FRESH"]
     if config.flow is not None:
         out += [f"flow:coil:{s}" for s in _HEATER]
@@ -133,7 +133,7 @@ class PVs:
             sig = self._signals.get(suffix)
             if sig is None:
                 name = self.name(suffix)
-                text = suffix.endswith(("MSG", "ACTION", "CHECK", "DECK", "FRESH", "LIGAND"))
+                text = suffix.endswith(_TEXT)
                 sig = EpicsSignal(
                     name,
                     name=suffix.replace(":", "_"),
@@ -206,11 +206,6 @@ class PVs:
                 )
         if put.exception() is not None:
             raise PVUnreachable(f"PV {name}: {value!r} failed: {put.exception()}")
-
-    def check(self, suffix: str, value: Any, message: str) -> None:
-        """A request that must succeed before anything moves: raise its reason at once."""
-        status = self.request(suffix, value, message)
-        status.wait(self.config.request_timeout_s + 1)
 
     def unconnected(self, suffixes: list[str]) -> list[str]:
         """The suffixes whose PVs do not connect within the connection timeout."""
@@ -353,7 +348,7 @@ class EpicsReactor(_Backend):
 
 
 class EpicsRobot(_Backend):
-    """The robot's PVs: ``ACTION``/``CHECK`` (an action as JSON), ``TIPS``, ``HELD``, ``RELOAD``,
+    """The robot's PVs: ``ACTION`` (an action as JSON), ``TIPS``, ``HELD``, ``RELOAD``,
     and the deck: ``DECK`` (JSON list of locations), ``VOLUMES`` (µL, in that order), ``FRESH``
     (JSON list of unused wells)."""
 
@@ -385,7 +380,9 @@ class EpicsRobot(_Backend):
         self._put("RELOAD", count)
 
     def check(self, action: RobotAction) -> None:
-        self.pvs.check("robot:CHECK", action_to_json(action), self.message)
+        """Nothing to ask first: the robot's controller checks an action when it gets it
+        (``robot:ACTION`` refuses an impossible one, nothing moves, and ``MSG`` says why); the
+        device has checked the pipette range and the labware already."""
 
     def do(self, action: RobotAction) -> Status:
         return self._request("ACTION", action_to_json(action))

@@ -241,7 +241,6 @@ class LabIOC:
         # robot
         robot = lab.robot.backend
         msg = self._message("robot:MSG")
-        self._request("robot:CHECK", lambda t: robot.check(action_from_json(t)), msg, kind="text")
         self._request("robot:ACTION", lambda t: robot.do(action_from_json(t)), msg, kind="text")
         self._request("robot:RELOAD", lambda n: robot.reload_tips(int(n)), msg, kind="int")
         self._readback("robot:TIPS", robot.tips_left, kind="int")

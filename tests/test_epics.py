@@ -93,8 +93,10 @@ def test_standard_plans_run_over_channel_access_and_limits_are_refused_before_mo
     with pytest.raises(LimitError):
         check_limits(bp.scan([lab.cell], lab.reactor.temperature, 100, 400, 3))
     assert lab.reactor.temperature.position == pytest.approx(before, abs=0.5)
+    volume = lab.robot.volume_of("pbbr2")
     with pytest.raises(Exception, match=r"pbbr2 holds .* cannot take"):
-        lab.robot.transfer("pbbr2", "cell", 5e6)
+        lab.robot.transfer("pbbr2", "cell", 5e6).wait(10)  # the IOC refuses: nothing moves
+    assert lab.robot.volume_of("pbbr2") == volume
 
 
 def test_a_wrong_pv_name_is_named_by_lab_check_and_stops_a_campaign_before_it_starts(
