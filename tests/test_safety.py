@@ -80,6 +80,22 @@ def test_an_open_hood_suspends_the_synthesis_and_it_resumes_when_the_hood_closes
     assert len(primary) == 1 and 440 < primary[0]["data"]["cell_pl_peak"] < 520
 
 
+def test_a_flow_line_above_its_pressure_limit_trips_its_suspender_until_it_falls(tmp_path, RE):
+    lab = build_lab(_lab_file(tmp_path, safety={"pressure_limit_kpa": 50.0}))
+    watch = SafetyWatch(lab, lab.config.safety)
+    watch.install(RE)
+    try:
+        lab.flow.pb.set(2000).wait(5)
+        lab.flow.cs.set(2000).wait(5)  # 4000 µL/min at 0.02 kPa per µL/min: 80 kPa
+        time.sleep(3 * lab.config.safety.poll_s)
+        assert watch.tripped() == ["the flow line is above 50 kPa"]
+        lab.flow.pb.set(0).wait(5)  # 40 kPa: below 95 % of the limit
+        time.sleep(3 * lab.config.safety.poll_s)
+        assert watch.tripped() == []
+    finally:
+        watch.close()
+
+
 def test_a_reactor_above_its_ceiling_for_too_long_aborts_and_pauses_the_campaign(tmp_path):
     lab = _lab_file(
         tmp_path,
