@@ -24,26 +24,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import IOC, _free_port  # noqa: E402
-
-
-def _campaign(n: int, lab: str) -> dict:
-    return {
-        "name": "epics-overhead",
-        "lab": str(ROOT / "configs" / "labs" / lab),
-        "route": "hot_injection",
-        "target": {"pl_peak_nm": 470.0, "tolerance_nm": 0.01},
-        "space": {
-            "br_pb_ratio": [2, 30],
-            "temperature_c": [90, 200],
-            "ligand": ["oa_olam", "oa_olam_acid_rich", "olpa", "alkylammonium_br"],
-            "time_s": [1, 120],
-        },
-        "planner": {"kind": "random"},
-        "budget": n,
-        "seed": 0,
-        "stop_on_target": False,
-    }
+from benchmarks.campaign_throughput import _config  # noqa: E402
+from tests.conftest import IOC, _free_port, epics_loopback_env  # noqa: E402
 
 
 def _run(n: int, lab: str, tmp: Path) -> tuple[float, list]:
@@ -52,7 +34,7 @@ def _run(n: int, lab: str, tmp: Path) -> tuple[float, list]:
     from orchestrator.config import parse_campaign
 
     db = Database(f"sqlite:///{tmp / (lab + '.db')}")
-    config = _campaign(n, lab)
+    config = _config(n, ROOT / "configs" / "labs" / lab)
     runner = CampaignRunner(db, parse_campaign(config, yaml.safe_dump(config), ROOT))
     start = time.perf_counter()
     summary = runner.run()
@@ -66,16 +48,7 @@ def main() -> None:
     parser.add_argument("--experiments", type=int, default=30)
     args = parser.parse_args()
     logging.getLogger("bluesky").setLevel(logging.CRITICAL)
-    port = str(_free_port())
-    os.environ.update(
-        EPICS_CA_AUTO_ADDR_LIST="NO",
-        EPICS_CA_ADDR_LIST="127.0.0.1",
-        EPICS_CA_SERVER_PORT=port,
-        EPICS_CAS_SERVER_PORT=port,
-        EPICS_CAS_INTF_ADDR_LIST="127.0.0.1",
-        EPICS_CAS_AUTO_BEACON_ADDR_LIST="NO",
-        EPICS_CAS_BEACON_ADDR_LIST="127.0.0.1",
-    )
+    os.environ.update(epics_loopback_env(_free_port()))
     ioc = IOC(speedup="max").start()
     try:
         with tempfile.TemporaryDirectory() as tmp:

@@ -29,6 +29,7 @@ from ophyd import EpicsSignal
 from ophyd.status import Status
 from ophyd.utils import LimitError
 
+from devices.base import then
 from devices.clock import VirtualClock
 from devices.config import EpicsConfig, LabConfig
 from devices.robot import Aspirate, Dispense, Mix, RobotAction, Transfer
@@ -266,22 +267,14 @@ class EpicsClock(VirtualClock):
         error: BaseException | None = None,
     ) -> Status:
         waited = self._pvs.request("timer:WAIT", duration, "timer:MSG")
-        status = Status(obj=obj)
 
-        def finish(done: Status) -> None:
-            failure = done.exception() or error
-            if failure is None and action is not None:
-                try:
-                    action()
-                except Exception as exc:
-                    failure = exc
-            if failure is None:
-                status.set_finished()
-            else:
-                status.set_exception(failure)
+        def finish() -> None:
+            if action is not None:
+                action()
+            if error is not None:
+                raise error
 
-        waited.add_callback(finish)
-        return status
+        return then(waited, finish, obj)
 
     def sleep(self, seconds: float) -> None:
         self.run(seconds).wait(self._pvs.config.request_timeout_s)

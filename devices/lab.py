@@ -119,22 +119,79 @@ def build_lab(
     sim = config.simulator
     clock = VirtualClock(clock_mode or sim.clock, speed=sim.speed)
     world = SimulatedWorld(config, clock, seed=seed, outcome_models=outcome_models)
+    return _assemble(config, clock, _SimulatedParts(config, clock, world), world=world)
 
+
+class _SimulatedParts:
+    """The simulated backends of one lab, on its world and clock."""
+
+    def __init__(self, config: LabConfig, clock: VirtualClock, world: SimulatedWorld) -> None:
+        self.config, self.clock, self.world = config, clock, world
+
+    def robot(self, name: str) -> SimRobot:
+        rb = self.config.robot
+        return SimRobot(name, self.world, rb.max_volume_ul, rb.tips, rb.seconds_per_transfer)
+
+    def heater(self, name: str, cfg: HeaterConfig, suffix: str) -> SimHeater:
+        ambient = self.config.reactor.ambient_c
+        return SimHeater(name, self.clock, cfg, ambient, self.world.fault)
+
+    def reactor(self) -> SimReactor:
+        return SimReactor(self.world, self.config.reactor.flask, self.config.reactor.cs_source)
+
+    def flow(self, name: str, coil: Any) -> SimFlow:
+        return SimFlow(name, self.world, self.config.flow, coil)
+
+    def cell(self, name: str) -> SimCell:
+        return SimCell(name, self.world, self.config.cell)
+
+    def interlock(self) -> SimInterlock:
+        return SimInterlock(self.world)
+
+
+class _EpicsParts:
+    """The EPICS backends of one lab, on its PVs."""
+
+    def __init__(self, pvs: PVs) -> None:
+        self.pvs = pvs
+
+    def robot(self, name: str) -> EpicsRobot:
+        return EpicsRobot(self.pvs)
+
+    def heater(self, name: str, cfg: HeaterConfig, suffix: str) -> EpicsHeater:
+        return EpicsHeater(self.pvs, suffix)
+
+    def reactor(self) -> EpicsReactor:
+        return EpicsReactor(self.pvs)
+
+    def flow(self, name: str, coil: Any) -> EpicsFlow:
+        return EpicsFlow(self.pvs)
+
+    def cell(self, name: str) -> EpicsCell:
+        return EpicsCell(self.pvs)
+
+    def interlock(self) -> EpicsInterlock:
+        return EpicsInterlock(self.pvs)
+
+
+def _assemble(
+    config: LabConfig,
+    clock: VirtualClock,
+    parts: _SimulatedParts | _EpicsParts,
+    world: SimulatedWorld | None = None,
+    pvs: PVs | None = None,
+) -> Lab:
+    """The lab's devices, each attached to its backend from ``parts`` and to its limits."""
     rb = config.robot
     robot = PipettingRobot(name="robot")
-    robot.attach(
-        SimRobot(robot.name, world, rb.max_volume_ul, rb.tips, rb.seconds_per_transfer),
-        clock,
-        rb.min_volume_ul,
-        rb.max_volume_ul,
-    )
+    robot.attach(parts.robot(robot.name), clock, rb.min_volume_ul, rb.max_volume_ul)
 
     rc = config.reactor
     reactor = HotInjectionReactor(name="reactor")
-    heater = SimHeater(reactor.temperature.name, clock, rc, rc.ambient_c, world.fault)
+    heater = parts.heater(reactor.temperature.name, rc, "reactor:heater")
     _attach_heater(reactor.temperature, heater, clock, rc)
     reactor.attach(
-        SimReactor(world, rc.flask, rc.cs_source),
+        parts.reactor(),
         clock,
         stir_limits=(rc.min_stir_rpm, rc.max_stir_rpm),
         injection_limits=(rc.injection_min_ul, rc.injection_max_ul),
@@ -143,21 +200,21 @@ def build_lab(
     flow = None
     if config.flow is not None:
         flow = flow_reactor_class(list(config.flow.pumps))(name="flow")
-        coil = SimHeater(flow.coil.name, clock, config.flow, rc.ambient_c, world.fault)
+        coil = parts.heater(flow.coil.name, config.flow, "flow:coil")
         _attach_heater(flow.coil, coil, clock, config.flow)
-        flow.attach(SimFlow(flow.name, world, config.flow, coil), clock, config.flow)
+        flow.attach(parts.flow(flow.name, coil), clock, config.flow)
 
     cell = OpticalCell(name="cell")
-    cell.attach(SimCell(cell.name, world, config.cell), clock, config.cell)
+    cell.attach(parts.cell(cell.name), clock, config.cell)
     safety = Safety(name="safety")
-    safety.attach(SimInterlock(world), clock)
+    safety.attach(parts.interlock(), clock)
     timer = Timer(name="timer", clock=clock)
-    return Lab(config, clock, world, robot, reactor, flow, cell, timer, safety)
+    return Lab(config, clock, world, robot, reactor, flow, cell, timer, safety, pvs)
 
 
 def _build_epics_lab(config: LabConfig) -> Lab:
     """The lab's devices with EPICS backends; every PV must connect first (nothing moves
-    otherwise), and a :class:`~devices.config.ConfigError` names the ones that do not."""
+    otherwise), and :class:`~devices.epics.PVUnreachable` names the ones that do not."""
     pvs = PVs(config.epics)
     missing = pvs.unconnected(pv_suffixes(config))
     if missing:
@@ -168,30 +225,4 @@ def _build_epics_lab(config: LabConfig) -> Lab:
             f"{config.epics.connection_timeout_s:g} s: {names}{more} (is the IOC running? "
             "`qdlab lab check` lists them)"
         )
-    clock = EpicsClock(pvs)
-    rb = config.robot
-    robot = PipettingRobot(name="robot")
-    robot.attach(EpicsRobot(pvs), clock, rb.min_volume_ul, rb.max_volume_ul)
-
-    rc = config.reactor
-    reactor = HotInjectionReactor(name="reactor")
-    _attach_heater(reactor.temperature, EpicsHeater(pvs, "reactor:heater"), clock, rc)
-    reactor.attach(
-        EpicsReactor(pvs),
-        clock,
-        stir_limits=(rc.min_stir_rpm, rc.max_stir_rpm),
-        injection_limits=(rc.injection_min_ul, rc.injection_max_ul),
-    )
-
-    flow = None
-    if config.flow is not None:
-        flow = flow_reactor_class(list(config.flow.pumps))(name="flow")
-        _attach_heater(flow.coil, EpicsHeater(pvs, "flow:coil"), clock, config.flow)
-        flow.attach(EpicsFlow(pvs), clock, config.flow)
-
-    cell = OpticalCell(name="cell")
-    cell.attach(EpicsCell(pvs), clock, config.cell)
-    timer = Timer(name="timer", clock=clock)
-    safety = Safety(name="safety")
-    safety.attach(EpicsInterlock(pvs), clock)
-    return Lab(config, clock, None, robot, reactor, flow, cell, timer, safety, pvs)
+    return _assemble(config, EpicsClock(pvs), _EpicsParts(pvs), pvs=pvs)

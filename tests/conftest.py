@@ -191,6 +191,19 @@ def _free_port() -> int:
     raise RuntimeError("no free port for both TCP and UDP on loopback")
 
 
+def epics_loopback_env(port: int) -> dict[str, str]:
+    """Channel Access on loopback only, on ``port``, for IOCs and clients alike."""
+    return {
+        "EPICS_CA_AUTO_ADDR_LIST": "NO",
+        "EPICS_CA_ADDR_LIST": "127.0.0.1",
+        "EPICS_CA_SERVER_PORT": str(port),
+        "EPICS_CAS_SERVER_PORT": str(port),
+        "EPICS_CAS_INTF_ADDR_LIST": "127.0.0.1",
+        "EPICS_CAS_AUTO_BEACON_ADDR_LIST": "NO",
+        "EPICS_CAS_BEACON_ADDR_LIST": "127.0.0.1",
+    }
+
+
 class IOC:
     """``qdlab ioc`` serving the simulated lab on loopback, on this session's CA port."""
 
@@ -241,17 +254,9 @@ def epics_port():
     tests start and every client (this process's and subprocesses') at it, and only there."""
     import os
 
-    port = str(_free_port())
-    os.environ.update(
-        EPICS_CA_AUTO_ADDR_LIST="NO",
-        EPICS_CA_ADDR_LIST="127.0.0.1",
-        EPICS_CA_SERVER_PORT=port,
-        EPICS_CAS_SERVER_PORT=port,
-        EPICS_CAS_INTF_ADDR_LIST="127.0.0.1",
-        EPICS_CAS_AUTO_BEACON_ADDR_LIST="NO",
-        EPICS_CAS_BEACON_ADDR_LIST="127.0.0.1",
-    )
-    return int(port)
+    port = _free_port()
+    os.environ.update(epics_loopback_env(port))
+    return port
 
 
 @pytest.fixture

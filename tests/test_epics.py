@@ -16,31 +16,14 @@ from devices.config import load_lab_config
 from devices.epics import PVUnreachable, pv_suffixes
 from devices.ioc import LabIOC
 from tests.conftest import IOC, ROOT, start_qdlab
+from tests.test_campaign import write_config
 
 EPICS_LAB = str(ROOT / "configs" / "labs" / "sim-epics.yaml")
 SIM_LAB = str(ROOT / "configs" / "labs" / "sim.yaml")
 
 
 def _campaign(tmp_path, lab: str, name: str, budget: int = 6) -> str:
-    config = {
-        "name": "over-ca",
-        "lab": lab,
-        "route": "hot_injection",
-        "target": {"pl_peak_nm": 470.0, "tolerance_nm": 1.0},
-        "space": {
-            "br_pb_ratio": [2, 30],
-            "temperature_c": [90, 200],
-            "ligand": ["oa_olam", "olpa"],
-            "time_s": [1, 120],
-        },
-        "planner": {"kind": "random"},
-        "budget": budget,
-        "seed": 3,
-        "stop_on_target": False,
-    }
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(config))
-    return str(path)
+    return write_config(tmp_path, name, lab=lab, budget=budget, seed=3, stop_on_target=False)
 
 
 def _measured(url: str) -> list:
