@@ -16,23 +16,11 @@ from typing import Any
 
 import yaml
 
+from tests.test_campaign import BASE
+
 ROOT = Path(__file__).resolve().parents[1]
 LAB = ROOT / "configs" / "labs" / "sim.yaml"
-CAMPAIGN = {
-    "name": "probe",
-    "lab": str(LAB),
-    "route": "hot_injection",
-    "target": {"pl_peak_nm": 470.0, "tolerance_nm": 1.0},
-    "space": {
-        "br_pb_ratio": [2, 30],
-        "temperature_c": [90, 200],
-        "ligand": ["oa_olam", "olpa"],
-        "time_s": [1, 120],
-    },
-    "planner": {"kind": "random"},
-    "budget": 2,
-    "seed": 1,
-}
+CAMPAIGN = {**BASE, "name": "probe", "budget": 2, "seed": 1}
 
 
 @dataclass(frozen=True)
