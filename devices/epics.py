@@ -247,7 +247,7 @@ class EpicsClock(VirtualClock):
         self._lab_time = float(pvs.get("CLOCK"))
         self._synced_at = time.monotonic()
         self.lab_speed = float(pvs.get("SPEEDUP"))
-        super().__init__("realtime", speed=max(self.lab_speed, 1.0), start=self._lab_time)
+        super().__init__("realtime", start=self._lab_time)
         pvs.on_lab_time = self.sync
 
     def sync(self, lab_time: float) -> None:
@@ -278,9 +278,6 @@ class EpicsClock(VirtualClock):
 
     def sleep(self, seconds: float) -> None:
         self.run(seconds).wait(self._pvs.config.request_timeout_s)
-
-    def advance(self, seconds: float) -> float:
-        return self.now()
 
     def fast(self) -> Any:
         raise RuntimeError("an EPICS lab runs on its IOCs' clock; it has no fast mode")

@@ -275,7 +275,6 @@ class SimRobot:
         self._tip_on = False
         self._held_liquid: Liquid | None = None
         self._seconds_per_trip = seconds_per_transfer
-        self._planned: tuple[RobotAction, Step] | None = None
 
     def locations(self) -> list[str]:
         return list(self.world.locations)
@@ -302,13 +301,10 @@ class SimRobot:
         self._tip_count = count
 
     def check(self, action: RobotAction) -> None:
-        self._planned = (action, self._plan(action))
+        self._plan(action)  # raises if impossible; nothing changes
 
     def do(self, action: RobotAction) -> Status:
-        planned = self._planned
-        step = planned[1] if planned is not None and planned[0] is action else self._plan(action)
-        self._planned = None
-        return run_step(self.clock, step, self)
+        return run_step(self.clock, self._plan(action), self)
 
     def _need_tip(self) -> None:
         if not self._tip_on and self._tip_count <= 0:

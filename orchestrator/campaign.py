@@ -217,11 +217,11 @@ class CampaignRunner:
                 replay_of=replay_of,
             )
         self.campaign_id = campaign_id
+        self.safety: SafetyWatch | None = None  # watching while run() drives the campaign
         self.RE = self._new_run_engine()
         self._consecutive_failures = 0
         self._pause_requested = False
         self._lab_is_fresh = True  # no experiment has run on this runner's lab yet
-        self.safety: SafetyWatch | None = None
         self._safety_stop: str | None = None  # a safety abort: the campaign pauses
         self.max_consecutive_failures = max_consecutive_failures
         self.reconnect_window_s = reconnect_window_s
@@ -487,7 +487,7 @@ class CampaignRunner:
 
         engine = RunEngine({}, context_managers=[sigint_handler])
         engine.subscribe(DocumentWriter(self.db))
-        if getattr(self, "safety", None) is not None:
+        if self.safety is not None:
             self.safety.install(engine)
         return engine
 
