@@ -13,6 +13,7 @@ import json
 import math
 import os
 import threading
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, Engine, create_engine, event, func, select, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from db.schema import (
@@ -33,6 +34,7 @@ from db.schema import (
     Run,
     Spectrum,
     WavelengthGrid,
+    Workcell,
     utcnow,
 )
 from models.errors import UserError
@@ -51,7 +53,7 @@ __all__ = [
 DEFAULT_URL = "sqlite:///qdlab.db"
 OBSERVATION_FIELDS = ("pl_peak_nm", "pl_fwhm_nm", "abs_peak_nm", "edge_length_est_nm", "plqy_est")
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-_HEAD = "0002"  # newest migration; a test checks it matches db/migrations
+_HEAD = "0003"  # newest migration; a test checks it matches db/migrations
 _MIGRATION_LOCK = threading.Lock()  # alembic's context is process-global
 _SCHEMA_LOCK_KEY = 0x71646C6162  # "qdlab": PostgreSQL advisory lock held while migrating
 
@@ -270,6 +272,7 @@ class Database:
                 target=dict(target),
                 status="created",
                 replay_of=replay_of,
+                uid=uuid.uuid4().hex,
             )
             s.add(row)
             s.flush()
@@ -320,7 +323,7 @@ class Database:
     def add_experiment(
         self,
         campaign_id: int,
-        index: int,
+        index: int | None,
         conditions: Mapping[str, Any],
         *,
         planner_name: str,
@@ -330,36 +333,126 @@ class Database:
         predicted_mean: float | None = None,
         predicted_std: float | None = None,
         provenance: Mapping[str, Any] | None = None,
+        status: str = "proposed",
     ) -> int:
-        """Store a proposal as experiment ``index`` of the campaign; return its id."""
-        with self.session() as s, s.begin():
-            row = Experiment(
-                campaign_id=campaign_id,
-                index=index,
-                conditions=dict(conditions),
-                status="proposed",
-                planner_name=planner_name,
-                planner_version=planner_version,
-                seed=seed,
-                acquisition_value=_finite_or_none(acquisition_value),
-                predicted_mean=_finite_or_none(predicted_mean),
-                predicted_std=_finite_or_none(predicted_std),
-                provenance=dict(provenance or {}),
-            )
-            s.add(row)
-            s.flush()
-            return row.id
+        """Store a proposal as experiment ``index`` of the campaign (``None``: the next free
+        index, also when another process adds experiments at the same time); return its id."""
+        for _ in range(20):
+            try:
+                with self.session() as s, s.begin():
+                    at = index
+                    if at is None:
+                        last = s.scalar(
+                            select(func.max(Experiment.index)).where(
+                                Experiment.campaign_id == campaign_id
+                            )
+                        )
+                        at = 0 if last is None else last + 1
+                    row = Experiment(
+                        campaign_id=campaign_id,
+                        index=at,
+                        conditions=dict(conditions),
+                        status=status,
+                        planner_name=planner_name,
+                        planner_version=planner_version,
+                        seed=seed,
+                        acquisition_value=_finite_or_none(acquisition_value),
+                        predicted_mean=_finite_or_none(predicted_mean),
+                        predicted_std=_finite_or_none(predicted_std),
+                        provenance=dict(provenance or {}),
+                    )
+                    s.add(row)
+                    s.flush()
+                    return row.id
+            except IntegrityError:
+                if index is not None:
+                    raise
+        raise DatabaseError(f"campaign {campaign_id}: could not allocate an experiment index")
 
     def set_experiment_status(
-        self, experiment_id: int, status: str, failure_reason: str | None = None
+        self,
+        experiment_id: int,
+        status: str,
+        failure_reason: str | None = None,
+        *,
+        workcell: str | None = None,
     ) -> None:
-        """Mark an experiment proposed, running, done or failed (with the reason)."""
+        """Mark an experiment proposed, queued (on ``workcell``), running, done or failed (with
+        the reason)."""
+        values: dict[str, Any] = {
+            "status": status,
+            "failure_reason": failure_reason,
+            "updated_at": utcnow(),
+        }
+        if workcell is not None:
+            values["workcell"] = workcell
         with self.session() as s, s.begin():
-            s.execute(
-                update(Experiment)
-                .where(Experiment.id == experiment_id)
-                .values(status=status, failure_reason=failure_reason, updated_at=utcnow())
+            s.execute(update(Experiment).where(Experiment.id == experiment_id).values(**values))
+
+    def decide(
+        self,
+        campaign_id: int,
+        indices: Sequence[int] | None,
+        status: str,
+        reason: str | None = None,
+    ) -> list[int]:
+        """Move experiments (0-based ``indices``; ``None``: all) that await approval to
+        ``status`` (``proposed`` to approve, ``rejected`` to veto, with ``reason``); return the
+        indices that moved. Only an experiment still awaiting approval moves, so two people
+        deciding at once cannot both act on it."""
+        with self.session() as s, s.begin():
+            where = [
+                Experiment.campaign_id == campaign_id,
+                Experiment.status == "awaiting_approval",
+            ]
+            if indices is not None:
+                where.append(Experiment.index.in_(list(indices)))
+            moved = list(s.scalars(select(Experiment.index).where(*where)).all())
+            if moved:
+                s.execute(
+                    update(Experiment)
+                    .where(*where, Experiment.index.in_(moved))
+                    .values(status=status, failure_reason=reason, updated_at=utcnow())
+                )
+            return sorted(moved)
+
+    def open_experiments(self, campaign_id: int) -> tuple[list[dict[str, Any]], int, int]:
+        """What a campaign agent polls: the experiments not yet done or failed (awaiting
+        approval, proposed, queued, running, rejected) in index order, without observables;
+        how many experiments count against the budget (all but the rejected); and the next
+        free index."""
+        open_states = ("awaiting_approval", "proposed", "queued", "running", "rejected")
+        with self.session() as s:
+            rows = s.scalars(
+                select(Experiment)
+                .where(Experiment.campaign_id == campaign_id, Experiment.status.in_(open_states))
+                .order_by(Experiment.index)
+            ).all()
+            counted = s.scalar(
+                select(func.count()).where(
+                    Experiment.campaign_id == campaign_id, Experiment.status != "rejected"
+                )
             )
+            last = s.scalar(
+                select(func.max(Experiment.index)).where(Experiment.campaign_id == campaign_id)
+            )
+            return (
+                [_experiment_dict(e, None) for e in rows],
+                counted or 0,
+                0 if last is None else last + 1,
+            )
+
+    def experiment(self, experiment_id: int) -> dict[str, Any]:
+        """One experiment as a dict (as in :meth:`experiments`)."""
+        with self.session() as s:
+            row = s.execute(
+                select(Experiment, Observation)
+                .outerjoin(Observation, Observation.experiment_id == Experiment.id)
+                .where(Experiment.id == experiment_id)
+            ).first()
+            if row is None:
+                raise DatabaseError(f"no experiment {experiment_id} in {safe_url(self.url)}")
+            return _experiment_dict(*row)
 
     def experiment_id(self, campaign_id: int, index: int) -> int | None:
         """Id of experiment ``index`` of a campaign, if stored."""
@@ -421,6 +514,40 @@ class Database:
             if route is not None:
                 query = query.where(Campaign.route == route)
             return [{**_experiment_dict(e, o), "route": r} for e, o, r in s.execute(query).all()]
+
+    # -- workcells -----------------------------------------------------------------------
+    def register_workcell(
+        self, name: str, *, zmq: str | None, http: str | None, lab: str, host: str, pid: int
+    ) -> None:
+        """Record that workcell ``name`` serves at these addresses (replacing an earlier
+        record of the same name)."""
+        with self.session() as s, s.begin():
+            row = s.get(Workcell, name) or Workcell(name=name)
+            row.zmq, row.http, row.lab, row.host, row.pid = zmq, http, lab, host, pid
+            row.started_at, row.stopped_at = utcnow(), None
+            s.add(row)
+
+    def workcell_stopped(self, name: str) -> None:
+        """Record that workcell ``name`` stopped serving."""
+        with self.session() as s, s.begin():
+            s.execute(update(Workcell).where(Workcell.name == name).values(stopped_at=utcnow()))
+
+    def workcells(self) -> list[dict[str, Any]]:
+        """The registered workcells by name (``stopped_at`` is None while one serves)."""
+        with self.session() as s:
+            return [
+                {
+                    "name": w.name,
+                    "zmq": w.zmq,
+                    "http": w.http,
+                    "lab": w.lab,
+                    "host": w.host,
+                    "pid": w.pid,
+                    "started_at": w.started_at.isoformat(),
+                    "stopped_at": w.stopped_at.isoformat() if w.stopped_at else None,
+                }
+                for w in s.scalars(select(Workcell).order_by(Workcell.name)).all()
+            ]
 
     # -- runs, documents, spectra ---------------------------------------------------------
     def runs(
@@ -523,6 +650,7 @@ def _campaign_dict(row: Campaign, experiments: int) -> dict[str, Any]:
         "target": row.target,
         "config": row.config,
         "replay_of": row.replay_of,
+        "uid": row.uid or f"campaign-{row.id}",
         "experiments": experiments,
         "created_at": row.created_at.isoformat(),
         "updated_at": row.updated_at.isoformat(),
@@ -550,6 +678,7 @@ def _experiment_dict(e: Experiment, o: Observation | None) -> dict[str, Any]:
         "provenance": e.provenance,
         "observables": observables,
         "run_uid": o.run_uid if o is not None else None,
+        "workcell": e.workcell,
     }
 
 

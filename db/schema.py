@@ -9,6 +9,11 @@
   (spectra) of events are kept in ``spectra`` instead and put back on read.
 - ``spectra`` and ``wavelength_grids``: float64 arrays as bytes, readable straight into numpy.
 - ``observations``: the observables extracted from an experiment's spectra.
+- ``workcells``: the RE Managers (``qdlab workcell serve``) a campaign can dispatch to, by name.
+
+An experiment's status is one of ``awaiting_approval`` (a proposal waiting for a person),
+``proposed`` (ready to run), ``queued`` (submitted to ``workcell``'s queue), ``running``,
+``done``, ``failed`` or ``rejected`` (vetoed by a person; never run).
 
 The schema is created and evolved by the Alembic migrations in ``db/migrations``.
 """
@@ -41,6 +46,7 @@ __all__ = [
     "Run",
     "Spectrum",
     "WavelengthGrid",
+    "Workcell",
 ]
 
 
@@ -66,6 +72,7 @@ class Campaign(Base):
     replay_of: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"), nullable=True)
     lease_owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
     lease_expires: Mapped[float | None] = mapped_column(Float, nullable=True)
+    uid: Mapped[str | None] = mapped_column(String(32), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
@@ -89,6 +96,7 @@ class Experiment(Base):
     predicted_mean: Mapped[float | None] = mapped_column(Float, nullable=True)
     predicted_std: Mapped[float | None] = mapped_column(Float, nullable=True)
     provenance: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    workcell: Mapped[str | None] = mapped_column(String(100), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
@@ -159,3 +167,16 @@ class Observation(Base):
     plqy_est: Mapped[float | None] = mapped_column(Float, nullable=True)
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Workcell(Base):
+    __tablename__ = "workcells"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    zmq: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    http: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    lab: Mapped[str] = mapped_column(String(200))
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    stopped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

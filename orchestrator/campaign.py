@@ -21,9 +21,12 @@ killed at any point ends with every experiment exactly once.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import signal
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,6 +46,7 @@ from orchestrator.config import MAX_BUDGET, LoadedCampaign, loaded_from_stored
 from orchestrator.observe import MeasurementRejected, observables_from_documents
 from orchestrator.plans import PLANS
 from orchestrator.safety import SafetyWatch
+from orchestrator.workcell import PLAN_OF_ROUTE, ItemState, Workcell, WorkcellError
 from planners import Observation, Planner, Target, make_planner
 
 __all__ = ["MAX_CONSECUTIVE_FAILURES", "CampaignInterrupted", "CampaignRunner", "CampaignSummary"]
@@ -193,7 +197,8 @@ class CampaignRunner:
         self.config = loaded.config
         self.on_progress = on_progress
         # everything that can refuse the campaign happens before its row is written
-        self.lab: Lab = build_lab(loaded.lab)
+        self.workcells: list[Workcell] = connect_workcells(self.config.workcells or [], db)
+        self.lab: Lab | None = None if self.workcells else build_lab(loaded.lab)
         self.planner: Planner = planner or make_planner(
             self.config.planner.kind,
             loaded.space,
@@ -227,6 +232,9 @@ class CampaignRunner:
         self.reconnect_window_s = reconnect_window_s
         self.lease: CampaignLease | None = None
         self._progress = _Progress(loaded.target)
+        self._told: set[int] = set()  # experiments whose outcome the planner knows
+        self._last_failure: str | None = None
+        self.poll_s = 0.2  # how often an agent looks at its workcells and the approvals
 
     @classmethod
     def resume(
@@ -287,16 +295,20 @@ class CampaignRunner:
         DatabaseUnavailable
             The database stayed unreachable beyond the reconnect window.
         """
-        self.safety = SafetyWatch(self.lab, self.loaded.lab.safety)
-        self.safety.install(self.RE)
+        if self.lab is not None:
+            self.safety = SafetyWatch(self.lab, self.loaded.lab.safety)
+            self.safety.install(self.RE)
         try:
             if self.lease is not None:
                 return self._drive()
             with self.claim():
                 return self._drive()
         finally:
-            self.safety.close()
-            self.safety = None
+            if self.safety is not None:
+                self.safety.close()
+                self.safety = None
+            for workcell in self.workcells:
+                workcell.close()
 
     @contextmanager
     def claim(self) -> Iterator[CampaignLease]:
@@ -310,58 +322,285 @@ class CampaignRunner:
                 self.lease = None
 
     def _drive(self) -> CampaignSummary:
-        db, cfg, cid = self.db, self.config, self.campaign_id
+        db, cid = self.db, self.campaign_id
         self._safety_stop = None
-        todo = self._restore()
+        self._restore()
         db.set_campaign_status(cid, "running")
-        progress = self._progress
         try:
-            while True:
-                for experiment in todo:
-                    if self.lease is not None and self.lease.lost.is_set():
-                        raise LeaseHeld(
-                            f"campaign {cid}: another process took over its lease; stopping"
-                        )
-                    reason = self._run_experiment_retrying(experiment)
-                    if self._safety_stop is not None:
-                        db.set_campaign_status(
-                            cid,
-                            "paused",
-                            f"{self._safety_stop}; make the lab safe, then "
-                            f"`qdlab campaign resume {cid}`",
-                        )
-                        return summarize(db, cid, self.loaded)
-                    if self._consecutive_failures >= self.max_consecutive_failures:
-                        db.set_campaign_status(
-                            cid,
-                            "paused",
-                            f"{self.max_consecutive_failures} experiments failed in a row (last: "
-                            f"{reason}); fix the lab, then `qdlab campaign resume {cid}`",
-                        )
-                        return summarize(db, cid, self.loaded)
-                if cfg.stop_on_target and progress.first_hit is not None:
-                    db.set_campaign_status(
-                        cid, "completed", f"target reached at experiment {progress.first_hit}"
-                    )
-                    return summarize(db, cid, self.loaded)
-                if progress.experiments >= cfg.budget:
-                    db.set_campaign_status(cid, "completed", f"budget of {cfg.budget} spent")
-                    return summarize(db, cid, self.loaded)
-                todo = self._propose(
-                    min(cfg.batch_size, cfg.budget - progress.experiments), progress.experiments
-                )
+            if self.workcells:
+                return self._drive_workcells()
+            return self._drive_in_process()
         except (KeyboardInterrupt, CampaignInterrupted):
             db.set_campaign_status(
                 cid, "paused", f"interrupted by the user; `qdlab campaign resume {cid}` continues"
             )
             raise CampaignInterrupted(f"campaign {cid} paused") from None
 
-    def _restore(self) -> list[dict[str, Any]]:
-        """Rebuild the planner from the stored history; return experiments still to run."""
+    def _drive_in_process(self) -> CampaignSummary:
+        """Run the runnable experiments here, one after the other; propose a batch when none
+        is left; wait while proposals await approval."""
+        return self._loop(self._in_process_step)
+
+    def _loop(self, step: Callable[[], CampaignSummary | None]) -> CampaignSummary:
+        """Repeat ``step`` until it returns the campaign's summary, riding out database
+        outages (see :func:`wait_for_database`) between steps."""
+        while True:
+            try:
+                summary = step()
+            except DBAPIError as exc:
+                self._wait_out(exc)
+                continue
+            if summary is not None:
+                return summary
+
+    def _wait_out(self, exc: DBAPIError) -> None:
+        """Wait for a database that went away to come back (re-raise what is not an outage);
+        :class:`~db.outage.DatabaseUnavailable` beyond the reconnect window."""
+        if not is_disconnect(exc, self.db):
+            raise exc
+        wait_for_database(
+            self.db,
+            exc,
+            self.reconnect_window_s,
+            f"campaign {self.campaign_id} stopped; `qdlab campaign resume "
+            f"{self.campaign_id}` continues once the database is back",
+        )
+
+    def _in_process_step(self) -> CampaignSummary | None:
+        cfg = self.config
+        rows = self._sync()
+        todo = [r for r in rows if r["status"] in ("proposed", "running", "queued")]
+        if not todo and any(r["status"] == "awaiting_approval" for r in rows):
+            self._check_lease()
+            time.sleep(self.poll_s)
+            return None
+        for experiment in todo:
+            self._check_lease()
+            reason = self._run_experiment_retrying(experiment)
+            stop = self._stop_reason(reason)
+            if stop is not None:
+                return self._end("paused", stop)
+        if todo:
+            return None  # a person may have added experiments meanwhile
+        done = self._done_reason()
+        if done is not None:
+            return self._end("completed", done)
+        self._propose(min(cfg.batch_size, cfg.budget - self._progress.experiments))
+        return None
+
+    def _check_lease(self) -> None:
+        if self.lease is not None and self.lease.lost.is_set():
+            raise LeaseHeld(
+                f"campaign {self.campaign_id}: another process took over its lease; stopping"
+            )
+
+    def _stop_reason(self, last_failure: str | None) -> str | None:
+        """Why the campaign must pause now (a safety abort, failures in a row), if it must."""
+        cid = self.campaign_id
+        if self._safety_stop is not None:
+            return f"{self._safety_stop}; make the lab safe, then `qdlab campaign resume {cid}`"
+        if self._consecutive_failures >= self.max_consecutive_failures:
+            return (
+                f"{self.max_consecutive_failures} experiments failed in a row (last: "
+                f"{last_failure}); fix the lab, then `qdlab campaign resume {cid}`"
+            )
+        return None
+
+    def _done_reason(self) -> str | None:
+        """Why the campaign is complete (target reached, budget spent), if it is."""
+        progress, cfg = self._progress, self.config
+        if cfg.stop_on_target and progress.first_hit is not None:
+            return f"target reached at experiment {progress.first_hit}"
+        if progress.experiments >= cfg.budget:
+            return f"budget of {cfg.budget} spent"
+        return None
+
+    def _end(self, status: str, reason: str) -> CampaignSummary:
+        self.db.set_campaign_status(self.campaign_id, status, reason)
+        return summarize(self.db, self.campaign_id, self.loaded)
+
+    def _sync(self) -> list[dict[str, Any]]:
+        """Read the campaign's open experiments back (a person may have approved, rejected or
+        added some); tell the planner of new vetoes; return the open experiments."""
+        rows, counted, _ = self.db.open_experiments(self.campaign_id)
+        self._progress.experiments = counted
+        vetoed = [r for r in rows if r["status"] == "rejected" and r["id"] not in self._told]
+        if vetoed:
+            self.planner.tell([_vetoed(r) for r in vetoed])
+            self._told.update(r["id"] for r in vetoed)
+        return [r for r in rows if r["status"] != "rejected"]
+
+    # -- workcells ------------------------------------------------------------------------
+    def _drive_workcells(self) -> CampaignSummary:
+        """The campaign as an agent: keep every workcell busy with one experiment, refill a
+        workcell as soon as its experiment finishes (the busy ones' conditions are the
+        planner's pending points), and find, by experiment id, what an earlier agent queued."""
+        self._uid = self.db.campaign(self.campaign_id)["uid"]
+        self._unseen: dict[int, int] = {}  # experiment -> polls in a row no workcell knew it
+        self._stopping_as: tuple[str, str] | None = None  # pausing: no new experiment starts
+        return self._loop(self._workcell_step)
+
+    def _workcell_step(self) -> CampaignSummary | None:
+        cfg, cid = self.config, self.campaign_id
+        self._check_lease()
+        rows = self._sync()
+        snapshots = {w.name: _snapshot(w, self._uid) for w in self.workcells}
+        busy: set[str] = set()
+        for r in rows:
+            if r["status"] not in ("queued", "running"):
+                continue
+            workcell = self._workcell(r["workcell"])
+            snapshot = snapshots.get(r["workcell"])
+            if snapshot is None:  # unreachable for now: its experiment stays where it is
+                busy.add(r["workcell"])
+            elif self._follow(r, workcell, snapshot, self._unseen):
+                busy.add(workcell.name)
+        self._stopping_as = self._stopping_as or self._stopping(self._last_failure)
+        if self._stopping_as is not None:  # pause once the experiments under way finished
+            if not busy:
+                return self._end(*self._stopping_as)
+            time.sleep(self.poll_s)
+            return None
+        runnable = [r for r in rows if r["status"] == "proposed"]
+        awaiting = sum(r["status"] == "awaiting_approval" for r in rows)
+        done = self._done_reason()
+        if done is not None and awaiting and self._progress.first_hit is not None:
+            self.db.decide(cid, None, "rejected", "withdrawn: the target was reached")
+            awaiting = 0
+        if done is not None and not (busy or runnable or awaiting):
+            return self._end("completed", done)
+        idle = [w for w in self.workcells if w.name not in busy and _ready(snapshots.get(w.name))]
+        plan = PLAN_OF_ROUTE[cfg.route]
+        for workcell, r in zip(idle, runnable, strict=False):
+            self._submit(workcell, plan, r)
+        n = min(len(idle) - len(runnable) - awaiting, cfg.budget - self._progress.experiments)
+        if done is None and n > 0:
+            self._propose(n)
+        else:
+            time.sleep(self.poll_s)
+        return None
+
+    def _stopping(self, last_failure: str | None) -> tuple[str, str] | None:
+        reason = self._stop_reason(last_failure)
+        return None if reason is None else ("paused", reason)
+
+    def _workcell(self, name: str | None) -> Workcell:
+        for w in self.workcells:
+            if w.name == name:
+                return w
+        raise WorkcellError(
+            f"campaign {self.campaign_id}: an experiment is on workcell {name!r}, which the "
+            "campaign's `workcells` no longer lists"
+        )
+
+    def _submit(self, workcell: Workcell, plan: str, experiment: dict[str, Any]) -> None:
+        """Queue an experiment on a workcell: recorded as queued there *before* the item is
+        added, so an agent killed in between finds it (or finds it missing) on resume."""
+        self.db.set_experiment_status(experiment["id"], "queued", workcell=workcell.name)
+        md = {
+            **self._run_md(experiment),
+            "campaign_uid": self._uid,  # ids repeat across databases; a queue may outlive one
+            "seed": self.config.seed,  # a simulated workcell reseeds its twin by it
+        }
+        with contextlib.suppress(Exception):  # not added: found missing, and queued again
+            workcell.submit(plan, experiment["conditions"], md)
+
+    def _follow(
+        self,
+        experiment: dict[str, Any],
+        workcell: Workcell,
+        snapshot: tuple[dict, dict],
+        unseen: dict[int, int],
+    ) -> bool:
+        """Bring a queued or running experiment's record up to date with its queue item;
+        return whether it still occupies its workcell."""
+        status, items = snapshot
+        states = items.get(experiment["id"], [])
+        eid = experiment["id"]
+        if not states:  # the queue lost it (a Redis restart), or it was never added
+            return self._follow_lost(experiment, workcell, status, unseen)
+        unseen.pop(eid, None)
+        last = states[-1]
+        if last.where == "running":
+            if experiment["status"] != "running":
+                self.db.set_experiment_status(eid, "running", workcell=workcell.name)
+            return True
+        died = [s for s in states if s.where == "finished" and _worker_died(s)]
+        if last.where == "queued":
+            if died and self.config.on_worker_death == "fail":
+                workcell.remove(last.item_uid)  # the queue server put it back: don't rerun
+                self._fail(experiment, _item_reason(workcell, died[-1]))
+                return False
+            workcell.start()  # a queue stopped by a failure, or put back after a worker died
+            return True
+        if last.exit_status == "completed":
+            uid = last.run_uids[-1] if last.run_uids else self._stored_run(eid)
+            if uid is None:
+                self._fail(experiment, f"workcell {workcell.name}: the plan stored no run")
+            else:
+                self._record(experiment, uid)
+            return False
+        if _worker_died(last) and self.config.on_worker_death == "requeue":
+            self.db.set_experiment_status(eid, "proposed", _item_reason(workcell, last))
+            return False
+        self._fail(experiment, _item_reason(workcell, last))
+        return False
+
+    def _follow_lost(
+        self,
+        experiment: dict[str, Any],
+        workcell: Workcell,
+        status: Mapping[str, Any],
+        unseen: dict[int, int],
+    ) -> bool:
+        """An experiment its workcell's queue does not know: the database says what became of
+        it. A finished run is recorded; a run still open waits while the worker is busy (it
+        goes on without its queue record) and fails once the worker is idle; an experiment
+        that never started is queued again. Return whether it occupies the workcell."""
+        eid = experiment["id"]
+        runs = self.db.runs(experiment_id=eid)
+        finished = [r for r in runs if r["complete"]]
+        if finished:
+            last = finished[-1]
+            if last["exit_status"] == "success":
+                self._record(experiment, last["uid"])
+            else:
+                reason = last["reason"] or f"run {last['exit_status']}"
+                self._fail(experiment, f"workcell {workcell.name}: {reason}")
+            return False
+        if runs:
+            if status.get("worker_environment_state") == "executing_plan":
+                return True
+            self._fail(
+                experiment,
+                f"workcell {workcell.name}: its run stopped unrecorded (the queue server lost "
+                "track of it)",
+            )
+            return False
+        unseen[eid] = unseen.get(eid, 0) + 1
+        if unseen[eid] >= 2:  # seen in no queue twice in a row, and it never started
+            unseen.pop(eid)
+            self._submit(workcell, PLAN_OF_ROUTE[self.config.route], experiment)
+        return True
+
+    def _run_md(self, experiment: dict[str, Any]) -> dict[str, Any]:
+        """Start metadata of an experiment's run: which campaign and experiment it is."""
+        return {
+            "campaign_id": self.campaign_id,
+            "campaign_name": self.config.name,
+            "experiment_id": experiment["id"],
+            "experiment_index": experiment["index"],
+            "target": self.config.target.model_dump(mode="json", exclude_none=True),
+        }
+
+    def _restore(self) -> None:
+        """Rebuild the planner from the stored history (a proposal a person added was never
+        asked for; a rejected one is a veto)."""
         rows = self.db.experiments(self.campaign_id)
         batches: dict[int, list[dict[str, Any]]] = {}
         for r in rows:
-            batches.setdefault(int(r["provenance"].get("batch", r["index"])), []).append(r)
+            if r["provenance"].get("source") != "human":
+                batches.setdefault(int(r["provenance"].get("batch", r["index"])), []).append(r)
         observations = []
         for r in rows:
             if r["status"] == "done" and r["observables"]:
@@ -370,6 +609,11 @@ class CampaignRunner:
                 observations.append(
                     Observation(r["conditions"], failed=True, reason=r["failure_reason"])
                 )
+            elif r["status"] == "rejected":
+                observations.append(_vetoed(r))
+            else:
+                continue
+            self._told.add(r["id"])
         self._progress.restore(rows)
         self._catch_up_lab(rows)
         if self.config.planner.options.get("warm_start"):
@@ -377,9 +621,8 @@ class CampaignRunner:
         self.planner.restore(
             [[r["conditions"] for r in b] for _, b in sorted(batches.items())],
             observations,
-            [r["provenance"] for r in rows],
+            [r["provenance"] for r in rows if r["provenance"].get("source") != "human"],
         )
-        return [r for r in rows if r["status"] in ("proposed", "running")]
 
     def _catch_up_lab(self, rows: list[dict[str, Any]]) -> None:
         """Bring a new simulated lab to the state the finished experiments left the twin in.
@@ -399,7 +642,7 @@ class CampaignRunner:
             ),
             key=lambda r: r["index"],
         )
-        if not (self._lab_is_fresh and finished) or self.lab.world is None:
+        if not (self._lab_is_fresh and finished) or self.lab is None or self.lab.world is None:
             return  # nothing run yet, or an EPICS lab: its IOCs kept their state
         self._lab_is_fresh = False
         engine = RunEngine({}, context_managers=[])
@@ -436,15 +679,15 @@ class CampaignRunner:
         ]
         return runs[-1]["uid"] if runs else None
 
-    def _propose(self, n: int, first_index: int) -> list[dict[str, Any]]:
-        proposals = self.planner.ask(n)
-        batch = first_index
-        todo = []
-        for i, p in enumerate(proposals):
-            index = first_index + i
-            eid = self.db.add_experiment(
+    def _propose(self, n: int) -> None:
+        """Ask the planner for ``n`` proposals and store them, as ready to run or, with
+        ``approval: required``, as awaiting a person's approval."""
+        _, _, batch = self.db.open_experiments(self.campaign_id)
+        status = "awaiting_approval" if self.config.approval == "required" else "proposed"
+        for p in self.planner.ask(n):
+            self.db.add_experiment(
                 self.campaign_id,
-                index,
+                None,
                 p.conditions,
                 planner_name=p.planner_name,
                 planner_version=p.planner_version,
@@ -453,10 +696,9 @@ class CampaignRunner:
                 predicted_mean=p.predicted_mean,
                 predicted_std=p.predicted_std,
                 provenance={**p.provenance, "batch": batch},
+                status=status,
             )
-            todo.append({"id": eid, "index": index, "conditions": dict(p.conditions)})
-        self._progress.experiments = max(self._progress.experiments, first_index + len(todo))
-        return todo
+            self._progress.experiments += 1
 
     def _run_experiment_retrying(self, experiment: dict[str, Any]) -> str | None:
         """Run one experiment; ride out a database outage (see :func:`wait_for_database`) by
@@ -465,15 +707,7 @@ class CampaignRunner:
             try:
                 return self._run_experiment(experiment)
             except DBAPIError as exc:
-                if not is_disconnect(exc, self.db):
-                    raise
-                wait_for_database(
-                    self.db,
-                    exc,
-                    self.reconnect_window_s,
-                    f"campaign {self.campaign_id} stopped; `qdlab campaign resume "
-                    f"{self.campaign_id}` continues once the database is back",
-                )
+                self._wait_out(exc)
                 if self.RE.state != "idle":
                     self.RE.halt()
                 self.RE = self._new_run_engine()  # its writer gets a fresh connection
@@ -495,55 +729,62 @@ class CampaignRunner:
         self._pause_requested = True
 
     def _run_experiment(self, experiment: dict[str, Any]) -> str | None:
-        """Run one experiment; return its failure reason (None if it succeeded)."""
-        db, cid, eid, index = self.db, self.campaign_id, experiment["id"], experiment["index"]
-        conditions = experiment["conditions"]
+        """Run one experiment here; return its failure reason (None if it succeeded)."""
+        db, eid, index = self.db, experiment["id"], experiment["index"]
         plan = PLANS[self.config.route]
         self._lab_is_fresh = False
-        md = {
-            "campaign_id": cid,
-            "campaign_name": self.config.name,
-            "experiment_id": eid,
-            "experiment_index": index,
-            "target": self.config.target.model_dump(mode="json", exclude_none=True),
-        }
         uid = self._stored_run(eid)  # killed after its run was stored: finish, don't repeat
         try:
             if uid is None:
                 db.set_experiment_status(eid, "running")
                 self.lab.reseed(self.config.seed, index)
-                uid = self._run_plan(plan(self.lab, conditions, md=md), eid)
+                uid = self._run_plan(
+                    plan(self.lab, experiment["conditions"], md=self._run_md(experiment)), eid
+                )
                 if uid is None:
                     db.set_experiment_status(eid, "proposed", "interrupted; runs again on resume")
                     raise CampaignInterrupted
-            observables = observables_from_documents(db.run_documents(uid))
         except KeyboardInterrupt:
             db.set_experiment_status(eid, "proposed", "interrupted; runs again on resume")
             raise
         except SafetyAbort as exc:
-            reason = str(exc)
-            db.set_experiment_status(eid, "failed", reason)
-            self.planner.tell([Observation(conditions, failed=True, reason=reason)])
-            self._safety_stop = reason
-            self._report()
-            return reason
-        except (MeasurementRejected, FailedStatus, RuntimeError, TimeoutError, ValueError) as exc:
-            reason = _failure_reason(exc)
-            db.set_experiment_status(eid, "failed", reason)
-            self.planner.tell([Observation(conditions, failed=True, reason=reason)])
-            self._consecutive_failures += 1
-            self._report()
-            if self._pause_requested:
-                raise CampaignInterrupted from None
-            return reason
-        db.add_observation(eid, observables, run_uid=uid)  # marks it done, atomically
-        self.planner.tell([Observation(conditions, observables)])
-        self._progress.observe(index, observables)
+            self._safety_stop = str(exc)
+            return self._fail(experiment, str(exc), count=False)
+        except (FailedStatus, RuntimeError, TimeoutError, ValueError) as exc:
+            reason = self._fail(experiment, _failure_reason(exc))
+        else:
+            reason = self._record(experiment, uid)
+        if self._pause_requested:
+            raise CampaignInterrupted from None
+        return reason
+
+    def _record(self, experiment: dict[str, Any], uid: str) -> str | None:
+        """Extract an experiment's observables from its stored run (read back from the
+        database), store them, then tell the planner; return the failure reason if the
+        measurement was rejected."""
+        try:
+            observables = observables_from_documents(self.db.run_documents(uid))
+        except MeasurementRejected as exc:
+            return self._fail(experiment, _failure_reason(exc))
+        self.db.add_observation(experiment["id"], observables, run_uid=uid)  # and marks it done
+        self.planner.tell([Observation(experiment["conditions"], observables)])
+        self._told.add(experiment["id"])
+        self._progress.observe(experiment["index"], observables)
         self._consecutive_failures = 0
         self._report()
-        if self._pause_requested:
-            raise CampaignInterrupted
         return None
+
+    def _fail(self, experiment: dict[str, Any], reason: str, count: bool = True) -> str:
+        """Record that an experiment failed, and why; tell the planner. ``count``: it counts
+        towards the failures in a row that pause the campaign."""
+        self.db.set_experiment_status(experiment["id"], "failed", reason)
+        self.planner.tell([Observation(experiment["conditions"], failed=True, reason=reason)])
+        self._told.add(experiment["id"])
+        self._last_failure = reason
+        if count:
+            self._consecutive_failures += 1
+        self._report()
+        return reason
 
     def _run_plan(self, plan: Any, experiment_id: int) -> str | None:
         """Run one synthesis; on Ctrl-C return the run if its measurement is stored (the
@@ -580,6 +821,86 @@ class CampaignRunner:
             self.on_progress(p.experiments, self.config.budget, p.best_error)
 
 
+def _vetoed(row: Mapping[str, Any]) -> Observation:
+    """What the planner is told of a proposal a person rejected."""
+    reason = row["failure_reason"] or "rejected"
+    return Observation(row["conditions"], failed=True, reason=reason, vetoed=True)
+
+
+def connect_workcells(specs: list[Any], db: Database) -> list[Workcell]:
+    """Clients of a campaign's workcells, each answering; a name without an address is looked
+    up among the workcells registered in the database. :class:`WorkcellError` names the first
+    unknown or unreachable one."""
+    registered = {w["name"]: w for w in db.workcells()} if specs else {}
+    clients: list[Workcell] = []
+    try:
+        for i, spec in enumerate(specs):
+            field = f"workcells[{i}] ({spec.name})"
+            zmq, http = spec.zmq, spec.http
+            if zmq is None and http is None:
+                known = registered.get(spec.name)
+                if known is None or known["stopped_at"] is not None:
+                    names = sorted(n for n, w in registered.items() if w["stopped_at"] is None)
+                    raise WorkcellError(
+                        f"{field}: no workcell of that name serves (serving: "
+                        f"{', '.join(names) or 'none'}); start it with `qdlab workcell serve` "
+                        "or give its zmq address"
+                    )
+                zmq, http = known["zmq"], None if known["zmq"] else known["http"]
+            key = None
+            if spec.api_key_env is not None:
+                key = os.environ.get(spec.api_key_env)
+                if not key:
+                    raise WorkcellError(f"{field}: ${spec.api_key_env} is not set")
+            client = Workcell(spec.name, zmq=zmq, http=http, api_key=key)
+            clients.append(client)
+            try:
+                client.status()
+            except WorkcellError as exc:
+                raise WorkcellError(f"{field}: {exc}") from None
+    except BaseException:
+        for c in clients:
+            c.close()
+        raise
+    return clients
+
+
+def _snapshot(workcell: Workcell, campaign_uid: str) -> tuple[dict, dict] | None:
+    """(status, this campaign's items by experiment id) of a workcell; None if it does not
+    answer (its experiments wait until it does)."""
+    try:
+        return workcell.status(), workcell.items(campaign_uid)
+    except Exception:
+        workcell.reconnect()
+        return None
+
+
+def _ready(snapshot: tuple[dict, dict] | None) -> bool:
+    """Whether a workcell takes a new experiment (its worker is not busy with a plan the
+    manager lost track of)."""
+    if snapshot is None or not snapshot[0]["worker_environment_exists"]:
+        return False
+    status = snapshot[0]
+    if status["manager_state"] == "idle":
+        return status.get("worker_environment_state") == "idle"
+    return status["manager_state"] in ("executing_queue", "starting_queue")
+
+
+_WORKER_DIED = "RE Worker environment was destroyed"
+
+
+def _worker_died(state: ItemState) -> bool:
+    return _WORKER_DIED in state.message
+
+
+def _item_reason(workcell: Workcell, state: ItemState) -> str:
+    """An experiment's failure reason from its finished queue item."""
+    message = state.message.removeprefix("Plan failed:").strip()
+    if _worker_died(state):
+        return f"workcell {workcell.name}: its worker died mid-plan ({message})"
+    return message or f"workcell {workcell.name}: plan {state.exit_status}"
+
+
 class _Progress:
     """What the loop needs to know after every experiment, kept up to date in memory: reading
     the whole campaign back after each experiment would make long campaigns ever slower."""
@@ -591,7 +912,7 @@ class _Progress:
         self.first_hit: int | None = None  # 1-based, as users count
 
     def restore(self, rows: list[dict[str, Any]]) -> None:
-        self.experiments = len(rows)
+        self.experiments = sum(r["status"] != "rejected" for r in rows)
         for r in rows:
             if r["status"] == "done" and r["observables"]:
                 self.observe(r["index"], r["observables"])

@@ -346,6 +346,7 @@ def campaign_show(
                 "acquisition_value": r["acquisition_value"],
                 "predicted_mean": r["predicted_mean"],
                 "predicted_std": r["predicted_std"],
+                "workcell": r["workcell"],
             }
             for r in rows
         ]
@@ -358,7 +359,7 @@ def campaign_show(
         f"{target_text(campaign['target'])}"
     )
     names = list(campaign["config"]["campaign"]["space"])
-    table = Table("#", "status", *names, "PL nm", "FWHM nm", "note")
+    table = Table("#", "status", *names, "PL nm", "FWHM nm", "by", "note")
     for r in rows:
         obs = r["observables"] or {}
         table.add_row(
@@ -366,9 +367,75 @@ def campaign_show(
             r["status"],
             *(c if isinstance(c := r["conditions"][n], str) else f"{c:.4g}" for n in names),
             *("" if obs.get(k) is None else f"{obs[k]:.2f}" for k in ("pl_peak_nm", "pl_fwhm_nm")),
+            r["planner_name"] + (f" @ {r['workcell']}" if r["workcell"] else ""),
             r["failure_reason"] or "",
         )
     console.print(table)
+    waiting = [r for r in rows if r["status"] == "awaiting_approval"]
+    if waiting:
+        observable = next(iter(campaign["target"]))
+        console.print(f"[bold]{len(waiting)} proposal(s) await approval[/bold] (predicted:")
+        for r in waiting:
+            mean, std = r["predicted_mean"], r["predicted_std"]
+            guess = "no prediction" if mean is None else f"{observable} {mean:.1f}"
+            if mean is not None and std is not None:
+                guess += f" ± {std:.1f}"
+            console.print(f"  #{r['index'] + 1}: {guess}")
+        console.print(
+            f"`qdlab campaign approve {campaign_id} N ... | --all`, "
+            f"`qdlab campaign reject {campaign_id} N --reason TEXT`"
+        )
+
+
+@campaign_app.command("approve")
+def campaign_approve(
+    campaign_id: Annotated[int, typer.Argument(help="campaign id")],
+    numbers: Annotated[
+        list[int] | None, typer.Argument(help="experiment numbers (as `campaign show` lists)")
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="approve every proposal awaiting")] = False,
+    db: DbOption = None,
+) -> None:
+    """Approve proposals awaiting approval: they run next."""
+    from db import Database
+    from orchestrator.approval import approve
+
+    if bool(numbers) == all_:
+        raise click.BadParameter("give experiment numbers or --all (not both)", param_hint="N")
+    approved = approve(Database(db, create=False), campaign_id, None if all_ else numbers)
+    print(f"campaign {campaign_id}: approved {', '.join(f'#{n}' for n in approved)}")
+
+
+@campaign_app.command("reject")
+def campaign_reject(
+    campaign_id: Annotated[int, typer.Argument(help="campaign id")],
+    number: Annotated[int, typer.Argument(help="experiment number (as `campaign show` lists)")],
+    reason: Annotated[str, typer.Option(help="why (told to the planner and stored)")],
+    db: DbOption = None,
+) -> None:
+    """Reject a proposal: it never runs, and the planner avoids it."""
+    from db import Database
+    from orchestrator.approval import reject
+
+    reject(Database(db, create=False), campaign_id, number, reason)
+    print(f"campaign {campaign_id}: rejected #{number}")
+
+
+@campaign_app.command("add")
+def campaign_add(
+    campaign_id: Annotated[int, typer.Argument(help="campaign id")],
+    conditions: Annotated[
+        str, typer.Option(help='JSON, e.g. \'{"br_pb_ratio": 8, "temperature_c": 150, ...}\'')
+    ],
+    note: Annotated[str | None, typer.Option(help="why this experiment (stored)")] = None,
+    db: DbOption = None,
+) -> None:
+    """Add a hand-chosen experiment (checked against the space and the lab's limits)."""
+    from db import Database
+    from orchestrator.approval import add, parse_conditions
+
+    number = add(Database(db, create=False), campaign_id, parse_conditions(conditions), note)
+    print(f"campaign {campaign_id}: added #{number} (provenance human); it runs next")
 
 
 @campaign_app.command("report")
@@ -710,3 +777,6 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(getattr(exc, "exit_code", 2))
     if isinstance(code, int) and code:  # typer returns typer.Exit codes when not standalone
         sys.exit(code)
+
+
+import orchestrator.cli_workcell  # noqa: E402,F401  (registers `qdlab workcell`)

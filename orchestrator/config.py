@@ -36,6 +36,7 @@ __all__ = [
     "MAX_BUDGET",
     "CampaignConfig",
     "LoadedCampaign",
+    "WorkcellSpec",
     "load_campaign",
     "loaded_from_stored",
     "parse_campaign",
@@ -108,8 +109,34 @@ class SimulatorSpec(_Strict):
     variability: bool | None = None
 
 
+class WorkcellSpec(_Strict):
+    """One workcell a campaign dispatches to: ``{name: A, zmq: tcp://127.0.0.1:60615}``, or
+    ``{name: A, http: http://host:60610, api_key_env: QDLAB_API_KEY}`` through
+    bluesky-httpserver, or ``{name: A}`` alone: the address ``qdlab workcell serve`` registered
+    in the campaign database."""
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.\-]+$")
+    zmq: str | None = Field(None, pattern=r"^tcp://[^\s:]+:\d{1,5}$")
+    http: str | None = Field(None, pattern=r"^https?://\S+$")
+    api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """The environment variable holding the HTTP server's API key (never the key itself)."""
+
+    @model_validator(mode="after")
+    def _one_address(self) -> WorkcellSpec:
+        if self.zmq is not None and self.http is not None:
+            raise ValueError("give at most one of zmq or http")
+        return self
+
+
 class CampaignConfig(_Strict):
-    """A closed-loop campaign (see ``configs/campaigns/``)."""
+    """A closed-loop campaign (see ``configs/campaigns/``).
+
+    ``workcells`` dispatches its experiments to RE Managers (``qdlab workcell serve``) instead
+    of running them in this process; ``approval: required`` stores each proposal as
+    ``awaiting_approval`` until a person approves it (``qdlab campaign approve``);
+    ``on_worker_death`` says what becomes of an experiment whose workcell's worker died under
+    it: ``fail`` it (with the reason), or ``requeue`` it to run again.
+    """
 
     name: str = Field(min_length=1, max_length=200)
     lab: str
@@ -122,6 +149,18 @@ class CampaignConfig(_Strict):
     seed: int = Field(0, ge=0, le=MAX_SEED)
     stop_on_target: bool = True
     simulator: SimulatorSpec = SimulatorSpec()
+    workcells: list[WorkcellSpec] | None = Field(None, min_length=1, max_length=64)
+    approval: Literal["none", "required"] = "none"
+    on_worker_death: Literal["fail", "requeue"] = "fail"
+
+    @field_validator("workcells")
+    @classmethod
+    def _unique_names(cls, v: list[WorkcellSpec] | None) -> list[WorkcellSpec] | None:
+        names = [w.name for w in v or ()]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"workcell names must be unique; {twice} appear more than once")
+        return v
 
     @field_validator("route", mode="before")
     @classmethod

@@ -182,6 +182,9 @@ class Observation:
     failed: bool = False
     reason: str | None = None
     warm_start: bool = False
+    vetoed: bool = False
+    """A person rejected the proposal before it ran: it counts as a failure, and the planner
+    never proposes these conditions again."""
 
 
 class Planner(ABC):
@@ -198,6 +201,7 @@ class Planner(ABC):
         self.target = target
         self.seed = seed
         self._pending: dict[tuple, Mapping[str, Any]] = {}
+        self._vetoed: dict[tuple, Mapping[str, Any]] = {}
         self.observations: list[Observation] = []
 
     @property
@@ -206,18 +210,39 @@ class Planner(ABC):
         return list(self._pending.values())
 
     def ask(self, n: int = 1) -> list[Proposal]:
-        """Propose ``n`` new conditions (never one already pending)."""
+        """Propose ``n`` new conditions (never one already pending, never one vetoed).
+
+        Vetoed points count as pending while the subclass proposes (a model-based planner
+        then sees no gain in them); a proposal that still lands on one is dropped and asked
+        for again.
+        """
         if n < 1:
             raise ValueError(f"ask(n) needs n >= 1, got {n}")
-        proposals = self._propose(n)
-        for p in proposals:
-            self._pending[self.space.key(p.conditions)] = p.conditions
+        proposals: list[Proposal] = []
+        for _ in range(4):
+            vetoed = [k for k in self._vetoed if k not in self._pending]
+            self._pending.update({k: self._vetoed[k] for k in vetoed})
+            try:
+                fresh = self._propose(n - len(proposals))
+            finally:
+                for k in vetoed:
+                    self._pending.pop(k, None)
+            for p in fresh:
+                key = self.space.key(p.conditions)
+                if key not in self._vetoed:
+                    self._pending[key] = p.conditions
+                    proposals.append(p)
+            if len(proposals) == n:
+                break
         return proposals
 
     def tell(self, observations: Sequence[Observation]) -> None:
         """Learn from measured (or failed) experiments; clears their pending points."""
         for obs in observations:
-            self._pending.pop(self.space.key(obs.conditions), None)
+            key = self.space.key(obs.conditions)
+            self._pending.pop(key, None)
+            if obs.vetoed:
+                self._vetoed[key] = obs.conditions
             self.observations.append(obs)
         self._learn(list(observations))
 

@@ -61,6 +61,19 @@ def RE():
     return engine
 
 
+def wait_for(predicate, timeout: float = 60.0, what: str = "a condition"):
+    """Poll ``predicate`` until it returns something truthy (returned); fail after ``timeout``."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def validate_documents(docs):
     """Validate every (name, doc) pair with event-model's JSON schemas; return the count."""
     for name, doc in docs:
@@ -265,3 +278,136 @@ def ioc(epics_port):
     server = IOC().start()
     yield server
     server.stop()
+
+
+class RedisServer:
+    """A throwaway ``redis-server`` on a free loopback port, nothing saved to disk."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp, self.port = tmp, _free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> RedisServer:
+        import shutil
+        import socket
+        import time
+
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.skip("redis-server is not installed here (the Makefile installs it with apt)")
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.tmp)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        pytest.skip(f"redis-server did not start on port {self.port} within {timeout:g} s")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def redis_server(tmp_path_factory):
+    """A real Redis of the test's own (it starts in milliseconds) for its queue servers."""
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+class WorkcellServer:
+    """``qdlab workcell serve`` (an RE Manager and its worker) on free loopback ports."""
+
+    def __init__(
+        self, name: str, db_url: str, redis: str, speedup: str = "max", api_key: str | None = None
+    ) -> None:
+        self.name, self.db_url, self.redis, self.speedup = name, db_url, redis, speedup
+        self.zmq = f"tcp://127.0.0.1:{_free_port()}"
+        self.zmq_info = f"tcp://127.0.0.1:{_free_port()}"
+        self.api_key = api_key  # given: also serve REST (bluesky-httpserver) with this key
+        self.http = f"http://127.0.0.1:{_free_port()}" if api_key else None
+        self.proc: subprocess.Popen | None = None
+        self.log = ""
+
+    def start(self, timeout: float = 120.0) -> WorkcellServer:
+        import os
+        import tempfile
+        import time
+
+        # read while the server writes to it; closed by stop()
+        self._log = tempfile.NamedTemporaryFile("w+", prefix=f"workcell-{self.name}-")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator", "workcell", "serve",
+             "--lab", "configs/labs/sim.yaml", "--db", self.db_url, "--name", self.name,
+             "--redis", self.redis, "--zmq", self.zmq, "--zmq-info", self.zmq_info,
+             "--speedup", self.speedup,
+             *(["--http", self.http.rsplit(":", 1)[1]] if self.http else [])],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=self._log, text=True,
+            env={**os.environ, "QSERVER_HTTP_SERVER_SINGLE_USER_API_KEY": self.api_key or ""},
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._log.seek(0)
+            self.log = self._log.read()
+            if "ready" in self.log:
+                return self
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"workcell {self.name} exited: {self.log[-800:]}")
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"workcell {self.name} not ready within {timeout:g} s: {self.log}")
+
+    def worker_pid(self) -> int | None:
+        """The RE Worker process (the one under the manager that has the database open)."""
+        import os
+
+        parents = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    stat = Path(f"/proc/{entry}/stat").read_text()
+                except OSError:
+                    continue
+                parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+        found, todo = [], [self.proc.pid]
+        while todo:
+            pid = todo.pop()
+            kids = [p for p, parent in parents.items() if parent == pid]
+            found += kids
+            todo += kids
+        target = self.db_url.removeprefix("sqlite:///")
+        for pid in found:
+            try:
+                fds = os.listdir(f"/proc/{pid}/fd")
+            except OSError:
+                continue
+            for fd in fds:
+                try:
+                    if os.readlink(f"/proc/{pid}/fd/{fd}") == target:
+                        return pid
+                except OSError:
+                    continue
+        return None
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        if self.proc is not None:
+            self._log.close()

@@ -1,0 +1,106 @@
+"""Workcell scaling: one campaign dispatched to 1, 2 and 4 workcells on this machine.
+
+Each workcell is ``qdlab workcell serve`` (an RE Manager and its worker, its queue in a
+throwaway ``redis-server``) serving the simulated lab at a speed-up that makes one hot-injection
+experiment take a few seconds of wall time; the campaign's agent (``qdlab campaign run``) keeps
+every workcell busy and refills each as soon as its experiment finishes. Printed: wall time and
+speed-up over one workcell for the same number of experiments, and the experiment at which the
+target was first hit with asynchronous dispatch (the busy workcells' conditions are the
+planner's pending points) against one workcell, on the default target (470 nm, BoTorch).
+
+    python benchmarks/workcell_scaling.py [--experiments 40] [--workcells 1 2 4] [--speedup 150]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from db import Database  # noqa: E402
+from tests.conftest import RedisServer, WorkcellServer, qdlab  # noqa: E402
+
+CAMPAIGN = ROOT / "configs" / "campaigns" / "blue_470_botorch.yaml"
+
+
+def run(n_workcells: int, experiments: int, speedup: str, planner: str, seed: int) -> dict:
+    """One campaign of ``experiments`` on ``n_workcells`` fresh workcells."""
+    with tempfile.TemporaryDirectory(prefix="qdlab-scaling-") as tmp:
+        tmp_path = Path(tmp)
+        url = f"sqlite:///{tmp_path / 'lab.db'}"
+        redis = RedisServer(tmp_path).start()
+        names = [chr(ord("A") + i) for i in range(n_workcells)]
+        servers = [WorkcellServer(n, url, redis.address, speedup) for n in names]
+        try:
+            for s in servers:
+                s.start()
+            config = yaml.safe_load(CAMPAIGN.read_text())
+            config.update(
+                lab=str(ROOT / "configs" / "labs" / "sim.yaml"),
+                budget=experiments,
+                seed=seed,
+                stop_on_target=False,
+                workcells=[{"name": n} for n in names],
+            )
+            if planner != "botorch":
+                config["planner"] = {"kind": planner}
+            path = tmp_path / "campaign.yaml"
+            path.write_text(yaml.safe_dump(config))
+            t0 = time.perf_counter()
+            out = qdlab("campaign", "run", str(path), "--db", url, "--json", timeout=3600)
+            wall = time.perf_counter() - t0
+            if out.returncode != 0:
+                raise SystemExit(f"campaign on {n_workcells} workcell(s) failed: {out.stderr}")
+            summary = json.loads(out.stdout)
+            rows = Database(url).experiments(summary["campaign_id"])
+            per_workcell = {n: sum(r["workcell"] == n for r in rows) for n in names}
+        finally:
+            for s in servers:
+                s.stop()
+            redis.stop()
+    return {
+        "workcells": n_workcells,
+        "wall_s": wall,
+        "experiments": summary["experiments"],
+        "first_hit": summary["first_hit_experiment"],
+        "per_workcell": per_workcell,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--experiments", type=int, default=40)
+    parser.add_argument("--workcells", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--speedup", default="150", help="lab seconds per wall-clock second")
+    parser.add_argument("--planner", default="botorch", choices=["botorch", "random", "sobol"])
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+
+    print(
+        f"workcell scaling: {args.experiments} hot-injection experiments, simulated lab at "
+        f"speed-up {args.speedup} (~3 s of wall time each), planner {args.planner}, "
+        f"target 470 ± 1 nm"
+    )
+    print(f"{'workcells':>9} {'wall s':>8} {'speed-up':>9} {'first hit':>10}  per workcell")
+    base = None
+    for n in args.workcells:
+        r = run(n, args.experiments, args.speedup, args.planner, args.seed)
+        base = base or r["wall_s"] * (1 if n == 1 else n)  # without a 1-workcell run: ideal
+        hit = "-" if r["first_hit"] is None else f"#{r['first_hit']}"
+        print(
+            f"{n:>9} {r['wall_s']:>8.1f} {base / r['wall_s']:>8.2f}x {hit:>10}  "
+            + ", ".join(f"{k}: {v}" for k, v in r["per_workcell"].items()),
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""The human in the loop: approve, reject and add experiments of a campaign.
+
+These are operations on the campaign in the database, so the CLI (``qdlab campaign approve``,
+``reject``, ``add``) and a dashboard use the same ones, while the campaign's agent runs in
+another process: it finds approved and added experiments, and tells its planner of rejected
+ones (as vetoed failures: never proposed again), the next time it looks.
+
+Experiments are numbered from 1 here, as ``qdlab campaign show`` lists them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from db import Database
+from devices.config import ConfigError
+from models.parameters import ParameterError, get_route
+from orchestrator.config import loaded_from_stored
+from orchestrator.recipes import recipe_for
+
+__all__ = ["HUMAN", "add", "approve", "awaiting", "parse_conditions", "reject"]
+
+HUMAN = "human"
+"""The planner name and provenance ``source`` of an experiment a person added."""
+
+
+def awaiting(db: Database, campaign_id: int) -> list[dict[str, Any]]:
+    """The campaign's proposals awaiting approval, with the planner's prediction."""
+    rows, _, _ = db.open_experiments(campaign_id)
+    return [r for r in rows if r["status"] == "awaiting_approval"]
+
+
+def _indices(db: Database, campaign_id: int, numbers: Sequence[int] | None) -> list[int] | None:
+    """0-based indices of the 1-based experiment ``numbers``, each awaiting approval."""
+    waiting = {r["index"] + 1 for r in awaiting(db, campaign_id)}
+    if not waiting:
+        raise ConfigError(f"campaign {campaign_id}: no proposal awaits approval")
+    if numbers is None:
+        return None
+    bad = [n for n in numbers if n not in waiting]
+    if bad:
+        raise ConfigError(
+            f"N: experiment(s) {', '.join(map(str, bad))} of campaign {campaign_id} do not "
+            f"await approval; those that do: {', '.join(map(str, sorted(waiting)))}"
+        )
+    return [n - 1 for n in numbers]
+
+
+def approve(db: Database, campaign_id: int, numbers: Sequence[int] | None = None) -> list[int]:
+    """Approve proposals (1-based ``numbers``; ``None``: every one awaiting); return the
+    numbers approved. :class:`ConfigError` names any that does not await approval."""
+    db.campaign(campaign_id)
+    moved = db.decide(campaign_id, _indices(db, campaign_id, numbers), "proposed")
+    return [i + 1 for i in moved]
+
+
+def reject(db: Database, campaign_id: int, number: int, reason: str) -> None:
+    """Reject proposal ``number`` (1-based) with ``reason``: it never runs, and the campaign's
+    planner is told that a person vetoed it."""
+    db.campaign(campaign_id)
+    reason = reason.strip()
+    if not reason or len(reason) > 1000:
+        raise ConfigError("--reason: say why, in 1 to 1000 characters")
+    moved = db.decide(
+        campaign_id, _indices(db, campaign_id, [number]), "rejected", f"rejected: {reason}"
+    )
+    if not moved:
+        raise ConfigError(f"N: experiment {number} was decided meanwhile")
+
+
+def parse_conditions(text: str) -> dict[str, Any]:
+    """``--conditions`` JSON as a mapping; :class:`ConfigError` if it is not a JSON object."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--conditions: not JSON ({exc.msg} at character {exc.pos})") from None
+    if not isinstance(value, dict):
+        raise ConfigError("--conditions: a JSON object, e.g. '{\"br_pb_ratio\": 8, ...}'")
+    return value
+
+
+def add(
+    db: Database, campaign_id: int, conditions: Mapping[str, Any], note: str | None = None
+) -> int:
+    """Add a hand-chosen experiment to a campaign; return its number (1-based).
+
+    The conditions must give every parameter of the campaign's space, inside the space, and be
+    something the campaign's lab can do (volumes, pump rates): :class:`ConfigError` names the
+    field and the allowed range otherwise. The experiment is recorded with planner and
+    provenance ``human`` and runs without waiting for approval (a person chose it).
+    """
+    campaign = db.campaign(campaign_id)
+    loaded = loaded_from_stored(campaign["config"], campaign["name"])
+    route, space = loaded.config.route, loaded.space
+    unknown = sorted(set(conditions) - set(space.order))
+    if unknown:
+        raise ConfigError(
+            f"--conditions: {', '.join(unknown)} is not a parameter of this campaign; "
+            f"its parameters: {', '.join(space.order)}"
+        )
+    try:
+        valid = get_route(route).validate(dict(conditions))
+    except ParameterError as exc:
+        raise ConfigError(f"--conditions: {exc}") from None
+    for name in space.order:
+        value = valid[name]
+        if name in space.continuous:
+            lo, hi = space.continuous[name]
+            if not lo <= float(value) <= hi:
+                raise ConfigError(
+                    f"--conditions: {name} = {value:g} is outside the campaign's space "
+                    f"[{lo:g}, {hi:g}]"
+                )
+        elif value not in space.categorical[name]:
+            raise ConfigError(
+                f"--conditions: {name} = {value!r} is not one of the campaign's choices "
+                f"{list(space.categorical[name])}"
+            )
+    try:
+        recipe_for(route, valid, loaded.lab)
+    except ParameterError as exc:
+        raise ConfigError(f"--conditions: {exc}") from None
+    if campaign["status"] == "completed":
+        raise ConfigError(
+            f"campaign {campaign_id} is completed; `qdlab campaign resume {campaign_id} "
+            "--budget N` reopens it"
+        )
+    eid = db.add_experiment(
+        campaign_id,
+        None,
+        {n: valid[n] for n in space.order},
+        planner_name=HUMAN,
+        planner_version="1",
+        provenance={"source": HUMAN, **({"note": note} if note else {})},
+    )
+    return db.experiment(eid)["index"] + 1

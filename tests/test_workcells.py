@@ -1,0 +1,280 @@
+"""Workcells on bluesky-queueserver: real RE Managers, a real Redis, campaigns dispatched to them.
+
+Each workcell is ``qdlab workcell serve`` (an RE Manager with its own RunEngine worker) on free
+loopback ports, its queue in a throwaway ``redis-server``; the campaign's agent is ``qdlab
+campaign run``, as a user starts it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import pytest
+import yaml
+
+from db import Database
+from tests.conftest import WorkcellServer, qdlab, start_qdlab, wait_for
+from tests.test_campaign import BASE
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def db_path(tmp_path):
+    return tmp_path / "lab.db"
+
+
+@pytest.fixture
+def serve(redis_server, db_path):
+    """Start workcells by name; all are stopped after the test."""
+    started: list[WorkcellServer] = []
+
+    def start(*names: str, speedup: str = "max") -> list[WorkcellServer]:
+        servers = [
+            WorkcellServer(n, f"sqlite:///{db_path}", redis_server.address, speedup) for n in names
+        ]
+        started.extend(servers)
+        return [s.start() for s in servers]
+
+    yield start
+    for s in started:
+        s.stop()
+
+
+def campaign_file(tmp_path, workcells, **changes) -> str:
+    config = {**BASE, "workcells": workcells, "stop_on_target": False, **changes}
+    path = tmp_path / "campaign.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def runs_by_experiment(db: Database, campaign_id: int) -> dict[int, list[dict]]:
+    out: dict[int, list[dict]] = {}
+    for run in db.runs(campaign_id):
+        out.setdefault(run["experiment_id"], []).append(run)
+    return out
+
+
+def start_documents(db: Database, campaign_id: int) -> list[dict]:
+    return [doc for name, doc in db.campaign_documents(campaign_id) if name == "start"]
+
+
+def test_a_campaign_across_two_workcells_runs_every_experiment_once(serve, tmp_path, db_path):
+    _, b = serve("A", "B")
+    url = f"sqlite:///{db_path}"
+    config = campaign_file(tmp_path, [{"name": "A"}, {"name": "B", "zmq": b.zmq}], budget=8)
+    out = qdlab("campaign", "run", config, "--db", url, "--json")
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["status"] == "completed" and summary["experiments"] == 8
+    db = Database(url)
+    rows = db.experiments(summary["campaign_id"])
+    assert {r["status"] for r in rows} <= {"done", "failed"} and len(rows) == 8
+    runs = runs_by_experiment(db, summary["campaign_id"])
+    assert sorted(runs) == sorted(r["id"] for r in rows)
+    assert all(len(v) == 1 and v[0]["complete"] for v in runs.values())
+    starts = start_documents(db, summary["campaign_id"])
+    by_experiment = {d["experiment_id"]: d["workcell"] for d in starts}
+    assert {r["workcell"] for r in rows} == {"A", "B"}  # both were kept busy
+    assert all(by_experiment[r["id"]] == r["workcell"] for r in rows)
+
+    status = qdlab("workcell", "status", "--db", url, "--json")
+    assert status.returncode == 0, status.stderr
+    states = {w["name"]: w for w in json.loads(status.stdout)}
+    assert states["A"]["manager_state"] == "idle" and states["A"]["queue"] == 0
+    assert states["B"]["environment"] is True and states["B"]["history"] >= 1
+
+
+def statuses(db: Database, campaign_id: int = 1) -> list[str]:
+    try:
+        return [r["status"] for r in db.experiments(campaign_id)]
+    except Exception:
+        return []
+
+
+def test_kill_9_of_the_agent_then_resume_runs_no_experiment_twice(serve, tmp_path, db_path):
+    serve("A", "B", speedup="400")
+    url = f"sqlite:///{db_path}"
+    config = campaign_file(tmp_path, [{"name": "A"}, {"name": "B"}], budget=10)
+    agent = start_qdlab("campaign", "run", config, "--db", url)
+    db = Database(url)
+    # killed while experiments are queued or running on the workcells, some already done
+    wait_for(
+        lambda: (
+            statuses(db).count("done") >= 3
+            and any(s in ("queued", "running") for s in statuses(db))
+        ),
+        120,
+        "a campaign under way",
+    )
+    agent.send_signal(signal.SIGKILL)
+    agent.wait(10)
+    out = qdlab("campaign", "resume", "1", "--db", url, "--json", timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["experiments"] == 10
+    rows = db.experiments(1)
+    assert {r["status"] for r in rows} <= {"done", "failed"} and len(rows) == 10
+    runs = runs_by_experiment(db, 1)
+    assert all(len(runs[r["id"]]) == 1 for r in rows), {k: len(v) for k, v in runs.items()}
+
+
+@pytest.mark.parametrize("policy", ["fail", "requeue"])
+def test_a_worker_killed_mid_plan_fails_or_requeues_its_experiment_and_the_campaign_goes_on(
+    serve, tmp_path, db_path, policy
+):
+    a, _ = serve("A", "B", speedup="100")
+    url = f"sqlite:///{db_path}"
+    config = campaign_file(
+        tmp_path, [{"name": "A"}, {"name": "B"}], budget=6, on_worker_death=policy
+    )
+    agent = start_qdlab("campaign", "run", config, "--db", url, capture=True)
+    db = Database(url)
+    victim = wait_for(
+        lambda: (
+            next(
+                (r for r in db.experiments(1) if r["status"] == "running" and r["workcell"] == "A"),
+                None,
+            )
+            if db_path.exists()
+            else None
+        ),
+        120,
+        "an experiment running on A",
+    )
+    wait_for(lambda: db.runs(experiment_id=victim["id"]), 30, "its run to start")
+    os.kill(a.worker_pid(), signal.SIGKILL)
+    _, err = agent.communicate(timeout=300)
+    assert agent.returncode == 0, err
+    rows = {r["id"]: r for r in db.experiments(1)}
+    assert len(rows) == 6 and {r["status"] for r in rows.values()} <= {"done", "failed"}
+    runs = runs_by_experiment(db, 1)[victim["id"]]
+    if policy == "fail":
+        assert rows[victim["id"]]["status"] == "failed"
+        assert "its worker died mid-plan" in rows[victim["id"]]["failure_reason"]
+        assert len(runs) == 1 and not runs[0]["complete"]  # it did not run again
+    else:
+        assert [r["complete"] for r in runs] == [False, True]  # ran again, to the end, once
+
+
+def test_with_approval_required_nothing_runs_on_a_workcell_before_a_person_approves(
+    serve, tmp_path, db_path
+):
+    serve("A", "B")
+    url = f"sqlite:///{db_path}"
+    config = campaign_file(tmp_path, [{"name": "A"}, {"name": "B"}], budget=4, approval="required")
+    agent = start_qdlab("campaign", "run", config, "--db", url, "--json", capture=True)
+    db = Database(url)
+    wait_for(lambda: statuses(db).count("awaiting_approval") == 2, 60, "two proposals")
+    time.sleep(1.0)
+    assert db.runs(1) == [] and statuses(db) == ["awaiting_approval"] * 2
+    out = qdlab("campaign", "reject", "1", "2", "--reason", "duplicate of last week's", "--db", url)
+    assert out.returncode == 0, out.stderr
+    while agent.poll() is None:
+        qdlab("campaign", "approve", "1", "--all", "--db", url)
+        time.sleep(0.2)
+    _, err = agent.communicate()
+    assert agent.returncode == 0, err
+    rows = db.experiments(1)
+    assert rows[1]["status"] == "rejected" and rows[1]["workcell"] is None
+    ran = [r for r in rows if r["status"] != "rejected"]
+    assert len(ran) == 4 and all(r["workcell"] in ("A", "B") for r in ran)
+    assert rows[1]["id"] not in {run["experiment_id"] for run in db.runs(1)}
+
+
+@pytest.mark.parametrize(
+    ("workcells", "message"),
+    [
+        ([{"name": "Z"}], "workcells[0] (Z): no workcell of that name serves"),
+        ([{"name": "A", "zmq": "tcp://127.0.0.1:{port}"}], "no RE Manager answers at tcp://"),
+        ([{"name": "A", "zmq": "127.0.0.1:6"}], "workcells.0.zmq"),
+        ([{"name": "A"}, {"name": "A"}], "workcell names must be unique"),
+    ],
+)
+def test_bad_workcells_are_refused_in_one_line_before_anything_is_stored(
+    tmp_path, workcells, message
+):
+    from tests.conftest import _free_port
+
+    port = _free_port()
+    workcells = [{k: v.format(port=port) for k, v in w.items()} for w in workcells]
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    out = qdlab("campaign", "run", campaign_file(tmp_path, workcells), "--db", url)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.count("\n") == 1 and message in out.stderr, out.stderr
+    assert not (tmp_path / "q.db").exists() or Database(url).campaigns() == []
+
+
+def test_workcell_serve_refuses_bad_input_in_one_line(tmp_path, redis_server):
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    cases = [
+        (["--redis", "127.0.0.1:1"], "--redis: no Redis server answers at 127.0.0.1:1"),
+        (["--speedup", "fast"], "--speedup: 'fast' must be a number in (0, 1e6] or 'max'"),
+        (["--name", "a b"], "--name"),
+        (["--lab", "nowhere.yaml"], "nowhere.yaml"),
+    ]
+    for args, message in cases:
+        base = ["--lab", "configs/labs/sim.yaml", "--db", url, "--redis", redis_server.address]
+        out = qdlab("workcell", "serve", *base, *args, timeout=60)
+        assert out.returncode == 2, (args, out.stderr)
+        assert out.stderr.count("\n") == 1 and message in out.stderr, out.stderr
+
+
+def test_a_redis_restart_loses_no_experiment(serve, redis_server, tmp_path, db_path):
+    serve("A", speedup="100")
+    url = f"sqlite:///{db_path}"
+    config = campaign_file(tmp_path, [{"name": "A"}], budget=6)
+    agent = start_qdlab("campaign", "run", config, "--db", url, "--json", capture=True)
+    db = Database(url)
+    wait_for(
+        lambda: (
+            statuses(db).count("done") + statuses(db).count("failed") >= 2
+            and "running" in statuses(db)
+        ),
+        120,
+        "a campaign under way",
+    )
+    redis_server.stop()  # nothing saved: the restarted Redis is empty
+    time.sleep(1.0)
+    redis_server.start()
+    _, err = agent.communicate(timeout=300)
+    assert agent.returncode == 0, err
+    rows = db.experiments(1)
+    assert len(rows) == 6 and {r["status"] for r in rows} <= {"done", "failed"}
+    runs = runs_by_experiment(db, 1)
+    assert all(len([x for x in runs[r["id"]] if x["complete"]]) == 1 for r in rows), runs
+
+
+def test_a_workcell_over_rest_needs_its_api_key(redis_server, tmp_path, db_path):
+    from orchestrator.workcell import Workcell, WorkcellError
+
+    url = f"sqlite:///{db_path}"
+    server = WorkcellServer("H", url, redis_server.address, api_key="s3cretkey").start()
+    try:
+        assert Workcell("H", http=server.http, api_key="s3cretkey").status()["manager_state"]
+        with pytest.raises(WorkcellError, match="no RE Manager answers"):
+            Workcell("H", http=server.http, api_key="wrong").status()
+        config = campaign_file(
+            tmp_path, [{"name": "H", "http": server.http, "api_key_env": "H_KEY"}], budget=2
+        )
+        out = qdlab(
+            "campaign", "run", config, "--db", url, "--json",
+            env={**os.environ, "H_KEY": "s3cretkey"},
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        assert [r["workcell"] for r in Database(url).experiments(1)] == ["H", "H"]
+        out = qdlab("campaign", "run", config, "--db", url)  # the key is not set
+        assert out.returncode == 2 and "$H_KEY is not set" in out.stderr
+    finally:
+        server.stop()
+
+
+def test_the_shipped_workcell_campaign_validates():
+    from orchestrator.config import load_campaign
+    from tests.conftest import ROOT
+
+    loaded = load_campaign(ROOT / "configs" / "campaigns" / "blue_470_workcells.yaml")
+    assert [w.name for w in loaded.config.workcells] == ["A", "B"]
+    assert loaded.config.approval == "none" and loaded.config.on_worker_death == "fail"
