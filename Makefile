@@ -39,6 +39,7 @@ bench: install
 	$(BIN)/python benchmarks/epics_overhead.py
 	$(BIN)/python benchmarks/planner_efficiency.py --quick
 	$(BIN)/python benchmarks/reliability.py
+	$(BIN)/python benchmarks/workcell_scaling.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -86,7 +86,8 @@ def main() -> None:
 
     print(
         f"workcell scaling: {args.experiments} hot-injection experiments, simulated lab at "
-        f"speed-up {args.speedup} (~3 s of wall time each), planner {args.planner}, "
+        f"speed-up {args.speedup} (~{400 / float(args.speedup):.0f} s of wall time each), "
+        f"planner {args.planner}, "
         f"target 470 ± 1 nm"
     )
     print(f"{'workcells':>9} {'wall s':>8} {'speed-up':>9} {'first hit':>10}  per workcell")

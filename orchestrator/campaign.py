@@ -473,9 +473,13 @@ class CampaignRunner:
         plan = PLAN_OF_ROUTE[cfg.route]
         for workcell, r in zip(idle, runnable, strict=False):
             self._submit(workcell, plan, r)
-        n = min(len(idle) - len(runnable) - awaiting, cfg.budget - self._progress.experiments)
+        idle = idle[len(runnable) :]
+        n = min(len(idle) - awaiting, cfg.budget - self._progress.experiments)
         if done is None and n > 0:
-            self._propose(n)
+            for workcell, eid in zip(idle, self._propose(n), strict=False):
+                experiment = self.db.experiment(eid)
+                if experiment["status"] == "proposed":  # not awaiting approval
+                    self._submit(workcell, plan, experiment)
         else:
             time.sleep(self.poll_s)
         return None
@@ -679,13 +683,14 @@ class CampaignRunner:
         ]
         return runs[-1]["uid"] if runs else None
 
-    def _propose(self, n: int) -> None:
+    def _propose(self, n: int) -> list[int]:
         """Ask the planner for ``n`` proposals and store them, as ready to run or, with
-        ``approval: required``, as awaiting a person's approval."""
+        ``approval: required``, as awaiting a person's approval; return their ids."""
         _, _, batch = self.db.open_experiments(self.campaign_id)
         status = "awaiting_approval" if self.config.approval == "required" else "proposed"
+        ids = []
         for p in self.planner.ask(n):
-            self.db.add_experiment(
+            eid = self.db.add_experiment(
                 self.campaign_id,
                 None,
                 p.conditions,
@@ -698,7 +703,9 @@ class CampaignRunner:
                 provenance={**p.provenance, "batch": batch},
                 status=status,
             )
+            ids.append(eid)
             self._progress.experiments += 1
+        return ids
 
     def _run_experiment_retrying(self, experiment: dict[str, Any]) -> str | None:
         """Run one experiment; ride out a database outage (see :func:`wait_for_database`) by
@@ -869,7 +876,8 @@ def _snapshot(workcell: Workcell, campaign_uid: str) -> tuple[dict, dict] | None
     """(status, this campaign's items by experiment id) of a workcell; None if it does not
     answer (its experiments wait until it does)."""
     try:
-        return workcell.status(), workcell.items(campaign_uid)
+        status = workcell.status()
+        return status, workcell.items(campaign_uid, status)
     except Exception:
         workcell.reconnect()
         return None

@@ -451,19 +451,22 @@ class Workcell:
         """Take an item out of the queue (not the running one)."""
         self._api.item_remove(uid=item_uid)
 
-    def items(self, campaign_uid: str) -> dict[int, list[ItemState]]:
+    def items(
+        self, campaign_uid: str, status: Mapping[str, Any] | None = None
+    ) -> dict[int, list[ItemState]]:
         """Where each experiment of campaign ``campaign_uid`` is on this workcell, by id: its
         finished items (oldest first), then its running or queued item, if any.
 
         The queue and the running item are read in one request, the history after them: an
         item moving on meanwhile is seen in one of the two, never in neither. (The queue
-        server puts an item whose worker died back at the front of the queue.)
+        server puts an item whose worker died back at the front of the queue.) ``status``: the
+        manager's status, read just before.
         """
         # the client's own cache keys the queue by its uid, which a Redis restart can leave
         # unchanged while the queue went: always ask
+        status = status or self._api.status(reload=True)
         queue = self._api.send_request(method="queue_get")
         found: dict[int, list[ItemState]] = {}
-        status = self._api.status(reload=True)
         if status["plan_history_uid"] != self._history_uid:
             self._history = self._api.send_request(method="history_get")["items"]
             self._history_uid = status["plan_history_uid"]
