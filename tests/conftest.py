@@ -41,6 +41,23 @@ def start_qdlab(*args: str, capture: bool = False, env=None) -> subprocess.Popen
 
 
 @pytest.fixture
+def spawn():
+    """:func:`start_qdlab` for a test: whatever is still running at its end is killed."""
+    started: list[subprocess.Popen] = []
+
+    def start(*args: str, **kwargs) -> subprocess.Popen:
+        proc = start_qdlab(*args, **kwargs)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+@pytest.fixture
 def run_qdlab():
     """:func:`qdlab` as a fixture."""
     return qdlab

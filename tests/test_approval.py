@@ -14,7 +14,7 @@ import pytest
 
 from db import Database
 from planners import Observation, SearchSpace, Target, make_planner
-from tests.conftest import qdlab, start_qdlab, wait_for
+from tests.conftest import qdlab, wait_for
 from tests.test_campaign import write_config
 
 HAND = {"br_pb_ratio": 8, "temperature_c": 150, "ligand": "oa_olam", "time_s": 30}
@@ -28,19 +28,16 @@ def rows_with(db: Database, status: str) -> list[dict]:
 
 
 @pytest.fixture
-def gated(tmp_path):
+def gated(tmp_path, spawn):
     """A campaign with `approval: required` running in the background, and its database."""
     url = f"sqlite:///{tmp_path / 'gate.db'}"
     config = write_config(
         tmp_path, approval="required", batch_size=2, budget=4, stop_on_target=False
     )
-    agent = start_qdlab("campaign", "run", config, "--db", url, "--json", capture=True)
+    agent = spawn("campaign", "run", config, "--db", url, "--json", capture=True)
     db = Database(url)
     wait_for(lambda: len(rows_with(db, "awaiting_approval")) == 2, what="two proposals")
-    yield agent, db, url
-    if agent.poll() is None:
-        agent.kill()
-        agent.wait(10)
+    return agent, db, url
 
 
 def test_nothing_runs_before_approval_and_a_rejected_proposal_is_never_run(gated):

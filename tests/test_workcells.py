@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from db import Database
-from tests.conftest import WorkcellServer, qdlab, start_qdlab, wait_for
+from tests.conftest import WorkcellServer, qdlab, wait_for
 from tests.test_campaign import BASE
 
 pytestmark = pytest.mark.slow
@@ -62,7 +62,9 @@ def start_documents(db: Database, campaign_id: int) -> list[dict]:
     return [doc for name, doc in db.campaign_documents(campaign_id) if name == "start"]
 
 
-def test_a_campaign_across_two_workcells_runs_every_experiment_once(serve, tmp_path, db_path):
+def test_a_campaign_across_two_workcells_runs_every_experiment_once(
+    serve, spawn, tmp_path, db_path
+):
     _, b = serve("A", "B")
     url = f"sqlite:///{db_path}"
     config = campaign_file(tmp_path, [{"name": "A"}, {"name": "B", "zmq": b.zmq}], budget=8)
@@ -95,11 +97,11 @@ def statuses(db: Database, campaign_id: int = 1) -> list[str]:
         return []
 
 
-def test_kill_9_of_the_agent_then_resume_runs_no_experiment_twice(serve, tmp_path, db_path):
+def test_kill_9_of_the_agent_then_resume_runs_no_experiment_twice(serve, spawn, tmp_path, db_path):
     serve("A", "B", speedup="400")
     url = f"sqlite:///{db_path}"
     config = campaign_file(tmp_path, [{"name": "A"}, {"name": "B"}], budget=10)
-    agent = start_qdlab("campaign", "run", config, "--db", url)
+    agent = spawn("campaign", "run", config, "--db", url)
     db = Database(url)
     # killed while experiments are queued or running on the workcells, some already done
     wait_for(
@@ -123,14 +125,14 @@ def test_kill_9_of_the_agent_then_resume_runs_no_experiment_twice(serve, tmp_pat
 
 @pytest.mark.parametrize("policy", ["fail", "requeue"])
 def test_a_worker_killed_mid_plan_fails_or_requeues_its_experiment_and_the_campaign_goes_on(
-    serve, tmp_path, db_path, policy
+    serve, spawn, tmp_path, db_path, policy
 ):
     a, _ = serve("A", "B", speedup="100")
     url = f"sqlite:///{db_path}"
     config = campaign_file(
         tmp_path, [{"name": "A"}, {"name": "B"}], budget=6, on_worker_death=policy
     )
-    agent = start_qdlab("campaign", "run", config, "--db", url, capture=True)
+    agent = spawn("campaign", "run", config, "--db", url, capture=True)
     db = Database(url)
     victim = wait_for(
         lambda: (
@@ -160,12 +162,12 @@ def test_a_worker_killed_mid_plan_fails_or_requeues_its_experiment_and_the_campa
 
 
 def test_with_approval_required_nothing_runs_on_a_workcell_before_a_person_approves(
-    serve, tmp_path, db_path
+    serve, spawn, tmp_path, db_path
 ):
     serve("A", "B")
     url = f"sqlite:///{db_path}"
     config = campaign_file(tmp_path, [{"name": "A"}, {"name": "B"}], budget=4, approval="required")
-    agent = start_qdlab("campaign", "run", config, "--db", url, "--json", capture=True)
+    agent = spawn("campaign", "run", config, "--db", url, "--json", capture=True)
     db = Database(url)
     wait_for(lambda: statuses(db).count("awaiting_approval") == 2, 60, "two proposals")
     time.sleep(1.0)
@@ -222,11 +224,11 @@ def test_workcell_serve_refuses_bad_input_in_one_line(tmp_path, redis_server):
         assert out.stderr.count("\n") == 1 and message in out.stderr, out.stderr
 
 
-def test_a_redis_restart_loses_no_experiment(serve, redis_server, tmp_path, db_path):
+def test_a_redis_restart_loses_no_experiment(serve, spawn, redis_server, tmp_path, db_path):
     serve("A", speedup="100")
     url = f"sqlite:///{db_path}"
     config = campaign_file(tmp_path, [{"name": "A"}], budget=6)
-    agent = start_qdlab("campaign", "run", config, "--db", url, "--json", capture=True)
+    agent = spawn("campaign", "run", config, "--db", url, "--json", capture=True)
     db = Database(url)
     wait_for(
         lambda: (
