@@ -17,6 +17,13 @@ campaign pauses with the last reason. Ctrl-C pauses the RunEngine, aborts the ru
 the record as aborted) and pauses the campaign. :meth:`CampaignRunner.resume` rebuilds the
 planner from the stored history and re-runs any experiment that had not finished, so a campaign
 killed at any point ends with every experiment exactly once.
+
+With ``workcells`` in its config the runner is the campaign's agent instead of its RunEngine: it
+dispatches each experiment to an idle workcell (an RE Manager, :mod:`orchestrator.workcell`) as
+a queue item, refills a workcell as soon as its experiment finishes, and finds its experiments
+again by id after a crash (see ``docs/workcells.md``). With ``approval: required`` proposals
+wait, stored as ``awaiting_approval``, until a person approves them; rejected ones are told to
+the planner as vetoes; hand-added ones run as they come (:mod:`orchestrator.approval`).
 """
 
 from __future__ import annotations

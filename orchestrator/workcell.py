@@ -412,11 +412,6 @@ class Workcell:
         if not status["plan_queue_mode"].get("ignore_failures"):
             self._api.queue_mode_set(ignore_failures=True)
 
-    @property
-    def plans(self) -> list[str]:
-        """The plans this workcell's queue accepts."""
-        return sorted(self._api.plans_allowed()["plans_allowed"])
-
     def submit(self, plan: str, conditions: Mapping[str, Any], md: Mapping[str, Any]) -> str:
         """Add an experiment to the queue and start the queue; return the item's uid."""
         from bluesky_queueserver_api import BPlan
