@@ -8,7 +8,8 @@ speed-up over one workcell for the same number of experiments, and the experimen
 target was first hit with asynchronous dispatch (the busy workcells' conditions are the
 planner's pending points) against one workcell, on the default target (470 nm, BoTorch).
 
-    python benchmarks/workcell_scaling.py [--experiments 40] [--workcells 1 2 4] [--speedup 150]
+    python benchmarks/workcell_scaling.py [--experiments 40] [--workcells 1 2 4] [--speedup 100]
+                                          [--planner botorch|random|sobol]
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--experiments", type=int, default=40)
     parser.add_argument("--workcells", type=int, nargs="+", default=[1, 2, 4])
-    parser.add_argument("--speedup", default="150", help="lab seconds per wall-clock second")
+    parser.add_argument("--speedup", default="100", help="lab seconds per wall-clock second")
     parser.add_argument("--planner", default="botorch", choices=["botorch", "random", "sobol"])
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()

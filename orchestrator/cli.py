@@ -686,19 +686,10 @@ def ioc(
     lab with `backend: epics` (configs/labs/sim-epics.yaml) at it."""
     from devices import load_lab_config
     from devices.ioc import serve
+    from orchestrator.workcell import parse_speedup
 
     config = load_lab_config(lab)
-    if speedup == "max":
-        rate = None
-    else:
-        try:
-            rate = float(speedup)
-        except ValueError:
-            rate = math.nan
-        if not 0 < rate <= 1e6:
-            raise click.BadParameter(
-                f"{speedup!r}: a number in (0, 1e6] or 'max'", param_hint="--speedup"
-            )
+    rate = parse_speedup(speedup)
     if not prefix or len(prefix) > 40:
         raise click.BadParameter(f"{prefix!r}: 1 to 40 characters", param_hint="--prefix")
     print(
