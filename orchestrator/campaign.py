@@ -33,6 +33,7 @@ import json
 import math
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -306,16 +307,35 @@ class CampaignRunner:
             self.safety = SafetyWatch(self.lab, self.loaded.lab.safety)
             self.safety.install(self.RE)
         try:
-            if self.lease is not None:
-                return self._drive()
-            with self.claim():
-                return self._drive()
+            with self._ctrl_c_pauses():
+                if self.lease is not None:
+                    return self._drive()
+                with self.claim():
+                    return self._drive()
         finally:
             if self.safety is not None:
                 self.safety.close()
                 self.safety = None
             for workcell in self.workcells:
                 workcell.close()
+
+    @contextmanager
+    def _ctrl_c_pauses(self) -> Iterator[None]:
+        """Between experiments too, Ctrl-C only records the request, which the loop honours
+        at its next step: a KeyboardInterrupt raised at an arbitrary point (in a ``__del__``,
+        a callback) can be swallowed, and the campaign would run on."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: self._on_sigint())
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _honour_ctrl_c(self) -> None:
+        if self._pause_requested:
+            raise CampaignInterrupted
 
     @contextmanager
     def claim(self) -> Iterator[CampaignLease]:
@@ -375,6 +395,7 @@ class CampaignRunner:
 
     def _in_process_step(self) -> CampaignSummary | None:
         cfg = self.config
+        self._honour_ctrl_c()
         rows = self._sync()
         todo = [r for r in rows if r["status"] in ("proposed", "running", "queued")]
         if not todo and any(r["status"] == "awaiting_approval" for r in rows):
@@ -383,6 +404,7 @@ class CampaignRunner:
             return None
         for experiment in todo:
             self._check_lease()
+            self._honour_ctrl_c()
             reason = self._run_experiment_retrying(experiment)
             stop = self._stop_reason(reason)
             if stop is not None:
@@ -450,6 +472,7 @@ class CampaignRunner:
     def _workcell_step(self) -> CampaignSummary | None:
         cfg, cid = self.config, self.campaign_id
         self._check_lease()
+        self._honour_ctrl_c()
         rows = self._sync()
         snapshots = {w.name: _snapshot(w, self._uid) for w in self.workcells}
         busy: set[str] = set()
