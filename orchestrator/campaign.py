@@ -54,7 +54,7 @@ from orchestrator.config import MAX_BUDGET, LoadedCampaign, loaded_from_stored
 from orchestrator.observe import MeasurementRejected, observables_from_documents
 from orchestrator.plans import PLANS
 from orchestrator.safety import SafetyWatch
-from orchestrator.workcell import PLAN_OF_ROUTE, ItemState, Workcell, WorkcellError
+from orchestrator.workcell import PLAN_OF_ROUTE, Workcell, WorkcellError
 from planners import Observation, Planner, Target, make_planner
 
 __all__ = ["MAX_CONSECUTIVE_FAILURES", "CampaignInterrupted", "CampaignRunner", "CampaignSummary"]
@@ -466,7 +466,7 @@ class CampaignRunner:
         planner's pending points), and find, by experiment id, what an earlier agent queued."""
         self._uid = self.db.campaign(self.campaign_id)["uid"]
         self._unseen: dict[int, int] = {}  # experiment -> polls in a row no workcell knew it
-        self._stopping_as: tuple[str, str] | None = None  # pausing: no new experiment starts
+        self._pausing: str | None = None  # why it pauses: no new experiment starts
         return self._loop(self._workcell_step)
 
     def _workcell_step(self) -> CampaignSummary | None:
@@ -483,12 +483,12 @@ class CampaignRunner:
             snapshot = snapshots.get(r["workcell"])
             if snapshot is None:  # unreachable for now: its experiment stays where it is
                 busy.add(r["workcell"])
-            elif self._follow(r, workcell, snapshot, self._unseen):
+            elif self._follow(r, workcell, snapshot):
                 busy.add(workcell.name)
-        self._stopping_as = self._stopping_as or self._stopping(self._last_failure)
-        if self._stopping_as is not None:  # pause once the experiments under way finished
+        self._pausing = self._pausing or self._stop_reason(self._last_failure)
+        if self._pausing is not None:  # pause once the experiments under way finished
             if not busy:
-                return self._end(*self._stopping_as)
+                return self._end("paused", self._pausing)
             time.sleep(self.poll_s)
             return None
         runnable = [r for r in rows if r["status"] == "proposed"]
@@ -500,23 +500,18 @@ class CampaignRunner:
         if done is not None and not (busy or runnable or awaiting):
             return self._end("completed", done)
         idle = [w for w in self.workcells if w.name not in busy and _ready(snapshots.get(w.name))]
-        plan = PLAN_OF_ROUTE[cfg.route]
         for workcell, r in zip(idle, runnable, strict=False):
-            self._submit(workcell, plan, r)
+            self._submit(workcell, r)
         idle = idle[len(runnable) :]
         n = min(len(idle) - awaiting, cfg.budget - self._progress.experiments)
         if done is None and n > 0:
             for workcell, eid in zip(idle, self._propose(n), strict=False):
                 experiment = self.db.experiment(eid)
                 if experiment["status"] == "proposed":  # not awaiting approval
-                    self._submit(workcell, plan, experiment)
+                    self._submit(workcell, experiment)
         else:
             time.sleep(self.poll_s)
         return None
-
-    def _stopping(self, last_failure: str | None) -> tuple[str, str] | None:
-        reason = self._stop_reason(last_failure)
-        return None if reason is None else ("paused", reason)
 
     def _workcell(self, name: str | None) -> Workcell:
         for w in self.workcells:
@@ -527,7 +522,7 @@ class CampaignRunner:
             "campaign's `workcells` no longer lists"
         )
 
-    def _submit(self, workcell: Workcell, plan: str, experiment: dict[str, Any]) -> None:
+    def _submit(self, workcell: Workcell, experiment: dict[str, Any]) -> None:
         """Queue an experiment on a workcell: recorded as queued there *before* the item is
         added, so an agent killed in between finds it (or finds it missing) on resume."""
         self.db.set_experiment_status(experiment["id"], "queued", workcell=workcell.name)
@@ -537,14 +532,13 @@ class CampaignRunner:
             "seed": self.config.seed,  # a simulated workcell reseeds its twin by it
         }
         with contextlib.suppress(Exception):  # not added: found missing, and queued again
-            workcell.submit(plan, experiment["conditions"], md)
+            workcell.submit(PLAN_OF_ROUTE[self.config.route], experiment["conditions"], md)
 
     def _follow(
         self,
         experiment: dict[str, Any],
         workcell: Workcell,
         snapshot: tuple[dict, dict],
-        unseen: dict[int, int],
     ) -> bool:
         """Bring a queued or running experiment's record up to date with its queue item;
         return whether it still occupies its workcell."""
@@ -552,18 +546,18 @@ class CampaignRunner:
         states = items.get(experiment["id"], [])
         eid = experiment["id"]
         if not states:  # the queue lost it (a Redis restart), or it was never added
-            return self._follow_lost(experiment, workcell, status, unseen)
-        unseen.pop(eid, None)
+            return self._follow_lost(experiment, workcell, status)
+        self._unseen.pop(eid, None)
         last = states[-1]
         if last.where == "running":
             if experiment["status"] != "running":
                 self.db.set_experiment_status(eid, "running", workcell=workcell.name)
             return True
-        died = [s for s in states if s.where == "finished" and _worker_died(s)]
+        died = [s for s in states if s.where == "finished" and s.worker_died]
         if last.where == "queued":
             if died and self.config.on_worker_death == "fail":
                 workcell.remove(last.item_uid)  # the queue server put it back: don't rerun
-                self._fail(experiment, _item_reason(workcell, died[-1]))
+                self._fail(experiment, died[-1].reason(workcell.name))
                 return False
             workcell.start()  # a queue stopped by a failure, or put back after a worker died
             return True
@@ -574,10 +568,10 @@ class CampaignRunner:
             else:
                 self._record(experiment, uid)
             return False
-        if _worker_died(last) and self.config.on_worker_death == "requeue":
-            self.db.set_experiment_status(eid, "proposed", _item_reason(workcell, last))
+        if last.worker_died and self.config.on_worker_death == "requeue":
+            self.db.set_experiment_status(eid, "proposed", last.reason(workcell.name))
             return False
-        self._fail(experiment, _item_reason(workcell, last))
+        self._fail(experiment, last.reason(workcell.name))
         return False
 
     def _follow_lost(
@@ -585,7 +579,6 @@ class CampaignRunner:
         experiment: dict[str, Any],
         workcell: Workcell,
         status: Mapping[str, Any],
-        unseen: dict[int, int],
     ) -> bool:
         """An experiment its workcell's queue does not know: the database says what became of
         it. A finished run is recorded; a run still open waits while the worker is busy (it
@@ -611,10 +604,10 @@ class CampaignRunner:
                 "track of it)",
             )
             return False
-        unseen[eid] = unseen.get(eid, 0) + 1
-        if unseen[eid] >= 2:  # seen in no queue twice in a row, and it never started
-            unseen.pop(eid)
-            self._submit(workcell, PLAN_OF_ROUTE[self.config.route], experiment)
+        self._unseen[eid] = self._unseen.get(eid, 0) + 1
+        if self._unseen[eid] >= 2:  # seen in no queue twice in a row, and it never started
+            self._unseen.pop(eid)
+            self._submit(workcell, experiment)
         return True
 
     def _run_md(self, experiment: dict[str, Any]) -> dict[str, Any]:
@@ -922,21 +915,6 @@ def _ready(snapshot: tuple[dict, dict] | None) -> bool:
     if status["manager_state"] == "idle":
         return status.get("worker_environment_state") == "idle"
     return status["manager_state"] in ("executing_queue", "starting_queue")
-
-
-_WORKER_DIED = "RE Worker environment was destroyed"
-
-
-def _worker_died(state: ItemState) -> bool:
-    return _WORKER_DIED in state.message
-
-
-def _item_reason(workcell: Workcell, state: ItemState) -> str:
-    """An experiment's failure reason from its finished queue item."""
-    message = state.message.removeprefix("Plan failed:").strip()
-    if _worker_died(state):
-        return f"workcell {workcell.name}: its worker died mid-plan ({message})"
-    return message or f"workcell {workcell.name}: plan {state.exit_status}"
 
 
 class _Progress:

@@ -46,16 +46,8 @@ def workcell_serve(
 ) -> None:
     """Serve a workcell until Ctrl-C: an RE Manager whose worker holds the lab's devices and
     QDLab's plans, writing every document to the campaign database."""
-    import re
-
-    import click
-
     from orchestrator.workcell import serve
 
-    if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,100}", name):
-        raise click.BadParameter(
-            f"{name!r}: 1 to 100 letters, digits, '_', '.' or '-'", param_hint="--name"
-        )
     serve(lab, db, name, redis, zmq, zmq_info, http, speedup)
 
 

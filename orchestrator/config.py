@@ -30,6 +30,7 @@ from devices.config import ConfigError, FaultConfig, LabConfig, load_lab_config,
 from models.configfile import read_yaml
 from models.errors import UserError
 from models.parameters import MAX_SEED, CategoricalParameter, ParameterError, get_route
+from orchestrator.workcell import NAME_PATTERN
 from planners import PLANNER_KINDS, SearchSpace, Target
 
 __all__ = [
@@ -115,7 +116,7 @@ class WorkcellSpec(_Strict):
     bluesky-httpserver, or ``{name: A}`` alone: the address ``qdlab workcell serve`` registered
     in the campaign database."""
 
-    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.\-]+$")
+    name: str = Field(pattern=NAME_PATTERN)
     zmq: str | None = Field(None, pattern=r"^tcp://[^\s:]+:\d{1,5}$")
     http: str | None = Field(None, pattern=r"^https?://\S+$")
     api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")

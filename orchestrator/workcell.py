@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -33,6 +34,7 @@ from models.errors import UserError
 
 __all__ = [
     "DEVICE_NAMES",
+    "NAME_PATTERN",
     "PLAN_NAMES",
     "ItemState",
     "Workcell",
@@ -47,6 +49,8 @@ PLAN_NAMES = ("hot_injection_synthesis", "flow_synthesis", "larp_synthesis", "me
 """The plans a workcell's queue accepts (its permissions list exactly these)."""
 DEVICE_NAMES = ("robot", "reactor", "cell", "timer", "safety", "flow")
 """The devices a workcell's worker names (``flow`` only on a lab with a flow line)."""
+NAME_PATTERN = r"^[A-Za-z0-9_.\-]{1,100}$"
+"""A workcell's name: 1 to 100 letters, digits, '_', '.' or '-'."""
 PLAN_OF_ROUTE = {
     "hot_injection": "hot_injection_synthesis",
     "flow": "flow_synthesis",
@@ -147,6 +151,8 @@ def serve(
     """
     from db import Database
 
+    if not re.fullmatch(NAME_PATTERN, name):
+        raise WorkcellError(f"--name: {name!r} must be 1 to 100 letters, digits, '_', '.' or '-'")
     config = lab_config(lab, speedup)
     database = Database(db)
     redis_host, redis_port = _host_port(redis, "--redis", 6379)
@@ -304,6 +310,19 @@ class ItemState:
     exit_status: str | None = None
     run_uids: tuple[str, ...] = ()
     message: str = ""
+
+    @property
+    def worker_died(self) -> bool:
+        """The worker process died under the item (what the manager records when ``serve``
+        has it destroy the environment)."""
+        return "RE Worker environment was destroyed" in self.message
+
+    def reason(self, workcell: str) -> str:
+        """A failed item's reason, as an experiment's failure reason."""
+        message = self.message.removeprefix("Plan failed:").strip()
+        if self.worker_died:
+            return f"workcell {workcell}: its worker died mid-plan ({message})"
+        return message or f"workcell {workcell}: plan {self.exit_status}"
 
 
 class Workcell:
