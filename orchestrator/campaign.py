@@ -53,8 +53,8 @@ from devices.world import twin_of
 from orchestrator.config import MAX_BUDGET, LoadedCampaign, loaded_from_stored
 from orchestrator.observe import MeasurementRejected, observables_from_documents
 from orchestrator.plans import PLANS
-from orchestrator.safety import SafetyWatch
-from orchestrator.workcell import PLAN_OF_ROUTE, Workcell, WorkcellError
+from orchestrator.safety import SAFETY_ABORT, SafetyAbort, SafetyWatch
+from orchestrator.workcell import PLAN_OF_ROUTE, ItemState, Workcell, WorkcellError
 from planners import Observation, Planner, Target, make_planner
 
 __all__ = ["MAX_CONSECUTIVE_FAILURES", "CampaignInterrupted", "CampaignRunner", "CampaignSummary"]
@@ -84,11 +84,6 @@ class _RecordingSigintHandler(SigintHandler):
 
         signal.signal(signal.SIGINT, handler)
         return self
-
-
-class SafetyAbort(Exception):
-    """A safety condition did not clear in time (or arose where the plan could not wait): the
-    run was aborted; the experiment fails with this reason and the campaign pauses."""
 
 
 class CampaignInterrupted(Exception):
@@ -467,6 +462,7 @@ class CampaignRunner:
         self._uid = self.db.campaign(self.campaign_id)["uid"]
         self._unseen: dict[int, int] = {}  # experiment -> polls in a row no workcell knew it
         self._pausing: str | None = None  # why it pauses: no new experiment starts
+        self._restart: set[str] = set()  # workcells whose queue holds ours but stands still
         return self._loop(self._workcell_step)
 
     def _workcell_step(self) -> CampaignSummary | None:
@@ -475,43 +471,70 @@ class CampaignRunner:
         self._honour_ctrl_c()
         rows = self._sync()
         snapshots = {w.name: _snapshot(w, self._uid) for w in self.workcells}
-        busy: set[str] = set()
+        load = {w.name: 0 for w in self.workcells}  # experiments queued or running on each
         for r in rows:
             if r["status"] not in ("queued", "running"):
                 continue
             workcell = self._workcell(r["workcell"])
             snapshot = snapshots.get(r["workcell"])
-            if snapshot is None:  # unreachable for now: its experiment stays where it is
-                busy.add(r["workcell"])
-            elif self._follow(r, workcell, snapshot):
-                busy.add(workcell.name)
+            # unreachable for now: its experiment stays where it is
+            if snapshot is None or self._follow(r, workcell, snapshot):
+                load[workcell.name] += 1
         self._pausing = self._pausing or self._stop_reason(self._last_failure)
+        for name in self._restart if self._pausing is None else ():
+            self._workcell(name).start(snapshots[name][0])
+        self._restart.clear()
         if self._pausing is not None:  # pause once the experiments under way finished
-            if not busy:
+            if not any(load.values()):
                 return self._end("paused", self._pausing)
+            self._withdraw_queued(snapshots, "the campaign paused")
             time.sleep(self.poll_s)
             return None
         runnable = [r for r in rows if r["status"] == "proposed"]
         awaiting = sum(r["status"] == "awaiting_approval" for r in rows)
         done = self._done_reason()
-        if done is not None and awaiting and self._progress.first_hit is not None:
-            self.db.decide(cid, None, "rejected", "withdrawn: the target was reached")
-            awaiting = 0
-        if done is not None and not (busy or runnable or awaiting):
+        if done is not None and self._progress.first_hit is not None:
+            if cfg.stop_on_target:  # what has not started is not worth the reagents
+                self._withdraw_queued(snapshots, "the target was reached")
+                runnable = []
+            if awaiting:
+                self.db.decide(cid, None, "rejected", "withdrawn: the target was reached")
+                awaiting = 0
+        if done is not None and not (any(load.values()) or runnable or awaiting):
             return self._end("completed", done)
-        idle = [w for w in self.workcells if w.name not in busy and _ready(snapshots.get(w.name))]
-        for workcell, r in zip(idle, runnable, strict=False):
+        # a slot is a place in a workcell's queue; the emptiest workcells are filled first
+        depth = 1 + cfg.queue_ahead
+        slots = sorted(
+            (load[w.name] + k, i, w)
+            for i, w in enumerate(self.workcells)
+            if _ready(snapshots.get(w.name))
+            for k in range(depth - load[w.name])
+        )
+        free = [w for *_, w in slots]
+        for workcell, r in zip(free, runnable, strict=False):
             self._submit(workcell, r)
-        idle = idle[len(runnable) :]
-        n = min(len(idle) - awaiting, cfg.budget - self._progress.experiments)
+        free = free[len(runnable) :]
+        n = min(len(free) - awaiting, cfg.budget - self._progress.experiments)
         if done is None and n > 0:
-            for workcell, eid in zip(idle, self._propose(n), strict=False):
+            for workcell, eid in zip(free, self._propose(n), strict=False):
                 experiment = self.db.experiment(eid)
                 if experiment["status"] == "proposed":  # not awaiting approval
                     self._submit(workcell, experiment)
         else:
             time.sleep(self.poll_s)
         return None
+
+    def _withdraw_queued(self, snapshots: Mapping[str, tuple[dict, dict] | None], why: str) -> None:
+        """Take back the campaign's experiments waiting in the workcells' queues (a pausing
+        campaign starts nothing new): proposed again, they run if the campaign resumes. One
+        that started meanwhile runs to its end."""
+        for workcell in self.workcells:
+            snapshot = snapshots.get(workcell.name)
+            for eid, states in (snapshot[1] if snapshot else {}).items():
+                if states[-1].where == "queued" and workcell.remove(states[-1].item_uid):
+                    self.db.set_experiment_status(
+                        eid, "proposed", f"taken back from the queue: {why}"
+                    )
 
     def _workcell(self, name: str | None) -> Workcell:
         for w in self.workcells:
@@ -553,14 +576,16 @@ class CampaignRunner:
             if experiment["status"] != "running":
                 self.db.set_experiment_status(eid, "running", workcell=workcell.name)
             return True
-        died = [s for s in states if s.where == "finished" and s.worker_died]
+        ended = [s for s in states if s.where == "finished"]
+        requeue = self.config.on_worker_death == "requeue"
         if last.where == "queued":
-            if died and self.config.on_worker_death == "fail":
-                workcell.remove(last.item_uid)  # the queue server put it back: don't rerun
-                self._fail(experiment, died[-1].reason(workcell.name))
+            # put back by the queue server: after its worker died, or an operator aborted it
+            if ended and not (ended[-1].worker_died and requeue):
+                workcell.remove(last.item_uid)  # don't rerun it
+                self._fail_on(workcell, experiment, ended[-1])
                 return False
-            workcell.start()  # a queue stopped by a failure, or put back after a worker died
-            return True
+            self._restart.add(workcell.name)  # a stopped queue, or put back: started after
+            return True  # every item of the workcell was followed (one to remove comes first)
         if last.exit_status == "completed":
             uid = last.run_uids[-1] if last.run_uids else self._stored_run(eid)
             if uid is None:
@@ -568,11 +593,23 @@ class CampaignRunner:
             else:
                 self._record(experiment, uid)
             return False
-        if last.worker_died and self.config.on_worker_death == "requeue":
+        if last.worker_died and requeue:
             self.db.set_experiment_status(eid, "proposed", last.reason(workcell.name))
             return False
-        self._fail(experiment, last.reason(workcell.name))
+        self._fail_on(workcell, experiment, last)
         return False
+
+    def _fail_on(self, workcell: Workcell, experiment: dict[str, Any], item: ItemState) -> None:
+        """Fail an experiment whose queue item ended badly, with its run's own stop reason when
+        it has one (the queue server's message only says the RunEngine was interrupted); a
+        safety abort on the workcell pauses the campaign, as one in process does."""
+        runs = [r for r in self.db.runs(experiment_id=experiment["id"]) if r["complete"]]
+        stop = runs[-1]["reason"] if runs and runs[-1]["exit_status"] != "success" else ""
+        reason = f"workcell {workcell.name}: {stop}" if stop else item.reason(workcell.name)
+        safety = reason.startswith(f"workcell {workcell.name}: {SAFETY_ABORT}")
+        if safety:
+            self._safety_stop = reason
+        self._fail(experiment, reason, count=not safety)
 
     def _follow_lost(
         self,
@@ -831,7 +868,7 @@ class CampaignRunner:
             if safety is not None and self.RE.state == "idle" and safety.tripped():
                 # suspended where the plan holds no checkpoint: bluesky has aborted the run
                 raise SafetyAbort(
-                    f"safety abort: {'; '.join(safety.tripped())} while the synthesis could "
+                    f"{SAFETY_ABORT}: {'; '.join(safety.tripped())} while the synthesis could "
                     "not wait; run aborted"
                 ) from None
             self._pause_requested = True

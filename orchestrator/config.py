@@ -136,7 +136,10 @@ class CampaignConfig(_Strict):
     of running them in this process; ``approval: required`` stores each proposal as
     ``awaiting_approval`` until a person approves it (``qdlab campaign approve``);
     ``on_worker_death`` says what becomes of an experiment whose workcell's worker died under
-    it: ``fail`` it (with the reason), or ``requeue`` it to run again.
+    it: ``fail`` it (with the reason), or ``requeue`` it to run again. ``queue_ahead``: how
+    many experiments wait in each workcell's queue behind the one running, so a workcell
+    starts its next experiment the moment one ends instead of idling while the planner
+    thinks (0: propose only for idle workcells, each proposal seeing every result before it).
     """
 
     name: str = Field(min_length=1, max_length=200)
@@ -153,6 +156,7 @@ class CampaignConfig(_Strict):
     workcells: list[WorkcellSpec] | None = Field(None, min_length=1, max_length=64)
     approval: Literal["none", "required"] = "none"
     on_worker_death: Literal["fail", "requeue"] = "fail"
+    queue_ahead: int = Field(1, ge=0, le=4)
 
     @field_validator("workcells")
     @classmethod

@@ -9,7 +9,10 @@ checkpoint), and the plan resumes by itself when the condition clears. With
 
 A suspension that has not cleared after ``abort_after_s`` becomes a safety abort: the watch
 pauses the RunEngine and sets :attr:`SafetyWatch.abort_reason`, and the campaign runner aborts
-the run, fails the experiment with that reason and pauses the campaign. A suspension while a
+the run, fails the experiment with that reason and pauses the campaign. A RunEngine that no
+caller of ours runs (a workcell's worker, run by bluesky-queueserver) is aborted by the watch
+itself (``abort_runs=True``), with the reason in the run's stop document, where the campaign's
+agent reads it. A suspension while a
 plan holds no checkpoint (between injection and quench nothing can wait) aborts the run at once,
 as bluesky does.
 """
@@ -18,16 +21,27 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
+from typing import Any
 
 from bluesky import RunEngine
+from bluesky.preprocessors import msg_mutator
 from bluesky.suspenders import SuspendBoolHigh, SuspendCeil, SuspenderBase
+from bluesky.utils import Msg
 from ophyd import Signal
 
 from devices import Lab
 from devices.config import SafetyConfig
 
-__all__ = ["SafetyWatch"]
+__all__ = ["SAFETY_ABORT", "SafetyAbort", "SafetyWatch"]
+
+SAFETY_ABORT = "safety abort"
+"""How the reason of every safety abort begins."""
+
+
+class SafetyAbort(Exception):
+    """A safety condition did not clear in time (or arose where the plan could not wait): the
+    run was aborted; the experiment fails with this reason and the campaign pauses."""
 
 
 class SafetyWatch:
@@ -36,11 +50,16 @@ class SafetyWatch:
     >>> watch = SafetyWatch(lab, lab.config.safety)
     >>> watch.install(RE)  # also after replacing the RunEngine
     >>> watch.close()
+
+    ``abort_runs``: abort the run here rather than pause the RunEngine for a caller to abort it.
     """
 
-    def __init__(self, lab: Lab, config: SafetyConfig) -> None:
+    def __init__(self, lab: Lab, config: SafetyConfig, abort_runs: bool = False) -> None:
         self.config = config
+        self.abort_runs = abort_runs
         self.abort_reason: str | None = None
+        self.last_abort: str | None = None
+        """The reason of the watch's last abort during the plan running now."""
         self._readers: list[tuple[Signal, Callable[[], float]]] = []
         self.suspenders: list[SuspenderBase] = []
         if config.interlock:
@@ -93,13 +112,29 @@ class SafetyWatch:
     def install(self, RE: RunEngine) -> None:
         """Install the suspenders on ``RE`` (from another RunEngine, if they were on one), and
         record suspensions in the documents."""
-        if self._RE is not None:
-            for s in self.suspenders:
-                self._RE.remove_suspender(s)
+        self._uninstall()
         self._RE = RE
         RE.record_interruptions = True
+        RE.preprocessors.append(self._explain_abort)
         for s in self.suspenders:
             RE.install_suspender(s)
+
+    def _explain_abort(self, plan: Generator[Msg, Any, Any]) -> Generator[Msg, Any, Any]:
+        """Put the abort's reason in the stop document of a run the watch aborted (bluesky's
+        ``run_wrapper`` closes an aborted run without the reason given to ``RE.abort``)."""
+        self.last_abort = None  # a new plan: an earlier plan's abort does not explain it
+
+        def explain(msg: Msg) -> Msg:
+            if (
+                msg.command == "close_run"
+                and msg.kwargs.get("exit_status") == "abort"
+                and not msg.kwargs.get("reason")
+                and self.last_abort
+            ):
+                return msg._replace(kwargs={**msg.kwargs, "reason": self.last_abort})
+            return msg
+
+        return (yield from msg_mutator(plan, explain))
 
     def tripped(self) -> list[str]:
         """Why the plan is suspended now (empty when it is not)."""
@@ -109,9 +144,13 @@ class SafetyWatch:
         """Stop watching and take the suspenders off the RunEngine."""
         self._stop.set()
         self._thread.join(5)
+        self._uninstall()
+
+    def _uninstall(self) -> None:
         if self._RE is not None:
             for s in self.suspenders:
                 self._RE.remove_suspender(s)
+            self._RE.preprocessors.remove(self._explain_abort)
             self._RE = None
 
     def _poll_once(self) -> None:
@@ -139,11 +178,16 @@ class SafetyWatch:
             if now - since < self.config.abort_after_s or RE is None or self.abort_reason:
                 continue
             if RE.state in ("running", "suspending"):
-                self.abort_reason = (
-                    f"safety abort: {s._tripped_message} for more than "
+                reason = (
+                    f"{SAFETY_ABORT}: {s._tripped_message} for more than "
                     f"{self.config.abort_after_s:g} s"
                 )
+                self.last_abort = reason
                 try:
-                    RE.request_pause(defer=False)
+                    if self.abort_runs:
+                        RE.abort(reason=reason)
+                    else:
+                        self.abort_reason = reason
+                        RE.request_pause(defer=False)
                 except Exception:  # it ended by itself meanwhile
                     self.abort_reason = None

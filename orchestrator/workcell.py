@@ -322,7 +322,7 @@ class ItemState:
         message = self.message.removeprefix("Plan failed:").strip()
         if self.worker_died:
             return f"workcell {workcell}: its worker died mid-plan ({message})"
-        return message or f"workcell {workcell}: plan {self.exit_status}"
+        return f"workcell {workcell}: {message or f'plan {self.exit_status}'}"
 
 
 class Workcell:
@@ -395,9 +395,10 @@ class Workcell:
             ) from None
 
     def open(self, wait_s: float = _ENVIRONMENT_TIMEOUT_S, process: Any = None) -> None:
-        """Open the worker environment if it is closed, and let failed plans leave the queue
-        (a failed experiment is recorded; the queue goes on). ``process`` is the manager's
-        process when we started it: its exit ends the wait."""
+        """Open the worker environment if it is closed, and have a failed plan stop the queue
+        (the queue server's default: nothing more runs on a workcell whose plan failed, a
+        safety abort above all, until the campaign's agent has seen why). ``process`` is the
+        manager's process when we started it: its exit ends the wait."""
         deadline = time.monotonic() + wait_s
         status = None
         while status is None:
@@ -428,8 +429,8 @@ class Workcell:
                 if time.monotonic() > deadline:
                     raise WorkcellError(f"workcell {self.name!r}: the environment did not open")
                 time.sleep(0.2)
-        if not status["plan_queue_mode"].get("ignore_failures"):
-            self._api.queue_mode_set(ignore_failures=True)
+        if status["plan_queue_mode"].get("ignore_failures"):
+            self._api.queue_mode_set(ignore_failures=False)
 
     def submit(self, plan: str, conditions: Mapping[str, Any], md: Mapping[str, Any]) -> str:
         """Add an experiment to the queue and start the queue; return the item's uid."""
@@ -461,9 +462,15 @@ class Workcell:
             time.sleep(0.2)
         self.open()
 
-    def remove(self, item_uid: str) -> None:
-        """Take an item out of the queue (not the running one)."""
-        self._api.item_remove(uid=item_uid)
+    def remove(self, item_uid: str) -> bool:
+        """Take an item out of the queue; False if it is no longer there (it started)."""
+        try:
+            self._api.item_remove(uid=item_uid)
+        except Exception as exc:
+            if "not in the queue" in str(exc):
+                return False
+            raise
+        return True
 
     def items(
         self, campaign_uid: str, status: Mapping[str, Any] | None = None

@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from bluesky import RunEngine
-from bluesky.utils import Msg
+from bluesky.utils import Msg, RunEngineInterrupted
 
 from db import Database, DocumentWriter
 from devices import build_lab
 from orchestrator import plans as _plans
-from orchestrator.safety import SafetyWatch
+from orchestrator.safety import SafetyAbort, SafetyWatch
 from orchestrator.workcell import lab_config
 
 __all__ = [
@@ -55,9 +55,25 @@ safety = _lab.safety
 if _lab.flow is not None:
     flow = _lab.flow
 
-RE = RunEngine({"workcell": _name}, context_managers=[])
+
+class _WorkcellRunEngine(RunEngine):
+    """A RunEngine whose plan, aborted by the safety watch, raises :class:`SafetyAbort` with
+    the reason: the queue server records a plan's exception as its item's message, where the
+    campaign's agent reads why (an interruption would only say the RunEngine paused)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except RunEngineInterrupted:
+            if self.state == "idle" and _watch.last_abort:
+                raise SafetyAbort(_watch.last_abort) from None
+            raise
+
+
+RE = _WorkcellRunEngine({"workcell": _name}, context_managers=[])
 RE.subscribe(DocumentWriter(Database(os.environ.get("QDLAB_DB"))))
-_watch = SafetyWatch(_lab, _lab.config.safety)
+# the watch aborts a run itself: the queue server would leave the RunEngine paused
+_watch = SafetyWatch(_lab, _lab.config.safety, abort_runs=True)
 _watch.install(RE)
 if os.environ.get("QDLAB_WORKCELL_PIDFILE"):  # `qdlab workcell serve` watches this process
     Path(os.environ["QDLAB_WORKCELL_PIDFILE"]).write_text(str(os.getpid()))

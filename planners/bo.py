@@ -32,7 +32,10 @@ Optimisation
 ------------
 Over a scrambled Sobol pool of the mixed space (4,096 points plus, each time, 512 local
 perturbations of the best ones) with ``optimize_acqf_discrete``: categorical parameters are
-handled exactly and the physics prior is evaluated once per candidate.
+handled exactly and the physics prior is evaluated once per candidate. With pending points
+(experiments under way), the acquisition is first evaluated on each candidate alone and only
+the best 512 are scored jointly with the pending points, whose joint posteriors cost
+:math:`(1 + n_\\mathrm{pending})^2` times more.
 """
 
 from __future__ import annotations
@@ -60,6 +63,22 @@ __all__ = ["BoTorchPlanner"]
 _POOL = 4096
 _LOCAL = 512
 _MC_SAMPLES = 128
+_SCREEN = 512  # candidates scored jointly with the pending points
+
+
+def _marginals(
+    model: Any, X: np.ndarray, observation_noise: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior mean and standard deviation of ``model`` at each row of ``X``, one point at a
+    time: a batch of 1-point posteriors never forms the N x N test covariance that one joint
+    posterior over the rows would (70x faster over the 4,096-point pool)."""
+    with torch.no_grad():
+        post = model.posterior(
+            torch.as_tensor(X).unsqueeze(-2), observation_noise=observation_noise
+        )
+        mean = post.mean.reshape(-1).numpy()
+        std = post.variance.clamp_min(0).sqrt().reshape(-1).numpy()
+    return mean, std
 
 
 @dataclass(frozen=True)
@@ -364,9 +383,7 @@ class BoTorchPlanner(Planner):
             models = [target_model, *(model for *_, model in secondaries)]
         mean_pool = a + b * phys["target"]
         if models:
-            with torch.no_grad():
-                post = models[0].posterior(torch.tensor(pool))
-                mean_pool = mean_pool + post.mean.squeeze(-1).numpy()
+            mean_pool = mean_pool + _marginals(models[0], pool)[0]
         best = np.argsort(np.abs(mean_pool - self.target.value) + 1e3 * ~phys["valid"])[:16]
         rng = np.random.default_rng(None if self.seed is None else self.seed + len(X))
         n_local = 0 if self._candidates is not None else _LOCAL // 16
@@ -414,18 +431,26 @@ class BoTorchPlanner(Planner):
         X_pending = torch.tensor(pending) if len(pending) else None
         if models:
             model = models[0] if len(models) == 1 else ModelListGP(*models)
-            acqf = qSimpleRegret(
-                model,
-                objective=GenericMCObjective(window),
-                X_pending=X_pending,
-                sampler=SobolQMCNormalSampler(torch.Size([_MC_SAMPLES]), seed=self.seed),
+
+            def acquisition(pending: torch.Tensor | None) -> qSimpleRegret:
+                return qSimpleRegret(
+                    model,
+                    objective=GenericMCObjective(window),
+                    X_pending=pending,
+                    sampler=SobolQMCNormalSampler(torch.Size([_MC_SAMPLES]), seed=self.seed),
+                )
+
+            if X_pending is not None and len(choices) > _SCREEN:
+                # joint posteriors with the pending points cost (1 + pending)^2 a candidate:
+                # only the best candidates on their own are worth that
+                with torch.no_grad():
+                    alone = acquisition(None)(choices.unsqueeze(-2))
+                choices = choices[alone.topk(_SCREEN).indices]
+            chosen, values = optimize_acqf_discrete(
+                acquisition(X_pending), q=q, choices=choices, X_avoid=X_pending
             )
-            chosen, values = optimize_acqf_discrete(acqf, q=q, choices=choices, X_avoid=X_pending)
             chosen_np = chosen.numpy()
-            with torch.no_grad():
-                post = models[0].posterior(chosen)
-                mean = post.mean.squeeze(-1).numpy()
-                std = post.variance.clamp_min(0).sqrt().squeeze(-1).numpy()
+            mean, std = _marginals(models[0], chosen_np)
         else:  # prior only: score the pool by the physics, spread a batch greedily
             score = np.exp(-0.5 * ((a + b * cand_phys["target"] - target_value) / tol) ** 2)
             score = score * p_feasible
@@ -514,10 +539,8 @@ class BoTorchPlanner(Planner):
             mean = a + b * phys[key]
             std = np.full(len(X), 3.0)
             if model is not None:
-                with torch.no_grad():
-                    post = model.posterior(torch.tensor(X), observation_noise=True)
-                    mean = mean + post.mean.squeeze(-1).numpy()
-                    std = post.variance.clamp_min(0).sqrt().squeeze(-1).numpy()
+                residual, std = _marginals(model, X, observation_noise=True)
+                mean = mean + residual
             out[f"{key}_mean"], out[f"{key}_std"] = np.where(phys["valid"], mean, np.nan), std
         out["platelets"] = phys["platelets"]
         return out

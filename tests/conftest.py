@@ -349,9 +349,16 @@ class WorkcellServer:
     """``qdlab workcell serve`` (an RE Manager and its worker) on free loopback ports."""
 
     def __init__(
-        self, name: str, db_url: str, redis: str, speedup: str = "max", api_key: str | None = None
+        self,
+        name: str,
+        db_url: str,
+        redis: str,
+        speedup: str = "max",
+        api_key: str | None = None,
+        lab: str = "configs/labs/sim.yaml",
     ) -> None:
         self.name, self.db_url, self.redis, self.speedup = name, db_url, redis, speedup
+        self.lab = lab
         self.zmq = f"tcp://127.0.0.1:{_free_port()}"
         self.zmq_info = f"tcp://127.0.0.1:{_free_port()}"
         self.api_key = api_key  # given: also serve REST (bluesky-httpserver) with this key
@@ -368,7 +375,7 @@ class WorkcellServer:
         self._log = tempfile.NamedTemporaryFile("w+", prefix=f"workcell-{self.name}-")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "orchestrator", "workcell", "serve",
-             "--lab", "configs/labs/sim.yaml", "--db", self.db_url, "--name", self.name,
+             "--lab", self.lab, "--db", self.db_url, "--name", self.name,
              "--redis", self.redis, "--zmq", self.zmq, "--zmq-info", self.zmq_info,
              "--speedup", self.speedup,
              *(["--http", self.http.rsplit(":", 1)[1]] if self.http else [])],

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from db import Database
-from tests.conftest import WorkcellServer, qdlab, wait_for
+from tests.conftest import ROOT, WorkcellServer, qdlab, wait_for
 from tests.test_campaign import BASE
 
 pytestmark = pytest.mark.slow
@@ -32,10 +32,11 @@ def serve(redis_server, db_path):
     """Start workcells by name; all are stopped after the test."""
     started: list[WorkcellServer] = []
 
-    def start(*names: str, speedup: str = "max") -> list[WorkcellServer]:
-        servers = [
-            WorkcellServer(n, f"sqlite:///{db_path}", redis_server.address, speedup) for n in names
-        ]
+    def start(
+        *names: str, speedup: str = "max", url: str | None = None, **options: str
+    ) -> list[WorkcellServer]:
+        url = url or f"sqlite:///{db_path}"
+        servers = [WorkcellServer(n, url, redis_server.address, speedup, **options) for n in names]
         started.extend(servers)
         return [s.start() for s in servers]
 
@@ -62,11 +63,9 @@ def start_documents(db: Database, campaign_id: int) -> list[dict]:
     return [doc for name, doc in db.campaign_documents(campaign_id) if name == "start"]
 
 
-def test_a_campaign_across_two_workcells_runs_every_experiment_once(
-    serve, spawn, tmp_path, db_path
-):
-    _, b = serve("A", "B")
-    url = f"sqlite:///{db_path}"
+def test_a_campaign_across_two_workcells_runs_every_experiment_once(serve, tmp_path, db_url):
+    url = db_url  # SQLite on one host; PostgreSQL, as workcells on several hosts share it
+    _, b = serve("A", "B", url=url)
     config = campaign_file(tmp_path, [{"name": "A"}, {"name": "B", "zmq": b.zmq}], budget=8)
     out = qdlab("campaign", "run", config, "--db", url, "--json")
     assert out.returncode == 0, out.stderr
@@ -88,6 +87,28 @@ def test_a_campaign_across_two_workcells_runs_every_experiment_once(
     states = {w["name"]: w for w in json.loads(status.stdout)}
     assert states["A"]["manager_state"] == "idle" and states["A"]["queue"] == 0
     assert states["B"]["environment"] is True and states["B"]["history"] >= 1
+
+
+def test_once_the_target_is_reached_what_waits_in_the_queues_never_starts(serve, tmp_path, db_path):
+    serve("A", "B", speedup="50")
+    url = f"sqlite:///{db_path}"
+    config = campaign_file(  # every result hits the wide target; two wait behind each run
+        tmp_path, [{"name": "A"}, {"name": "B"}], budget=10, queue_ahead=2,
+        stop_on_target=True, target={"pl_peak_nm": 470.0, "tolerance_nm": 50.0},
+    )  # fmt: skip
+    out = qdlab("campaign", "run", config, "--db", url, "--json", timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["status"] == "completed"
+    db = Database(url)
+    rows = db.experiments(1)
+    withdrawn = [r for r in rows if r["status"] == "proposed"]
+    assert withdrawn and all(
+        r["failure_reason"] == "taken back from the queue: the target was reached"
+        for r in withdrawn
+    )
+    ran = {run["experiment_id"] for run in db.runs(1)}
+    assert ran == {r["id"] for r in rows if r["status"] in ("done", "failed")}
+    assert not ran & {r["id"] for r in withdrawn}
 
 
 def statuses(db: Database, campaign_id: int = 1) -> list[str]:
@@ -161,17 +182,75 @@ def test_a_worker_killed_mid_plan_fails_or_requeues_its_experiment_and_the_campa
         assert [r["complete"] for r in runs] == [False, True]  # ran again, to the end, once
 
 
+def test_a_safety_abort_on_a_workcell_fails_its_experiment_and_pauses_the_campaign(
+    serve, tmp_path, db_path
+):
+    hot = tmp_path / "hot_lab.yaml"  # every synthesis runs above this reactor's ceiling
+    hot.write_text(yaml.safe_dump({
+        "base": str(ROOT / "configs" / "labs" / "sim.yaml"), "name": "hot",
+        "safety": {"reactor_ceiling_c": 100.0, "abort_after_s": 0.5, "interlock": False},
+    }))  # fmt: skip
+    serve("A", speedup="300", lab=str(hot))
+    url = f"sqlite:///{db_path}"
+    config = campaign_file(tmp_path, [{"name": "A"}], budget=4)
+    out = qdlab("campaign", "run", config, "--db", url, "--json", timeout=300)
+    assert out.returncode == 1, out.stderr  # paused: a lab fault
+    assert json.loads(out.stdout)["status"] == "paused"
+    db = Database(url)
+    rows = db.experiments(1)
+    # the experiment waiting behind it was taken back from the queue: it runs on resume
+    assert [r["status"] for r in rows] == ["failed", "proposed"]
+    reason = rows[0]["failure_reason"]
+    assert reason.startswith("workcell A: safety abort: the reactor is above its 100 °C ceiling")
+    assert reason in db.campaign(1)["status_reason"]
+    [run] = db.runs(1)  # nothing ran after the abort
+    assert run["exit_status"] == "abort" and run["reason"] in reason
+    status = json.loads(qdlab("workcell", "status", "--db", url, "--json").stdout)
+    assert status[0]["manager_state"] == "idle"  # aborted, not left paused
+
+
+def test_an_operator_abort_on_a_workcell_fails_the_experiment_and_it_never_reruns(
+    serve, spawn, tmp_path, db_path
+):
+    from bluesky_queueserver_api.zmq import REManagerAPI
+
+    (a,) = serve("A", speedup="50")
+    url = f"sqlite:///{db_path}"
+    config = campaign_file(tmp_path, [{"name": "A"}], budget=3)
+    agent = spawn("campaign", "run", config, "--db", url, "--json", capture=True)
+    db = Database(url)
+    wait_for(lambda: db_path.exists() and db.runs(1), 120, "a run on A")
+    operator = REManagerAPI(zmq_control_addr=a.zmq)  # as at the beamline's queue monitor
+    operator.re_pause(option="immediate")
+    wait_for(lambda: operator.status(reload=True)["manager_state"] == "paused", 30, "paused")
+    operator.re_abort()
+    operator.close()
+    _, err = agent.communicate(timeout=300)
+    assert agent.returncode == 0, err
+    rows = db.experiments(1)
+    aborted = rows[0]
+    assert aborted["status"] == "failed"
+    assert aborted["failure_reason"] == "workcell A: plan aborted"
+    runs = runs_by_experiment(db, 1)
+    assert [r["exit_status"] for r in runs[aborted["id"]]] == ["abort"]  # it never ran again
+    # the campaign went on: the others ran to the end (a sample may still not emit)
+    assert len(rows) == 3 and all(
+        [r["exit_status"] for r in runs[row["id"]]] == ["success"] for row in rows[1:]
+    )
+
+
 def test_with_approval_required_nothing_runs_on_a_workcell_before_a_person_approves(
     serve, spawn, tmp_path, db_path
 ):
     serve("A", "B")
     url = f"sqlite:///{db_path}"
-    config = campaign_file(tmp_path, [{"name": "A"}, {"name": "B"}], budget=4, approval="required")
+    config = campaign_file(tmp_path, [{"name": "A"}, {"name": "B"}], budget=6, approval="required")
     agent = spawn("campaign", "run", config, "--db", url, "--json", capture=True)
     db = Database(url)
-    wait_for(lambda: statuses(db).count("awaiting_approval") == 2, 60, "two proposals")
+    # one for each place in the queues: two workcells, each running one with one waiting
+    wait_for(lambda: statuses(db).count("awaiting_approval") == 4, 60, "four proposals")
     time.sleep(1.0)
-    assert db.runs(1) == [] and statuses(db) == ["awaiting_approval"] * 2
+    assert db.runs(1) == [] and statuses(db) == ["awaiting_approval"] * 4
     out = qdlab("campaign", "reject", "1", "2", "--reason", "duplicate of last week's", "--db", url)
     assert out.returncode == 0, out.stderr
     while agent.poll() is None:
@@ -182,7 +261,7 @@ def test_with_approval_required_nothing_runs_on_a_workcell_before_a_person_appro
     rows = db.experiments(1)
     assert rows[1]["status"] == "rejected" and rows[1]["workcell"] is None
     ran = [r for r in rows if r["status"] != "rejected"]
-    assert len(ran) == 4 and all(r["workcell"] in ("A", "B") for r in ran)
+    assert len(ran) == 6 and all(r["workcell"] in ("A", "B") for r in ran)
     assert rows[1]["id"] not in {run["experiment_id"] for run in db.runs(1)}
 
 
