@@ -28,7 +28,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.ndimage import convolve1d
 from scipy.signal import savgol_coeffs
 
-from models.optics import EXCITATION_NM, HC_EV_NM, PL_COUNTS_PER_ABSORBED, sizing_curve
+from models.optics import EXCITATION_NM, HC_EV_NM, PL_COUNTS_PER_ABSORBED, get_material
 
 __all__ = [
     "OBSERVABLE_KEYS",
@@ -129,12 +129,15 @@ def pl_peak_and_fwhm(
     return np.where(has_peak, peak, np.nan), fwhm
 
 
-def first_exciton_nm(wavelengths_nm: ArrayLike, absorbance: ArrayLike) -> NDArray[np.float64]:
+def first_exciton_nm(
+    wavelengths_nm: ArrayLike, absorbance: ArrayLike, material: str = "CsPbBr3"
+) -> NDArray[np.float64]:
     """First excitonic absorption peak (nm): reddest significant minimum of d²A/dλ².
 
     Significant means at least a quarter as deep as the deepest minimum and more than five
-    standard deviations of the second derivative's noise, measured where CsPbBr3 is transparent
-    (above 560 nm). NaN when no exciton is resolved (dilute or bulk-like samples).
+    standard deviations of the second derivative's noise, measured where ``material`` is
+    transparent (40 nm beyond its bulk gap: above 560 nm for CsPbBr3). NaN when no exciton is
+    resolved (dilute or bulk-like samples).
     """
     wl = np.asarray(wavelengths_nm, dtype=float)
     a = np.atleast_2d(np.asarray(absorbance, dtype=float))
@@ -144,7 +147,7 @@ def first_exciton_nm(wavelengths_nm: ArrayLike, absorbance: ArrayLike) -> NDArra
     step = float(np.median(np.diff(wl)))
     window = _odd_window(20.0 / step, w)
     d2 = savgol(a, window, deriv=2)
-    transparent = wl > 560.0
+    transparent = wl > HC_EV_NM / get_material(material).sizing.e_inf_ev + 40.0
     noise = d2[:, transparent].std(axis=1) if transparent.sum() > 3 else np.zeros(n)
     edge = window // 2
     valid = np.zeros((n, w), dtype=bool)
@@ -171,16 +174,18 @@ def first_exciton_nm(wavelengths_nm: ArrayLike, absorbance: ArrayLike) -> NDArra
 
 
 def analyse_spectra(
-    wavelengths_nm: ArrayLike, absorbance: ArrayLike, pl: ArrayLike
+    wavelengths_nm: ArrayLike, absorbance: ArrayLike, pl: ArrayLike, material: str = "CsPbBr3"
 ) -> dict[str, NDArray[np.float64]]:
-    """Extract :data:`OBSERVABLE_KEYS` from absorption and PL spectra (see module docstring)."""
+    """Extract :data:`OBSERVABLE_KEYS` from absorption and PL spectra (see module docstring);
+    the edge length comes from ``material``'s sizing curve."""
     wl = np.asarray(wavelengths_nm, dtype=float)
     a = np.atleast_2d(np.asarray(absorbance, dtype=float))
     y = np.atleast_2d(np.asarray(pl, dtype=float))
     pl_peak, pl_fwhm = pl_peak_and_fwhm(wl, y)
-    abs_peak = first_exciton_nm(wl, a)
-    edge = sizing_curve.edge_from_pl_nm(pl_peak)
-    edge = np.where(np.isnan(edge), sizing_curve.edge_from_abs_nm(abs_peak), edge)
+    abs_peak = first_exciton_nm(wl, a, material)
+    curve = get_material(material).sizing
+    edge = curve.edge_from_pl_nm(pl_peak)
+    edge = np.where(np.isnan(edge), curve.edge_from_abs_nm(abs_peak), edge)
     edge = np.where((edge >= 1.0) & (edge <= 50.0), edge, np.nan)  # outside: not a size
 
     near = np.abs(wl - EXCITATION_NM) <= 2.0

@@ -1,4 +1,5 @@
-"""Optics of CsPbBr3 nanocrystals: sizing curve, absorption and photoluminescence spectra.
+"""Optics of lead-halide perovskite nanocrystals (CsPbBr3, CsPbI3, FAPbBr3): sizing curves,
+absorption and photoluminescence spectra.
 
 Sizing curve
 ------------
@@ -12,7 +13,9 @@ and the emission is red-shifted from it by a size-dependent Stokes shift
 :math:`S(L) = S_0 + S_2 / L^2` (~80 meV at 3.5 nm, ~20 meV at 12 nm; Brennan et al. 2017), so
 :math:`E_\\mathrm{PL}(L) = E_1(L) - S(L)`. :math:`(E_\\infty, A, \\delta)` are least-squares fitted
 to the published edge-length -> PL table (Ye et al., Chem. Soc. Rev. 2024, Table 1, shipped as
-``models/data/size_vs_pl.csv``); :func:`fit_sizing_curve` repeats the fit.
+``models/data/size_vs_pl.csv``); :func:`fit_sizing_curve` repeats the fit. Each material of
+:data:`MATERIALS` has its curve from its own column (exciton Bohr diameters ~7 nm for CsPbBr3
+and FAPbBr3, ~12 nm for CsPbI3, whose bulk limits come out at ~523, ~552 and ~713 nm).
 
 Spectra
 -------
@@ -33,6 +36,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -40,14 +44,17 @@ from numpy.typing import ArrayLike, NDArray
 __all__ = [
     "EXCITATION_NM",
     "HC_EV_NM",
+    "MATERIALS",
     "PLATELET_PL_NM",
     "PL_COUNTS_PER_ABSORBED",
     "WAVELENGTHS_NM",
+    "Material",
     "SizingCurve",
     "SizingTableRow",
     "absorption_spectrum",
     "add_noise",
     "fit_sizing_curve",
+    "get_material",
     "load_sizing_table",
     "pl_fwhm_ev",
     "pl_spectrum",
@@ -70,8 +77,6 @@ PL_COUNTS_PER_ABSORBED = 2.0e5
 #: 4 ML = 2.2-2.4 nm thick emits at ~472 nm (Zhang et al., flow synthesis).
 PLATELET_PL_NM: NDArray[np.float64] = np.array([405.0, 433.0, 456.0, 471.0, 481.0, 488.0])
 
-_STOKES_S0_EV = 0.012
-_STOKES_S2_EV_NM2 = 0.9
 _GAMMA_H0_MEV = 70.0
 _GAMMA_H2_MEV_NM2 = 600.0
 _PLATELET_FWHM_EV = 0.055
@@ -113,28 +118,82 @@ def load_sizing_table(material: str = "CsPbBr3") -> list[SizingTableRow]:
 
 @dataclass(frozen=True)
 class SizingCurve:
-    """Edge length <-> transition energies of CsPbBr3 cubes (see the module docstring).
+    """Edge length <-> transition energies of perovskite cubes (see the module docstring).
 
     Parameters
     ----------
     e_inf_ev, a_ev_nm2, delta_nm
         :math:`E_\\infty`, :math:`A` and :math:`\\delta` of
         :math:`E_1(L) = E_\\infty + A / (L + \\delta)^2`.
+    stokes_s0_ev, stokes_s2_ev_nm2
+        :math:`S_0` and :math:`S_2` of the Stokes shift :math:`S(L) = S_0 + S_2/L^2`.
+    knots
+        ``(edge lengths, PL peaks)`` in nm, increasing: between the first and the last, the PL
+        follows a monotone interpolation (PCHIP) of these points instead of the law, which then
+        holds outside them, shifted to meet them (for a published column no confinement law
+        follows within its ranges).
     """
 
     e_inf_ev: float
     a_ev_nm2: float
     delta_nm: float
+    stokes_s0_ev: float = 0.012
+    stokes_s2_ev_nm2: float = 0.9
+    knots: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
-    def exciton_ev(self, edge_nm: ArrayLike) -> NDArray[np.float64]:
-        """First excitonic transition energy (absorption peak), eV."""
-        edge = np.asarray(edge_nm, dtype=float)
+    def stokes_ev(self, edge_nm: ArrayLike) -> NDArray[np.float64]:
+        """Size-dependent Stokes shift :math:`S_0 + S_2/L^2`, eV."""
+        return self.stokes_s0_ev + self.stokes_s2_ev_nm2 / np.asarray(edge_nm, dtype=float) ** 2
+
+    def _confinement_ev(self, edge: NDArray[np.float64]) -> NDArray[np.float64]:
         return self.e_inf_ev + self.a_ev_nm2 / (edge + self.delta_nm) ** 2
 
+    def _law_pl_ev(self, edge: NDArray[np.float64]) -> NDArray[np.float64]:
+        return self._confinement_ev(edge) - self.stokes_ev(edge)
+
+    def _law_dpl(self, edge: NDArray[np.float64]) -> NDArray[np.float64]:
+        return -2.0 * self.a_ev_nm2 / (edge + self.delta_nm) ** 3 + (
+            2.0 * self.stokes_s2_ev_nm2 / edge**3
+        )
+
+    def _spline(self) -> tuple[Any, float, float, float, float]:
+        """The PCHIP of the knots (PL energy against edge) and, beyond them, the offsets of the
+        confinement law that continues them (its slope; the Stokes term, fitted on another
+        material, would bend it back below ~2 nm)."""
+        cached = self.__dict__.get("_spline_cache")
+        if cached is None:
+            from scipy.interpolate import PchipInterpolator
+
+            assert self.knots is not None
+            edges, pls = (np.asarray(k, dtype=float) for k in self.knots)
+            spline = PchipInterpolator(edges, HC_EV_NM / pls, extrapolate=False)
+            low, high = edges[0], edges[-1]
+            cached = (
+                spline,
+                low,
+                high,
+                float(HC_EV_NM / pls[0] - self._confinement_ev(np.array(low))),
+                float(HC_EV_NM / pls[-1] - self._confinement_ev(np.array(high))),
+            )
+            object.__setattr__(self, "_spline_cache", cached)  # a cache on a frozen dataclass
+        return cached
+
     def pl_ev(self, edge_nm: ArrayLike) -> NDArray[np.float64]:
-        """PL peak energy: exciton minus Stokes shift, eV."""
+        """PL peak energy, eV."""
         edge = np.asarray(edge_nm, dtype=float)
-        return self.exciton_ev(edge) - stokes_shift_ev(edge)
+        if self.knots is None:
+            return self._law_pl_ev(edge)
+        spline, low, high, below, above = self._spline()
+        inside = np.clip(edge, low, high)
+        return np.where(
+            edge < low,
+            self._confinement_ev(edge) + below,
+            np.where(edge > high, self._confinement_ev(edge) + above, spline(inside)),
+        )
+
+    def exciton_ev(self, edge_nm: ArrayLike) -> NDArray[np.float64]:
+        """First excitonic transition energy (absorption peak): PL plus Stokes shift, eV."""
+        return self.pl_ev(edge_nm) + self.stokes_ev(edge_nm)
 
     def pl_nm(self, edge_nm: ArrayLike) -> NDArray[np.float64]:
         """PL peak wavelength, nm."""
@@ -147,51 +206,46 @@ class SizingCurve:
     def dpl_ev_dedge(self, edge_nm: ArrayLike) -> NDArray[np.float64]:
         """:math:`dE_\\mathrm{PL}/dL`, eV/nm (negative: bigger dots emit lower energy)."""
         edge = np.asarray(edge_nm, dtype=float)
-        return -2.0 * self.a_ev_nm2 / (edge + self.delta_nm) ** 3 + (
-            2.0 * _STOKES_S2_EV_NM2 / edge**3
-        )
+        if self.knots is None:
+            return self._law_dpl(edge)
+        spline, low, high, _, _ = self._spline()
+        inside = (edge >= low) & (edge <= high)
+        outside = -2.0 * self.a_ev_nm2 / (edge + self.delta_nm) ** 3
+        return np.where(inside, spline(np.clip(edge, low, high), 1), outside)
 
     def edge_from_abs_nm(self, abs_peak_nm: ArrayLike) -> NDArray[np.float64]:
         """Inverse sizing curve: edge length from the first absorption peak (NaN if bulk-like)."""
-        energy = HC_EV_NM / np.asarray(abs_peak_nm, dtype=float)
-        excess = energy - self.e_inf_ev
-        with np.errstate(invalid="ignore", divide="ignore"):
-            edge = np.sqrt(self.a_ev_nm2 / excess) - self.delta_nm
-        return np.where(excess > 0, edge, np.nan)
+        return self._invert(self.exciton_ev, HC_EV_NM / np.asarray(abs_peak_nm, dtype=float))
 
     def edge_from_pl_nm(self, pl_peak_nm: ArrayLike) -> NDArray[np.float64]:
-        """Inverse of :meth:`pl_nm` on 1-100 nm (NaN outside that span).
+        """Inverse of :meth:`pl_nm` on 1-100 nm (NaN outside that span)."""
+        return self._invert(self.pl_ev, HC_EV_NM / np.asarray(pl_peak_nm, dtype=float))
 
-        Interpolation in a log-spaced table, polished by two Newton steps (exact to ~1e-9 nm).
-        """
-        target = HC_EV_NM / np.asarray(pl_peak_nm, dtype=float)
-        table_edge, table_ev = self._pl_table()
-        # pl_ev falls with edge length: interpolate on the reversed (rising) table
+    def _invert(self, energy_of: Any, target: NDArray[np.float64]) -> NDArray[np.float64]:
+        """The edge length (1-100 nm) at which ``energy_of`` is ``target``: interpolation in a
+        log-spaced table (exact to ~1e-9 nm after two Newton steps, on the PL curve)."""
+        key = f"_table_{energy_of.__name__}"
+        table = self.__dict__.get(key)
+        if table is None:
+            edge = np.geomspace(1.0, 100.0, 4000)
+            table = (edge, energy_of(edge))
+            object.__setattr__(self, key, table)  # a cache on a frozen dataclass
+        table_edge, table_ev = table
+        # the energy falls with edge length: interpolate on the reversed (rising) table
         edge = np.interp(target, table_ev[::-1], table_edge[::-1])
-        for _ in range(2):
-            edge = edge - (self.pl_ev(edge) - target) / self.dpl_ev_dedge(edge)
+        if energy_of == self.pl_ev:
+            for _ in range(2):
+                edge = edge - (self.pl_ev(edge) - target) / self.dpl_ev_dedge(edge)
         inside = (target <= table_ev[0]) & (target >= table_ev[-1])
         return np.where(inside, edge, np.nan)
 
-    def _pl_table(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        table = self.__dict__.get("_table")
-        if table is None:
-            edge = np.geomspace(1.0, 100.0, 4000)
-            table = (edge, self.pl_ev(edge))
-            object.__setattr__(self, "_table", table)  # a cache on a frozen dataclass
-        return table
 
-
-def stokes_shift_ev(edge_nm: ArrayLike) -> NDArray[np.float64]:
-    """Size-dependent Stokes shift :math:`S_0 + S_2/L^2`, eV."""
-    return _STOKES_S0_EV + _STOKES_S2_EV_NM2 / np.asarray(edge_nm, dtype=float) ** 2
-
-
-def fit_sizing_curve(rows: list[SizingTableRow]) -> SizingCurve:
+def fit_sizing_curve(rows: list[SizingTableRow], interpolate: bool = False) -> SizingCurve:
     """Least-squares fit of :math:`(E_\\infty, A, \\delta)` to the rows' representative points.
 
     Residuals are taken in PL wavelength at each row's middle size against the middle of its
-    PL range.
+    PL range. ``interpolate``: the curve also passes through those points (see
+    :class:`SizingCurve`'s ``knots``).
     """
     from scipy.optimize import least_squares
 
@@ -202,19 +256,90 @@ def fit_sizing_curve(rows: list[SizingTableRow]) -> SizingCurve:
         return SizingCurve(*p).pl_nm(size) - pl
 
     fit = least_squares(residuals, x0=[2.38, 6.0, 0.5])
-    return SizingCurve(*(float(v) for v in fit.x))
+    knots = (tuple(size.tolist()), tuple(pl.tolist())) if interpolate else None
+    return SizingCurve(*(float(v) for v in fit.x), knots=knots)
 
 
 #: The calibrated curve: :func:`fit_sizing_curve` of the CsPbBr3 table (a test re-derives it).
 sizing_curve = SizingCurve(e_inf_ev=2.383409, a_ev_nm2=6.432973, delta_nm=0.775320)
 
 
-def pl_fwhm_ev(edge_nm: ArrayLike, size_dispersion: ArrayLike) -> NDArray[np.float64]:
+@dataclass(frozen=True)
+class Material:
+    """A lead-halide perovskite the twin makes: its sizing curve and its platelets' lines.
+
+    Parameters
+    ----------
+    name
+        ``CsPbBr3``, ``CsPbI3`` or ``FAPbBr3``.
+    bohr_diameter_nm
+        Exciton Bohr diameter: strong confinement below it (Ye et al. 2024).
+    sizing
+        Edge length <-> PL and absorption peaks of its cubes.
+    platelet_pl_nm
+        PL peaks of its nanoplatelets 1 to 6 monolayers thick.
+    monolayer_nm
+        Thickness of one monolayer (the pseudo-cubic lattice constant).
+    """
+
+    name: str
+    bohr_diameter_nm: float
+    sizing: SizingCurve
+    platelet_pl_nm: tuple[float, ...]
+    monolayer_nm: float
+
+
+def _platelet_lines(e_inf_ev: float, scale: float) -> tuple[float, ...]:
+    """Platelet lines of a material: CsPbBr3's confinement energies (above its bulk gap),
+    times ``scale``, above the material's bulk gap ``e_inf_ev``."""
+    confinement = HC_EV_NM / PLATELET_PL_NM - sizing_curve.e_inf_ev
+    return tuple(float(v) for v in HC_EV_NM / (e_inf_ev + scale * confinement))
+
+
+_CSPBI3 = SizingCurve(  # fit_sizing_curve(load_sizing_table("CsPbI3"), interpolate=True)
+    e_inf_ev=1.753444,
+    a_ev_nm2=21.35171,
+    delta_nm=4.321124,
+    knots=((4.0, 5.3, 6.1, 7.5, 10.8), (623.0, 636.0, 648.0, 663.0, 677.5)),
+)
+_FAPBBR3 = SizingCurve(  # fit_sizing_curve(load_sizing_table("FAPbBr3"), interpolate=True)
+    e_inf_ev=2.260075,
+    a_ev_nm2=19.97979,
+    delta_nm=3.832654,
+    knots=((3.6, 4.0, 5.3, 6.1, 7.5, 10.8), (490.0, 491.0, 500.0, 515.0, 521.0, 530.0)),
+)
+
+MATERIALS: dict[str, Material] = {
+    "CsPbBr3": Material("CsPbBr3", 7.0, sizing_curve, tuple(PLATELET_PL_NM.tolist()), 0.59),
+    # 2.5-2.6 nm thick (4 monolayers) platelets emit at 609-634 nm: CsPbBr3's platelet
+    # confinement scaled by 0.970 puts 4 ML at the middle, 621.5 nm
+    "CsPbI3": Material("CsPbI3", 12.0, _CSPBI3, _platelet_lines(_CSPBI3.e_inf_ev, 0.970), 0.63),
+    # no FAPbBr3 platelet line in the review: CsPbBr3's confinement over FAPbBr3's gap
+    "FAPbBr3": Material("FAPbBr3", 7.0, _FAPBBR3, _platelet_lines(_FAPBBR3.e_inf_ev, 1.0), 0.60),
+}
+"""The materials of the twin. CsPbI3's and FAPbBr3's published size -> PL columns are not
+concave in size (FAPbBr3: 500 nm at 5.3 nm, 515 nm at 6.1 nm, 521 nm at 7.5 nm), which no
+confinement law follows within the rows' ranges, so their curves interpolate the rows inside
+the table (``knots``) and follow the fitted law's slope outside it."""
+
+
+def get_material(name: str) -> Material:
+    """The material called ``name``; ``ValueError`` naming the allowed ones otherwise."""
+    try:
+        return MATERIALS[name]
+    except KeyError:
+        raise ValueError(f"material {name!r} is not one of {{{', '.join(MATERIALS)}}}") from None
+
+
+def pl_fwhm_ev(
+    edge_nm: ArrayLike, size_dispersion: ArrayLike, material: str = "CsPbBr3"
+) -> NDArray[np.float64]:
     """Ensemble PL FWHM (eV): homogeneous and inhomogeneous widths in quadrature."""
     edge = np.asarray(edge_nm, dtype=float)
     homogeneous = 1e-3 * (_GAMMA_H0_MEV + _GAMMA_H2_MEV_NM2 / edge**2)
     sigma_edge = np.asarray(size_dispersion, dtype=float) * edge
-    inhomogeneous = _FWHM_PER_SIGMA * np.abs(sizing_curve.dpl_ev_dedge(edge)) * sigma_edge
+    curve = get_material(material).sizing
+    inhomogeneous = _FWHM_PER_SIGMA * np.abs(curve.dpl_ev_dedge(edge)) * sigma_edge
     return np.hypot(homogeneous, inhomogeneous)
 
 
@@ -254,7 +379,9 @@ def _population_arrays(
 
 
 def absorption_spectrum(
-    population: Mapping[str, ArrayLike], wavelengths_nm: ArrayLike = WAVELENGTHS_NM
+    population: Mapping[str, ArrayLike],
+    wavelengths_nm: ArrayLike = WAVELENGTHS_NM,
+    material: str = "CsPbBr3",
 ) -> NDArray[np.float64]:
     """Absorbance (OD, 1 cm) of the population on the wavelength grid, shape ``(n, w)``.
 
@@ -265,9 +392,10 @@ def absorption_spectrum(
     """
     edge, dispersion, f_pl, _, conc, layers, shift = _population_arrays(population)
     energy = HC_EV_NM / np.asarray(wavelengths_nm, dtype=float)
-    e1 = sizing_curve.exciton_ev(edge) + shift
-    confinement = np.clip(e1 - shift - sizing_curve.e_inf_ev, 0.0, None)
-    width = 1.15 * pl_fwhm_ev(edge, dispersion)
+    mat = get_material(material)
+    e1 = mat.sizing.exciton_ev(edge) + shift
+    confinement = np.clip(e1 - shift - mat.sizing.e_inf_ev, 0.0, None)
+    width = 1.15 * pl_fwhm_ev(edge, dispersion, material)
     exciton_height = 0.25 + 0.9 * confinement
     onset = e1 + 0.06 + 0.5 * confinement
     continuum = (1.0 + 0.5 * (energy[None, :] - onset[:, None])) / (
@@ -279,7 +407,7 @@ def absorption_spectrum(
         + continuum
     )
 
-    plate_e = HC_EV_NM / PLATELET_PL_NM + 0.015  # small Stokes shift of platelets
+    plate_e = HC_EV_NM / np.array(mat.platelet_pl_nm) + 0.015  # small Stokes shift
     weights = _platelet_weights(layers)
     plates = np.zeros_like(dots)
     for k, e_k in enumerate(plate_e):
@@ -295,6 +423,7 @@ def pl_spectrum(
     population: Mapping[str, ArrayLike],
     wavelengths_nm: ArrayLike = WAVELENGTHS_NM,
     absorbance_at_excitation: ArrayLike | None = None,
+    material: str = "CsPbBr3",
 ) -> NDArray[np.float64]:
     """PL spectrum (counts per nm) of the population, shape ``(n, w)``.
 
@@ -308,13 +437,16 @@ def pl_spectrum(
     wl = np.asarray(wavelengths_nm, dtype=float)
     energy = HC_EV_NM / wl
     if absorbance_at_excitation is None:
-        absorbance_at_excitation = absorption_spectrum(population, [EXCITATION_NM])[:, 0]
+        absorbance_at_excitation = absorption_spectrum(population, [EXCITATION_NM], material)[:, 0]
     absorbed = 1.0 - 10.0 ** (-np.asarray(absorbance_at_excitation, dtype=float))
     total = PL_COUNTS_PER_ABSORBED * plqy * absorbed
 
-    dots = _gaussian_ev(energy, sizing_curve.pl_ev(edge) + shift, pl_fwhm_ev(edge, dispersion))
+    mat = get_material(material)
+    dots = _gaussian_ev(
+        energy, mat.sizing.pl_ev(edge) + shift, pl_fwhm_ev(edge, dispersion, material)
+    )
     weights = _platelet_weights(layers)
-    plate_e = HC_EV_NM / PLATELET_PL_NM
+    plate_e = HC_EV_NM / np.array(mat.platelet_pl_nm)
     plates = weights @ np.exp(
         -0.5 * ((energy[None, :] - plate_e[:, None]) / (_PLATELET_FWHM_EV / _FWHM_PER_SIGMA)) ** 2
     )

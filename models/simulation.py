@@ -137,12 +137,14 @@ class SimulatedBatch:
 
 
 def render_spectra(
-    population: Mapping[str, ArrayLike], wavelengths_nm: ArrayLike = WAVELENGTHS_NM
+    population: Mapping[str, ArrayLike],
+    wavelengths_nm: ArrayLike = WAVELENGTHS_NM,
+    material: str = "CsPbBr3",
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Noiseless absorbance and PL spectra of a population, each ``(n, w)``."""
-    absorbance = absorption_spectrum(population, wavelengths_nm)
-    a_exc = absorption_spectrum(population, [EXCITATION_NM])[:, 0]
-    return absorbance, pl_spectrum(population, wavelengths_nm, a_exc)
+    """Noiseless absorbance and PL spectra of a population of ``material``, each ``(n, w)``."""
+    absorbance = absorption_spectrum(population, wavelengths_nm, material)
+    a_exc = absorption_spectrum(population, [EXCITATION_NM], material)[:, 0]
+    return absorbance, pl_spectrum(population, wavelengths_nm, a_exc, material)
 
 
 def measure_spectra(
