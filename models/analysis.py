@@ -145,9 +145,12 @@ def first_exciton_nm(
     order = np.argsort(wl)  # work from blue to red
     wl, a = wl[order], a[:, order]
     step = float(np.median(np.diff(wl)))
-    window = _odd_window(20.0 / step, w)
+    bulk_nm = HC_EV_NM / get_material(material).sizing.e_inf_ev
+    # lines of one width in energy are wider in wavelength the redder: so is the window
+    redder = bulk_nm / (HC_EV_NM / get_material("CsPbBr3").sizing.e_inf_ev)
+    window = _odd_window(20.0 * redder**2 / step, w)
     d2 = savgol(a, window, deriv=2)
-    transparent = wl > HC_EV_NM / get_material(material).sizing.e_inf_ev + 40.0
+    transparent = wl > bulk_nm + 40.0
     noise = d2[:, transparent].std(axis=1) if transparent.sum() > 3 else np.zeros(n)
     edge = window // 2
     valid = np.zeros((n, w), dtype=bool)

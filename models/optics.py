@@ -33,6 +33,7 @@ All functions are pure and vectorised: population arrays of shape ``(n,)`` give 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -40,6 +41,8 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+
+from models.parameters import ParameterError
 
 __all__ = [
     "EXCITATION_NM",
@@ -59,6 +62,7 @@ __all__ = [
     "pl_fwhm_ev",
     "pl_spectrum",
     "sizing_curve",
+    "spectrometer_grid",
 ]
 
 HC_EV_NM = 1239.841984
@@ -323,12 +327,23 @@ confinement law follows within the rows' ranges, so their curves interpolate the
 the table (``knots``) and follow the fitted law's slope outside it."""
 
 
+def spectrometer_grid(material: str = "CsPbBr3") -> NDArray[np.float64]:
+    """A spectrometer grid that shows ``material``: :data:`WAVELENGTHS_NM`, or for a red
+    material 350 nm to 90 nm beyond its bulk gap (800 nm for CsPbI3), in 0.5 nm steps."""
+    red_end = math.ceil((HC_EV_NM / get_material(material).sizing.e_inf_ev + 90.0) / 50.0) * 50.0
+    if red_end <= WAVELENGTHS_NM[-1]:
+        return WAVELENGTHS_NM
+    return np.arange(WAVELENGTHS_NM[0], red_end + 0.25, 0.5)
+
+
 def get_material(name: str) -> Material:
-    """The material called ``name``; ``ValueError`` naming the allowed ones otherwise."""
+    """The material called ``name``; :class:`~models.parameters.ParameterError` naming the
+    allowed ones otherwise."""
     try:
         return MATERIALS[name]
     except KeyError:
-        raise ValueError(f"material {name!r} is not one of {{{', '.join(MATERIALS)}}}") from None
+        allowed = ", ".join(MATERIALS)
+        raise ParameterError("material", f"material {name!r} is not one of {{{allowed}}}") from None
 
 
 def pl_fwhm_ev(

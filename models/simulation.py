@@ -23,9 +23,11 @@ from models.optics import (
     WAVELENGTHS_NM,
     absorption_spectrum,
     add_noise,
+    get_material,
     pl_spectrum,
+    spectrometer_grid,
 )
-from models.parameters import get_route
+from models.parameters import ParameterError, get_route
 from models.synthesis import POPULATION_KEYS, flow_outcome, hot_injection_outcome, larp_outcome
 from models.twin import TwinParameters
 
@@ -169,8 +171,9 @@ def simulate(
     rng: np.random.Generator | None = None,
     *,
     outcome_model: OutcomeModel | str | None = None,
-    wavelengths_nm: ArrayLike = WAVELENGTHS_NM,
+    wavelengths_nm: ArrayLike | None = None,
     twin: TwinParameters | None = None,
+    material: str = "CsPbBr3",
 ) -> SimulatedBatch:
     """Simulate synthesis and in-situ measurement of one or many sets of conditions.
 
@@ -188,17 +191,27 @@ def simulate(
         A callable or ``"package.module:function"`` replacing the route's built-in model. A user
         model is called once per sample with scalar conditions.
     wavelengths_nm
-        Spectrometer grid.
+        Spectrometer grid (default: :func:`models.optics.spectrometer_grid` of the material).
     twin
         Calibrated parameters of the built-in models (:mod:`models.twin`).
+    material
+        ``CsPbBr3`` (default), ``CsPbI3`` or ``FAPbBr3``: what the hot-injection route makes
+        (the other routes make CsPbBr3).
 
     Returns
     -------
     SimulatedBatch
     """
     route_key = get_route(route).name
+    get_material(material)  # refuse an unknown one before anything runs
+    if material != "CsPbBr3" and route_key != "hot_injection":
+        raise ParameterError(
+            "material", f"material {material} is made by route hot_injection only, not {route}"
+        )
     rows = [conditions] if isinstance(conditions, Mapping) else list(conditions)
     columns = _columns(route_key, rows)
+    if material != "CsPbBr3":
+        columns["material"] = np.full(len(rows), material)
     if isinstance(outcome_model, str):
         outcome_model = load_outcome_model(outcome_model)
     if outcome_model is None:
@@ -210,8 +223,10 @@ def simulate(
             for i in range(len(rows))
         ]
         population = {k: np.array([r[k] for r in results]) for k in results[0]}
-    wl = np.asarray(wavelengths_nm, dtype=float)
-    absorbance, pl = render_spectra(population, wl)
+    wl = np.asarray(
+        spectrometer_grid(material) if wavelengths_nm is None else wavelengths_nm, dtype=float
+    )
+    absorbance, pl = render_spectra(population, wl, material)
     if rng is not None:
         absorbance, pl = measure_spectra(absorbance, pl, rng)
     return SimulatedBatch(
@@ -221,5 +236,5 @@ def simulate(
         wavelengths_nm=wl,
         absorbance=absorbance,
         pl=pl,
-        observables=analyse_spectra(wl, absorbance, pl),
+        observables=analyse_spectra(wl, absorbance, pl, material),
     )

@@ -32,12 +32,23 @@ at 100 °C (9.2 -> 5 nm over 45-600 s). The yield (concentration) rises on a slo
 intensity keeps growing after the size has settled. Below a ligand-dependent temperature the
 product turns into nanoplatelets (logistic in T), thinner the colder (Bekenstein; Otero-Martinez;
 Almeida: more oleylammonium -> platelets at higher T).
+
+Materials (``material``: :data:`MATERIAL_CHEMISTRY`)
+-----------------------------------------------------
+CsPbI3 follows the same free-growth law (CsPbX3: 4-15 nm over 140-200 °C by injection
+temperature, Protesescu 2015), with iodide binding the surface less than bromide; its black
+perovskite phase turns into the non-emissive yellow phase at room temperature within hours,
+faster for larger crystals and slower with strongly binding ligands
+(:func:`yellow_phase_fraction`), so a sample measured late has lost PL. FAPbBr3 grows from
+3 nm at 50 °C to 14 nm at 200 °C (Otero-Martinez, reviewed by Ye et al. 2024), so it gives
+platelets only below ~60 °C. Their sizing curves are in :data:`models.optics.MATERIALS`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -46,11 +57,14 @@ from models.twin import TwinParameters
 
 __all__ = [
     "L_MIN_NM",
+    "MATERIAL_CHEMISTRY",
     "POPULATION_KEYS",
     "LigandChemistry",
+    "MaterialChemistry",
     "flow_outcome",
     "hot_injection_outcome",
     "larp_outcome",
+    "yellow_phase_fraction",
 ]
 
 POPULATION_KEYS: tuple[str, ...] = (
@@ -95,6 +109,36 @@ LIGAND_CHEMISTRY: dict[str, LigandChemistry] = {
     "alkylammonium_br": LigandChemistry(3.5, 140.0, 45.0, 2.0, 105.0, 4.0, 40e3, 3.0, 0.93, 0.8),
 }
 
+
+@dataclass(frozen=True)
+class MaterialChemistry:
+    """How the perovskite being made changes the hot-injection outcome of a ligand system.
+
+    ``size_law`` (``delta_nm``, ``reference_c``, ``temperature_scale_c``) replaces the
+    ligand's free-growth size law for oleic acid/oleylamine, other ligands scaled alike; None
+    keeps it (CsPbX3: 4-15 nm over 140-200 °C, Protesescu 2015).
+    """
+
+    size_law: tuple[float, float, float] | None
+    halide_affinity: float  # times the ligand's bromide affinity
+    platelet_shift_c: float  # added to the ligand's platelet temperature
+    plqy_scale: float
+    yellow_tau_s: float | None  # black -> yellow phase at room temperature, 5 nm, oa_olam
+
+
+MATERIAL_CHEMISTRY: dict[str, MaterialChemistry] = {
+    "CsPbBr3": MaterialChemistry(None, 1.0, 0.0, 1.0, None),
+    # iodide binds the surface less than bromide; the black phase turns yellow in hours
+    "CsPbI3": MaterialChemistry(None, 0.7, 0.0, 0.9, 7200.0),
+    # FAPbBr3: 14 -> 3 nm from 200 -> 50 °C (Otero-Martinez), so platelets only below ~60 °C
+    "FAPbBr3": MaterialChemistry((11.0, 200.0, 40.0), 1.0, -55.0, 0.95, None),
+}
+"""Per material (the keys of :data:`models.optics.MATERIALS`)."""
+
+#: how much longer a ligand keeps CsPbI3 black than oleic acid/oleylamine does
+_YELLOW_LIGAND_FACTOR = {"oa_olam": 1.0, "oa_olam_acid_rich": 0.7, "olpa": 5.0,
+                         "alkylammonium_br": 3.0}  # fmt: skip
+
 _ADSORPTION_ENTHALPY_J = -50e3  # exothermic Br- binding: less coverage when hot
 _DISPERSION_FREE = 0.14
 _DISPERSION_MIN = 0.065
@@ -116,6 +160,50 @@ def _ligand_table(ligand: ArrayLike) -> dict[str, NDArray[np.float64]]:
     table = np.array([[getattr(LIGAND_CHEMISTRY[str(u)], f) for f in fields] for u in uniq])
     values = table[inverse.reshape(names.shape)]
     return {f: values[..., i] for i, f in enumerate(fields)}
+
+
+def _material_table(material: ArrayLike, shape: tuple[int, ...]) -> dict[str, NDArray]:
+    """Per-sample material parameters, broadcast to ``shape``."""
+    names = np.broadcast_to(np.asarray(material), shape)
+    unknown = set(np.unique(names).tolist()) - set(MATERIAL_CHEMISTRY)
+    if unknown:
+        allowed = ", ".join(MATERIAL_CHEMISTRY)
+        raise ValueError(f"material {sorted(unknown)[0]!r} is not one of {{{allowed}}}")
+
+    def column(f: Any) -> NDArray[np.float64]:
+        return np.vectorize(lambda n: f(MATERIAL_CHEMISTRY[str(n)]), otypes=[float])(names)
+
+    return {
+        "own_size": column(lambda m: m.size_law is not None),
+        "delta": column(lambda m: (m.size_law or (np.nan,) * 3)[0]),
+        "reference_c": column(lambda m: (m.size_law or (np.nan,) * 3)[1]),
+        "scale_c": column(lambda m: (m.size_law or (np.nan,) * 3)[2]),
+        "halide_affinity": column(lambda m: m.halide_affinity),
+        "platelet_shift_c": column(lambda m: m.platelet_shift_c),
+        "plqy_scale": column(lambda m: m.plqy_scale),
+        "yellow_tau_s": column(lambda m: m.yellow_tau_s or np.inf),
+    }
+
+
+def yellow_phase_fraction(
+    edge_nm: ArrayLike, ligand: ArrayLike, age_s: ArrayLike, material: ArrayLike = "CsPbI3"
+) -> NDArray[np.float64]:
+    """Share of the dots turned to the non-emissive yellow phase ``age_s`` after synthesis.
+
+    Only CsPbI3's black perovskite phase degrades at room temperature: the yellow share is
+    ``1 - exp(-age / tau)`` with ``tau = tau_0 * f_ligand * (5 nm / L)**2`` (faster for larger
+    crystals, whose surface energy no longer holds the strained black phase; slower with
+    strongly binding ligands; Ye et al. 2024). ``tau_0`` is two hours for oleic
+    acid/oleylamine.
+    """
+    edge = np.asarray(edge_nm, dtype=float)
+    shape = np.broadcast(edge, np.asarray(age_s, dtype=float), np.asarray(ligand)).shape
+    tau0 = _material_table(material, shape)["yellow_tau_s"]
+    ligand_factor = np.vectorize(lambda n: _YELLOW_LIGAND_FACTOR[str(n)], otypes=[float])(
+        np.broadcast_to(np.asarray(ligand), shape)
+    )
+    tau = tau0 * ligand_factor * (5.0 / np.clip(edge, 1.0, None)) ** 2
+    return 1.0 - np.exp(-np.asarray(age_s, dtype=float) / tau)
 
 
 def _arrhenius(t_c: NDArray[np.float64], ref_c: ArrayLike, energy_j: ArrayLike) -> NDArray:
@@ -147,19 +235,26 @@ def _hot_injection_core(
     rng: np.random.Generator | None,
     extra_dispersion: ArrayLike = 0.0,
     twin: TwinParameters = _DEFAULT_TWIN,
+    material: ArrayLike = "CsPbBr3",
+    age_s: ArrayLike = 0.0,
 ) -> dict[str, NDArray[np.float64]]:
     lig = _ligand_table(ligand)
+    mat = _material_table(material, np.broadcast(temperature_c, lig["delta_size_nm"]).shape)
     excess_br = np.clip(br_pb_ratio - 2.0, 0.0, None)
     k_ads = (
         twin.br_affinity_scale
         * lig["br_affinity"]
+        * mat["halide_affinity"]
         * _arrhenius(temperature_c, 140.0, -_ADSORPTION_ENTHALPY_J)
     )
     coverage = k_ads * excess_br / (1.0 + k_ads * excess_br)
 
-    l_free = L_MIN_NM + twin.size_scale * lig["delta_size_nm"] * np.exp(
-        (temperature_c - lig["reference_c"]) / lig["size_temperature_scale_c"]
-    )
+    own = mat["own_size"] > 0  # the material's own size law, each ligand scaled as for CsPbBr3
+    ligand_share = lig["delta_size_nm"] / LIGAND_CHEMISTRY["oa_olam"].delta_size_nm
+    delta = np.where(own, mat["delta"] * ligand_share, lig["delta_size_nm"])
+    reference = np.where(own, mat["reference_c"], lig["reference_c"])
+    scale = np.where(own, mat["scale_c"], lig["size_temperature_scale_c"])
+    l_free = L_MIN_NM + twin.size_scale * delta * np.exp((temperature_c - reference) / scale)
     l_eq = L_MIN_NM + (l_free - L_MIN_NM) * (1.0 - coverage)
 
     tau = (
@@ -184,7 +279,9 @@ def _hot_injection_core(
         + 0.06 * (1.0 - progress)  # still growing: defocused
         + np.asarray(extra_dispersion, dtype=float)
     ) * twin.dispersion_scale
-    platelet_fraction = _logistic((lig["platelet_below_c"] - temperature_c) / 7.0)
+    platelet_fraction = _logistic(
+        (lig["platelet_below_c"] + mat["platelet_shift_c"] - temperature_c) / 7.0
+    )
     platelet_layers = np.clip(2.0 + (temperature_c - 60.0) / 25.0, 1.5, 6.0)
 
     if rng is not None:
@@ -199,6 +296,9 @@ def _hot_injection_core(
     hot_quench = 1.0 - 0.3 * _logistic((temperature_c - 185.0) / 8.0)  # defects when too hot
     size_factor = 1.0 - lig["plqy_size_sensitivity"] * (1.0 - _size_plqy(edge))
     plqy = lig["plqy_max"] * size_factor * (1.0 - 0.55 * platelet_fraction) * hot_quench
+    plqy = plqy * mat["plqy_scale"]
+    if np.isfinite(mat["yellow_tau_s"]).any():  # CsPbI3: the yellow phase does not emit
+        plqy = plqy * (1.0 - yellow_phase_fraction(edge, ligand, age_s, material))
     if rng is not None:
         plqy = plqy * np.exp(0.04 * rng.standard_normal(np.shape(plqy)))
     return {
@@ -226,8 +326,10 @@ def hot_injection_outcome(
 ) -> dict[str, float] | dict[str, NDArray[np.float64]]:
     """Population from hot injection (``br_pb_ratio, temperature_c, ligand, time_s``).
 
-    See the module docstring for the mechanism; ranges are in
-    :data:`models.parameters.ROUTES`.
+    Optional: ``material`` (``CsPbBr3`` by default, ``CsPbI3``, ``FAPbBr3``; for CsPbI3
+    ``br_pb_ratio`` is the iodide/Pb ratio) and ``age_s``, the time from synthesis to
+    measurement (CsPbI3's yellow phase, :func:`yellow_phase_fraction`). See the module
+    docstring for the mechanism; ranges are in :data:`models.parameters.ROUTES`.
     """
     result = _hot_injection_core(
         _as_array(conditions["br_pb_ratio"]),
@@ -236,6 +338,8 @@ def hot_injection_outcome(
         _as_array(conditions["time_s"]),
         rng,
         twin=twin,
+        material=conditions.get("material", "CsPbBr3"),
+        age_s=_as_array(conditions.get("age_s", 0.0)),
     )
     result["energy_shift_ev"] = np.full(np.shape(result["edge_length_nm"]), twin.sizing_offset_ev)
     return _scalars_if_scalar(result, conditions)

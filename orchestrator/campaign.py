@@ -600,13 +600,16 @@ class CampaignRunner:
         return False
 
     def _fail_on(self, workcell: Workcell, experiment: dict[str, Any], item: ItemState) -> None:
-        """Fail an experiment whose queue item ended badly, with its run's own stop reason when
-        it has one (the queue server's message only says the RunEngine was interrupted); a
-        safety abort on the workcell pauses the campaign, as one in process does."""
+        """Fail an experiment whose queue item ended badly: with the worker's safety abort,
+        else its run's own stop reason when it has one (the queue server's message may only
+        say the RunEngine was interrupted); a safety abort on the workcell pauses the
+        campaign, as one in process does."""
         runs = [r for r in self.db.runs(experiment_id=experiment["id"]) if r["complete"]]
         stop = runs[-1]["reason"] if runs and runs[-1]["exit_status"] != "success" else ""
-        reason = f"workcell {workcell.name}: {stop}" if stop else item.reason(workcell.name)
-        safety = reason.startswith(f"workcell {workcell.name}: {SAFETY_ABORT}")
+        reason = message = item.reason(workcell.name)
+        safety = message.startswith(f"workcell {workcell.name}: {SAFETY_ABORT}")
+        if stop and not safety:  # the worker's safety abort says most; else the stop document
+            reason = f"workcell {workcell.name}: {stop}"
         if safety:
             self._safety_stop = reason
         self._fail(experiment, reason, count=not safety)
@@ -866,11 +869,7 @@ class CampaignRunner:
                 self.RE.abort(reason=reason)
                 raise SafetyAbort(reason) from None
             if safety is not None and self.RE.state == "idle" and safety.tripped():
-                # suspended where the plan holds no checkpoint: bluesky has aborted the run
-                raise SafetyAbort(
-                    f"{SAFETY_ABORT}: {'; '.join(safety.tripped())} while the synthesis could "
-                    "not wait; run aborted"
-                ) from None
+                raise SafetyAbort(safety.uncheckpointed_abort()) from None
             self._pause_requested = True
             runs = [r for r in self.db.runs(experiment_id=experiment_id) if not r["complete"]]
             measured = bool(runs) and any(

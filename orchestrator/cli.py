@@ -73,6 +73,9 @@ def simulate(
     flow_ratio: Annotated[float | None, typer.Option(help="flow: Cs/Pb stream ratio")] = None,
     precursor_ul: Annotated[float | None, typer.Option(help="larp: precursor, µL")] = None,
     ligand_ul: Annotated[float | None, typer.Option(help="larp: oleylamine, µL")] = None,
+    material: Annotated[
+        str, typer.Option(help="hot-injection: CsPbBr3, CsPbI3 (red) or FAPbBr3 (green)")
+    ] = "CsPbBr3",
     seed: Annotated[
         int | None,
         typer.Option(help="seed; omit for the noiseless mean", min=0, max=MAX_SEED),
@@ -101,8 +104,8 @@ def simulate(
     except ParameterError as exc:  # say which flag, as the user typed it
         raise ParameterError(exc.field, f"{_FLAG_OF.get(exc.field, exc.field)}: {exc}") from None
     rng = None if seed is None else np.random.default_rng(seed)
-    record = run_simulation(spec.name, conditions, rng).record(0)
-    result = {"route": spec.name, "seed": seed, **record}
+    record = run_simulation(spec.name, conditions, rng, material=material).record(0)
+    result = {"route": spec.name, "material": material, "seed": seed, **record}
     if as_json:
         print(json.dumps({k: _json_value(v) for k, v in result.items()}))
     else:
@@ -735,7 +738,10 @@ def _print_record(result: dict, condition_names: tuple[str, ...]) -> None:
     from models.analysis import OBSERVABLE_KEYS
     from models.synthesis import POPULATION_KEYS
 
-    table = Table(title=f"{result['route']} (seed {result['seed']})", show_header=False)
+    table = Table(
+        title=f"{result['route']}, {result['material']} (seed {result['seed']})",
+        show_header=False,
+    )
     table.add_column("quantity")
     table.add_column("value", justify="right")
     for title, keys in (

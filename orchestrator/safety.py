@@ -140,6 +140,14 @@ class SafetyWatch:
         """Why the plan is suspended now (empty when it is not)."""
         return [s._tripped_message for s in self.suspenders if s.tripped]
 
+    def uncheckpointed_abort(self) -> str:
+        """The reason of a run bluesky aborted itself: suspended where the plan holds no
+        checkpoint (between injection and quench nothing can wait)."""
+        return (
+            f"{SAFETY_ABORT}: {'; '.join(self.tripped())} while the synthesis could not wait; "
+            "run aborted"
+        )
+
     def close(self) -> None:
         """Stop watching and take the suspenders off the RunEngine."""
         self._stop.set()

@@ -57,9 +57,10 @@ if _lab.flow is not None:
 
 
 class _WorkcellRunEngine(RunEngine):
-    """A RunEngine whose plan, aborted by the safety watch, raises :class:`SafetyAbort` with
-    the reason: the queue server records a plan's exception as its item's message, where the
-    campaign's agent reads why (an interruption would only say the RunEngine paused)."""
+    """A RunEngine whose plan, aborted by the safety watch (or by bluesky, suspended where it
+    could not wait), raises :class:`SafetyAbort` with the reason: the queue server records a
+    plan's exception as its item's message, where the campaign's agent reads why (an
+    interruption would only say the RunEngine paused)."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -67,6 +68,8 @@ class _WorkcellRunEngine(RunEngine):
         except RunEngineInterrupted:
             if self.state == "idle" and _watch.last_abort:
                 raise SafetyAbort(_watch.last_abort) from None
+            if self.state == "idle" and _watch.tripped():
+                raise SafetyAbort(_watch.uncheckpointed_abort()) from None
             raise
 
 

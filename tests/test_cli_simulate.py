@@ -93,6 +93,8 @@ def test_help_lists_routes_parameters_ranges_and_ligands(run_qdlab):
         (["--flow-ratio", "2"], "--flow-ratio does not apply to route hot-injection"),
         (["--br-pb", "many"], "'--br-pb'"),
         (["--route", "larp", "--ligand-ul", "80"], "ligand_ul = 80 is outside"),
+        (["--material", "CsSnI3"], "material 'CsSnI3' is not one of {CsPbBr3, CsPbI3, FAPbBr3}"),
+        (["--route", "flow", "--material", "CsPbI3"], "made by route hot_injection only"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_naming_the_parameter(run_qdlab, args, text):
@@ -102,3 +104,15 @@ def test_bad_input_exits_2_with_one_line_naming_the_parameter(run_qdlab, args, t
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in out.stderr
     assert text in lines[0]
+
+
+def test_simulate_makes_red_cspbi3_and_green_fapbbr3(run_qdlab):
+    red = run_qdlab("simulate", "--material", "CsPbI3", "--temperature", "165", "--br-pb", "2",
+                    "--time", "60", "--json")  # fmt: skip
+    assert red.returncode == 0, red.stderr
+    record = json.loads(red.stdout)
+    assert record["material"] == "CsPbI3" and 640 < record["pl_peak_nm"] < 670
+    assert abs(record["edge_length_est_nm"] - record["edge_length_nm"]) < 0.2
+    green = run_qdlab("simulate", "--material", "FAPbBr3", "--temperature", "185", "--br-pb",
+                      "2", "--time", "60", "--json")  # fmt: skip
+    assert 520 < json.loads(green.stdout)["pl_peak_nm"] < 540

@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 
 from models import simulate
-from models.synthesis import POPULATION_KEYS, flow_outcome, hot_injection_outcome, larp_outcome
+from models.synthesis import (
+    POPULATION_KEYS,
+    flow_outcome,
+    hot_injection_outcome,
+    larp_outcome,
+    yellow_phase_fraction,
+)
 
 
 def hot(br_pb, temperature, ligand="oa_olam", time_s=30.0, rng=None):
@@ -164,3 +170,65 @@ def test_larp_excess_oleylamine_gives_smaller_dots_then_platelets():
     edges = [larp_outcome({**LARP_BASE, "ligand_ul": v})["edge_length_nm"] for v in (0, 10, 20)]
     assert edges[0] > edges[1] > edges[2]
     assert larp_outcome({**LARP_BASE, "ligand_ul": 45.0})["platelet_fraction"] > 0.9
+
+
+def made(material, temperature, br_pb=2.0, ligand="oa_olam", time_s=600.0, age_s=0.0):
+    return hot_injection_outcome(
+        {"br_pb_ratio": br_pb, "temperature_c": temperature, "ligand": ligand,
+         "time_s": time_s, "material": material, "age_s": age_s},
+    )  # fmt: skip
+
+
+def test_cspbi3_spans_4_to_15_nm_over_140_to_200_c_and_emits_red():
+    assert 4.0 <= made("CsPbI3", 140.0)["edge_length_nm"] <= 5.0
+    assert 14.0 <= made("CsPbI3", 200.0)["edge_length_nm"] <= 16.0
+    temperatures = np.linspace(140.0, 185.0, 10)
+    rows = [{"br_pb_ratio": 2.0, "temperature_c": t, "ligand": "oa_olam", "time_s": 600.0}
+            for t in temperatures]  # fmt: skip
+    batch = simulate("hot_injection", rows, material="CsPbI3")
+    peaks, sizes = batch.observables["pl_peak_nm"], batch.population["edge_length_nm"]
+    assert np.all(np.diff(sizes) > 0) and np.all(np.diff(peaks) > 0)  # redder as they grow
+    assert peaks[0] > 615 and 650 < peaks[-1] < 700
+    assert np.allclose(batch.observables["edge_length_est_nm"], sizes, rtol=0.05)
+
+
+def test_fapbbr3_shrinks_from_14_to_about_3_nm_from_200_to_the_coldest_c_and_emits_green():
+    assert 13.0 <= made("FAPbBr3", 200.0)["edge_length_nm"] <= 15.0
+    assert made("FAPbBr3", 60.0)["edge_length_nm"] < 3.5
+    rows = [{"br_pb_ratio": 2.0, "temperature_c": t, "ligand": "oa_olam", "time_s": 600.0}
+            for t in (110.0, 150.0, 190.0)]  # fmt: skip
+    peaks = simulate("hot_injection", rows, material="FAPbBr3").observables["pl_peak_nm"]
+    assert np.all(np.diff(peaks) > 0) and peaks[0] > 485 and peaks[-1] < 545
+
+
+@pytest.mark.parametrize("material", ["CsPbBr3", "CsPbI3", "FAPbBr3"])
+def test_each_material_gives_platelets_when_cold_and_cubes_when_hot(material):
+    assert made(material, 60.0)["platelet_fraction"] > 0.4
+    assert made(material, 170.0)["platelet_fraction"] < 0.01
+
+
+def test_cspbi3_loses_pl_to_its_yellow_phase_faster_when_larger_slower_with_olpa():
+    fresh, late = made("CsPbI3", 150.0), made("CsPbI3", 150.0, age_s=3 * 3600.0)
+    assert late["plqy"] < 0.8 * fresh["plqy"]  # a measurement taken hours later
+    assert made("CsPbI3", 150.0, age_s=60.0)["plqy"] > 0.99 * fresh["plqy"]  # minutes: intact
+    small, large = made("CsPbI3", 140.0, age_s=3600.0), made("CsPbI3", 175.0, age_s=3600.0)
+    small_loss = 1 - small["plqy"] / made("CsPbI3", 140.0)["plqy"]
+    large_loss = 1 - large["plqy"] / made("CsPbI3", 175.0)["plqy"]
+    assert large_loss > small_loss
+    # a strongly binding ligand keeps dots of the same size black for longer
+    assert yellow_phase_fraction(6.0, "olpa", 3 * 3600.0) < yellow_phase_fraction(
+        6.0, "oa_olam", 3 * 3600.0
+    )
+    bromide = made("CsPbBr3", 150.0, age_s=30 * 86400.0)  # CsPbBr3 keeps its phase
+    assert bromide["plqy"] == pytest.approx(made("CsPbBr3", 150.0)["plqy"])
+
+
+def test_cspbbr3_is_the_default_and_other_routes_make_only_cspbbr3():
+    default = hot_injection_outcome(
+        {"br_pb_ratio": 12.0, "temperature_c": 150.0, "ligand": "oa_olam", "time_s": 30.0}
+    )
+    assert default == made("CsPbBr3", 150.0, br_pb=12.0, time_s=30.0)
+    flow = {"br_pb_ratio": 12.0, "temperature_c": 150.0, "ligand": "oa_olam",
+            "residence_time_s": 20.0, "flow_ratio": 1.0}  # fmt: skip
+    with pytest.raises(ValueError, match="made by route hot_injection only"):
+        simulate("flow", flow, material="CsPbI3")
