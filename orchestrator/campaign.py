@@ -152,7 +152,7 @@ def summarize(db: Database, campaign_id: int, loaded: LoadedCampaign) -> Campaig
     return CampaignSummary(
         campaign_id=campaign_id,
         status=campaign["status"],
-        experiments=len(rows),
+        experiments=sum(r["status"] != "rejected" for r in rows),  # a rejected one never ran
         reached_target=bool(hits),
         first_hit_experiment=hits[0]["index"] + 1 if hits else None,
         best=best,
@@ -487,7 +487,9 @@ class CampaignRunner:
         if self._pausing is not None:  # pause once the experiments under way finished
             if not any(load.values()):
                 return self._end("paused", self._pausing)
-            self._withdraw_queued(snapshots, "the campaign paused")
+            self._withdraw_queued(
+                snapshots, "proposed", "taken back from the queue: the campaign paused"
+            )
             time.sleep(self.poll_s)
             return None
         runnable = [r for r in rows if r["status"] == "proposed"]
@@ -495,7 +497,7 @@ class CampaignRunner:
         done = self._done_reason()
         if done is not None and self._progress.first_hit is not None:
             if cfg.stop_on_target:  # what has not started is not worth the reagents
-                self._withdraw_queued(snapshots, "the target was reached")
+                self._withdraw_queued(snapshots, "rejected", "withdrawn: the target was reached")
                 runnable = []
             if awaiting:
                 self.db.decide(cid, None, "rejected", "withdrawn: the target was reached")
@@ -524,17 +526,18 @@ class CampaignRunner:
             time.sleep(self.poll_s)
         return None
 
-    def _withdraw_queued(self, snapshots: Mapping[str, tuple[dict, dict] | None], why: str) -> None:
-        """Take back the campaign's experiments waiting in the workcells' queues (a pausing
-        campaign starts nothing new): proposed again, they run if the campaign resumes. One
-        that started meanwhile runs to its end."""
+    def _withdraw_queued(
+        self, snapshots: Mapping[str, tuple[dict, dict] | None], status: str, why: str
+    ) -> None:
+        """Take back the campaign's experiments waiting in the workcells' queues: ``proposed``
+        again when the campaign pauses (they run when it resumes), ``rejected`` once the target
+        is reached (spending no budget, as the proposals awaiting approval then). One that
+        started meanwhile runs to its end."""
         for workcell in self.workcells:
             snapshot = snapshots.get(workcell.name)
             for eid, states in (snapshot[1] if snapshot else {}).items():
                 if states[-1].where == "queued" and workcell.remove(states[-1].item_uid):
-                    self.db.set_experiment_status(
-                        eid, "proposed", f"taken back from the queue: {why}"
-                    )
+                    self.db.set_experiment_status(eid, status, why)
 
     def _workcell(self, name: str | None) -> Workcell:
         for w in self.workcells:

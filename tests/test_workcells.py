@@ -101,11 +101,11 @@ def test_once_the_target_is_reached_what_waits_in_the_queues_never_starts(serve,
     assert json.loads(out.stdout)["status"] == "completed"
     db = Database(url)
     rows = db.experiments(1)
-    withdrawn = [r for r in rows if r["status"] == "proposed"]
+    withdrawn = [r for r in rows if r["status"] == "rejected"]  # spending no budget
     assert withdrawn and all(
-        r["failure_reason"] == "taken back from the queue: the target was reached"
-        for r in withdrawn
+        r["failure_reason"] == "withdrawn: the target was reached" for r in withdrawn
     )
+    assert json.loads(out.stdout)["experiments"] == len(rows) - len(withdrawn)
     ran = {run["experiment_id"] for run in db.runs(1)}
     assert ran == {r["id"] for r in rows if r["status"] in ("done", "failed")}
     assert not ran & {r["id"] for r in withdrawn}
