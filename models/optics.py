@@ -155,10 +155,8 @@ class SizingCurve:
     def _law_pl_ev(self, edge: NDArray[np.float64]) -> NDArray[np.float64]:
         return self._confinement_ev(edge) - self.stokes_ev(edge)
 
-    def _law_dpl(self, edge: NDArray[np.float64]) -> NDArray[np.float64]:
-        return -2.0 * self.a_ev_nm2 / (edge + self.delta_nm) ** 3 + (
-            2.0 * self.stokes_s2_ev_nm2 / edge**3
-        )
+    def _confinement_dev(self, edge: NDArray[np.float64]) -> NDArray[np.float64]:
+        return -2.0 * self.a_ev_nm2 / (edge + self.delta_nm) ** 3
 
     def _spline(self) -> tuple[Any, float, float, float, float]:
         """The PCHIP of the knots (PL energy against edge) and, beyond them, the offsets of the
@@ -211,33 +209,33 @@ class SizingCurve:
         """:math:`dE_\\mathrm{PL}/dL`, eV/nm (negative: bigger dots emit lower energy)."""
         edge = np.asarray(edge_nm, dtype=float)
         if self.knots is None:
-            return self._law_dpl(edge)
+            return self._confinement_dev(edge) + 2.0 * self.stokes_s2_ev_nm2 / edge**3
         spline, low, high, _, _ = self._spline()
         inside = (edge >= low) & (edge <= high)
-        outside = -2.0 * self.a_ev_nm2 / (edge + self.delta_nm) ** 3
-        return np.where(inside, spline(np.clip(edge, low, high), 1), outside)
+        return np.where(inside, spline(np.clip(edge, low, high), 1), self._confinement_dev(edge))
 
     def edge_from_abs_nm(self, abs_peak_nm: ArrayLike) -> NDArray[np.float64]:
         """Inverse sizing curve: edge length from the first absorption peak (NaN if bulk-like)."""
-        return self._invert(self.exciton_ev, HC_EV_NM / np.asarray(abs_peak_nm, dtype=float))
+        return self._invert("exciton", HC_EV_NM / np.asarray(abs_peak_nm, dtype=float))
 
     def edge_from_pl_nm(self, pl_peak_nm: ArrayLike) -> NDArray[np.float64]:
         """Inverse of :meth:`pl_nm` on 1-100 nm (NaN outside that span)."""
-        return self._invert(self.pl_ev, HC_EV_NM / np.asarray(pl_peak_nm, dtype=float))
+        return self._invert("pl", HC_EV_NM / np.asarray(pl_peak_nm, dtype=float))
 
-    def _invert(self, energy_of: Any, target: NDArray[np.float64]) -> NDArray[np.float64]:
-        """The edge length (1-100 nm) at which ``energy_of`` is ``target``: interpolation in a
-        log-spaced table (exact to ~1e-9 nm after two Newton steps, on the PL curve)."""
-        key = f"_table_{energy_of.__name__}"
+    def _invert(self, line: str, target: NDArray[np.float64]) -> NDArray[np.float64]:
+        """The edge length (1-100 nm) at which the ``pl`` or ``exciton`` energy is ``target``:
+        interpolation in a log-spaced table (exact to ~1e-9 nm after two Newton steps, on the
+        PL curve)."""
+        key = f"_table_{line}"
         table = self.__dict__.get(key)
         if table is None:
             edge = np.geomspace(1.0, 100.0, 4000)
-            table = (edge, energy_of(edge))
+            table = (edge, self.pl_ev(edge) if line == "pl" else self.exciton_ev(edge))
             object.__setattr__(self, key, table)  # a cache on a frozen dataclass
         table_edge, table_ev = table
         # the energy falls with edge length: interpolate on the reversed (rising) table
         edge = np.interp(target, table_ev[::-1], table_edge[::-1])
-        if energy_of == self.pl_ev:
+        if line == "pl":
             for _ in range(2):
                 edge = edge - (self.pl_ev(edge) - target) / self.dpl_ev_dedge(edge)
         inside = (target <= table_ev[0]) & (target >= table_ev[-1])

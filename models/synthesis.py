@@ -99,14 +99,19 @@ class LigandChemistry:
     br_growth_acceleration: float  # a
     plqy_max: float
     plqy_size_sensitivity: float  # 1: Naghadeh's size dependence in full; 0: none
+    black_phase_stability: float  # how much longer it keeps CsPbI3 black than oa_olam does
 
 
 LIGAND_CHEMISTRY: dict[str, LigandChemistry] = {
-    "oa_olam": LigandChemistry(1.6, 140.0, 29.8, 0.69, 115.0, 6.0, 40e3, 2.0, 0.90, 1.0),
-    "oa_olam_acid_rich": LigandChemistry(1.4, 140.0, 32.0, 0.69, 140.0, 5.0, 40e3, 2.0, 0.80, 1.0),
+    "oa_olam": LigandChemistry(1.6, 140.0, 29.8, 0.69, 115.0, 6.0, 40e3, 2.0, 0.90, 1.0, 1.0),
+    "oa_olam_acid_rich": LigandChemistry(
+        1.4, 140.0, 32.0, 0.69, 140.0, 5.0, 40e3, 2.0, 0.80, 1.0, 0.7
+    ),
     # phosphonic acid binds tightly: PLQY > 80 % over 5-9 nm
-    "olpa": LigandChemistry(6.6, 100.0, 120.0, 0.20, -50.0, 110.0, 60e3, 0.1, 0.95, 0.3),
-    "alkylammonium_br": LigandChemistry(3.5, 140.0, 45.0, 2.0, 105.0, 4.0, 40e3, 3.0, 0.93, 0.8),
+    "olpa": LigandChemistry(6.6, 100.0, 120.0, 0.20, -50.0, 110.0, 60e3, 0.1, 0.95, 0.3, 5.0),
+    "alkylammonium_br": LigandChemistry(
+        3.5, 140.0, 45.0, 2.0, 105.0, 4.0, 40e3, 3.0, 0.93, 0.8, 3.0
+    ),
 }
 
 
@@ -114,30 +119,29 @@ LIGAND_CHEMISTRY: dict[str, LigandChemistry] = {
 class MaterialChemistry:
     """How the perovskite being made changes the hot-injection outcome of a ligand system.
 
-    ``size_law`` (``delta_nm``, ``reference_c``, ``temperature_scale_c``) replaces the
-    ligand's free-growth size law for oleic acid/oleylamine, other ligands scaled alike; None
+    ``size_delta_nm``, ``size_reference_c`` and ``size_temperature_scale_c`` replace the
+    ligand's free-growth size law for oleic acid/oleylamine, other ligands scaled alike; NaN
     keeps it (CsPbX3: 4-15 nm over 140-200 °C, Protesescu 2015).
     """
 
-    size_law: tuple[float, float, float] | None
+    size_delta_nm: float
+    size_reference_c: float
+    size_temperature_scale_c: float
     halide_affinity: float  # times the ligand's bromide affinity
     platelet_shift_c: float  # added to the ligand's platelet temperature
     plqy_scale: float
-    yellow_tau_s: float | None  # black -> yellow phase at room temperature, 5 nm, oa_olam
+    yellow_tau_s: float  # black -> yellow phase at room temperature, 5 nm, oa_olam (inf: never)
 
 
+_NAN, _INF = float("nan"), float("inf")
 MATERIAL_CHEMISTRY: dict[str, MaterialChemistry] = {
-    "CsPbBr3": MaterialChemistry(None, 1.0, 0.0, 1.0, None),
+    "CsPbBr3": MaterialChemistry(_NAN, _NAN, _NAN, 1.0, 0.0, 1.0, _INF),
     # iodide binds the surface less than bromide; the black phase turns yellow in hours
-    "CsPbI3": MaterialChemistry(None, 0.7, 0.0, 0.9, 7200.0),
+    "CsPbI3": MaterialChemistry(_NAN, _NAN, _NAN, 0.7, 0.0, 0.9, 7200.0),
     # FAPbBr3: 14 -> 3 nm from 200 -> 50 °C (Otero-Martinez), so platelets only below ~60 °C
-    "FAPbBr3": MaterialChemistry((11.0, 200.0, 40.0), 1.0, -55.0, 0.95, None),
+    "FAPbBr3": MaterialChemistry(11.0, 200.0, 40.0, 1.0, -55.0, 0.95, _INF),
 }
 """Per material (the keys of :data:`models.optics.MATERIALS`)."""
-
-#: how much longer a ligand keeps CsPbI3 black than oleic acid/oleylamine does
-_YELLOW_LIGAND_FACTOR = {"oa_olam": 1.0, "oa_olam_acid_rich": 0.7, "olpa": 5.0,
-                         "alkylammonium_br": 3.0}  # fmt: skip
 
 _ADSORPTION_ENTHALPY_J = -50e3  # exothermic Br- binding: less coverage when hot
 _DISPERSION_FREE = 0.14
@@ -148,41 +152,29 @@ def _as_array(value: ArrayLike) -> NDArray[np.float64]:
     return np.asarray(value, dtype=float)
 
 
+def _per_sample(what: str, names: ArrayLike, table: Mapping[str, Any]) -> dict[str, NDArray]:
+    """The numeric fields of ``table[name]`` for each of ``names``, as arrays shaped like it
+    (``what`` names the condition in the error for an unknown name)."""
+    names = np.asarray(names)
+    unknown = set(np.unique(names).tolist()) - set(table)
+    if unknown:
+        allowed = ", ".join(table)
+        raise ValueError(f"{what} {sorted(unknown)[0]!r} is not one of {{{allowed}}}")
+    uniq, inverse = np.unique(names, return_inverse=True)
+    fields = tuple(type(next(iter(table.values()))).__dataclass_fields__)
+    rows = np.array([[getattr(table[str(u)], f) for f in fields] for u in uniq], dtype=float)
+    values = rows[inverse.reshape(names.shape)]
+    return {f: values[..., i] for i, f in enumerate(fields)}
+
+
 def _ligand_table(ligand: ArrayLike) -> dict[str, NDArray[np.float64]]:
     """Per-sample ligand parameters as arrays shaped like ``ligand``."""
-    names = np.asarray(ligand)
-    unknown = set(np.unique(names).tolist()) - set(LIGAND_CHEMISTRY)
-    if unknown:
-        allowed = ", ".join(LIGAND_CHEMISTRY)
-        raise ValueError(f"ligand {sorted(unknown)[0]!r} is not one of {{{allowed}}}")
-    uniq, inverse = np.unique(names, return_inverse=True)
-    fields = tuple(LigandChemistry.__dataclass_fields__)
-    table = np.array([[getattr(LIGAND_CHEMISTRY[str(u)], f) for f in fields] for u in uniq])
-    values = table[inverse.reshape(names.shape)]
-    return {f: values[..., i] for i, f in enumerate(fields)}
+    return _per_sample("ligand", ligand, LIGAND_CHEMISTRY)
 
 
 def _material_table(material: ArrayLike, shape: tuple[int, ...]) -> dict[str, NDArray]:
     """Per-sample material parameters, broadcast to ``shape``."""
-    names = np.broadcast_to(np.asarray(material), shape)
-    unknown = set(np.unique(names).tolist()) - set(MATERIAL_CHEMISTRY)
-    if unknown:
-        allowed = ", ".join(MATERIAL_CHEMISTRY)
-        raise ValueError(f"material {sorted(unknown)[0]!r} is not one of {{{allowed}}}")
-
-    def column(f: Any) -> NDArray[np.float64]:
-        return np.vectorize(lambda n: f(MATERIAL_CHEMISTRY[str(n)]), otypes=[float])(names)
-
-    return {
-        "own_size": column(lambda m: m.size_law is not None),
-        "delta": column(lambda m: (m.size_law or (np.nan,) * 3)[0]),
-        "reference_c": column(lambda m: (m.size_law or (np.nan,) * 3)[1]),
-        "scale_c": column(lambda m: (m.size_law or (np.nan,) * 3)[2]),
-        "halide_affinity": column(lambda m: m.halide_affinity),
-        "platelet_shift_c": column(lambda m: m.platelet_shift_c),
-        "plqy_scale": column(lambda m: m.plqy_scale),
-        "yellow_tau_s": column(lambda m: m.yellow_tau_s or np.inf),
-    }
+    return _per_sample("material", np.broadcast_to(np.asarray(material), shape), MATERIAL_CHEMISTRY)
 
 
 def yellow_phase_fraction(
@@ -199,10 +191,14 @@ def yellow_phase_fraction(
     edge = np.asarray(edge_nm, dtype=float)
     shape = np.broadcast(edge, np.asarray(age_s, dtype=float), np.asarray(ligand)).shape
     tau0 = _material_table(material, shape)["yellow_tau_s"]
-    ligand_factor = np.vectorize(lambda n: _YELLOW_LIGAND_FACTOR[str(n)], otypes=[float])(
-        np.broadcast_to(np.asarray(ligand), shape)
-    )
-    tau = tau0 * ligand_factor * (5.0 / np.clip(edge, 1.0, None)) ** 2
+    stability = _ligand_table(np.broadcast_to(np.asarray(ligand), shape))["black_phase_stability"]
+    return _yellow_share(edge, tau0, stability, age_s)
+
+
+def _yellow_share(
+    edge: NDArray[np.float64], tau0: ArrayLike, stability: ArrayLike, age_s: ArrayLike
+) -> NDArray[np.float64]:
+    tau = np.asarray(tau0) * stability * (5.0 / np.clip(edge, 1.0, None)) ** 2
     return 1.0 - np.exp(-np.asarray(age_s, dtype=float) / tau)
 
 
@@ -249,11 +245,11 @@ def _hot_injection_core(
     )
     coverage = k_ads * excess_br / (1.0 + k_ads * excess_br)
 
-    own = mat["own_size"] > 0  # the material's own size law, each ligand scaled as for CsPbBr3
+    own = np.isfinite(mat["size_delta_nm"])  # its own size law, each ligand scaled alike
     ligand_share = lig["delta_size_nm"] / LIGAND_CHEMISTRY["oa_olam"].delta_size_nm
-    delta = np.where(own, mat["delta"] * ligand_share, lig["delta_size_nm"])
-    reference = np.where(own, mat["reference_c"], lig["reference_c"])
-    scale = np.where(own, mat["scale_c"], lig["size_temperature_scale_c"])
+    delta = np.where(own, mat["size_delta_nm"] * ligand_share, lig["delta_size_nm"])
+    reference = np.where(own, mat["size_reference_c"], lig["reference_c"])
+    scale = np.where(own, mat["size_temperature_scale_c"], lig["size_temperature_scale_c"])
     l_free = L_MIN_NM + twin.size_scale * delta * np.exp((temperature_c - reference) / scale)
     l_eq = L_MIN_NM + (l_free - L_MIN_NM) * (1.0 - coverage)
 
@@ -297,8 +293,8 @@ def _hot_injection_core(
     size_factor = 1.0 - lig["plqy_size_sensitivity"] * (1.0 - _size_plqy(edge))
     plqy = lig["plqy_max"] * size_factor * (1.0 - 0.55 * platelet_fraction) * hot_quench
     plqy = plqy * mat["plqy_scale"]
-    if np.isfinite(mat["yellow_tau_s"]).any():  # CsPbI3: the yellow phase does not emit
-        plqy = plqy * (1.0 - yellow_phase_fraction(edge, ligand, age_s, material))
+    yellow = _yellow_share(edge, mat["yellow_tau_s"], lig["black_phase_stability"], age_s)
+    plqy = plqy * (1.0 - yellow)  # CsPbI3's yellow phase does not emit
     if rng is not None:
         plqy = plqy * np.exp(0.04 * rng.standard_normal(np.shape(plqy)))
     return {

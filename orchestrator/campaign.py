@@ -592,7 +592,7 @@ class CampaignRunner:
         if last.exit_status == "completed":
             uid = last.run_uids[-1] if last.run_uids else self._stored_run(eid)
             if uid is None:
-                self._fail(experiment, f"workcell {workcell.name}: the plan stored no run")
+                self._fail_on_workcell(workcell, experiment, "the plan stored no run")
             else:
                 self._record(experiment, uid)
             return False
@@ -605,14 +605,20 @@ class CampaignRunner:
     def _fail_on(self, workcell: Workcell, experiment: dict[str, Any], item: ItemState) -> None:
         """Fail an experiment whose queue item ended badly: with the worker's safety abort,
         else its run's own stop reason when it has one (the queue server's message may only
-        say the RunEngine was interrupted); a safety abort on the workcell pauses the
-        campaign, as one in process does."""
+        say the RunEngine was interrupted), else that message."""
         runs = [r for r in self.db.runs(experiment_id=experiment["id"]) if r["complete"]]
         stop = runs[-1]["reason"] if runs and runs[-1]["exit_status"] != "success" else ""
-        reason = message = item.reason(workcell.name)
-        safety = message.startswith(f"workcell {workcell.name}: {SAFETY_ABORT}")
-        if stop and not safety:  # the worker's safety abort says most; else the stop document
-            reason = f"workcell {workcell.name}: {stop}"
+        message = item.reason(workcell.name)
+        if stop and not message.startswith(f"workcell {workcell.name}: {SAFETY_ABORT}"):
+            message = stop  # the worker's safety abort says most; else the stop document
+        self._fail_on_workcell(workcell, experiment, message)
+
+    def _fail_on_workcell(self, workcell: Workcell, experiment: dict[str, Any], why: str) -> None:
+        """Fail an experiment with a reason that names its workcell; a safety abort there
+        pauses the campaign (and is no failure in a row)."""
+        prefix = f"workcell {workcell.name}: "
+        reason = why if why.startswith(prefix) else prefix + why
+        safety = reason.startswith(prefix + SAFETY_ABORT)
         if safety:
             self._safety_stop = reason
         self._fail(experiment, reason, count=not safety)
@@ -635,16 +641,17 @@ class CampaignRunner:
             if last["exit_status"] == "success":
                 self._record(experiment, last["uid"])
             else:
-                reason = last["reason"] or f"run {last['exit_status']}"
-                self._fail(experiment, f"workcell {workcell.name}: {reason}")
+                self._fail_on_workcell(
+                    workcell, experiment, last["reason"] or f"run {last['exit_status']}"
+                )
             return False
         if runs:
             if status.get("worker_environment_state") == "executing_plan":
                 return True
-            self._fail(
+            self._fail_on_workcell(
+                workcell,
                 experiment,
-                f"workcell {workcell.name}: its run stopped unrecorded (the queue server lost "
-                "track of it)",
+                "its run stopped unrecorded (the queue server lost track of it)",
             )
             return False
         self._unseen[eid] = self._unseen.get(eid, 0) + 1
@@ -868,9 +875,8 @@ class CampaignRunner:
         except RunEngineInterrupted:
             safety = self.safety
             if safety is not None and safety.abort_reason is not None:
-                reason, safety.abort_reason = safety.abort_reason, None
-                self.RE.abort(reason=reason)
-                raise SafetyAbort(reason) from None
+                self.RE.abort(reason=safety.abort_reason)
+                raise SafetyAbort(safety.abort_reason) from None
             if safety is not None and self.RE.state == "idle" and safety.tripped():
                 raise SafetyAbort(safety.uncheckpointed_abort()) from None
             self._pause_requested = True

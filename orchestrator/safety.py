@@ -58,8 +58,7 @@ class SafetyWatch:
         self.config = config
         self.abort_runs = abort_runs
         self.abort_reason: str | None = None
-        self.last_abort: str | None = None
-        """The reason of the watch's last abort during the plan running now."""
+        """The reason of the watch's abort of the plan running now (None: none)."""
         self._readers: list[tuple[Signal, Callable[[], float]]] = []
         self.suspenders: list[SuspenderBase] = []
         if config.interlock:
@@ -122,16 +121,16 @@ class SafetyWatch:
     def _explain_abort(self, plan: Generator[Msg, Any, Any]) -> Generator[Msg, Any, Any]:
         """Put the abort's reason in the stop document of a run the watch aborted (bluesky's
         ``run_wrapper`` closes an aborted run without the reason given to ``RE.abort``)."""
-        self.last_abort = None  # a new plan: an earlier plan's abort does not explain it
+        self.abort_reason = None  # a new plan: an earlier plan's abort does not explain it
 
         def explain(msg: Msg) -> Msg:
             if (
                 msg.command == "close_run"
                 and msg.kwargs.get("exit_status") == "abort"
                 and not msg.kwargs.get("reason")
-                and self.last_abort
+                and self.abort_reason
             ):
-                return msg._replace(kwargs={**msg.kwargs, "reason": self.last_abort})
+                return msg._replace(kwargs={**msg.kwargs, "reason": self.abort_reason})
             return msg
 
         return (yield from msg_mutator(plan, explain))
@@ -190,12 +189,11 @@ class SafetyWatch:
                     f"{SAFETY_ABORT}: {s._tripped_message} for more than "
                     f"{self.config.abort_after_s:g} s"
                 )
-                self.last_abort = reason
+                self.abort_reason = reason
                 try:
                     if self.abort_runs:
                         RE.abort(reason=reason)
                     else:
-                        self.abort_reason = reason
                         RE.request_pause(defer=False)
                 except Exception:  # it ended by itself meanwhile
                     self.abort_reason = None

@@ -66,10 +66,8 @@ class _WorkcellRunEngine(RunEngine):
         try:
             return super().__call__(*args, **kwargs)
         except RunEngineInterrupted:
-            if self.state == "idle" and _watch.last_abort:
-                raise SafetyAbort(_watch.last_abort) from None
-            if self.state == "idle" and _watch.tripped():
-                raise SafetyAbort(_watch.uncheckpointed_abort()) from None
+            if self.state == "idle" and (_watch.abort_reason or _watch.tripped()):
+                raise SafetyAbort(_watch.abort_reason or _watch.uncheckpointed_abort()) from None
             raise
 
 
