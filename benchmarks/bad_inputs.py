@@ -148,8 +148,8 @@ def hand_written(tmp: Path, db_url: str) -> list[Case]:
         ),
         Case(
             "wavelength_min_nm above wavelength_max_nm",
-            (*run, _lab(tmp, "wl", setdeep("cell", "wavelength_min_nm", value=700))),
-            "wavelength_min_nm (700) must be below wavelength_max_nm (650)",
+            (*run, _lab(tmp, "wl", setdeep("cell", "wavelength_min_nm", value=900))),
+            "wavelength_min_nm (900) must be below wavelength_max_nm (800)",
         ),
         Case("a key given twice", (*run, str(dup)), "key 'budget' is given twice"),
         Case(

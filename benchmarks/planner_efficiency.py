@@ -9,7 +9,11 @@ first hit (a miss counts as budget + 1), the success rate within budget, and the
 an ``ask`` that used the model (initial-design asks excluded). Then the BoTorch planner's
 proposal latency with 10, 25 and 50 observations, for q = 1 and q = 4.
 
-    python benchmarks/planner_efficiency.py [--quick] [--planners botorch,random,...]
+With ``--materials`` it runs the red and green materials instead: 650 nm CsPbI3, 530 nm
+FAPbBr3, and 500 nm with the material left open (CsPbBr3 or FAPbBr3 both reach it), 5 seeds
+each, and prints the same columns per material (planners ``botorch,random`` unless named).
+
+    python benchmarks/planner_efficiency.py [--quick] [--materials] [--planners botorch,...]
 """
 
 from __future__ import annotations
@@ -41,15 +45,24 @@ SPACE = {
     "time_s": [1, 120],
 }
 
+MATERIAL_CASES: tuple[tuple[str, float, dict], ...] = (
+    ("CsPbI3", 650.0, {**SPACE, "material": ["CsPbI3"], "temperature_c": [120, 200]}),
+    ("FAPbBr3", 530.0, {**SPACE, "material": ["FAPbBr3"], "temperature_c": [60, 200]}),
+    ("open", 500.0, {**SPACE, "material": ["CsPbBr3", "FAPbBr3"]}),
+)
+"""(label, target PL nm, space) of ``--materials``: the configs' spaces (configs/campaigns)."""
 
-def run_one(kind: str, target: float, seed: int) -> tuple[int | None, list[float]]:
+
+def run_one(
+    kind: str, target: float, seed: int, space: dict = SPACE
+) -> tuple[int | None, list[float]]:
     """(first hit, ask latencies) of one campaign."""
     config = {
         "name": f"{kind}-{target:g}-{seed}",
         "lab": str(ROOT / "configs" / "labs" / "sim.yaml"),
         "route": "hot_injection",
         "target": {"pl_peak_nm": target, "tolerance_nm": 1.0},
-        "space": SPACE,
+        "space": space,
         "planner": {"kind": "random"},
         "budget": BUDGET,
         "seed": seed,
@@ -80,13 +93,34 @@ def run_one(kind: str, target: float, seed: int) -> tuple[int | None, list[float
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 targets x 2 seeds")
-    parser.add_argument("--planners", default="botorch,random,sobol,ax,baybe")
+    parser.add_argument("--materials", action="store_true", help="red and green materials")
+    parser.add_argument("--planners", default=None, help="comma-separated planner kinds")
     args = parser.parse_args()
     logging.getLogger("bluesky").setLevel(logging.CRITICAL)
-    targets = (470.0, 490.0) if args.quick else TARGETS
     seeds = SEEDS[:2] if args.quick else SEEDS
-    kinds = [k.strip() for k in args.planners.split(",") if k.strip()]
-    rows = []
+    default = "botorch,random" if args.materials else "botorch,random,sobol,ax,baybe"
+    kinds = [k.strip() for k in (args.planners or default).split(",") if k.strip()]
+    if args.materials:
+        for label, target, space in MATERIAL_CASES:
+            rows = compare(kinds, [(target, space)], seeds)
+            print(
+                f"\n{label}: {target:g} nm (tolerance 1 nm), material {space['material']}, ", end=""
+            )
+            table(rows, seeds)
+        return
+    targets = (470.0, 490.0) if args.quick else TARGETS
+    rows = compare(kinds, [(t, SPACE) for t in targets], seeds)
+    print(f"\ntargets {', '.join(f'{t:g}' for t in targets)} nm (tolerance 1 nm), ", end="")
+    table(rows, seeds)
+    if "botorch" in kinds:
+        latency_table()
+
+
+def compare(
+    kinds: list[str], cases: list[tuple[float, dict]], seeds: tuple[int, ...]
+) -> list[tuple[str, tuple[list, list] | None]]:
+    """Per planner: first hits and ask latencies over every (target, space) and seed."""
+    rows: list[tuple[str, tuple[list, list] | None]] = []
     for kind in kinds:
         if kind in ("ax", "baybe"):
             try:
@@ -97,9 +131,9 @@ def main() -> None:
                 continue
         hits, lat = [], []
         start = time.perf_counter()
-        for target in targets:
+        for target, space in cases:
             for seed in seeds:
-                hit, latencies = run_one(kind, target, seed)
+                hit, latencies = run_one(kind, target, seed, space)
                 hits.append(hit)
                 lat.extend(latencies)
         print(
@@ -108,11 +142,12 @@ def main() -> None:
             flush=True,
         )
         rows.append((kind, (hits, lat)))
-    print()
-    print(
-        f"targets {', '.join(f'{t:g}' for t in targets)} nm (tolerance 1 nm), seeds "
-        f"{list(seeds)}, budget {BUDGET}, stop at the first hit"
-    )
+    return rows
+
+
+def table(rows: list[tuple[str, tuple[list, list] | None]], seeds: tuple[int, ...]) -> None:
+    """Median and IQR of experiments to the first hit, success rate, median model ask."""
+    print(f"seeds {list(seeds)}, budget {BUDGET}, stop at the first hit")
     header = f"{'planner':<9} {'median to hit':>13} {'IQR':>11} {'success':>8} {'median ask s':>13}"
     print(header)
     print("-" * len(header))
@@ -129,8 +164,6 @@ def main() -> None:
             f"{kind:<9} {med:>13.1f} {f'{q1:.1f}-{q3:.1f}':>11} {success:>8.0%} "
             f"{np.median(model_asks):>13.3f}"
         )
-    if "botorch" in kinds:
-        latency_table()
 
 
 def latency_table() -> None:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from models.configfile import ConfigError, read_yaml
-from models.parameters import LIGANDS
+from models.parameters import LIGANDS, MATERIAL_NAMES, ParameterError
 
 __all__ = [
     "CellConfig",
@@ -25,6 +25,7 @@ __all__ = [
     "LabConfig",
     "LabwareConfig",
     "LarpConfig",
+    "MaterialSources",
     "PumpConfig",
     "ReactorConfig",
     "RobotConfig",
@@ -50,6 +51,8 @@ class Contents(_Strict):
     pb_mm: float = Field(0.0, ge=0)
     br_mm: float = Field(0.0, ge=0)
     cs_mm: float = Field(0.0, ge=0)
+    i_mm: float = Field(0.0, ge=0)
+    fa_mm: float = Field(0.0, ge=0)
     ligand: str | None = None
     role: Literal[
         "precursor", "ligand", "solvent", "antisolvent", "larp_precursor", "oleylamine"
@@ -118,8 +121,23 @@ class HeaterConfig(_Strict):
         return self
 
 
+class MaterialSources(_Strict):
+    """The deck reservoirs hot injection makes one material from."""
+
+    pb_source: str
+    """Lead halide precursor in octadecene (PbBr2, PbI2)."""
+    halide_source: str
+    """Extra halide (ZnBr2, ZnI2) that brings the halide/Pb ratio up to the one asked for."""
+    cation_source: str
+    """What the injector injects: Cs-oleate or FA-oleate."""
+
+
 class ReactorConfig(HeaterConfig):
-    """Hot-injection reactor: heater limits and response, injection syringe, flask."""
+    """Hot-injection reactor: heater limits and response, injection syringe, flask.
+
+    CsPbBr3 is made from ``pb_source``, ``br_source`` and ``cs_source``; the other materials
+    from their entries in ``materials`` (a lab without one cannot make it).
+    """
 
     flask: str = "reactor_flask"
     pb_source: str = "pbbr2"
@@ -139,6 +157,7 @@ class ReactorConfig(HeaterConfig):
     injection_min_ul: float = Field(50.0, gt=0)
     injection_max_ul: float = Field(2000.0, gt=0)
     cs_source: str = "cs_oleate"
+    materials: dict[str, MaterialSources] = Field(default_factory=dict)
     min_stir_rpm: float = 0.0
     max_stir_rpm: float = 1500.0
 
@@ -146,7 +165,33 @@ class ReactorConfig(HeaterConfig):
     def _ranges(self) -> ReactorConfig:
         _ordered(self, "injection_min_ul", "injection_max_ul")
         _ordered(self, "min_stir_rpm", "max_stir_rpm")
+        unknown = sorted(set(self.materials) - set(MATERIAL_NAMES))
+        if unknown:
+            raise ValueError(
+                f"materials: {unknown[0]!r} is not one of {{{', '.join(MATERIAL_NAMES)}}}"
+            )
         return self
+
+    def sources(self, material: str) -> MaterialSources:
+        """The reservoirs ``material`` is made from (:class:`ParameterError` if none here)."""
+        if material in self.materials:
+            return self.materials[material]
+        if material == "CsPbBr3":
+            return MaterialSources(
+                pb_source=self.pb_source, halide_source=self.br_source, cation_source=self.cs_source
+            )
+        made = ", ".join(sorted({"CsPbBr3", *self.materials}))
+        raise ParameterError(
+            "material",
+            f"material {material!r} has no precursors in this lab (reactor.materials); "
+            f"it makes {{{made}}}",
+        )
+
+    @property
+    def cation_sources(self) -> tuple[str, ...]:
+        """Every reservoir the injector may draw from (its selector valve's positions)."""
+        names = [self.cs_source, *(m.cation_source for m in self.materials.values())]
+        return tuple(dict.fromkeys(names))
 
 
 class LarpConfig(_Strict):
@@ -299,6 +344,11 @@ class LabConfig(_Strict):
             ("larp.oleylamine", lp.oleylamine),
             ("larp.plate", lp.plate),
             *((f"reactor.ligand_sources.{k}", v) for k, v in r.ligand_sources.items()),
+            *(
+                (f"reactor.materials.{m}.{part}", name)
+                for m, sources in r.materials.items()
+                for part, name in sources.model_dump().items()
+            ),
         ):
             if name not in deck:
                 raise ValueError(f"{field} {name!r} is not on the robot deck ({sorted(deck)})")

@@ -81,7 +81,7 @@ def pv_suffixes(config: LabConfig) -> list[str]:
     """Every PV suffix the lab's devices use."""
     out = ["CLOCK", "SPEEDUP", "timer:WAIT", "timer:MSG"]
     out += [f"reactor:heater:{s}" for s in _HEATER]
-    out += ["reactor:INJECT", "reactor:QUENCH", "reactor:GROWTH", "reactor:MSG"]
+    out += ["reactor:SOURCE", "reactor:INJECT", "reactor:QUENCH", "reactor:GROWTH", "reactor:MSG"]
     out += [f"robot:{s}" for s in ("ACTION", "MSG", "TIPS", "HELD", "RELOAD", "DECK")]
     out += ["robot:VOLUMES", "robot:FRESH"]
     if config.flow is not None:
@@ -315,14 +315,17 @@ class EpicsHeater(_Backend):
 
 
 class EpicsReactor(_Backend):
-    """The flask's PVs: ``INJECT`` (µL), ``QUENCH`` (growth time, s), ``GROWTH`` (readback); the
-    IOC injects at the temperature its own heater reads."""
+    """The flask's PVs: ``SOURCE`` (the injection valve), ``INJECT`` (µL), ``QUENCH`` (growth
+    time, s), ``GROWTH`` (readback); the IOC injects at the temperature its own heater reads."""
 
     def __init__(self, pvs: PVs) -> None:
         super().__init__(pvs, "reactor")
 
     def inject(self, volume_ul: float, temperature_c: float) -> Status:
         return self._request("INJECT", volume_ul)
+
+    def select_source(self, source: str) -> None:
+        self._put("SOURCE", source)
 
     def quench(self, growth_time_s: float) -> Status:
         return self._request("QUENCH", growth_time_s)

@@ -235,6 +235,7 @@ class LabIOC:
         self._request(
             "reactor:INJECT", lambda v: reactor.inject(v, round(heater.temperature(), 3)), msg
         )
+        self._request("reactor:SOURCE", reactor.select_source, msg, kind="string")
         self._request("reactor:QUENCH", reactor.quench, msg)
         self._readback("reactor:GROWTH", reactor.growth_time)
 

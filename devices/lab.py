@@ -195,6 +195,7 @@ def _assemble(
         clock,
         stir_limits=(rc.min_stir_rpm, rc.max_stir_rpm),
         injection_limits=(rc.injection_min_ul, rc.injection_max_ul),
+        injection_sources=rc.cation_sources,
     )
 
     flow = None

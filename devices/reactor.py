@@ -1,7 +1,8 @@
-"""The hot-injection reactor: heated flask, stirrer, Cs-oleate injection syringe, ice-bath quench.
+"""The hot-injection reactor: heated flask, stirrer, injection syringe, ice-bath quench.
 
-The lab protocol it automates: the robot loads PbBr2 (+ZnBr2) and ligand into the flask; the
-heater brings it to temperature; ``injector.set(volume)`` injects Cs-oleate (refused unless the
+The lab protocol it automates: the robot loads the lead halide (PbBr2 + ZnBr2, or PbI2 + ZnI2)
+and ligand into the flask; the heater brings it to temperature; ``injector.source`` selects what
+the syringe draws (Cs- or FA-oleate); ``injector.set(volume)`` injects it (refused unless the
 temperature is within tolerance of the setpoint); ``quench.set(t)`` waits until ``t`` seconds
 after injection and quenches, which fixes the nanocrystals. The backend
 (:class:`ReactorBackend`) does it; the simulated one (:class:`devices.simulated.SimReactor`)
@@ -17,7 +18,7 @@ from ophyd import Component as Cpt
 from ophyd import Device, Signal
 from ophyd.status import Status
 
-from devices.base import ComputedSignal, LimitedSignal, check_range, then
+from devices.base import ComputedSignal, LimitedSignal, LimitError, check_range, then
 from devices.clock import VirtualClock
 from devices.heater import Heater
 
@@ -29,8 +30,11 @@ class ReactorBackend(Protocol):
     backend of its own)."""
 
     def inject(self, volume_ul: float, temperature_c: float) -> Status:
-        """Inject Cs-oleate; ``temperature_c`` is what the flask reads. Raises before anything
-        moves if the flask cannot take it."""
+        """Inject from the selected source; ``temperature_c`` is what the flask reads. Raises
+        before anything moves if the flask cannot take it."""
+
+    def select_source(self, source: str) -> None:
+        """Turn the injection syringe's selector valve to the reservoir ``source``."""
 
     def quench(self, growth_time_s: float) -> Status:
         """Quench ``growth_time_s`` after injection (at once if that moment has passed)."""
@@ -39,10 +43,33 @@ class ReactorBackend(Protocol):
         """Seconds since injection (frozen at the quench); NaN before injection."""
 
 
+class _SourceValve(Signal):
+    """Selector valve in front of the injection syringe: one of the reactor's cation sources."""
+
+    positions: tuple[str, ...] = ()
+
+    def check_value(self, value: Any) -> None:
+        if value not in self.positions:
+            raise LimitError(f"{self.name} = {value!r} is not one of {list(self.positions)}")
+
+    def set(self, value: Any, **kwargs: Any) -> Any:
+        self.check_value(value)  # refused here, before a Status exists
+        return super().set(value, **kwargs)
+
+    def put(self, value: Any, **kwargs: Any) -> None:
+        self.check_value(value)
+        backend = self.root.backend
+        if backend is not None:
+            backend.select_source(value)
+        super().put(value, **kwargs)
+
+
 class Injector(Device):
-    """Cs-oleate syringe: ``set(volume_ul)`` injects; refused unless at temperature."""
+    """Injection syringe: ``source`` selects the reservoir it draws from; ``set(volume_ul)``
+    injects, refused unless at temperature."""
 
     volume = Cpt(LimitedSignal, value=0.0, units="uL", kind="normal")
+    source = Cpt(_SourceValve, value="", kind="config")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -109,12 +136,16 @@ class HotInjectionReactor(Device):
         clock: VirtualClock,
         stir_limits: tuple[float, float],
         injection_limits: tuple[float, float],
+        injection_sources: tuple[str, ...],
     ) -> None:
-        """Connect the backend and the config's limits (done by build_lab)."""
+        """Connect the backend and the config's limits and injection sources (the first is
+        selected; done by build_lab)."""
         self.backend = backend
         self.clock = clock
         self.stir_rpm.set_limits(*stir_limits)
         self.injector.volume.set_limits(*injection_limits)
+        self.injector.source.positions = injection_sources
+        self.injector.source.put(injection_sources[0])
 
     def _growth_time(self) -> float:
         return self.backend.growth_time()

@@ -40,6 +40,7 @@ from devices.robot import Aspirate, Dispense, RobotAction, Transfer
 from devices.world import Liquid, Sample, SimulatedWorld, WorldError
 from models.analysis import analyse_spectra
 from models.simulation import render_spectra
+from models.synthesis import yellow_phase_fraction
 
 __all__ = [
     "SimCell",
@@ -201,11 +202,11 @@ class SimHeater:
 class SimReactor:
     """The simulated flask: reaction bookkeeping on the :class:`SimulatedWorld`."""
 
-    def __init__(self, world: SimulatedWorld, flask: str, cs_source: str) -> None:
+    def __init__(self, world: SimulatedWorld, flask: str, source: str) -> None:
         self.world = world
         self.clock = world.clock
         self.flask = flask
-        self.cs_source = cs_source
+        self.source = source
         self.injected_at: float | None = None
         self.injection_temperature_c: float | None = None
         self.quenched_at: float | None = None
@@ -224,15 +225,20 @@ class SimReactor:
             raise WorldError(f"{self.flask} holds no Pb precursor: load it first")
         if flask.sample is not None or (self.injected_at is not None and self.quenched_at is None):
             raise WorldError(f"{self.flask} has already reacted: empty it first")
-        self.world.check_transfer(self.cs_source, self.flask, volume_ul)
+        self.world.check_transfer(self.source, self.flask, volume_ul)
 
         def act() -> None:
-            self.world.transfer(self.cs_source, self.flask, volume_ul)
+            self.world.transfer(self.source, self.flask, volume_ul)
             self.injected_at = self.clock.now()
             self.injection_temperature_c = temperature_c
             self.quenched_at = None
 
         return run_step(self.clock, Step(_INJECTION_S, action=act), self)
+
+    def select_source(self, source: str) -> None:
+        """Draw the next injection from the deck location ``source``."""
+        self.world.location(source)  # raises for a location the deck does not have
+        self.source = source
 
     def quench(self, growth_time_s: float) -> Status:
         """Quench ``growth_time_s`` after injection (at once if that moment has passed)."""
@@ -244,11 +250,18 @@ class SimReactor:
             self.quenched_at = self.clock.now() - _QUENCH_S
             flask = self.world.location(self.flask).liquid
             ligands = flask.ligand_ul or {"oa_olam": 1.0}
+            standard = self.world.config.reactor  # its ligand load per batch is amount 1
             conditions = {
-                "br_pb_ratio": flask.br_umol / flask.pb_umol,
+                "br_pb_ratio": (flask.br_umol + flask.i_umol) / flask.pb_umol,
                 "temperature_c": self.injection_temperature_c,
                 "ligand": max(ligands, key=ligands.get),
                 "time_s": self.growth_time(),
+                "material": self.world.material_of(flask),
+                "ligand_amount": (
+                    sum(flask.ligand_ul.values()) / standard.ligand_ul if flask.ligand_ul else 1.0
+                )
+                * standard.batch_pb_umol
+                / flask.pb_umol,
             }
             flask.sample = self.world.make_sample("hot_injection", conditions)
 
@@ -431,7 +444,16 @@ class SimCell:
             )
             for k in sample.components[0][1]
         }
-        absorbance, pl = render_spectra(populations, self._grid)
+        material = sample.conditions.get("material", "CsPbBr3")
+        if material != "CsPbBr3":  # CsPbI3 turns yellow while it waits to be measured
+            age_s = self.clock.now() - sample.made_at
+            populations["plqy"] = populations["plqy"] * (
+                1.0
+                - yellow_phase_fraction(
+                    populations["edge_length_nm"], sample.conditions["ligand"], age_s, material
+                )
+            )
+        absorbance, pl = render_spectra(populations, self._grid, material)
         return absorbance.sum(axis=0), pl.sum(axis=0)
 
     def acquire_dark(self, integration_ms: float) -> Status:

@@ -23,6 +23,7 @@ import numpy as np
 
 from devices.clock import VirtualClock
 from devices.config import FaultConfig, LabConfig, LabwareConfig
+from models.parameters import MATERIAL_NAMES
 from models.simulation import (
     BUILTIN_OUTCOME_MODELS,
     OutcomeModel,
@@ -62,6 +63,10 @@ class Sample:
         return replace(self, components=tuple((w * factor, p) for w, p in self.components))
 
 
+_IONS = ("pb", "br", "cs", "i", "fa")
+"""Ions a liquid keeps count of (µmol): lead, bromide, caesium, iodide, formamidinium."""
+
+
 @dataclass
 class Liquid:
     """Contents of a location: volume, moles of the ions that matter, and who added what."""
@@ -70,6 +75,8 @@ class Liquid:
     pb_umol: float = 0.0
     br_umol: float = 0.0
     cs_umol: float = 0.0
+    i_umol: float = 0.0
+    fa_umol: float = 0.0
     role_ul: dict[str, float] = field(default_factory=dict)
     ligand_ul: dict[str, float] = field(default_factory=dict)
     sample: Sample | None = None
@@ -79,17 +86,16 @@ class Liquid:
         f = volume_ul / self.volume_ul if self.volume_ul > 0 else 0.0
         part = Liquid(
             volume_ul=volume_ul,
-            pb_umol=self.pb_umol * f,
-            br_umol=self.br_umol * f,
-            cs_umol=self.cs_umol * f,
             role_ul={k: v * f for k, v in self.role_ul.items()},
             ligand_ul={k: v * f for k, v in self.ligand_ul.items()},
             sample=self.sample,
+            **{f"{ion}_umol": getattr(self, f"{ion}_umol") * f for ion in _IONS},
         )
         self.volume_ul -= volume_ul
-        self.pb_umol -= part.pb_umol
-        self.br_umol -= part.br_umol
-        self.cs_umol -= part.cs_umol
+        for ion in _IONS:
+            setattr(
+                self, f"{ion}_umol", getattr(self, f"{ion}_umol") - getattr(part, f"{ion}_umol")
+            )
         self.role_ul = {k: v - part.role_ul[k] for k, v in self.role_ul.items()}
         self.ligand_ul = {k: v - part.ligand_ul[k] for k, v in self.ligand_ul.items()}
         if self.volume_ul <= 1e-9:
@@ -110,9 +116,10 @@ class Liquid:
             first = parts[-1]
             self.sample = replace(first, components=tuple(c for s in parts for c in s.components))
         self.volume_ul = total
-        self.pb_umol += other.pb_umol
-        self.br_umol += other.br_umol
-        self.cs_umol += other.cs_umol
+        for ion in _IONS:
+            setattr(
+                self, f"{ion}_umol", getattr(self, f"{ion}_umol") + getattr(other, f"{ion}_umol")
+            )
         for k, v in other.role_ul.items():
             self.role_ul[k] = self.role_ul.get(k, 0.0) + v
         for k, v in other.ligand_ul.items():
@@ -137,9 +144,7 @@ def _liquid_from(cfg: LabwareConfig) -> Liquid:
     c = cfg.contents
     return Liquid(
         volume_ul=v,
-        pb_umol=c.pb_mm * v * 1e-3,
-        br_umol=c.br_mm * v * 1e-3,
-        cs_umol=c.cs_mm * v * 1e-3,
+        **{f"{ion}_umol": getattr(c, f"{ion}_mm") * v * 1e-3 for ion in _IONS},
         role_ul={c.role: v} if v > 0 else {},
         ligand_ul={c.ligand: v} if (c.ligand and v > 0) else {},
     )
@@ -305,6 +310,19 @@ class SimulatedWorld:
         loc.liquid.sample = self.make_sample("larp", conditions)
 
     # -- chemistry ------------------------------------------------------------------------
+    @staticmethod
+    def material_of(liquid: Liquid) -> str:
+        """The perovskite a reacting liquid makes: its majority A-site cation (Cs or FA) and
+        majority halide (Br or I); :class:`WorldError` for one the physics does not know."""
+        cation = "FA" if liquid.fa_umol > liquid.cs_umol else "Cs"
+        halide = "I" if liquid.i_umol > liquid.br_umol else "Br"
+        material = f"{cation}Pb{halide}3"
+        if material not in MATERIAL_NAMES:
+            raise WorldError(
+                f"the flask would make {material}; the simulated lab makes {MATERIAL_NAMES}"
+            )
+        return material
+
     def make_sample(self, route: str, conditions: Mapping[str, Any]) -> Sample:
         """Run the route's outcome model on ``conditions`` and return the sample."""
         rng = self.chemistry_rng if self.variability else None

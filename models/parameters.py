@@ -15,6 +15,7 @@ from models.errors import UserError
 
 __all__ = [
     "LIGANDS",
+    "MATERIAL_NAMES",
     "MAX_SEED",
     "ROUTES",
     "CategoricalParameter",
@@ -50,6 +51,8 @@ class ContinuousParameter:
     high: float
     unit: str
     description: str
+    default: float | None = None
+    """The value a condition takes when it is not given; ``None``: the condition is required."""
 
     def validate(self, value: object) -> float:
         """Return ``value`` as a float, or raise :class:`ParameterError` naming the range."""
@@ -81,6 +84,8 @@ class CategoricalParameter:
     name: str
     choices: tuple[str, ...]
     description: str
+    default: str | None = None
+    """The choice a condition takes when it is not given; ``None``: the condition is required."""
 
     def validate(self, value: object) -> str:
         """Return ``value`` if it is one of the choices, else raise :class:`ParameterError`."""
@@ -113,6 +118,10 @@ _TEMPERATURE = ContinuousParameter(
 )
 _LIGAND = CategoricalParameter("ligand", tuple(LIGANDS), "ligand system")
 
+MATERIAL_NAMES: tuple[str, ...] = ("CsPbBr3", "CsPbI3", "FAPbBr3")
+"""What hot injection makes (the keys of :data:`models.optics.MATERIALS`, named here so that
+validating a config does not import the optics)."""
+
 
 @dataclass(frozen=True)
 class Route:
@@ -139,21 +148,27 @@ class Route:
             f"{name} is not a parameter of route {self.name}; allowed: {', '.join(self.names)}",
         )
 
+    @property
+    def required(self) -> tuple[str, ...]:
+        """Names of the parameters without a default: every campaign's space names them."""
+        return tuple(p.name for p in self.parameters if p.default is None)
+
     def validate(self, conditions: Mapping[str, object]) -> dict[str, float | str]:
-        """Check a full set of conditions: every parameter present, none unknown, all in range.
+        """Check a set of conditions: every required parameter present, none unknown, all in
+        range; a parameter with a default that is not given takes its default.
 
         Returns the conditions in declaration order with values coerced (floats, choice strings).
         """
         unknown = [k for k in conditions if k not in self.names]
         if unknown:
             self.parameter(unknown[0])  # raises with the allowed names
-        missing = [n for n in self.names if n not in conditions]
+        missing = [n for n in self.required if n not in conditions]
         if missing:
             p = self.parameter(missing[0])
             raise ParameterError(
                 p.name, f"{p.name} is required for route {self.name}; allowed {p.range_text()}"
             )
-        return {p.name: p.validate(conditions[p.name]) for p in self.parameters}
+        return {p.name: p.validate(conditions.get(p.name, p.default)) for p in self.parameters}
 
 
 ROUTES: dict[str, Route] = {
@@ -164,8 +179,23 @@ ROUTES: dict[str, Route] = {
             _TEMPERATURE,
             _LIGAND,
             ContinuousParameter("time_s", 1.0, 600.0, "s", "growth time from injection to quench"),
+            CategoricalParameter(
+                "material",
+                MATERIAL_NAMES,
+                "what is made: Cs- or FA-oleate injected into PbBr2 or PbI2",
+                default="CsPbBr3",
+            ),
+            ContinuousParameter(
+                "ligand_amount",
+                0.25,
+                3.0,
+                "",
+                "ligand loaded, in units of the lab's standard load (reactor.ligand_ul)",
+                default=1.0,
+            ),
         ),
-        "Cs-oleate injected into hot PbBr2 (+ZnBr2) in octadecene, quenched after time_s",
+        "Cs-oleate injected into hot PbBr2 (+ZnBr2) in octadecene, quenched after time_s "
+        "(FA-oleate for FAPbBr3; PbI2 + ZnI2 for CsPbI3, br_pb_ratio then the I/Pb ratio)",
         {"br_pb_ratio": 12.0, "temperature_c": 140.0, "ligand": "oa_olam", "time_s": 10.0},
     ),
     "flow": Route(

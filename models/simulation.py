@@ -23,11 +23,10 @@ from models.optics import (
     WAVELENGTHS_NM,
     absorption_spectrum,
     add_noise,
-    get_material,
     pl_spectrum,
     spectrometer_grid,
 )
-from models.parameters import ParameterError, get_route
+from models.parameters import get_route
 from models.synthesis import POPULATION_KEYS, flow_outcome, hot_injection_outcome, larp_outcome
 from models.twin import TwinParameters
 
@@ -173,7 +172,6 @@ def simulate(
     outcome_model: OutcomeModel | str | None = None,
     wavelengths_nm: ArrayLike | None = None,
     twin: TwinParameters | None = None,
-    material: str = "CsPbBr3",
 ) -> SimulatedBatch:
     """Simulate synthesis and in-situ measurement of one or many sets of conditions.
 
@@ -183,7 +181,9 @@ def simulate(
         ``hot_injection`` (or ``hot-injection``), ``flow`` or ``larp``.
     conditions
         One mapping, or a sequence of them; each is validated against the route's ranges
-        (:class:`models.parameters.ParameterError` names the field and its range).
+        (:class:`models.parameters.ParameterError` names the field and its range). A
+        hot-injection condition ``material`` (``CsPbBr3`` by default, ``CsPbI3``, ``FAPbBr3``)
+        says what is made; the other routes make CsPbBr3.
     rng
         Source of run-to-run variability and instrument noise; ``None`` gives the noiseless
         mean outcome and clean spectra.
@@ -191,27 +191,19 @@ def simulate(
         A callable or ``"package.module:function"`` replacing the route's built-in model. A user
         model is called once per sample with scalar conditions.
     wavelengths_nm
-        Spectrometer grid (default: :func:`models.optics.spectrometer_grid` of the material).
+        Spectrometer grid (default: the widest :func:`models.optics.spectrometer_grid` of the
+        batch's materials).
     twin
         Calibrated parameters of the built-in models (:mod:`models.twin`).
-    material
-        ``CsPbBr3`` (default), ``CsPbI3`` or ``FAPbBr3``: what the hot-injection route makes
-        (the other routes make CsPbBr3).
 
     Returns
     -------
     SimulatedBatch
     """
     route_key = get_route(route).name
-    get_material(material)  # refuse an unknown one before anything runs
-    if material != "CsPbBr3" and route_key != "hot_injection":
-        raise ParameterError(
-            "material", f"material {material} is made by route hot_injection only, not {route}"
-        )
     rows = [conditions] if isinstance(conditions, Mapping) else list(conditions)
     columns = _columns(route_key, rows)
-    if material != "CsPbBr3":
-        columns["material"] = np.full(len(rows), material)
+    materials = columns.get("material", np.full(len(rows), "CsPbBr3"))
     if isinstance(outcome_model, str):
         outcome_model = load_outcome_model(outcome_model)
     if outcome_model is None:
@@ -223,12 +215,25 @@ def simulate(
             for i in range(len(rows))
         ]
         population = {k: np.array([r[k] for r in results]) for k in results[0]}
-    wl = np.asarray(
-        spectrometer_grid(material) if wavelengths_nm is None else wavelengths_nm, dtype=float
-    )
-    absorbance, pl = render_spectra(population, wl, material)
+    if wavelengths_nm is None:
+        wl = max((spectrometer_grid(m) for m in np.unique(materials)), key=len)
+    else:
+        wl = np.asarray(wavelengths_nm, dtype=float)
+    absorbance = np.empty((len(rows), wl.size))
+    pl = np.empty_like(absorbance)
+    observables: dict[str, NDArray[np.float64]] = {}
+    for material in np.unique(materials):  # each material's optics and sizing curve
+        rows_of = materials == material
+        absorbance[rows_of], pl[rows_of] = render_spectra(
+            {k: v[rows_of] for k, v in population.items()}, wl, str(material)
+        )
     if rng is not None:
         absorbance, pl = measure_spectra(absorbance, pl, rng)
+    for material in np.unique(materials):
+        rows_of = materials == material
+        found = analyse_spectra(wl, absorbance[rows_of], pl[rows_of], str(material))
+        for key, values in found.items():
+            observables.setdefault(key, np.full(len(rows), np.nan))[rows_of] = values
     return SimulatedBatch(
         route=route_key,
         conditions=columns,
@@ -236,5 +241,5 @@ def simulate(
         wavelengths_nm=wl,
         absorbance=absorbance,
         pl=pl,
-        observables=analyse_spectra(wl, absorbance, pl, material),
+        observables=observables,
     )

@@ -100,17 +100,26 @@ class LigandChemistry:
     plqy_max: float
     plqy_size_sensitivity: float  # 1: Naghadeh's size dependence in full; 0: none
     black_phase_stability: float  # how much longer it keeps CsPbI3 black than oa_olam does
+    amount_size_sensitivity: float  # k: free growth times exp(-k (amount - 1))
+    amount_platelet_shift_c: float  # platelet temperature raised by this times ln(amount)
 
 
 LIGAND_CHEMISTRY: dict[str, LigandChemistry] = {
-    "oa_olam": LigandChemistry(1.6, 140.0, 29.8, 0.69, 115.0, 6.0, 40e3, 2.0, 0.90, 1.0, 1.0),
-    "oa_olam_acid_rich": LigandChemistry(
-        1.4, 140.0, 32.0, 0.69, 140.0, 5.0, 40e3, 2.0, 0.80, 1.0, 0.7
+    # Almeida: 16.4 -> 4 nm by the oleylammonium amount and temperature; more -> platelets
+    "oa_olam": LigandChemistry(
+        1.6, 140.0, 29.8, 0.69, 115.0, 6.0, 40e3, 2.0, 0.90, 1.0, 1.0, 0.15, 15.0
     ),
-    # phosphonic acid binds tightly: PLQY > 80 % over 5-9 nm
-    "olpa": LigandChemistry(6.6, 100.0, 120.0, 0.20, -50.0, 110.0, 60e3, 0.1, 0.95, 0.3, 5.0),
+    "oa_olam_acid_rich": LigandChemistry(
+        1.4, 140.0, 32.0, 0.69, 140.0, 5.0, 40e3, 2.0, 0.80, 1.0, 0.7, 0.15, 15.0
+    ),
+    # phosphonic acid holds the surface itself, so excess bromide barely matters: 5 -> 9.2 nm
+    # over 45-600 s at 100 °C whatever the Br/Pb; PLQY > 80 % over 5-9 nm
+    "olpa": LigandChemistry(
+        6.6, 100.0, 120.0, 0.002, -50.0, 110.0, 60e3, 0.0, 0.95, 0.3, 5.0, 0.1, 0.0
+    ),
+    # the ligand brings its own bromide: 17.5 -> 3.8 nm by its amount at fixed temperature
     "alkylammonium_br": LigandChemistry(
-        3.5, 140.0, 45.0, 2.0, 105.0, 4.0, 40e3, 3.0, 0.93, 0.8, 3.0
+        3.5, 140.0, 45.0, 2.0, 105.0, 4.0, 40e3, 3.0, 0.93, 0.8, 3.0, 1.0, 15.0
     ),
 }
 
@@ -233,8 +242,10 @@ def _hot_injection_core(
     twin: TwinParameters = _DEFAULT_TWIN,
     material: ArrayLike = "CsPbBr3",
     age_s: ArrayLike = 0.0,
+    ligand_amount: ArrayLike = 1.0,
 ) -> dict[str, NDArray[np.float64]]:
     lig = _ligand_table(ligand)
+    amount = np.asarray(ligand_amount, dtype=float)
     mat = _material_table(material, np.broadcast(temperature_c, lig["delta_size_nm"]).shape)
     excess_br = np.clip(br_pb_ratio - 2.0, 0.0, None)
     k_ads = (
@@ -250,6 +261,8 @@ def _hot_injection_core(
     delta = np.where(own, mat["size_delta_nm"] * ligand_share, lig["delta_size_nm"])
     reference = np.where(own, mat["size_reference_c"], lig["reference_c"])
     scale = np.where(own, mat["size_temperature_scale_c"], lig["size_temperature_scale_c"])
+    # more capping ligand, less free growth (exp(-k (amount - 1)): 1 is the standard load)
+    delta = delta * np.exp(-lig["amount_size_sensitivity"] * (amount - 1.0))
     l_free = L_MIN_NM + twin.size_scale * delta * np.exp((temperature_c - reference) / scale)
     l_eq = L_MIN_NM + (l_free - L_MIN_NM) * (1.0 - coverage)
 
@@ -276,7 +289,13 @@ def _hot_injection_core(
         + np.asarray(extra_dispersion, dtype=float)
     ) * twin.dispersion_scale
     platelet_fraction = _logistic(
-        (lig["platelet_below_c"] + mat["platelet_shift_c"] - temperature_c) / 7.0
+        (
+            lig["platelet_below_c"]
+            + mat["platelet_shift_c"]
+            + lig["amount_platelet_shift_c"] * np.log(amount)
+            - temperature_c
+        )
+        / 7.0
     )
     platelet_layers = np.clip(2.0 + (temperature_c - 60.0) / 25.0, 1.5, 6.0)
 
@@ -323,7 +342,8 @@ def hot_injection_outcome(
     """Population from hot injection (``br_pb_ratio, temperature_c, ligand, time_s``).
 
     Optional: ``material`` (``CsPbBr3`` by default, ``CsPbI3``, ``FAPbBr3``; for CsPbI3
-    ``br_pb_ratio`` is the iodide/Pb ratio) and ``age_s``, the time from synthesis to
+    ``br_pb_ratio`` is the iodide/Pb ratio), ``ligand_amount`` (1 by default: the lab's
+    standard ligand load; more caps growth, smaller dots) and ``age_s``, the time from synthesis to
     measurement (CsPbI3's yellow phase, :func:`yellow_phase_fraction`). See the module
     docstring for the mechanism; ranges are in :data:`models.parameters.ROUTES`.
     """
@@ -336,6 +356,7 @@ def hot_injection_outcome(
         twin=twin,
         material=conditions.get("material", "CsPbBr3"),
         age_s=_as_array(conditions.get("age_s", 0.0)),
+        ligand_amount=_as_array(conditions.get("ligand_amount", 1.0)),
     )
     result["energy_shift_ev"] = np.full(np.shape(result["edge_length_nm"]), twin.sizing_offset_ev)
     return _scalars_if_scalar(result, conditions)

@@ -4,13 +4,13 @@ Conditions are those the instruments recorded (the flask's temperature at inject
 time at the quench), not the requested ones: a heater settles within its tolerance, and at
 200 °C one degree moves the PL by about a nanometre.
 
-Least squares (``scipy.optimize.least_squares``) of the noiseless twin's PL peak, FWHM and
-first absorption peak against the recorded ones, over every completed experiment of the given
-campaigns that gave dots (platelet-like spectra do not follow the sizing curve), in the
-parameters ``sizing_offset_ev``, ``log br_affinity_scale``, ``log size_scale`` and
-``log dispersion_scale``. Residuals are scaled by 1 nm (PL peak), 2 nm (FWHM) and 1.5 nm
-(absorption peak); the absorption-PL (Stokes) gap depends on size but not on the sizing
-offset, which is what tells the two apart.
+Least squares (``scipy.optimize.least_squares``) of the twin's mean PL peak, FWHM and first
+absorption peak (over noisy replicates, as a lab measures them) against the recorded ones, over
+every completed experiment of the given campaigns that gave dots (platelet-like spectra do not
+follow the sizing curve), in the parameters ``sizing_offset_ev``, ``log br_affinity_scale``,
+``log size_scale`` and ``log dispersion_scale``. Residuals are scaled by 1 nm (PL peak), 2 nm
+(FWHM) and 1.5 nm (absorption peak); the absorption-PL (Stokes) gap depends on size but not on
+the sizing offset, which is what tells the two apart.
 Uncertainties are the square roots of the diagonal of :math:`s^2 (J^T J)^{-1}` at the optimum
 (:math:`s^2` the residual variance). The noise level is fitted as ``variability``: the recorded
 PL scatter around the calibrated twin, over the twin's own run-to-run scatter at the same
@@ -19,6 +19,7 @@ conditions. The result is a YAML file a lab config names as ``simulator.twin``.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -122,15 +123,33 @@ _OBSERVED = ("pl_peak_nm", "pl_fwhm_nm", "abs_peak_nm")
 _SCALE_NM = {"pl_peak_nm": 1.0, "pl_fwhm_nm": 2.0, "abs_peak_nm": 1.5}
 
 
+_REPLICATES = 8
+
+
+def _draws(route: str, rows: list[dict], twin: TwinParameters) -> dict[str, np.ndarray]:
+    """Observable -> ``(replicates, experiments)``: the twin run on the recorded conditions as
+    the lab runs them, with its run-to-run and instrument noise. The same random draws for
+    every twin tried (common random numbers), so the least-squares objective stays smooth."""
+    conditions = [r["conditions"] for r in rows]
+    batch = simulate(route, conditions * _REPLICATES, np.random.default_rng(0), twin=twin)
+    return {k: v.reshape(_REPLICATES, len(rows)) for k, v in batch.observables.items()}
+
+
 def _predict(
     by_route: dict[str, list[dict]], twin: TwinParameters
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Observable -> (predicted, recorded) over every experiment (NaN where not measured)."""
+    """Observable -> (predicted, recorded) over every experiment (NaN where not measured).
+
+    The prediction is the mean over noisy replicates, not the noiseless outcome: for small,
+    still-growing dots the mean measured FWHM lies nanometres below the noiseless one, and a
+    fit to single measurements must compare like with like."""
     out: dict[str, tuple[list, list]] = {k: ([], []) for k in _OBSERVED}
     for route, rows in by_route.items():
-        batch = simulate(route, [r["conditions"] for r in rows], twin=twin)
+        draws = _draws(route, rows, twin)
         for k in _OBSERVED:
-            out[k][0].append(batch.observables[k])
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # never measurable: NaN
+                out[k][0].append(np.nanmean(draws[k], axis=0))
             out[k][1].append(
                 [np.nan if r["observables"].get(k) is None else r["observables"][k] for r in rows]
             )
@@ -150,17 +169,10 @@ def _rmse(by_route: dict[str, list[dict]], twin: TwinParameters) -> dict[str, fl
 
 def _twin_scatter_nm(by_route: dict[str, list[dict]], twin: TwinParameters) -> float:
     """The twin's own run-to-run PL scatter at the recorded conditions (variability 1)."""
-    rng = np.random.default_rng(0)
-    spreads = []
-    for route, rows in by_route.items():
-        conditions = [r["conditions"] for r in rows]
-        draws = np.array(
-            [
-                simulate(route, conditions, rng, twin=twin).observables["pl_peak_nm"]
-                for _ in range(8)
-            ]
-        )
-        spreads.append(np.nanstd(draws, axis=0))
+    spreads = [
+        np.nanstd(_draws(route, rows, twin)["pl_peak_nm"], axis=0)
+        for route, rows in by_route.items()
+    ]
     return float(np.sqrt(np.nanmean(np.concatenate(spreads) ** 2)))
 
 

@@ -735,17 +735,11 @@ class CampaignRunner:
 
     def _warm_start(self) -> list[Observation]:
         """Observations of earlier campaigns of the same route inside this campaign's space."""
-        space = self.loaded.space
-        out = []
-        for r in self.db.all_observations(self.config.route):
-            if r["campaign_id"] == self.campaign_id or r["status"] != "done":
-                continue
-            c = r["conditions"]
-            if space.contains(c):
-                out.append(
-                    Observation({n: c[n] for n in space.order}, r["observables"], warm_start=True)
-                )
-        return out
+        from orchestrator.suggest import warm_start_observations
+
+        return warm_start_observations(
+            self.db, self.config.route, self.loaded.space, skip_campaign=self.campaign_id
+        )
 
     def _stored_run(self, experiment_id: int) -> str | None:
         """The last successful, complete run of an experiment, if one is stored."""

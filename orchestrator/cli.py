@@ -44,6 +44,8 @@ _SIMULATE_FLAGS: dict[str, str] = {
     "flow_ratio": "flow_ratio",
     "precursor_ul": "precursor_ul",
     "ligand_ul": "ligand_ul",
+    "material": "material",
+    "ligand_amount": "ligand_amount",
 }
 _FLAG_OF = {param: "--" + flag.replace("_", "-") for flag, param in _SIMULATE_FLAGS.items()}
 
@@ -53,7 +55,8 @@ def _routes_help() -> str:
     for route in ROUTES.values():
         lines.append(f"\b\n{route.name.replace('_', '-')}: {route.description}")
         for p in route.parameters:
-            lines.append(f"  {_FLAG_OF[p.name]:<17} {p.range_text()}")
+            default = "" if p.default is None else f" (default {p.default})"
+            lines.append(f"  {_FLAG_OF[p.name]:<17} {p.range_text()}{default}")
         example = ", ".join(f"{_FLAG_OF[k]} {v}" for k, v in route.example.items())
         lines.append(f"  defaults: {example}")
         lines.append("")
@@ -74,8 +77,12 @@ def simulate(
     precursor_ul: Annotated[float | None, typer.Option(help="larp: precursor, µL")] = None,
     ligand_ul: Annotated[float | None, typer.Option(help="larp: oleylamine, µL")] = None,
     material: Annotated[
-        str, typer.Option(help="hot-injection: CsPbBr3, CsPbI3 (red) or FAPbBr3 (green)")
-    ] = "CsPbBr3",
+        str | None,
+        typer.Option(help="hot-injection: CsPbBr3 (default), CsPbI3 (red) or FAPbBr3 (green)"),
+    ] = None,
+    ligand_amount: Annotated[
+        float | None, typer.Option(help="hot-injection: ligand, × the standard load (1)")
+    ] = None,
     seed: Annotated[
         int | None,
         typer.Option(help="seed; omit for the noiseless mean", min=0, max=MAX_SEED),
@@ -104,8 +111,8 @@ def simulate(
     except ParameterError as exc:  # say which flag, as the user typed it
         raise ParameterError(exc.field, f"{_FLAG_OF.get(exc.field, exc.field)}: {exc}") from None
     rng = None if seed is None else np.random.default_rng(seed)
-    record = run_simulation(spec.name, conditions, rng, material=material).record(0)
-    result = {"route": spec.name, "material": material, "seed": seed, **record}
+    record = run_simulation(spec.name, conditions, rng).record(0)
+    result = {"route": spec.name, "seed": seed, **record}
     if as_json:
         print(json.dumps({k: _json_value(v) for k, v in result.items()}))
     else:
@@ -461,6 +468,9 @@ def suggest(
     route: Annotated[str, typer.Option(help="hot-injection, flow or larp")] = "hot-injection",
     db: DbOption = None,
     top: Annotated[int, typer.Option(help="how many suggestions", min=1, max=100)] = 5,
+    material: Annotated[
+        str | None, typer.Option(help="hot-injection: only this material (default: any)")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON list")] = False,
 ) -> None:
     """Inverse design without an experiment: conditions predicted closest to the target.
@@ -483,7 +493,7 @@ def suggest(
         if db is not None:  # the user named it: a mistake to report
             raise
         database, source = None, f"(no database at {safe_url(url)}: the physics alone)"
-    rows, used = suggest_conditions(spec.name, target_nm, database, top)
+    rows, used = suggest_conditions(spec.name, target_nm, database, top, material)
     if as_json:
         print(
             json.dumps(
@@ -739,7 +749,7 @@ def _print_record(result: dict, condition_names: tuple[str, ...]) -> None:
     from models.synthesis import POPULATION_KEYS
 
     table = Table(
-        title=f"{result['route']}, {result['material']} (seed {result['seed']})",
+        title=f"{result['route']}, {result.get('material', 'CsPbBr3')} (seed {result['seed']})",
         show_header=False,
     )
     table.add_column("quantity")

@@ -221,6 +221,8 @@ def _check_space(cfg: CampaignConfig, lab: LabConfig) -> None:
             )
     for p in route.parameters:
         if p.name not in cfg.space:
+            if p.default is not None:
+                continue  # the route's default for every experiment
             raise ConfigError(
                 f"space.{p.name}: missing; route {cfg.route} needs {p.name} in {p.range_text()}"
             )
@@ -333,11 +335,20 @@ def _check_reachable(cfg: CampaignConfig, target: Target, space: SearchSpace) ->
     low, high = float(values.min()), float(values.max())
     margin = target.tolerance + 2.0 if target.observable == "pl_peak_nm" else target.tolerance + 0.2
     if not low - margin <= target.value <= high + margin:
-        unit = "nm"
+        reached = batch.observables[target.observable]
+        materials = batch.conditions.get("material")
+        ranges = (
+            [f"about {low:.1f} to {high:.1f} nm"]
+            if materials is None
+            else [
+                f"{m}: about {np.nanmin(reached[materials == m]):.1f} to "
+                f"{np.nanmax(reached[materials == m]):.1f} nm"
+                for m in np.unique(materials)
+            ]
+        )
         raise ConfigError(
-            f"target.{'pl_peak_nm' if target.observable == 'pl_peak_nm' else 'edge_length_nm'}: "
-            f"{target.value:g} {unit} is outside what route {cfg.route} reaches in this space "
-            f"(about {low:.1f} to {high:.1f} {unit})"
+            f"target.{target.observable.replace('_est', '')}: {target.value:g} nm is outside "
+            f"what route {cfg.route} reaches in this space ({'; '.join(ranges)})"
         )
 
 

@@ -38,8 +38,11 @@ def observables_from_documents(docs: Iterable[tuple[str, Mapping[str, Any]]]) ->
     """Observables of the last primary event of a run (see the module docstring)."""
     descriptors: dict[str, Mapping[str, Any]] = {}
     last: tuple[Mapping[str, Any], Mapping[str, Any]] | None = None
+    material = "CsPbBr3"
     for name, doc in docs:
-        if name == "descriptor":
+        if name == "start":  # what the plan made sets the sizing curve the edge comes from
+            material = (doc.get("conditions") or {}).get("material", material)
+        elif name == "descriptor":
             descriptors[doc["uid"]] = doc
         elif name == "event":
             descriptor = descriptors[doc["descriptor"]]
@@ -61,7 +64,8 @@ def observables_from_documents(docs: Iterable[tuple[str, Mapping[str, Any]]]) ->
         )
     pl = np.asarray(data[pl_key], dtype=float) / (integration_ms / 100.0)
     absorbance = np.asarray(data[abs_key], dtype=float)
-    obs = {k: float(v[0]) for k, v in analyse_spectra(wavelengths, absorbance, pl).items()}
+    found = analyse_spectra(wavelengths, absorbance, pl, material)
+    obs = {k: float(v[0]) for k, v in found.items()}
     if not math.isfinite(obs["pl_peak_nm"]):
         raise MeasurementRejected("no photoluminescence: nothing emitting in the cell")
     return obs

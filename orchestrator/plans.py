@@ -125,15 +125,17 @@ def _run_md(
 def hot_injection_synthesis(
     lab: Lab, conditions: Mapping[str, Any], md: Mapping[str, Any] | None = None
 ) -> Plan:
-    """Hot injection: load PbBr2 + ZnBr2 + ligand, heat, inject Cs-oleate at temperature, grow
-    for ``time_s``, quench, transfer to the cell, measure absorption and PL.
+    """Hot injection: load the lead halide, extra halide and ligand, heat, inject the cation
+    oleate at temperature, grow for ``time_s``, quench, transfer to the cell, measure absorption
+    and PL.
 
     Parameters
     ----------
     lab
         The lab (robot, reactor, cell).
     conditions
-        ``br_pb_ratio``, ``temperature_c``, ``ligand``, ``time_s`` (see ``qdlab simulate --help``).
+        ``br_pb_ratio``, ``temperature_c``, ``ligand``, ``time_s``; optional ``material``
+        and ``ligand_amount`` (see ``qdlab simulate --help``).
     md
         Extra start-document metadata.
     """
@@ -150,14 +152,15 @@ def hot_injection_synthesis(
         yield from bps.checkpoint()  # suspended while loading: empty the flask and load again
         yield from empty(lab, flask)
         yield from calibrate_cell(lab, rc.solvent)
-        yield from bps.mv(lab.robot, Transfer(rc.pb_source, flask, recipe.pb_ul))
-        if recipe.br_ul > 0:
-            yield from bps.mv(lab.robot, Transfer(rc.br_source, flask, recipe.br_ul))
+        yield from bps.mv(lab.robot, Transfer(recipe.pb_source, flask, recipe.pb_ul))
+        if recipe.halide_ul > 0:
+            yield from bps.mv(lab.robot, Transfer(recipe.halide_source, flask, recipe.halide_ul))
         yield from bps.mv(lab.robot, Transfer(recipe.ligand_source, flask, recipe.ligand_ul))
+        yield from bps.mv(lab.reactor.injector.source, recipe.cation_source)
         yield from bps.checkpoint()  # loaded: heating may wait
         yield from bps.mv(lab.reactor.temperature, conditions["temperature_c"])
         yield from bps.clear_checkpoint()  # injection to quench cannot wait: suspending aborts
-        yield from bps.mv(lab.reactor.injector, recipe.cs_ul)
+        yield from bps.mv(lab.reactor.injector, recipe.cation_ul)
         yield from bps.mv(lab.reactor.quench, conditions["time_s"])
         yield from bps.checkpoint()  # quenched: the product keeps
         yield from load_cell(lab, flask)

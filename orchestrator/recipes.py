@@ -27,17 +27,20 @@ __all__ = [
 
 @dataclass(frozen=True)
 class HotInjectionRecipe:
-    """Volumes (µL) for one hot-injection batch."""
+    """Volumes (µL) and reservoirs for one hot-injection batch."""
 
+    pb_source: str
     pb_ul: float
-    br_ul: float
+    halide_source: str
+    halide_ul: float
     ligand_source: str
     ligand_ul: float
-    cs_ul: float
+    cation_source: str
+    cation_ul: float
 
     @property
     def total_ul(self) -> float:
-        return self.pb_ul + self.br_ul + self.ligand_ul + self.cs_ul
+        return self.pb_ul + self.halide_ul + self.ligand_ul + self.cation_ul
 
 
 @dataclass(frozen=True)
@@ -69,14 +72,18 @@ def _reservoir(lab: LabConfig, name: str) -> Any:
 
 
 def hot_injection_recipe(conditions: Mapping[str, Any], lab: LabConfig) -> HotInjectionRecipe:
-    """PbBr2 for ``batch_pb_umol`` of Pb, ZnBr2 to reach ``br_pb_ratio``, ligand, Cs-oleate."""
+    """Lead halide for ``batch_pb_umol`` of Pb, extra halide to reach ``br_pb_ratio`` (the
+    halide/Pb ratio), ``ligand_amount`` times the standard ligand load, and the cation oleate,
+    from the reservoirs of the ``material`` asked for (CsPbBr3 when not given)."""
     rc = lab.reactor
-    pb = _reservoir(lab, rc.pb_source)
-    br = _reservoir(lab, rc.br_source)
+    sources = rc.sources(conditions.get("material", "CsPbBr3"))
+    pb = _reservoir(lab, sources.pb_source)
+    extra = _reservoir(lab, sources.halide_source)
     pb_ul = rc.batch_pb_umol / pb.pb_mm * 1e3
-    missing_br = conditions["br_pb_ratio"] * rc.batch_pb_umol - pb.br_mm * pb_ul * 1e-3
-    br_ul = max(missing_br, 0.0) / br.br_mm * 1e3 if br.br_mm > 0 else 0.0
-    br_ul = pipettable(br_ul, lab.robot.min_volume_ul)
+    halide_mm = extra.br_mm + extra.i_mm
+    missing = conditions["br_pb_ratio"] * rc.batch_pb_umol - (pb.br_mm + pb.i_mm) * pb_ul * 1e-3
+    halide_ul = max(missing, 0.0) / halide_mm * 1e3 if halide_mm > 0 else 0.0
+    halide_ul = pipettable(halide_ul, lab.robot.min_volume_ul)
     ligand = conditions["ligand"]
     if ligand not in rc.ligand_sources:
         raise ParameterError(
@@ -84,13 +91,21 @@ def hot_injection_recipe(conditions: Mapping[str, Any], lab: LabConfig) -> HotIn
             f"ligand {ligand!r} has no reservoir in this lab "
             f"(reactor.ligand_sources: {sorted(rc.ligand_sources)})",
         )
+    ligand_ul = rc.ligand_ul * conditions.get("ligand_amount", 1.0)
     recipe = HotInjectionRecipe(
-        pb_ul, br_ul, rc.ligand_sources[ligand], rc.ligand_ul, rc.injection_ul
+        sources.pb_source,
+        pb_ul,
+        sources.halide_source,
+        halide_ul,
+        rc.ligand_sources[ligand],
+        ligand_ul,
+        sources.cation_source,
+        rc.injection_ul,
     )
     capacity = lab.robot.deck[rc.flask].capacity_ul
     if recipe.total_ul > capacity:
-        top = (capacity - pb_ul - rc.ligand_ul - rc.injection_ul) * br.br_mm * 1e-3
-        highest = (top + pb.br_mm * pb_ul * 1e-3) / rc.batch_pb_umol
+        top = (capacity - pb_ul - ligand_ul - rc.injection_ul) * halide_mm * 1e-3
+        highest = (top + (pb.br_mm + pb.i_mm) * pb_ul * 1e-3) / rc.batch_pb_umol
         raise ParameterError(
             "br_pb_ratio",
             f"br_pb_ratio = {conditions['br_pb_ratio']:g} needs {recipe.total_ul:.0f} µL in the "
@@ -170,12 +185,11 @@ def reagent_use(route: str, conditions: Mapping[str, Any], lab: LabConfig) -> di
         use[source] = use.get(source, 0.0) + volume
 
     if isinstance(recipe, HotInjectionRecipe):
-        rc = lab.reactor
-        take(rc.pb_source, recipe.pb_ul)
-        take(rc.br_source, recipe.br_ul)
+        take(recipe.pb_source, recipe.pb_ul)
+        take(recipe.halide_source, recipe.halide_ul)
         take(recipe.ligand_source, recipe.ligand_ul)
-        take(rc.cs_source, recipe.cs_ul)
-        take(rc.solvent, lab.cell.fill_ul)
+        take(recipe.cation_source, recipe.cation_ul)
+        take(lab.reactor.solvent, lab.cell.fill_ul)
     elif isinstance(recipe, LarpRecipe):
         lp = lab.larp
         take(lp.antisolvent, recipe.antisolvent_ul + lab.cell.fill_ul)

@@ -3,46 +3,72 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from db import Database
-from models.parameters import CategoricalParameter, get_route
+from models.parameters import CategoricalParameter, ParameterError, get_route
 
-__all__ = ["suggest_conditions"]
+if TYPE_CHECKING:
+    from planners import Observation, SearchSpace
+
+__all__ = ["suggest_conditions", "warm_start_observations"]
+
+
+def warm_start_observations(
+    db: Database, route: str, space: SearchSpace, skip_campaign: int | None = None
+) -> list[Observation]:
+    """Completed experiments of ``route`` across the database that lie inside ``space``, with
+    the route's defaults for what their campaigns did not vary: a parameter ``space`` leaves
+    out must have been at its default (a red CsPbI3 campaign never informs a CsPbBr3 one)."""
+    from planners import Observation
+
+    spec = get_route(route)
+    out = []
+    for r in db.all_observations(route):
+        if r["campaign_id"] == skip_campaign or r["status"] != "done":
+            continue
+        try:
+            c = spec.validate(r["conditions"])
+        except ParameterError:  # stored under other ranges: not this space's
+            continue
+        fixed = all(c[p.name] == p.default for p in spec.parameters if p.name not in space.order)
+        if fixed and space.contains(c):
+            out.append(
+                Observation({n: c[n] for n in space.order}, r["observables"], warm_start=True)
+            )
+    return out
 
 
 def suggest_conditions(
-    route: str, target_nm: float, db: Database | None = None, top: int = 5
+    route: str,
+    target_nm: float,
+    db: Database | None = None,
+    top: int = 5,
+    material: str | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    """The ``top`` conditions over the route's whole space predicted closest to ``target_nm``
-    (ties broken by the narrower predicted FWHM; predicted nanoplatelets left out), and how many
-    stored observations of ``db`` informed it (none without a database: the physics alone).
+    """The ``top`` conditions over the route's whole space (every material it makes, unless
+    ``material`` names one) predicted closest to ``target_nm`` (ties broken by the narrower
+    predicted FWHM; predicted nanoplatelets left out), and how many stored observations of
+    ``db`` informed it (none without a database: the physics alone).
     """
-    from planners import Observation, SearchSpace, Target
+    from planners import SearchSpace, Target
     from planners.bo import BoTorchPlanner
 
     spec = get_route(route)
-    space = SearchSpace.from_config(
-        {
-            p.name: list(p.choices) if isinstance(p, CategoricalParameter) else [p.low, p.high]
-            for p in spec.parameters
-        }
-    )
+    ranges = {
+        p.name: list(p.choices) if isinstance(p, CategoricalParameter) else [p.low, p.high]
+        for p in spec.parameters
+    }
+    if material is not None:
+        ranges["material"] = [spec.parameter("material").validate(material)]
+    space = SearchSpace.from_config(ranges)
     planner = BoTorchPlanner(
         space, Target("pl_peak_nm", target_nm, 1.0), seed=0, route=route, initial_points=0
     )
-    observations = db.all_observations(route) if db is not None else []
-    stored = [r for r in observations if r["status"] == "done"]
-    planner.tell(
-        [
-            Observation(
-                {n: r["conditions"][n] for n in space.order}, r["observables"], warm_start=True
-            )
-            for r in stored
-        ]
-    )
+    stored = warm_start_observations(db, route, space) if db is not None else []
+    planner.tell(stored)
     conditions = planner.candidate_pool()
     pred = planner.predict(conditions)
     gap = np.abs(pred["target_mean"] - target_nm)

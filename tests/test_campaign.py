@@ -380,3 +380,68 @@ def test_a_campaign_warns_when_the_deck_cannot_cover_its_budget(run_qdlab, tmp_p
     big = write_config(tmp_path, "big.yaml", lab=str(tmp_path / "small.yaml"), budget=5)
     out = run_qdlab("lab", "check", str(tmp_path / "small.yaml"), "--campaign", big)
     assert "warning: znbr2 holds 10,000 µL; 5 experiments may take up to 14,000 µL" in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("config", "material", "target", "sources"),
+    [
+        ("red_650_cspbi3.yaml", "CsPbI3", 650.0, ("pbi2", "cs_oleate")),
+        ("green_530_fapbbr3.yaml", "FAPbBr3", 530.0, ("pbbr2", "fa_oleate")),
+    ],
+)
+def test_red_and_green_campaigns_reach_their_targets(
+    run_qdlab, tmp_path, config, material, target, sources
+):
+    url = f"sqlite:///{tmp_path / 'colour.db'}"
+    out = run_qdlab(
+        "campaign", "run", f"configs/campaigns/{config}", "--db", url, "--budget", "12", "--json"
+    )
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["reached_target"], summary
+    best = summary["best"]
+    assert best["conditions"]["material"] == material
+    assert abs(best["observables"]["pl_peak_nm"] - target) <= 1.0
+    runs = Database(url).runs(1)
+    start = next(d for n, d in Database(url).run_documents(runs[-1]["uid"]) if n == "start")
+    recipe = start["recipe"]
+    assert start["conditions"]["material"] == material
+    assert (recipe["pb_source"], recipe["cation_source"]) == sources
+
+
+def test_a_cspbbr3_campaign_asked_for_red_exits_2_naming_what_cspbbr3_reaches(run_qdlab, tmp_path):
+    url = f"sqlite:///{tmp_path / 'red.db'}"
+    red = write_config(tmp_path, target={"pl_peak_nm": 650.0, "tolerance_nm": 1.0})
+    out = run_qdlab("campaign", "run", red, "--db", url)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "target.pl_peak_nm: 650 nm is outside" in out.stderr
+    assert "(CsPbBr3: about 4" in out.stderr and "to 5" in out.stderr  # blue-green only
+    allowed = write_config(
+        tmp_path, "open.yaml", space={**BASE["space"], "material": ["CsPbBr3", "CsPbI3"]},
+        target={"pl_peak_nm": 650.0, "tolerance_nm": 1.0},
+    )  # fmt: skip
+    load_campaign(allowed)  # CsPbI3 beside it: 650 nm is reachable
+
+
+def test_a_campaign_may_leave_the_material_to_the_planner(tmp_path):
+    config = write_config(
+        tmp_path,
+        space={**BASE["space"], "material": ["CsPbBr3", "FAPbBr3"]},
+        target={"pl_peak_nm": 500.0, "tolerance_nm": 1.0},
+        planner={"kind": "botorch", "initial_points": 2},
+        budget=12,
+    )
+    summary = CampaignRunner(Database("sqlite://"), load_campaign(config)).run()
+    assert summary.reached_target
+    assert summary.best["conditions"]["material"] in {"CsPbBr3", "FAPbBr3"}
+
+
+def test_a_space_naming_a_material_the_lab_cannot_make_is_refused(tmp_path):
+    lab = yaml.safe_load(Path(LAB).read_text())
+    lab["reactor"].pop("materials")
+    (tmp_path / "lab.yaml").write_text(yaml.safe_dump(lab))
+    config = write_config(
+        tmp_path, lab=str(tmp_path / "lab.yaml"), space={**BASE["space"], "material": ["CsPbI3"]}
+    )
+    with pytest.raises(Exception, match=r"space.material: material 'CsPbI3' has no precursors"):
+        load_campaign(config)

@@ -93,8 +93,8 @@ def test_help_lists_routes_parameters_ranges_and_ligands(run_qdlab):
         (["--flow-ratio", "2"], "--flow-ratio does not apply to route hot-injection"),
         (["--br-pb", "many"], "'--br-pb'"),
         (["--route", "larp", "--ligand-ul", "80"], "ligand_ul = 80 is outside"),
-        (["--material", "CsSnI3"], "material 'CsSnI3' is not one of {CsPbBr3, CsPbI3, FAPbBr3}"),
-        (["--route", "flow", "--material", "CsPbI3"], "made by route hot_injection only"),
+        (["--material", "CsSnI3"], "material = 'CsSnI3' is not one of {CsPbBr3, CsPbI3, FAPbBr3}"),
+        (["--route", "flow", "--material", "CsPbI3"], "--material does not apply to route flow"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_naming_the_parameter(run_qdlab, args, text):

@@ -136,7 +136,7 @@ def test_flow_product_reaches_steady_state_after_a_few_residence_times(RE):
     old, early, steady, later = [d["data"]["cell_pl_peak"] for n, d in RE.docs if n == "event"]
     assert steady < old - 5
     assert abs(early - old) < abs(early - steady)
-    assert later == pytest.approx(steady, abs=0.5)
+    assert later == pytest.approx(steady, abs=1.0)  # the spectrometer noise: ±0.4 nm
 
 
 def test_pumps_deplete_their_syringes(lab, RE):

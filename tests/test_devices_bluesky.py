@@ -31,7 +31,7 @@ def test_count_on_the_cell_emits_valid_documents_with_spectra(lab, RE):
     RE(bp.count([lab.cell], num=2))
     assert validate_documents(RE.docs) == 5  # start, descriptor, 2 events, stop
     descriptor = next(d for n, d in RE.docs if n == "descriptor")
-    assert descriptor["data_keys"]["cell_pl"]["shape"] == [601]
+    assert descriptor["data_keys"]["cell_pl"]["shape"] == [901]
     assert descriptor["hints"]["cell"]["fields"] == [
         "cell_pl_peak",
         "cell_pl_fwhm",

@@ -15,6 +15,7 @@ from devices import build_lab
 from devices.config import load_lab_config
 from devices.epics import PVUnreachable, pv_suffixes
 from devices.ioc import LabIOC
+from orchestrator.plans import hot_injection_synthesis
 from tests.conftest import IOC, ROOT, start_qdlab
 from tests.test_campaign import write_config
 
@@ -60,7 +61,7 @@ def test_a_campaign_over_channel_access_measures_what_the_in_process_one_does(
     assert events[-1]["timestamps"]["reactor_growth_time"] - start["time"] > 60
 
 
-def test_standard_plans_run_over_channel_access_and_limits_are_refused_before_motion(ioc, RE):
+def test_standard_plans_and_a_green_synthesis_run_over_channel_access_limits_refused(ioc, RE):
     lab = build_lab(EPICS_LAB)
     docs = []
     RE.subscribe(lambda name, doc: docs.append((name, doc)))
@@ -80,6 +81,17 @@ def test_standard_plans_run_over_channel_access_and_limits_are_refused_before_mo
     with pytest.raises(Exception, match=r"pbbr2 holds .* cannot take"):
         lab.robot.transfer("pbbr2", "cell", 5e6).wait(10)  # the IOC refuses: nothing moves
     assert lab.robot.volume_of("pbbr2") == volume
+
+    # green FAPbBr3: the injector's selector valve (reactor:SOURCE) draws FA-oleate
+    fa, cs = lab.robot.volume_of("fa_oleate"), lab.robot.volume_of("cs_oleate")
+    conditions = {"br_pb_ratio": 4.0, "temperature_c": 150.0, "ligand": "oa_olam",
+                  "time_s": 30.0, "material": "FAPbBr3"}  # fmt: skip
+    RE(hot_injection_synthesis(lab, conditions))
+    assert lab.reactor.injector.source.get() == "fa_oleate"
+    assert lab.robot.volume_of("fa_oleate") == pytest.approx(fa - 500.0)
+    assert lab.robot.volume_of("cs_oleate") == cs  # no caesium: FAPbBr3, green
+    event = [d for n, d in docs if n == "event"][-1]
+    assert 485 < event["data"]["cell_pl_peak"] < 505  # FAPbBr3 of ~4.6 nm (CsPbBr3: 476 nm)
 
 
 def test_a_wrong_pv_name_is_named_by_lab_check_and_stops_a_campaign_before_it_starts(

@@ -237,34 +237,34 @@ def test_suggest_prints_conditions_near_the_target(run_qdlab, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("goal", "observable", "better", "seed"),
+    ("goal", "observable", "better"),
     [
-        ({"minimize": ("pl_fwhm_nm",)}, "pl_fwhm_nm", np.less, 4),
-        # a seed whose plain picks are not already at the PLQY ceiling
-        ({"maximize": ("plqy_est",)}, "plqy_est", np.greater, 6),
+        ({"minimize": ("pl_fwhm_nm",)}, "pl_fwhm_nm", np.less),
+        ({"maximize": ("plqy_est",)}, "plqy_est", np.greater),
     ],
     ids=["narrow", "bright"],
 )
-def test_secondary_goals_steer_towards_narrow_or_bright_hits(goal, observable, better, seed):
-    plain = make_planner("botorch", SPACE, TARGET, seed=seed, route="hot_injection")
-    steered = make_planner(
-        "botorch",
-        SPACE,
-        Target("pl_peak_nm", 475.0, 1.0, **goal),
-        seed=seed,
-        route="hot_injection",
-        options={"secondary_weight": 3.0},
-    )
-    for planner in (plain, steered):
-        observe(planner, planner.ask(4), seed=11)
-    picks = {}
-    for name, planner in (("plain", plain), ("steered", steered)):
-        proposals = planner.ask(4)
-        values = [
-            simulate("hot_injection", p.conditions).observables[observable][0] for p in proposals
-        ]
-        picks[name] = np.nanmean(values)
-    assert better(picks["steered"], picks["plain"])
+def test_secondary_goals_steer_towards_narrow_or_bright_hits(goal, observable, better):
+    picks: dict[str, list[float]] = {"plain": [], "steered": []}
+    for seed in (0, 1, 2):  # on average over seeds: one seed's plain picks may be lucky
+        plain = make_planner("botorch", SPACE, TARGET, seed=seed, route="hot_injection")
+        steered = make_planner(
+            "botorch",
+            SPACE,
+            Target("pl_peak_nm", 475.0, 1.0, **goal),
+            seed=seed,
+            route="hot_injection",
+            options={"secondary_weight": 3.0},
+        )
+        for planner in (plain, steered):
+            observe(planner, planner.ask(4), seed=11)
+        for name, planner in (("plain", plain), ("steered", steered)):
+            values = [
+                simulate("hot_injection", p.conditions).observables[observable][0]
+                for p in planner.ask(4)
+            ]
+            picks[name].append(np.nanmean(values))
+    assert better(np.mean(picks["steered"]), np.mean(picks["plain"]))
 
 
 def test_warm_start_seeds_the_model_with_earlier_campaigns(tmp_path):
@@ -279,3 +279,42 @@ def test_warm_start_seeds_the_model_with_earlier_campaigns(tmp_path):
     (row,) = db.experiments(runner.campaign_id)
     assert row["provenance"]["warm_start"] >= 5  # the earlier campaign's observations
     assert row["provenance"]["observations"] >= 5
+
+
+def test_warm_start_takes_only_the_material_the_campaign_makes(tmp_path):
+    logging.getLogger("bluesky").setLevel(logging.CRITICAL)
+    db = Database(f"sqlite:///{tmp_path / 'w.db'}")
+    red_space = {
+        **{n: list(SPACE.continuous.get(n, SPACE.categorical.get(n))) for n in SPACE.order},
+        "material": ["CsPbI3"],
+        "temperature_c": [140, 200],
+    }
+    red = parse_campaign(
+        {"name": "red", "lab": str(ROOT / "configs" / "labs" / "sim.yaml"),
+         "route": "hot_injection", "target": {"pl_peak_nm": 650.0, "tolerance_nm": 1.0},
+         "space": red_space, "planner": {"kind": "random"}, "budget": 4, "seed": 1,
+         "stop_on_target": False},
+        "", ROOT,
+    )  # fmt: skip
+    CampaignRunner(db, red).run()
+    CampaignRunner(db, _campaign({"kind": "random"}, 490.0, 3, seed=3, stop_on_target=False)).run()
+    runner = CampaignRunner(
+        db,
+        _campaign({"kind": "botorch", "warm_start": True, "initial_points": 0}, 490.0, 1, seed=3),
+    )
+    runner.run()
+    (row,) = db.experiments(runner.campaign_id)
+    # the blue campaign's three, not the red one's four: CsPbI3 says nothing about CsPbBr3
+    assert row["provenance"]["warm_start"] == 3
+
+
+def test_suggest_looks_across_materials_unless_told_one(run_qdlab):
+    red = json.loads(run_qdlab("suggest", "--target-nm", "650", "--top", "3", "--json").stdout)
+    for s in red["suggestions"]:
+        assert s["conditions"]["material"] == "CsPbI3"  # only CsPbI3 emits at 650 nm
+        truth = simulate("hot_injection", s["conditions"]).observables["pl_peak_nm"][0]
+        assert abs(truth - 650) < 1.5
+    out = run_qdlab("suggest", "--target-nm", "500", "--material", "FAPbBr3", "--json")
+    assert {s["conditions"]["material"] for s in json.loads(out.stdout)["suggestions"]} == {
+        "FAPbBr3"
+    }

@@ -92,13 +92,6 @@ def test_pl_intensity_keeps_rising_after_the_size_has_settled():
     assert np.ptp(batch.observables["pl_peak_nm"]) < 0.05
 
 
-def test_olpa_grows_slowly_from_about_5_to_9_nm_over_45_to_600_s_at_100_c():
-    edges = hot(2.0, 100.0, "olpa", time_s=np.array([45.0, 150.0, 600.0]))["edge_length_nm"]
-    assert 4.3 < edges[0] < 5.8 and 8.5 < edges[2] < 10.0
-    assert edges[0] < edges[1] < edges[2]
-    assert hot(2.0, 100.0, "olpa", time_s=600.0)["plqy"] > 0.8
-
-
 def test_plqy_peaks_at_intermediate_size_as_measured_by_naghadeh():
     from models.synthesis import _size_plqy
 
@@ -185,7 +178,7 @@ def test_cspbi3_spans_4_to_15_nm_over_140_to_200_c_and_emits_red():
     temperatures = np.linspace(140.0, 185.0, 10)
     rows = [{"br_pb_ratio": 2.0, "temperature_c": t, "ligand": "oa_olam", "time_s": 600.0}
             for t in temperatures]  # fmt: skip
-    batch = simulate("hot_injection", rows, material="CsPbI3")
+    batch = simulate("hot_injection", [{**r, "material": "CsPbI3"} for r in rows])
     peaks, sizes = batch.observables["pl_peak_nm"], batch.population["edge_length_nm"]
     assert np.all(np.diff(sizes) > 0) and np.all(np.diff(peaks) > 0)  # redder as they grow
     assert peaks[0] > 615 and 650 < peaks[-1] < 700
@@ -195,9 +188,9 @@ def test_cspbi3_spans_4_to_15_nm_over_140_to_200_c_and_emits_red():
 def test_fapbbr3_shrinks_from_14_to_about_3_nm_from_200_to_the_coldest_c_and_emits_green():
     assert 13.0 <= made("FAPbBr3", 200.0)["edge_length_nm"] <= 15.0
     assert made("FAPbBr3", 60.0)["edge_length_nm"] < 3.5
-    rows = [{"br_pb_ratio": 2.0, "temperature_c": t, "ligand": "oa_olam", "time_s": 600.0}
-            for t in (110.0, 150.0, 190.0)]  # fmt: skip
-    peaks = simulate("hot_injection", rows, material="FAPbBr3").observables["pl_peak_nm"]
+    rows = [{"br_pb_ratio": 2.0, "temperature_c": t, "ligand": "oa_olam", "time_s": 600.0,
+             "material": "FAPbBr3"} for t in (110.0, 150.0, 190.0)]  # fmt: skip
+    peaks = simulate("hot_injection", rows).observables["pl_peak_nm"]
     assert np.all(np.diff(peaks) > 0) and peaks[0] > 485 and peaks[-1] < 545
 
 
@@ -230,5 +223,49 @@ def test_cspbbr3_is_the_default_and_other_routes_make_only_cspbbr3():
     assert default == made("CsPbBr3", 150.0, br_pb=12.0, time_s=30.0)
     flow = {"br_pb_ratio": 12.0, "temperature_c": 150.0, "ligand": "oa_olam",
             "residence_time_s": 20.0, "flow_ratio": 1.0}  # fmt: skip
-    with pytest.raises(ValueError, match="made by route hot_injection only"):
-        simulate("flow", flow, material="CsPbI3")
+    with pytest.raises(ValueError, match="material is not a parameter of route flow"):
+        simulate("flow", {**flow, "material": "CsPbI3"})
+
+
+@pytest.mark.parametrize("br_pb", [2.0, 6.0, 12.0])
+def test_olpa_dots_grow_from_5_to_9_nm_over_45_to_600_s_at_100_c_whatever_the_br_pb(br_pb):
+    # the review: OLPA-capped CsPbBr3 QDs 9.2 -> 5 nm by growth time (45-600 s at 100 C)
+    grown = {"br_pb_ratio": br_pb, "temperature_c": 100.0, "ligand": "olpa"}
+    early, late = (simulate("hot_injection", {**grown, "time_s": t}) for t in (45.0, 600.0))
+    assert early.population["edge_length_nm"][0] == pytest.approx(5.0, abs=0.5)
+    assert late.population["edge_length_nm"][0] == pytest.approx(9.2, abs=0.5)
+    assert early.observables["pl_peak_nm"][0] < late.observables["pl_peak_nm"][0] - 15
+    assert late.population["plqy"][0] > 0.8
+
+
+def amount_series(ligand, temperature, amounts):
+    rows = [{"br_pb_ratio": 2.0, "temperature_c": temperature, "ligand": ligand, "time_s": 120.0,
+             "ligand_amount": a} for a in amounts]  # fmt: skip
+    return simulate("hot_injection", rows)
+
+
+def test_more_alkylammonium_bromide_tunes_17_5_down_to_3_8_nm_at_fixed_temperature():
+    batch = amount_series("alkylammonium_br", 170.0, np.linspace(0.25, 3.0, 12))
+    sizes, peaks = batch.population["edge_length_nm"], batch.observables["pl_peak_nm"]
+    assert np.all(np.diff(sizes) < 0) and np.all(np.diff(peaks) < 0)  # more ligand: smaller
+    assert sizes[0] == pytest.approx(17.5, abs=0.5) and sizes[-1] == pytest.approx(3.8, abs=0.3)
+    # green to blue by the ligand alone (the review's 465 nm for 3.8 nm is bluer than its own
+    # size -> PL table, which the sizing curve follows: 476-481 nm at 4 nm)
+    assert peaks[0] > 510 and peaks[-1] < 480
+    assert np.all(batch.population["platelet_fraction"] < 0.05)  # cubes all along
+
+
+def test_the_oleylammonium_amount_and_temperature_span_16_4_to_4_nm_and_make_platelets():
+    big = amount_series("oa_olam", 200.0, [0.25])
+    small = amount_series("oa_olam", 140.0, [3.0])
+    assert big.population["edge_length_nm"][0] == pytest.approx(16.4, abs=0.5)
+    assert small.population["edge_length_nm"][0] == pytest.approx(4.0, abs=0.5)
+    # more oleylammonium: platelets at temperatures that gave cubes (Almeida)
+    at_125 = amount_series("oa_olam", 125.0, [1.0, 3.0]).population["platelet_fraction"]
+    assert at_125[0] < 0.25 < at_125[1]
+
+
+def test_campaigns_that_do_not_name_the_ligand_amount_keep_todays_outcome():
+    base = {"br_pb_ratio": 12.0, "temperature_c": 150.0, "ligand": "oa_olam", "time_s": 30.0}
+    assert hot_injection_outcome(base) == hot_injection_outcome({**base, "ligand_amount": 1.0})
+    assert simulate("hot_injection", base).conditions["ligand_amount"][0] == 1.0
