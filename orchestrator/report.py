@@ -89,11 +89,19 @@ def _spectra(
     if "pl_peak_nm" in target:
         ax_pl.axvline(target["pl_peak_nm"], color="k", ls="--", lw=1, label="target")
         ax_pl.legend(fontsize=8)
+    # the window around what was asked for and what came out: blue, green or red
+    lines = [
+        v
+        for v in [target.get("pl_peak_nm")]
+        + [(r.get("observables") or {}).get("pl_peak_nm") for r in rows]
+        if isinstance(v, int | float) and np.isfinite(v)
+    ] or [480.0]
+    low, high = min(lines) - 70.0, max(lines) + 70.0
     ax_pl.set(
-        xlim=(400, 560), xlabel="wavelength (nm)", ylabel="PL (normalised)", title="Measured PL"
+        xlim=(low, high), xlabel="wavelength (nm)", ylabel="PL (normalised)", title="Measured PL"
     )
     ax_abs.set(
-        xlim=(350, 560),
+        xlim=(350, high),
         xlabel="wavelength (nm)",
         ylabel="absorbance (OD)",
         title="Measured absorption",
