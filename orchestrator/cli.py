@@ -713,6 +713,34 @@ def ioc(
     serve(config, prefix, rate)
 
 
+@app.command("dashboard")
+def dashboard(
+    db: DbOption = None,
+    host: Annotated[str, typer.Option(help="address to bind (loopback unless told)")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="port", min=1, max=65535)] = 8000,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="QDLAB_DASHBOARD_TOKEN",
+            help="token for writes (approve, reject, add); none: read-only",
+        ),
+    ] = None,
+) -> None:
+    """Serve the live dashboard: campaigns, their convergence and spectra, approvals."""
+    import uvicorn
+
+    from db import Database, resolve_url, safe_url
+    from orchestrator.dashboard import create_app
+
+    url = resolve_url(db)
+    Database(url, create=False).close()  # a missing database is one line, not a traceback
+    mode = "writes need the token" if token else "read-only (no --token)"
+    print(f"dashboard on http://{host}:{port} for {safe_url(url)}, {mode}", flush=True)
+    uvicorn.run(create_app(url, token), host=host, port=port, log_level="warning")
+
+
 @app.command("ipython")
 def ipython(
     db: DbOption = None,
