@@ -1,8 +1,8 @@
-"""The human in the loop: approve, reject and add experiments of a campaign.
+"""The human in the loop: approve, reject and add experiments of a campaign; pause and resume it.
 
 These are operations on the campaign in the database, so the CLI (``qdlab campaign approve``,
-``reject``, ``add``) and a dashboard use the same ones, while the campaign's agent runs in
-another process: it finds approved and added experiments, and tells its planner of rejected
+``reject``, ``add``, ``pause``) and the dashboard use the same ones, while the campaign's agent
+runs in another process: it finds approved and added experiments, and tells its planner of rejected
 ones (as vetoed failures: never proposed again), the next time it looks.
 
 Experiments are numbered from 1 here, as ``qdlab campaign show`` lists them.
@@ -20,7 +20,21 @@ from models.parameters import ParameterError, get_route
 from orchestrator.config import loaded_from_stored
 from orchestrator.recipes import recipe_for
 
-__all__ = ["HUMAN", "add", "approve", "awaiting", "parse_conditions", "reject"]
+__all__ = [
+    "HUMAN",
+    "PAUSING",
+    "add",
+    "approve",
+    "awaiting",
+    "parse_conditions",
+    "pause",
+    "reject",
+    "resume_in_background",
+]
+
+PAUSING = "pausing"
+"""Status of a running campaign a person asked to pause: its agent pauses it once the
+experiment under way has finished."""
 
 HUMAN = "human"
 """The planner name and provenance ``source`` of an experiment a person added."""
@@ -136,3 +150,50 @@ def add(
         provenance={"source": HUMAN, **({"note": note} if note else {})},
     )
     return db.experiment(eid)["index"] + 1
+
+
+def pause(db: Database, campaign_id: int, reason: str | None = None) -> str:
+    """Ask a running campaign to pause; return its status afterwards.
+
+    Its agent (in another process) finishes the experiment under way, starts no other and marks
+    the campaign ``paused`` with the reason; ``qdlab campaign resume`` continues it. A campaign
+    nobody drives any more (its agent gone) is marked paused at once."""
+    from db.lease import lease_holder
+
+    campaign = db.campaign(campaign_id)
+    if campaign["status"] not in ("running", "created", PAUSING):
+        raise ConfigError(
+            f"campaign {campaign_id} is {campaign['status']}, not running: nothing to pause"
+        )
+    why = f"paused by a person: {(reason or '').strip() or 'no reason given'}"
+    if len(why) > 1000:
+        raise ConfigError("--reason: at most 1000 characters")
+    driven = lease_holder(db, campaign_id) is not None
+    db.set_campaign_status(campaign_id, PAUSING if driven else "paused", why)
+    return PAUSING if driven else "paused"
+
+
+def resume_in_background(db: Database, campaign_id: int) -> int:
+    """Start ``qdlab campaign resume`` for a paused campaign as a process of its own (it
+    outlives the caller, a dashboard); return its pid. The campaign's lease keeps a second
+    driver out. :class:`ConfigError` unless the campaign is paused and nobody drives it."""
+    import os
+    import subprocess
+    import sys
+
+    from db.lease import lease_holder
+
+    campaign = db.campaign(campaign_id)
+    if campaign["status"] != "paused" or lease_holder(db, campaign_id) is not None:
+        raise ConfigError(
+            f"campaign {campaign_id} is {campaign['status']}: only a paused one resumes"
+        )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "campaign", "resume", str(campaign_id)],
+        env={**os.environ, "QDLAB_DB": db.url},  # not in argv: a URL may hold a password
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    return process.pid

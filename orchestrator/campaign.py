@@ -50,6 +50,7 @@ from db.outage import RECONNECT_WINDOW_S, is_disconnect, wait_for_database
 from devices import Lab, build_lab
 from devices.config import ConfigError
 from devices.world import twin_of
+from orchestrator.approval import PAUSING
 from orchestrator.config import MAX_BUDGET, LoadedCampaign, loaded_from_stored
 from orchestrator.observe import MeasurementRejected, observables_from_documents
 from orchestrator.plans import PLANS
@@ -395,6 +396,9 @@ class CampaignRunner:
         todo = [r for r in rows if r["status"] in ("proposed", "running", "queued")]
         if not todo and any(r["status"] == "awaiting_approval" for r in rows):
             self._check_lease()
+            stop = self._stop_reason(None)
+            if stop is not None:
+                return self._end("paused", stop)
             time.sleep(self.poll_s)
             return None
         for experiment in todo:
@@ -419,8 +423,12 @@ class CampaignRunner:
             )
 
     def _stop_reason(self, last_failure: str | None) -> str | None:
-        """Why the campaign must pause now (a safety abort, failures in a row), if it must."""
+        """Why the campaign must pause now (a safety abort, failures in a row, a person asked),
+        if it must."""
         cid = self.campaign_id
+        campaign = self.db.campaign(cid)
+        if campaign["status"] == PAUSING:  # `qdlab campaign pause` or the dashboard
+            return f"{campaign['status_reason']}; `qdlab campaign resume {cid}` continues"
         if self._safety_stop is not None:
             return f"{self._safety_stop}; make the lab safe, then `qdlab campaign resume {cid}`"
         if self._consecutive_failures >= self.max_consecutive_failures:

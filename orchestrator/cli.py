@@ -416,6 +416,21 @@ def campaign_approve(
     print(f"campaign {campaign_id}: approved {', '.join(f'#{n}' for n in approved)}")
 
 
+@campaign_app.command("pause")
+def campaign_pause(
+    campaign_id: Annotated[int, typer.Argument(help="campaign id")],
+    reason: Annotated[str | None, typer.Option(help="why (stored with the status)")] = None,
+    db: DbOption = None,
+) -> None:
+    """Pause a running campaign: the experiment under way finishes, no other starts."""
+    from db import Database
+    from orchestrator.approval import pause
+
+    status = pause(Database(db, create=False), campaign_id, reason)
+    then = "pauses after the experiment under way" if status != "paused" else "paused"
+    print(f"campaign {campaign_id}: {then}; `qdlab campaign resume {campaign_id}` continues")
+
+
 @campaign_app.command("reject")
 def campaign_reject(
     campaign_id: Annotated[int, typer.Argument(help="campaign id")],

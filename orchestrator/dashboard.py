@@ -7,11 +7,12 @@ served from the installed ``plotly`` package (labs are often offline: no CDN).
 
 Read: ``GET /api/campaigns``, ``GET /api/campaigns/{id}``, ``GET
 /api/campaigns/{id}/experiments/{number}``. Write, with ``Authorization: Bearer <token>``:
-``POST /api/campaigns/{id}/approve`` ``{"numbers": [..]}`` (or ``null``: all),
-``.../reject`` ``{"number": N, "reason": "..."}``, ``.../add`` ``{"conditions": {...},
-"note": "..."}``: the same operations as ``qdlab campaign approve/reject/add``
-(:mod:`orchestrator.approval`). Without a token the dashboard is read-only and refuses every
-write; with one, a write without it (or with another) is refused with 401 and changes nothing.
+``POST /api/campaigns/{id}/approve`` ``{"numbers": [..]}`` (or ``null``: all), ``.../reject``
+``{"number": N, "reason": "..."}``, ``.../add`` ``{"conditions": {...}, "note": "..."}``,
+``.../pause`` ``{"reason": "..."}``, ``.../resume``: the same operations as ``qdlab campaign
+approve/reject/add/pause/resume`` (:mod:`orchestrator.approval`). Without a token the dashboard
+is read-only and refuses every write; with one, a write without it (or with another) is refused
+with 401 and changes nothing.
 """
 
 from __future__ import annotations
@@ -235,6 +236,20 @@ def create_app(url: str, token: str | None = None) -> FastAPI:
     ) -> dict[str, Any]:
         return {"added": write(authorization, approval.add, campaign_id, conditions, note)}
 
+    @app.post("/api/campaigns/{campaign_id}/pause")
+    def pause(
+        campaign_id: int,
+        reason: Annotated[str | None, Body(embed=True)] = None,
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> dict[str, Any]:
+        return {"status": write(authorization, approval.pause, campaign_id, reason)}
+
+    @app.post("/api/campaigns/{campaign_id}/resume")
+    def resume(
+        campaign_id: int, authorization: Annotated[str | None, Header()] = None
+    ) -> dict[str, Any]:
+        return {"pid": write(authorization, approval.resume_in_background, campaign_id)}
+
     @app.get("/", response_class=HTMLResponse)
     def index() -> str:
         return _page("QDLab campaigns", _INDEX_BODY, writable=token is not None)
@@ -323,7 +338,8 @@ poll(async () => {
 });
 </script>"""
 
-_CAMPAIGN_BODY = """<p id="summary"></p>
+_CAMPAIGN_BODY = """<p><span id="summary"></span>
+<button id="pause" hidden>pause</button><button id="resume" hidden>resume</button></p>
 <section id="approval" hidden><h3>Awaiting approval</h3>
 <table><thead><tr><th>#</th><th>conditions</th><th>predicted</th><th></th></tr></thead>
 <tbody id="awaiting"></tbody></table></section>
@@ -352,6 +368,12 @@ async function reject(n) {
   const reason = document.getElementById(`reason-${n}`).value;
   if (await post(`/api/campaigns/${ID}/reject`, {number: n, reason})) load();
 }
+document.getElementById("pause").onclick = async () => {
+  if (await post(`/api/campaigns/${ID}/pause`, {reason: "from the dashboard"})) load();
+};
+document.getElementById("resume").onclick = async () => {
+  if (await post(`/api/campaigns/${ID}/resume`, {})) load();
+};
 document.getElementById("add").onclick = async () => {
   let conditions;
   try { conditions = JSON.parse(document.getElementById("add-conditions").value); }
@@ -429,6 +451,8 @@ async function load() {
     `; ${c.experiments}/${c.budget ?? "?"} experiments; best |error| ` +
     (c.best_error === null ? "-" : `${fmt(c.best_error)} nm`) +
     (c.workcells.length ? `; workcells ${c.workcells.join(", ")}` : "");
+  document.getElementById("pause").hidden = !["running", "created"].includes(c.status);
+  document.getElementById("resume").hidden = c.status !== "paused";
   const waiting = d.experiments.filter(e => e.status === "awaiting_approval");
   document.getElementById("approval").hidden = waiting.length === 0;
   document.getElementById("awaiting").innerHTML = waiting.map(e => `<tr>

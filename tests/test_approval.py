@@ -138,3 +138,15 @@ def test_a_vetoed_point_is_never_proposed_again():
         planner.tell([Observation(vetoed, failed=True, reason="rejected: no", vetoed=True)])
         proposed = [p.conditions["ligand"] for _ in range(20) for p in planner.ask(1)]
         assert proposed and set(proposed) == {"olpa"}, kind
+
+
+def test_a_person_pauses_a_running_campaign_from_the_command_line(gated):
+    agent, db, url = gated
+    out = qdlab("campaign", "pause", "1", "--reason", "reagent delivery", "--db", url)
+    assert out.returncode == 0 and "pauses after the experiment under way" in out.stdout
+    assert agent.wait(60) == 1  # the agent stops, as for any pause
+    campaign = db.campaign(1)
+    assert campaign["status"] == "paused"
+    assert "paused by a person: reagent delivery" in campaign["status_reason"]
+    out = qdlab("campaign", "pause", "1", "--db", url)
+    assert out.returncode == 2 and "is paused, not running" in out.stderr

@@ -156,3 +156,30 @@ def test_a_read_only_dashboard_serves_pages_and_plotly_from_the_package(gated, s
         urllib.request.urlopen(request)
     assert refused.value.code == 403
     assert rows_with(db, "awaiting_approval")
+
+
+def test_pause_and_resume_from_the_dashboard_drive_the_campaigns_agent(gated):
+    import os
+    import signal
+
+    db, url = gated
+    client = TestClient(create_app(url, TOKEN))
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    assert client.post("/api/campaigns/1/resume", headers=auth).status_code == 400  # running
+    paused = client.post("/api/campaigns/1/pause", json={"reason": "lunch"}, headers=auth)
+    assert paused.status_code == 200 and paused.json()["status"] == "pausing"
+    # the agent (another process) sees it while it waits for approval and pauses the campaign
+    wait_for(lambda: db.campaign(1)["status"] == "paused", what="the agent to pause")
+    assert "paused by a person: lunch" in db.campaign(1)["status_reason"]
+    again = client.post("/api/campaigns/1/pause", headers=auth)
+    assert again.status_code == 400 and "nothing to pause" in again.json()["detail"]
+
+    resumed = client.post("/api/campaigns/1/resume", headers=auth)
+    assert resumed.status_code == 200
+    pid = resumed.json()["pid"]
+    try:
+        wait_for(lambda: db.campaign(1)["status"] == "running", what="a new agent")
+        assert rows_with(db, "awaiting_approval")  # it waits for a person, as before
+        assert client.post("/api/campaigns/1/resume", headers=auth).status_code == 400
+    finally:
+        os.kill(pid, signal.SIGKILL)
