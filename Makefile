@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml
 	# The CPU wheel first: an unpinned torch would pull a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# the tests' tiled server: a venv of its own (tiled's server pins its own SQLAlchemy)
+	test -x $(VENV)/tiled-server/bin/python || $(PYTHON) -m venv $(VENV)/tiled-server
+	$(VENV)/tiled-server/bin/python -m pip install --quiet 'tiled[server]>=0.2' || echo "tiled server could not be installed: tiled tests will skip"
 	touch $(STAMP)
 
 install: $(STAMP)

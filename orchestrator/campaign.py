@@ -47,6 +47,7 @@ from sqlalchemy.exc import DBAPIError
 from db import Database, DocumentWriter
 from db.lease import CampaignLease, LeaseHeld
 from db.outage import RECONNECT_WINDOW_S, is_disconnect, wait_for_database
+from db.tiled import TiledSink
 from devices import Lab, build_lab
 from devices.config import ConfigError
 from devices.world import twin_of
@@ -182,6 +183,9 @@ class CampaignRunner:
         The campaign this one replays (stored as the link).
     reconnect_window_s
         How long to keep trying a database that went away before stopping.
+    tiled
+        Also write every run to the tiled catalog at this URL (:class:`db.tiled.TiledSink`;
+        runs on workcells are written by the workcells' own ``--tiled``).
     """
 
     def __init__(
@@ -194,8 +198,10 @@ class CampaignRunner:
         max_consecutive_failures: int = MAX_CONSECUTIVE_FAILURES,
         replay_of: int | None = None,
         reconnect_window_s: float = RECONNECT_WINDOW_S,
+        tiled: str | None = None,
     ) -> None:
         loaded.check_code()
+        self.tiled = None if tiled is None else TiledSink(tiled)  # refused before any row
         self.db = db
         self.loaded = loaded
         self.config = loaded.config
@@ -803,6 +809,8 @@ class CampaignRunner:
 
         engine = RunEngine({}, context_managers=[sigint_handler])
         engine.subscribe(DocumentWriter(self.db))
+        if self.tiled is not None:
+            engine.subscribe(self.tiled)
         if self.safety is not None:
             self.safety.install(engine)
         return engine

@@ -130,6 +130,14 @@ DbOption = Annotated[
     str | None,
     typer.Option("--db", help="database URL (default: $QDLAB_DB or sqlite:///qdlab.db)"),
 ]
+TiledOption = Annotated[
+    str | None,
+    typer.Option(
+        "--tiled",
+        envvar="QDLAB_TILED",
+        help="also write every run to this tiled catalog (API key from $TILED_API_KEY)",
+    ),
+]
 
 
 @db_app.command("upgrade")
@@ -249,6 +257,7 @@ def campaign_run(
     as_json: Annotated[bool, typer.Option("--json", help="print a one-line JSON summary")] = False,
     report: Annotated[str | None, typer.Option(help="write the report to this folder")] = None,
     verbose: Annotated[bool, typer.Option(help="show tracebacks of failed runs")] = False,
+    tiled: TiledOption = None,
 ) -> None:
     """Run a closed-loop campaign until the target is met or the budget is spent."""
     from db import Database
@@ -261,7 +270,7 @@ def campaign_run(
         print(f"warning: {line}", file=sys.stderr)
     _quiet_bluesky(verbose)
     database = Database(db)
-    runner = CampaignRunner(database, loaded)
+    runner = CampaignRunner(database, loaded, tiled=tiled)
     try:
         _run_campaign(runner, as_json)
     finally:
@@ -284,6 +293,7 @@ def campaign_resume(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print a one-line JSON summary")] = False,
     verbose: Annotated[bool, typer.Option(help="show tracebacks of failed runs")] = False,
+    tiled: TiledOption = None,
 ) -> None:
     """Continue a paused or interrupted campaign where it stopped, or extend a finished one."""
     from db import Database
@@ -291,7 +301,7 @@ def campaign_resume(
 
     _quiet_bluesky(verbose)
     database = Database(db, create=False)
-    runner = CampaignRunner.resume(database, campaign_id, budget, outcome_model)
+    runner = CampaignRunner.resume(database, campaign_id, budget, outcome_model, tiled=tiled)
     _run_campaign(runner, as_json)
 
 
@@ -762,6 +772,7 @@ def ipython(
     lab: Annotated[
         str | None, typer.Option(help="lab config (default: $QDLAB_LAB or the simulated lab)")
     ] = None,
+    tiled: TiledOption = None,
 ) -> None:
     """Start IPython with RE, lab, db and the plans loaded (orchestrator.session)."""
     import os
@@ -777,6 +788,11 @@ def ipython(
     url = resolve_url(db)
     Database(url).close()
     os.environ["QDLAB_DB"] = url
+    if tiled is not None:
+        from db.tiled import TiledSink
+
+        TiledSink(tiled)  # a wrong address is one line here, not a traceback inside IPython
+        os.environ["QDLAB_TILED"] = tiled
     start_ipython(argv=["-i", "-c", "from orchestrator.session import *"])
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from orchestrator.cli import DbOption, app
+from orchestrator.cli import DbOption, TiledOption, app
 
 workcell_app = typer.Typer(
     help="Workcells: a RunEngine per station on bluesky-queueserver.", no_args_is_help=True
@@ -43,12 +43,13 @@ def workcell_serve(
     speedup: Annotated[
         str, typer.Option(help="simulated lab: lab seconds per wall-clock second, or 'max'")
     ] = "max",
+    tiled: TiledOption = None,
 ) -> None:
     """Serve a workcell until Ctrl-C: an RE Manager whose worker holds the lab's devices and
-    QDLab's plans, writing every document to the campaign database."""
+    QDLab's plans, writing every document to the campaign database (and to a tiled catalog)."""
     from orchestrator.workcell import serve
 
-    serve(lab, db, name, redis, zmq, zmq_info, http, speedup)
+    serve(lab, db, name, redis, zmq, zmq_info, http, speedup, tiled=tiled)
 
 
 @workcell_app.command("status")

@@ -26,6 +26,7 @@ from bluesky.callbacks.best_effort import BestEffortCallback
 from bluesky.utils import PersistentDict
 
 from db import Database, DocumentWriter
+from db.tiled import TiledSink
 from devices import DEFAULT_LAB, Mix, Transfer, build_lab
 from orchestrator.plans import (
     calibrate_cell,
@@ -64,6 +65,8 @@ db = Database()
 RE = RunEngine({})
 RE.md = PersistentDict(str(_metadata_dir()))
 RE.subscribe(DocumentWriter(db))
+if os.environ.get("QDLAB_TILED"):  # `qdlab ipython --tiled URL`
+    RE.subscribe(TiledSink(os.environ["QDLAB_TILED"]))
 bec = BestEffortCallback()
 if not matplotlib.get_backend().lower().startswith(("qt", "tk", "gtk", "wx", "macosx")):
     bec.disable_plots()  # no screen: the table only

@@ -140,6 +140,7 @@ def serve(
     http: int | None = None,
     speedup: str = "max",
     ready: Any = None,
+    tiled: str | None = None,
 ) -> None:
     """Serve workcell ``name`` until SIGINT/SIGTERM: an RE Manager for lab ``lab`` with its
     queue in Redis at ``redis`` and its documents in database ``db``; with ``http``, also
@@ -147,7 +148,8 @@ def serve(
 
     Everything that can be refused (the lab, the database, Redis, the addresses) is checked
     before any server starts. ``ready`` (a callable) is told the control address once the
-    worker environment is open.
+    worker environment is open. ``tiled``: the worker also writes every run to this tiled
+    catalog (:class:`db.tiled.TiledSink`).
     """
     from db import Database
 
@@ -155,6 +157,10 @@ def serve(
         raise WorkcellError(f"--name: {name!r} must be 1 to 100 letters, digits, '_', '.' or '-'")
     config = lab_config(lab, speedup)
     database = Database(db)
+    if tiled is not None:
+        from db.tiled import TiledSink
+
+        TiledSink(tiled)  # a wrong address is refused here, before any server starts
     redis_host, redis_port = _host_port(redis, "--redis", 6379)
     if not _answers(redis_host, redis_port):
         raise WorkcellError(f"--redis: no Redis server answers at {redis_host}:{redis_port}")
@@ -186,6 +192,7 @@ def serve(
         "QDLAB_WORKCELL_SPEEDUP": speedup,
         "QDLAB_DB": database.url,
         "QDLAB_WORKCELL_PIDFILE": str(state / "worker.pid"),
+        **({"QDLAB_TILED": tiled} if tiled else {}),
     }
     bin_dir = Path(sys.executable).parent
     manager_cmd = [

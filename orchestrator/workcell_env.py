@@ -29,6 +29,7 @@ from bluesky import RunEngine
 from bluesky.utils import Msg, RunEngineInterrupted
 
 from db import Database, DocumentWriter
+from db.tiled import TiledSink
 from devices import build_lab
 from orchestrator import plans as _plans
 from orchestrator.safety import SafetyAbort, SafetyWatch
@@ -73,6 +74,8 @@ class _WorkcellRunEngine(RunEngine):
 
 RE = _WorkcellRunEngine({"workcell": _name}, context_managers=[])
 RE.subscribe(DocumentWriter(Database(os.environ.get("QDLAB_DB"))))
+if os.environ.get("QDLAB_TILED"):  # `qdlab workcell serve --tiled URL`
+    RE.subscribe(TiledSink(os.environ["QDLAB_TILED"]))
 # the watch aborts a run itself: the queue server would leave the RunEngine paused
 _watch = SafetyWatch(_lab, _lab.config.safety, abort_runs=True)
 _watch.install(RE)

@@ -356,9 +356,10 @@ class WorkcellServer:
         speedup: str = "max",
         api_key: str | None = None,
         lab: str = "configs/labs/sim.yaml",
+        tiled: str | None = None,
     ) -> None:
         self.name, self.db_url, self.redis, self.speedup = name, db_url, redis, speedup
-        self.lab = lab
+        self.lab, self.tiled = lab, tiled
         self.zmq = f"tcp://127.0.0.1:{_free_port()}"
         self.zmq_info = f"tcp://127.0.0.1:{_free_port()}"
         self.api_key = api_key  # given: also serve REST (bluesky-httpserver) with this key
@@ -378,7 +379,8 @@ class WorkcellServer:
              "--lab", self.lab, "--db", self.db_url, "--name", self.name,
              "--redis", self.redis, "--zmq", self.zmq, "--zmq-info", self.zmq_info,
              "--speedup", self.speedup,
-             *(["--http", self.http.rsplit(":", 1)[1]] if self.http else [])],
+             *(["--http", self.http.rsplit(":", 1)[1]] if self.http else []),
+             *(["--tiled", self.tiled] if self.tiled else [])],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=self._log, text=True,
             env={**os.environ, "QSERVER_HTTP_SERVER_SINGLE_USER_API_KEY": self.api_key or ""},
         )  # fmt: skip
@@ -435,3 +437,45 @@ class WorkcellServer:
                 self.proc.kill()
         if self.proc is not None:
             self._log.close()
+
+
+TILED_SERVER_PYTHON = ROOT / ".venv" / "tiled-server" / "bin" / "python"
+
+
+@pytest.fixture
+def tiled_server(tmp_path, monkeypatch):
+    """A real ``tiled serve catalog --temp`` on loopback (its own venv, made by the Makefile),
+    its API key in ``$TILED_API_KEY`` for the clients; yields its URL."""
+    import secrets
+    import time
+    import urllib.request
+
+    if not TILED_SERVER_PYTHON.exists():
+        pytest.skip("the tiled server is not installed here (`make install` puts it in .venv)")
+    key, port = secrets.token_hex(16), _free_port()
+    log = (tmp_path / "tiled.log").open("w")
+    proc = subprocess.Popen(
+        [str(TILED_SERVER_PYTHON), "-m", "tiled", "serve", "catalog", "--temp",
+         "--api-key", key, "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"tiled serve exited: {(tmp_path / 'tiled.log').read_text()[-500:]}")
+        try:
+            urllib.request.urlopen(f"{url}/api/v1/", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("tiled serve did not answer within 60 s")
+    monkeypatch.setenv("TILED_API_KEY", key)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
