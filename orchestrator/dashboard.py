@@ -30,6 +30,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from db import Database, DatabaseError
 from devices.config import ConfigError
 from orchestrator import approval
+from orchestrator.config import TARGET_OBSERVABLES
 from orchestrator.summary import target_text
 
 __all__ = ["LATEST_SPECTRA", "campaign_data", "create_app", "plotly_js"]
@@ -37,7 +38,6 @@ __all__ = ["LATEST_SPECTRA", "campaign_data", "create_app", "plotly_js"]
 LATEST_SPECTRA = 5
 """How many of the last measured experiments the campaign page shows the spectra of."""
 
-_OBSERVED = {"pl_peak_nm": "pl_peak_nm", "edge_length_nm": "edge_length_est_nm"}
 _SHOWN = ("pl_peak_nm", "pl_fwhm_nm", "abs_peak_nm", "edge_length_est_nm", "plqy_est")
 
 
@@ -55,18 +55,19 @@ def _finite(value: Any) -> float | None:
 def _target(campaign: Mapping[str, Any]) -> tuple[str, float, float]:
     """(observable, value, tolerance) of a stored target."""
     target = campaign["target"] or {}
-    key = next((k for k in _OBSERVED if target.get(k) is not None), "pl_peak_nm")
-    return _OBSERVED[key], float(target.get(key) or math.nan), float(target.get("tolerance_nm", 1))
+    key = next((k for k in TARGET_OBSERVABLES if target.get(k) is not None), "pl_peak_nm")
+    value, tolerance = float(target.get(key) or math.nan), float(target.get("tolerance_nm", 1))
+    return TARGET_OBSERVABLES[key], value, tolerance
 
 
 def _settings(campaign: Mapping[str, Any]) -> Mapping[str, Any]:
     return (campaign.get("config") or {}).get("campaign") or {}
 
 
-def _campaign_summary(db: Database, campaign: Mapping[str, Any]) -> dict[str, Any]:
+def _campaign_summary(campaign: Mapping[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One line of the campaigns list, from the campaign and its experiments."""
     settings = _settings(campaign)
     observable, value, _ = _target(campaign)
-    rows = db.experiments(campaign["id"])
     errors = [
         abs(v - value)
         for r in rows
@@ -110,8 +111,8 @@ def _experiment_row(r: Mapping[str, Any], observable: str, value: float) -> dict
 def _spectra(db: Database, experiment_id: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for sp in db.spectra(experiment_id=experiment_id):
-        kind = "pl" if sp.data_key.endswith("_pl") else "absorbance"
-        if sp.data_key.endswith(("_pl", "_absorbance")):
+        kind = next((k for k in ("pl", "absorbance") if sp.data_key.endswith(f"_{k}")), None)
+        if kind is not None:
             if sp.wavelengths_nm is not None:
                 out["wavelengths_nm"] = sp.wavelengths_nm.tolist()
             out[kind] = sp.values.tolist()
@@ -126,7 +127,7 @@ def campaign_data(db: Database, campaign_id: int) -> dict[str, Any]:
     rows = db.experiments(campaign_id)
     measured = [r for r in rows if r["status"] == "done" and r["run_uid"]][-LATEST_SPECTRA:]
     return {
-        "campaign": _campaign_summary(db, campaign),
+        "campaign": _campaign_summary(campaign, rows),
         "target": {"observable": observable, "value": value, "tolerance": tolerance},
         "space": _settings(campaign).get("space", {}),
         "experiments": [_experiment_row(r, observable, value) for r in rows],
@@ -199,7 +200,7 @@ def create_app(url: str, token: str | None = None) -> FastAPI:
 
     @app.get("/api/campaigns")
     def campaigns() -> list[dict[str, Any]]:
-        return [_campaign_summary(db, c) for c in db.campaigns()]
+        return [_campaign_summary(c, db.experiments(c["id"])) for c in db.campaigns()]
 
     @app.get("/api/campaigns/{campaign_id}")
     def campaign(campaign_id: int) -> dict[str, Any]:
