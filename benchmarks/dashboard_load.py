@@ -82,7 +82,7 @@ def _browser_s(address: str, paths: dict[int, str], repeats: int = 5) -> dict[in
     from playwright.sync_api import sync_playwright
 
     sys.path.insert(0, str(ROOT))
-    from tests.test_dashboard import CHROMIUM_ARGS
+    from tests.conftest import CHROMIUM_ARGS
 
     out = {}
     with sync_playwright() as p:

@@ -479,3 +479,16 @@ def tiled_server(tmp_path, monkeypatch):
         proc.wait(10)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+# Debian's chromium, headless, as root, on a machine with no outside network (Playwright's own
+# browser download is not used): no sandbox, GPU, QUIC or background connections
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]

@@ -13,21 +13,12 @@ from fastapi.testclient import TestClient
 
 from db import Database
 from orchestrator.dashboard import create_app
-from tests.conftest import _free_port, wait_for
+from tests.conftest import CHROMIUM_ARGS, _free_port, wait_for
 from tests.test_approval import rows_with
 from tests.test_campaign import write_config
 
 TOKEN = "lab-token-123"
 HAND = {"br_pb_ratio": 8, "temperature_c": 150, "ligand": "oa_olam", "time_s": 30}
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture
