@@ -250,18 +250,18 @@ class SimReactor:
             self.quenched_at = self.clock.now() - _QUENCH_S
             flask = self.world.location(self.flask).liquid
             ligands = flask.ligand_ul or {"oa_olam": 1.0}
-            standard = self.world.config.reactor  # its ligand load per batch is amount 1
+            # the lab's standard load (reactor.ligand_ul per batch_pb_umol of Pb) is amount 1
+            standard = self.world.config.reactor
+            per_pb = sum(flask.ligand_ul.values()) / flask.pb_umol if flask.ligand_ul else None
             conditions = {
                 "br_pb_ratio": (flask.br_umol + flask.i_umol) / flask.pb_umol,
                 "temperature_c": self.injection_temperature_c,
                 "ligand": max(ligands, key=ligands.get),
                 "time_s": self.growth_time(),
                 "material": self.world.material_of(flask),
-                "ligand_amount": (
-                    sum(flask.ligand_ul.values()) / standard.ligand_ul if flask.ligand_ul else 1.0
-                )
-                * standard.batch_pb_umol
-                / flask.pb_umol,
+                "ligand_amount": 1.0
+                if per_pb is None
+                else per_pb * standard.batch_pb_umol / standard.ligand_ul,
             }
             flask.sample = self.world.make_sample("hot_injection", conditions)
 
@@ -445,7 +445,7 @@ class SimCell:
             for k in sample.components[0][1]
         }
         material = sample.conditions.get("material", "CsPbBr3")
-        if material != "CsPbBr3":  # CsPbI3 turns yellow while it waits to be measured
+        if "material" in sample.conditions:  # hot injection: CsPbI3 yellows while it waits
             age_s = self.clock.now() - sample.made_at
             populations["plqy"] = populations["plqy"] * (
                 1.0

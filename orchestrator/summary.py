@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from orchestrator.config import TARGET_OBSERVABLES
+
 __all__ = ["describe_summary", "target_text"]
 
 _LABELS = {"pl_peak_nm": "PL", "edge_length_nm": "edge length"}
-_OBSERVED = {"pl_peak_nm": "pl_peak_nm", "edge_length_nm": "edge_length_est_nm"}
 
 
 def target_text(target: Mapping[str, Any]) -> str:
@@ -45,7 +46,7 @@ def describe_summary(summary: Any, target: Mapping[str, Any]) -> list[str]:
         best = summary.best
         obs = best["observables"]
         key = next(k for k in _LABELS if target.get(k) is not None)
-        shown = [f"{_LABELS[key]} {_fmt(obs.get(_OBSERVED[key]))} nm"]
+        shown = [f"{_LABELS[key]} {_fmt(obs.get(TARGET_OBSERVABLES[key]))} nm"]
         if key != "pl_peak_nm" and obs.get("pl_peak_nm") is not None:
             shown.append(f"PL {obs['pl_peak_nm']:.2f} nm")
         if obs.get("pl_fwhm_nm") is not None:
