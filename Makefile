@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# The CPU wheel first: an unpinned torch would pull a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# the planner kinds ax and baybe are tested for real, so the tests install their extra
+	$(BIN)/python -m pip install --quiet -e '.[dev,peers]'
 	# the tests' tiled server: a venv of its own (tiled's server pins its own SQLAlchemy)
 	test -x $(VENV)/tiled-server/bin/python || $(PYTHON) -m venv $(VENV)/tiled-server
 	$(VENV)/tiled-server/bin/python -m pip install --quiet 'tiled[server]>=0.2' || echo "tiled server could not be installed: tiled tests will skip"
@@ -23,10 +24,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The demo: a 30-experiment campaign towards blue (470 nm) QDs on the simulated lab, stored in
-# the embedded SQLite database, and its report.
+# The demo: towards blue (470 nm) CsPbBr3 cubes on the simulated lab, the BoTorch planner and
+# then random search (30 experiments), stored in the embedded SQLite database, and one report
+# comparing them.
 run: install
-	$(BIN)/qdlab campaign run configs/campaigns/blue_470_random.yaml --db sqlite:///qdlab.db --report reports/demo
+	$(BIN)/qdlab campaign run configs/campaigns/blue_470_botorch.yaml configs/campaigns/blue_470_random.yaml --db sqlite:///qdlab.db --report reports/demo
 	@echo "report: reports/demo/report.html"
 
 test: install

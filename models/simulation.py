@@ -8,7 +8,6 @@ a time; benchmarks and planners' physics priors call them vectorised.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +28,7 @@ from models.optics import (
 from models.parameters import get_route
 from models.synthesis import POPULATION_KEYS, flow_outcome, hot_injection_outcome, larp_outcome
 from models.twin import TwinParameters
+from models.usercode import import_user_object
 
 __all__ = [
     "BUILTIN_OUTCOME_MODELS",
@@ -79,13 +79,7 @@ def load_outcome_model(path: str) -> OutcomeModel:
         raise OutcomeModelError(
             f"outcome_model {path!r} must have the form 'package.module:function'"
         )
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:  # any import-time failure is the user's model's, reported as such
-        raise OutcomeModelError(
-            f"outcome_model {path!r}: cannot import {module_name!r} ({type(exc).__name__}: {exc})"
-        ) from exc
-    func = getattr(module, attr, None)
+    func = import_user_object(path, f"outcome_model {path!r}", OutcomeModelError)
     if not callable(func):
         raise OutcomeModelError(f"outcome_model {path!r}: {module_name} has no function {attr!r}")
     return func

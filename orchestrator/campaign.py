@@ -137,8 +137,8 @@ def summarize(db: Database, campaign_id: int, loaded: LoadedCampaign) -> Campaig
     target = loaded.target
     rows = db.experiments(campaign_id)
     done = [r for r in rows if r["status"] == "done" and r["observables"]]
-    hits = [r for r in done if target.hit(r["observables"])]
-    best_row = min(done, key=lambda r: target.error(r["observables"]), default=None)
+    hits = [r for r in done if target.hit(r["observables"], r["conditions"])]
+    best_row = min(done, key=lambda r: target.rank(r["observables"], r["conditions"]), default=None)
     best = None
     if best_row is not None:
         best = {
@@ -228,7 +228,7 @@ class CampaignRunner:
                 loaded.config.route,
                 stored,
                 loaded.text,
-                loaded.config.target.model_dump(mode="json", exclude_none=True),
+                loaded.target_record(),
                 replay_of=replay_of,
             )
         self.campaign_id = campaign_id
@@ -253,14 +253,16 @@ class CampaignRunner:
         campaign_id: int,
         budget: int | None = None,
         outcome_model: str | None = None,
+        planner_class: str | None = None,
         **kwargs: Any,
     ) -> CampaignRunner:
         """Continue a stored campaign with the config and lab it was started with.
 
         ``budget`` extends (or sets) the campaign's budget, also of a completed campaign, which
         then runs on to that many experiments even if it had reached its target.
-        ``outcome_model`` names the user code to simulate with: a stored config's is never
-        imported (see :func:`orchestrator.config.loaded_from_stored`).
+        ``outcome_model`` names the user code to simulate with, ``planner_class`` the user's
+        planner of a campaign that ran with one: a stored config's is never imported (see
+        :func:`orchestrator.config.loaded_from_stored`).
 
         Raises
         ------
@@ -286,8 +288,10 @@ class CampaignRunner:
                 f"campaign {campaign_id} is completed ({campaign['status_reason']}); "
                 f"`qdlab campaign resume {campaign_id} --budget N` runs it on to N experiments"
             )
-        loaded = loaded_from_stored(stored, campaign["name"], outcome_model)
+        loaded = loaded_from_stored(stored, campaign["name"], outcome_model, planner_class)
         loaded.check_code()
+        if planner_class is not None:
+            loaded.import_code()
         if stored is not campaign["config"]:
             db.set_campaign_config(campaign_id, stored)
         return cls(db, loaded, campaign_id=campaign_id, **kwargs)
@@ -681,7 +685,7 @@ class CampaignRunner:
             "campaign_name": self.config.name,
             "experiment_id": experiment["id"],
             "experiment_index": experiment["index"],
-            "target": self.config.target.model_dump(mode="json", exclude_none=True),
+            "target": self.loaded.target_record(),
         }
 
     def _restore(self) -> None:
@@ -859,7 +863,7 @@ class CampaignRunner:
         self.db.add_observation(experiment["id"], observables, run_uid=uid)  # and marks it done
         self.planner.tell([Observation(experiment["conditions"], observables)])
         self._told.add(experiment["id"])
-        self._progress.observe(experiment["index"], observables)
+        self._progress.observe(experiment["index"], observables, experiment["conditions"])
         self._consecutive_failures = 0
         self._report()
         return None
@@ -986,9 +990,12 @@ class _Progress:
         self.experiments = sum(r["status"] != "rejected" for r in rows)
         for r in rows:
             if r["status"] == "done" and r["observables"]:
-                self.observe(r["index"], r["observables"])
+                self.observe(r["index"], r["observables"], r["conditions"])
 
-    def observe(self, index: int, observables: Mapping[str, Any]) -> None:
-        self.best_error = min(self.best_error, self.target.error(observables))
-        if self.target.hit(observables):
+    def observe(
+        self, index: int, observables: Mapping[str, Any], conditions: Mapping[str, Any]
+    ) -> None:
+        if self.target.shape_ok(observables, conditions):  # best of the shape asked for
+            self.best_error = min(self.best_error, self.target.error(observables))
+        if self.target.hit(observables, conditions):
             self.first_hit = min(self.first_hit or index + 1, index + 1)

@@ -11,7 +11,7 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import click
 import typer
@@ -199,8 +199,7 @@ def _run_campaign(runner: object, as_json: bool) -> None:
         print(summary.to_json())
     else:
         console = Console(soft_wrap=True)
-        target = runner.config.target.model_dump(mode="json", exclude_none=True)
-        for line in describe_summary(summary, target):
+        for line in describe_summary(summary, runner.loaded.target_record()):
             console.print(line)
     if summary.status == "paused":
         raise typer.Exit(1)
@@ -248,7 +247,9 @@ def _run_with_progress(runner: object, as_json: bool) -> object:
 
 @campaign_app.command("run")
 def campaign_run(
-    config: Annotated[str, typer.Argument(help="campaign YAML (configs/campaigns/...)")],
+    configs: Annotated[
+        list[str], typer.Argument(help="campaign YAML (configs/campaigns/...), one or more")
+    ],
     db: DbOption = None,
     budget: Annotated[int | None, typer.Option(help="override the config's budget")] = None,
     seed: Annotated[
@@ -259,25 +260,35 @@ def campaign_run(
     verbose: Annotated[bool, typer.Option(help="show tracebacks of failed runs")] = False,
     tiled: TiledOption = None,
 ) -> None:
-    """Run a closed-loop campaign until the target is met or the budget is spent."""
+    """Run closed-loop campaigns, one after the other, each until its target is met or its
+    budget is spent. With several, ``--report`` compares them on one page (e.g. two planners
+    towards the same target) beside each one's own report."""
     from db import Database
     from orchestrator.campaign import CampaignRunner
     from orchestrator.config import load_campaign, reagent_warnings
 
-    loaded = load_campaign(config, {"budget": budget, "seed": seed})  # before anything is written
-    loaded.import_code()  # user code: only from a file the user passed, once it validated
-    for line in reagent_warnings(loaded):
-        print(f"warning: {line}", file=sys.stderr)
+    overrides = {"budget": budget, "seed": seed}
+    loaded = [load_campaign(c, overrides) for c in configs]  # all, before anything is written
+    for each in loaded:
+        each.import_code()  # user code: only from a file the user passed, once it validated
+        for line in reagent_warnings(each):
+            print(f"warning: {line}", file=sys.stderr)
     _quiet_bluesky(verbose)
     database = Database(db)
-    runner = CampaignRunner(database, loaded, tiled=tiled)
+    ran: list[int] = []
     try:
-        _run_campaign(runner, as_json)
+        for each in loaded:
+            runner = CampaignRunner(database, each, tiled=tiled)
+            ran.append(runner.campaign_id)
+            _run_campaign(runner, as_json)
     finally:
-        if report:
-            from orchestrator.report import write_report
+        if report and ran:
+            from orchestrator.report import write_comparison, write_report
 
-            write_report(database, runner.campaign_id, report)
+            if len(configs) == 1:
+                write_report(database, ran[0], report)
+            else:
+                write_comparison(database, ran, report)
 
 
 @campaign_app.command("resume")
@@ -291,6 +302,10 @@ def campaign_resume(
         str | None,
         typer.Option(help="user outcome model 'package.module:function' to simulate with"),
     ] = None,
+    planner_class: Annotated[
+        str | None,
+        typer.Option(help="the campaign's user planner 'package.module:Class', named again"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print a one-line JSON summary")] = False,
     verbose: Annotated[bool, typer.Option(help="show tracebacks of failed runs")] = False,
     tiled: TiledOption = None,
@@ -301,7 +316,9 @@ def campaign_resume(
 
     _quiet_bluesky(verbose)
     database = Database(db, create=False)
-    runner = CampaignRunner.resume(database, campaign_id, budget, outcome_model, tiled=tiled)
+    runner = CampaignRunner.resume(
+        database, campaign_id, budget, outcome_model, tiled=tiled, planner_class=planner_class
+    )
     _run_campaign(runner, as_json)
 
 
@@ -338,6 +355,18 @@ def campaign_list(
     Console().print(table)
 
 
+def _shape(row: dict[str, Any]) -> str | None:
+    """``cubes`` or ``platelets`` as the measured spectra of an experiment tell (None before
+    it was measured)."""
+    from models.analysis import is_platelet_like
+
+    obs = row["observables"] or {}
+    if row["status"] != "done" or obs.get("pl_peak_nm") is None:
+        return None
+    material = row["conditions"].get("material", "CsPbBr3")
+    return "platelets" if is_platelet_like(obs, material) else "cubes"
+
+
 @campaign_app.command("show")
 def campaign_show(
     campaign_id: Annotated[int, typer.Argument(help="campaign id")],
@@ -367,6 +396,7 @@ def campaign_show(
                 "predicted_mean": r["predicted_mean"],
                 "predicted_std": r["predicted_std"],
                 "workcell": r["workcell"],
+                "shape": _shape(r),
             }
             for r in rows
         ]
@@ -379,7 +409,7 @@ def campaign_show(
         f"{target_text(campaign['target'])}"
     )
     names = list(campaign["config"]["campaign"]["space"])
-    table = Table("#", "status", *names, "PL nm", "FWHM nm", "by", "note")
+    table = Table("#", "status", *names, "PL nm", "FWHM nm", "shape", "by", "note")
     for r in rows:
         obs = r["observables"] or {}
         table.add_row(
@@ -387,6 +417,7 @@ def campaign_show(
             r["status"],
             *(c if isinstance(c := r["conditions"][n], str) else f"{c:.4g}" for n in names),
             *("" if obs.get(k) is None else f"{obs[k]:.2f}" for k in ("pl_peak_nm", "pl_fwhm_nm")),
+            _shape(r) or "",
             r["planner_name"] + (f" @ {r['workcell']}" if r["workcell"] else ""),
             r["failure_reason"] or "",
         )

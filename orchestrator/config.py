@@ -19,6 +19,7 @@ and what is allowed.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ from models.configfile import read_yaml
 from models.errors import UserError
 from models.parameters import MAX_SEED, CategoricalParameter, ParameterError, get_route
 from orchestrator.workcell import NAME_PATTERN
-from planners import PLANNER_KINDS, SearchSpace, Target
+from planners import PLANNER_KINDS, SearchSpace, Target, check_plugin_path, is_plugin
 
 __all__ = [
     "MAX_BUDGET",
@@ -42,6 +43,7 @@ __all__ = [
     "loaded_from_stored",
     "parse_campaign",
     "reagent_warnings",
+    "target_of",
 ]
 
 MAX_BUDGET = 1000
@@ -50,34 +52,69 @@ TARGET_OBSERVABLES = {"pl_peak_nm": "pl_peak_nm", "edge_length_nm": "edge_length
 SECONDARY = ("pl_fwhm_nm", "plqy_est", "abs_peak_nm")
 
 
+def target_of(record: Mapping[str, Any]) -> Target:
+    """The :class:`~planners.base.Target` of a stored target record
+    (:meth:`LoadedCampaign.target_record`; one stored before targets had a shape is of cubes)."""
+    key = next((k for k in TARGET_OBSERVABLES if record.get(k) is not None), "pl_peak_nm")
+    return Target(
+        TARGET_OBSERVABLES[key],
+        float(record.get(key, math.nan)),
+        float(record.get("tolerance_nm", 1.0)),
+        tuple(record.get("minimize") or ()),
+        tuple(record.get("maximize") or ()),
+        record.get("shape", "cubes"),
+    )
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class TargetSpec(_Strict):
-    """``{pl_peak_nm: 470, tolerance_nm: 1}`` or ``{edge_length_nm: 3.6, ...}``."""
+    """``{pl_peak_nm: 470, tolerance_nm: 1}`` or ``{edge_length_nm: 3.6, ...}``, of cubes by
+    default; ``{shape: platelets, layers: 3}`` aims at the material's 3-monolayer platelet line
+    (or ``{shape: platelets, pl_peak_nm: 456}``); ``shape: any`` counts either shape."""
 
     pl_peak_nm: float | None = Field(None, ge=380, le=700)
     edge_length_nm: float | None = Field(None, ge=1, le=50)
     tolerance_nm: float = Field(1.0, gt=0, le=50)
     minimize: list[Literal["pl_fwhm_nm"]] = []
     maximize: list[Literal["plqy_est"]] = []
+    shape: Literal["cubes", "platelets", "any"] = "cubes"
+    layers: int | None = Field(None, ge=1, le=6)
+    """Platelets of this many monolayers: the target is the material's line for them."""
 
     @model_validator(mode="after")
     def _one_target(self) -> TargetSpec:
-        if (self.pl_peak_nm is None) == (self.edge_length_nm is None):
-            raise ValueError("give exactly one of pl_peak_nm or edge_length_nm")
+        given = [k for k in ("pl_peak_nm", "edge_length_nm", "layers") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError("give exactly one of pl_peak_nm, edge_length_nm or layers")
+        if self.layers is not None and self.shape != "platelets":
+            raise ValueError("layers is a platelet target: give shape: platelets with it")
+        if self.shape == "platelets" and self.edge_length_nm is not None:
+            raise ValueError(
+                "platelets are aimed at by their PL line: give pl_peak_nm or layers, "
+                "not edge_length_nm"
+            )
         return self
 
-    def to_target(self) -> Target:
-        """The planners' :class:`~planners.base.Target`."""
-        key = "pl_peak_nm" if self.pl_peak_nm is not None else "edge_length_nm"
+    def to_target(self, material: str = "CsPbBr3") -> Target:
+        """The planners' :class:`~planners.base.Target` (``material`` places a ``layers``
+        target on its platelet line)."""
+        if self.layers is not None:
+            from models.optics import get_material
+
+            key, value = "pl_peak_nm", get_material(material).platelet_pl_nm[self.layers - 1]
+        else:
+            key = "pl_peak_nm" if self.pl_peak_nm is not None else "edge_length_nm"
+            value = getattr(self, key)
         return Target(
             TARGET_OBSERVABLES[key],
-            float(getattr(self, key)),
+            float(value),
             self.tolerance_nm,
             tuple(self.minimize),
             tuple(self.maximize),
+            self.shape,
         )
 
 
@@ -90,8 +127,10 @@ class PlannerSpec(BaseModel):
     @field_validator("kind")
     @classmethod
     def _known(cls, v: str) -> str:
-        if v not in PLANNER_KINDS:
-            raise ValueError(f"must be one of {list(PLANNER_KINDS)}")
+        if v not in PLANNER_KINDS and not is_plugin(v):
+            raise ValueError(
+                f"must be one of {list(PLANNER_KINDS)} or a user's 'package.module:Class'"
+            )
         return v
 
     @property
@@ -183,17 +222,32 @@ class LoadedCampaign:
     space: SearchSpace
     target: Target
     stored_code: Mapping[str, str] = field(default_factory=dict)
-    """Outcome models (route -> ``package.module:function``) named by a config read back from
-    the database: never imported unless the user names them again (see :meth:`check_code`)."""
+    """User code named by a config read back from the database: outcome models (route ->
+    ``package.module:function``) and a user's planner (``"planner"`` ->
+    ``package.module:Class``); never imported unless the user names them again (see
+    :meth:`check_code`)."""
+
+    def target_record(self) -> dict[str, Any]:
+        """The target as the database stores it for people to read: the config's, with a
+        ``layers`` target's line as its ``pl_peak_nm``."""
+        record = self.config.target.model_dump(mode="json", exclude_none=True)
+        if self.config.target.layers is not None:
+            record["pl_peak_nm"] = self.target.value
+        return record
 
     def check_code(self) -> None:
         """Refuse to build this campaign's lab while it would need code named only by data."""
         if self.stored_code:
-            route, path = next(iter(self.stored_code.items()))
+            what, path = next(iter(self.stored_code.items()))
+            role, option = (
+                ("planner", "--planner-class")
+                if what == "planner"
+                else (f"{what} outcome model", "--outcome-model")
+            )
             raise ConfigError(
-                f"campaign {self.config.name!r} ran with user code as its {route} outcome model "
+                f"campaign {self.config.name!r} ran with user code as its {role} "
                 f"({path!r}); QDLab does not import code named in a database: pass "
-                f"--outcome-model {path} to use it (or another model)"
+                f"{option} {path} to use it"
             )
 
     def import_code(self) -> None:
@@ -202,8 +256,11 @@ class LoadedCampaign:
         Called after validation, before anything is written, only for a config the user passed.
         """
         from models.simulation import load_outcome_model
+        from planners import load_planner_class
 
         self.check_code()
+        if is_plugin(self.config.planner.kind):
+            load_planner_class(self.config.planner.kind)
         for path in self.lab.simulator.outcome_models.values():
             try:
                 load_outcome_model(path)
@@ -245,6 +302,17 @@ def _check_space(cfg: CampaignConfig, lab: LabConfig) -> None:
                         f"space.{p.name}: {v:g} is outside the route's range {p.range_text()}"
                     )
     _check_lab_limits(cfg, lab)
+
+
+def _target(cfg: CampaignConfig) -> Target:
+    """The campaign's target; a ``layers`` target needs the one material whose line it is."""
+    materials = cfg.space.get("material") or ["CsPbBr3"]
+    if cfg.target.layers is not None and len(materials) != 1:
+        raise ConfigError(
+            f"target.layers: the {cfg.target.layers}-monolayer line differs by material; "
+            f"give space.material one of {materials}, or a pl_peak_nm target"
+        )
+    return cfg.target.to_target(str(materials[0]))
 
 
 def _corners(space: SearchSpace) -> list[dict[str, Any]]:
@@ -309,6 +377,7 @@ def _check_reachable(cfg: CampaignConfig, target: Target, space: SearchSpace) ->
     import numpy as np
     from scipy.stats import qmc
 
+    from models.analysis import platelet_like
     from models.simulation import simulate
 
     u = qmc.Sobol(d=space.dim, scramble=True, seed=0).random(512)
@@ -326,16 +395,26 @@ def _check_reachable(cfg: CampaignConfig, target: Target, space: SearchSpace) ->
         )
     )
     batch = simulate(cfg.route, rows)
-    values = batch.observables[target.observable]
-    values = values[np.isfinite(values)]
+    obs = batch.observables
+    reached = obs[target.observable].copy()
+    if target.shape != "any":
+        platelets = platelet_like(
+            obs["pl_peak_nm"],
+            obs["pl_fwhm_nm"],
+            obs["abs_peak_nm"],
+            batch.conditions.get("material", "CsPbBr3"),
+        )
+        reached[platelets != (target.shape == "platelets")] = np.nan
+    values = reached[np.isfinite(reached)]
     if values.size == 0:
+        shape = "" if target.shape == "any" else f"{target.shape} with "
         raise ConfigError(
-            f"target: no condition in this space gives a measurable {target.observable}"
+            f"target: no condition in this space gives {shape}a measurable {target.observable}"
+            + ("" if target.shape == "any" else " (target.shape: any accepts either shape)")
         )
     low, high = float(values.min()), float(values.max())
     margin = target.tolerance + 2.0 if target.observable == "pl_peak_nm" else target.tolerance + 0.2
     if not low - margin <= target.value <= high + margin:
-        reached = batch.observables[target.observable]
         materials = batch.conditions.get("material")
         ranges = (
             [f"about {low:.1f} to {high:.1f} nm"]
@@ -344,11 +423,14 @@ def _check_reachable(cfg: CampaignConfig, target: Target, space: SearchSpace) ->
                 f"{m}: about {np.nanmin(reached[materials == m]):.1f} to "
                 f"{np.nanmax(reached[materials == m]):.1f} nm"
                 for m in np.unique(materials)
+                if np.isfinite(reached[materials == m]).any()
             ]
         )
         raise ConfigError(
             f"target.{target.observable.replace('_est', '')}: {target.value:g} nm is outside "
-            f"what route {cfg.route} reaches in this space ({'; '.join(ranges)})"
+            f"what route {cfg.route} reaches"
+            + ("" if target.shape == "any" else f" with {target.shape}")
+            + f" in this space ({'; '.join(ranges)})"
         )
 
 
@@ -381,14 +463,17 @@ def parse_campaign(
         _check_code_path(f"lab simulator.outcome_models.{route}", path)
     _check_space(cfg, lab)
     space = SearchSpace.from_config(cfg.space)
-    target = cfg.target.to_target()
+    target = _target(cfg)
     if cfg.simulator.outcome_model is None and cfg.route not in lab.simulator.outcome_models:
         _check_reachable(cfg, target, space)  # the built-in physics; user models are not run
-    from planners import make_planner
+    if is_plugin(cfg.planner.kind):
+        check_plugin_path(cfg.planner.kind)  # its options are its own: checked when it is built
+    else:
+        from planners import make_planner
 
-    make_planner(
-        cfg.planner.kind, space, target, cfg.seed, cfg.planner.options, cfg.route
-    )  # checks the planner's options
+        make_planner(
+            cfg.planner.kind, space, target, cfg.seed, cfg.planner.options, cfg.route
+        )  # checks the planner's options
     return LoadedCampaign(
         cfg, lab.model_copy(update={"simulator": _simulator(lab, cfg)}), text, space, target
     )
@@ -428,13 +513,18 @@ def load_campaign(path: str | Path, overrides: Mapping[str, Any] | None = None) 
 
 
 def loaded_from_stored(
-    stored: Mapping[str, Any], label: str, outcome_model: str | None = None
+    stored: Mapping[str, Any],
+    label: str,
+    outcome_model: str | None = None,
+    planner_class: str | None = None,
 ) -> LoadedCampaign:
     """Rebuild a campaign from what the database stored when it started (config and lab).
 
-    Outcome models named in the stored config are data, not instructions: they land in
-    :attr:`LoadedCampaign.stored_code` and are not imported. ``outcome_model`` is one the user
-    names now (``--outcome-model``); it replaces the stored one of the campaign's route.
+    Outcome models and a user's planner named in the stored config are data, not
+    instructions: they land in :attr:`LoadedCampaign.stored_code` and are not imported.
+    ``outcome_model`` is one the user names now (``--outcome-model``); it replaces the stored
+    one of the campaign's route. ``planner_class`` (``--planner-class``) is the user's planner
+    the user names now, in place of the stored one.
     """
     try:
         cfg = CampaignConfig.model_validate(stored["campaign"])
@@ -452,6 +542,11 @@ def loaded_from_stored(
     lab = lab.model_copy(
         update={"simulator": lab.simulator.model_copy(update={"outcome_models": trusted})}
     )
-    return LoadedCampaign(
-        cfg, lab, "", SearchSpace.from_config(cfg.space), cfg.target.to_target(), untrusted
-    )
+    if is_plugin(cfg.planner.kind):
+        if planner_class is None:
+            untrusted["planner"] = cfg.planner.kind
+        else:
+            check_plugin_path(planner_class)
+            planner = PlannerSpec(kind=planner_class, **cfg.planner.options)
+            cfg = cfg.model_copy(update={"planner": planner})
+    return LoadedCampaign(cfg, lab, "", SearchSpace.from_config(cfg.space), _target(cfg), untrusted)

@@ -30,8 +30,9 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from db import Database, DatabaseError
 from devices.config import ConfigError
 from orchestrator import approval
-from orchestrator.config import TARGET_OBSERVABLES
+from orchestrator.config import target_of
 from orchestrator.summary import target_text
+from planners import Target
 
 __all__ = ["LATEST_SPECTRA", "campaign_data", "create_app", "plotly_js"]
 
@@ -52,12 +53,9 @@ def _finite(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
 
 
-def _target(campaign: Mapping[str, Any]) -> tuple[str, float, float]:
-    """(observable, value, tolerance) of a stored target."""
-    target = campaign["target"] or {}
-    key = next((k for k in TARGET_OBSERVABLES if target.get(k) is not None), "pl_peak_nm")
-    value, tolerance = float(target.get(key) or math.nan), float(target.get("tolerance_nm", 1))
-    return TARGET_OBSERVABLES[key], value, tolerance
+def _target(campaign: Mapping[str, Any]) -> Target:
+    """The target of a stored campaign."""
+    return target_of(campaign["target"] or {})
 
 
 def _settings(campaign: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -67,12 +65,13 @@ def _settings(campaign: Mapping[str, Any]) -> Mapping[str, Any]:
 def _campaign_summary(campaign: Mapping[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
     """One line of the campaigns list, from the campaign and its experiments."""
     settings = _settings(campaign)
-    observable, value, _ = _target(campaign)
+    target = _target(campaign)
     errors = [
-        abs(v - value)
+        e["error"]
         for r in rows
         if r["status"] == "done"
-        and (v := _finite((r["observables"] or {}).get(observable))) is not None
+        and (e := _experiment_row(r, target))["error"] is not None
+        and e["shape_ok"]
     ]
     return {
         "id": campaign["id"],
@@ -90,15 +89,16 @@ def _campaign_summary(campaign: Mapping[str, Any], rows: list[dict[str, Any]]) -
     }
 
 
-def _experiment_row(r: Mapping[str, Any], observable: str, value: float) -> dict[str, Any]:
+def _experiment_row(r: Mapping[str, Any], target: Target) -> dict[str, Any]:
     observables = r["observables"] or {}
-    measured = _finite(observables.get(observable))
+    error = target.error(observables)
     return {
         "number": r["index"] + 1,
         "status": r["status"],
         "conditions": r["conditions"],
         "observables": {k: _finite(observables.get(k)) for k in _SHOWN if k in observables},
-        "error": None if measured is None else abs(measured - value),
+        "error": _finite(error),
+        "shape_ok": target.shape_ok(observables, r["conditions"]),
         "predicted_mean": _finite(r["predicted_mean"]),
         "predicted_std": _finite(r["predicted_std"]),
         "acquisition_value": _finite(r["acquisition_value"]),
@@ -123,21 +123,26 @@ def campaign_data(db: Database, campaign_id: int) -> dict[str, Any]:
     """Everything the campaign page shows: the campaign, every experiment, the spectra of the
     last :data:`LATEST_SPECTRA` measured ones, the space explored."""
     campaign = db.campaign(campaign_id)
-    observable, value, tolerance = _target(campaign)
+    target = _target(campaign)
     rows = db.experiments(campaign_id)
     measured = [r for r in rows if r["status"] == "done" and r["run_uid"]][-LATEST_SPECTRA:]
     return {
         "campaign": _campaign_summary(campaign, rows),
-        "target": {"observable": observable, "value": value, "tolerance": tolerance},
+        "target": {
+            "observable": target.observable,
+            "value": target.value,
+            "tolerance": target.tolerance,
+            "shape": target.shape,
+        },
         "space": _settings(campaign).get("space", {}),
-        "experiments": [_experiment_row(r, observable, value) for r in rows],
+        "experiments": [_experiment_row(r, target) for r in rows],
         "spectra": [{"number": r["index"] + 1, **_spectra(db, r["id"])} for r in measured],
     }
 
 
 def _experiment_detail(db: Database, campaign_id: int, number: int) -> dict[str, Any]:
     campaign = db.campaign(campaign_id)
-    observable, value, _ = _target(campaign)
+    target = _target(campaign)
     eid = db.experiment_id(campaign_id, number - 1)
     if eid is None:
         raise DatabaseError(f"campaign {campaign_id} has no experiment {number}")
@@ -154,7 +159,7 @@ def _experiment_detail(db: Database, campaign_id: int, number: int) -> dict[str,
             documents.append([name, doc])
     return {
         "campaign": {"id": campaign_id, "name": campaign["name"]},
-        "experiment": _experiment_row(row, observable, value),
+        "experiment": _experiment_row(row, target),
         "provenance": row["provenance"],
         "planner_version": row["planner_version"],
         "seed": row["seed"],
@@ -385,11 +390,15 @@ document.getElementById("add").onclick = async () => {
 function plots(d) {
   const t = d.target, xs = d.experiments;
   const done = xs.filter(e => e.error !== null);
+  const right = done.filter(e => e.shape_ok), wrong = done.filter(e => !e.shape_ok);
   let best = Infinity;
-  const bestSoFar = done.map(e => (best = Math.min(best, e.error)));
+  const bestSoFar = right.map(e => (best = Math.min(best, e.error)));
   Plotly.react("convergence", [
-    {x: done.map(e => e.number), y: done.map(e => e.error), mode: "markers", name: "|error|"},
-    {x: done.map(e => e.number), y: bestSoFar, mode: "lines", name: "best so far"},
+    {x: right.map(e => e.number), y: right.map(e => e.error), mode: "markers", name: "|error|"},
+    {x: wrong.map(e => e.number), y: wrong.map(e => e.error), mode: "markers",
+     marker: {symbol: "x", color: "gray"}, name: `not ${t.shape}`},
+    {x: right.map(e => e.number), y: bestSoFar, mode: "lines", name: "best so far",
+     line: {shape: "hv"}},
     {x: [1, Math.max(xs.length, 1)], y: [t.tolerance, t.tolerance], mode: "lines",
      line: {dash: "dot", color: "gray"}, name: "tolerance"}],
     {title: {text: "Convergence"}, xaxis: {title: {text: "experiment"}},

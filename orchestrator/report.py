@@ -22,9 +22,11 @@ import numpy as np
 
 from db import Database
 from models.errors import UserError
+from orchestrator.config import target_of
 from orchestrator.summary import target_text
+from planners import Target
 
-__all__ = ["write_report"]
+__all__ = ["write_comparison", "write_report"]
 
 
 def _figure_setup() -> Any:
@@ -36,26 +38,25 @@ def _figure_setup() -> Any:
     return plt
 
 
-def _convergence(plt: Any, rows: list[dict[str, Any]], target: dict[str, Any], path: Path) -> None:
-    observable = "pl_peak_nm" if "pl_peak_nm" in target else "edge_length_est_nm"
-    value = target.get("pl_peak_nm", target.get("edge_length_nm"))
-    tol = target.get("tolerance_nm", 1.0)
+def _convergence(plt: Any, rows: list[dict[str, Any]], record: dict[str, Any], path: Path) -> None:
+    target = target_of(record)
+    observable, value, tol = target.observable, target.value, target.tolerance
     fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=110)
-    xs, errs, failed = [], [], []
-    for r in rows:
-        obs = r["observables"] or {}
-        v = obs.get(observable)
-        if r["status"] == "done" and v is not None and math.isfinite(v):
-            xs.append(r["index"] + 1)
-            errs.append(abs(v - value))
-        elif r["status"] == "failed":
-            failed.append(r["index"] + 1)
-    if xs:
-        best = np.minimum.accumulate(errs)
+    points = _points(rows, target)
+    failed = [r["index"] + 1 for r in rows if r["status"] == "failed"]
+    right = [(x, e) for x, e, ok in points if ok]
+    wrong = [(x, e) for x, e, ok in points if not ok]
+    if right:
+        xs, errs = zip(*right, strict=True)
         ax.semilogy(xs, errs, "o", color="#1f77b4", alpha=0.7, label="|error| of experiment")
         ax.semilogy(
-            xs, best, "-", color="#d62728", lw=2, drawstyle="steps-post", label="best so far"
-        )
+            *_best_so_far(rows, target), "-", color="#d62728", lw=2, drawstyle="steps-post",
+            label="best so far",
+        )  # fmt: skip
+    if wrong:
+        xs, errs = zip(*wrong, strict=True)
+        ax.semilogy(xs, errs, "x", color="0.5", label=f"not {target.shape}: no hit")
+    errs = [e for _, e, _ in points]
     ax.axhspan(1e-3, tol, color="#2ca02c", alpha=0.15, label=f"within ±{tol:g} nm")
     for i, x in enumerate(failed):
         ax.axvline(x, color="0.6", ls=":", lw=1, label="failed" if i == 0 else None)
@@ -69,6 +70,85 @@ def _convergence(plt: Any, rows: list[dict[str, Any]], target: dict[str, Any], p
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def _points(rows: list[dict[str, Any]], target: Target) -> list[tuple[int, float, bool]]:
+    """(experiment, |error|, of the shape asked for) of every measured experiment."""
+    return [
+        (r["index"] + 1, error, target.shape_ok(r["observables"], r["conditions"]))
+        for r in rows
+        if r["status"] == "done" and math.isfinite(error := target.error(r["observables"] or {}))
+    ]
+
+
+def _best_so_far(rows: list[dict[str, Any]], target: Target) -> tuple[list, list]:
+    """(experiment, best |error| so far) after each measured experiment of the shape asked."""
+    right = [(x, e) for x, e, ok in _points(rows, target) if ok]
+    if not right:
+        return [], []
+    xs, errors = zip(*right, strict=True)
+    return list(xs), np.minimum.accumulate(errors).tolist()
+
+
+def write_comparison(db: Database, campaign_ids: list[int], out_dir: str | Path) -> Path:
+    """One page comparing campaigns towards the same kind of target (e.g. two planners):
+    best |error| so far against experiments for each, and a line each (planner, first hit);
+    each campaign's own report in a sub-folder ``c<ID>/``. Returns the page."""
+    plt = _figure_setup()
+    campaigns = [db.campaign(cid) for cid in campaign_ids]
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--report: {out} is a file, not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=110)
+    lines, lowest_best = [], []
+    for campaign in campaigns:
+        cid, rows = campaign["id"], db.experiments(campaign["id"])
+        record = campaign["target"]
+        planner = campaign["config"]["campaign"]["planner"]["kind"]
+        target = target_of(record)
+        xs, best = _best_so_far(rows, target)
+        if xs:
+            ax.semilogy(xs, best, "-o", drawstyle="steps-post", ms=3, label=f"{cid}: {planner}")
+            lowest_best.append(best[-1])
+        hits = [
+            r
+            for r in rows
+            if r["status"] == "done" and target.hit(r["observables"], r["conditions"])
+        ]
+        page = write_report(db, cid, out / f"c{cid}")
+        lines.append(
+            f"<tr><td><a href='c{cid}/{page.name}'>{cid}: {html.escape(campaign['name'])}</a></td>"
+            f"<td>{html.escape(planner)}</td><td>{html.escape(target_text(record))}</td>"
+            f"<td>{sum(r['status'] != 'rejected' for r in rows)}</td>"
+            f"<td>{hits[0]['index'] + 1 if hits else 'not reached'}</td>"
+            f"<td>{f'{best[-1]:.2f}' if best else '-'}</td></tr>"
+        )
+    tol = target_of(campaigns[0]["target"]).tolerance
+    lowest = min([*lowest_best, tol])
+    ax.axhspan(1e-3, tol, color="#2ca02c", alpha=0.15, label=f"within ±{tol:g} nm")
+    ax.set_ylim(bottom=max(lowest / 3, 1e-2))
+    ax.set_xlabel("experiment")
+    ax.set_ylabel("best |error| so far (nm)")
+    ax.set_title("Experiments to the target")
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "comparison.png")
+    plt.close(fig)
+    data = base64.b64encode((out / "comparison.png").read_bytes()).decode()
+    page = f"""<!doctype html><html><head><meta charset="utf-8">
+<title>QDLab: campaigns {", ".join(map(str, campaign_ids))} compared</title>
+<style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto}}img{{max-width:100%}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 8px}}</style>
+</head><body><h1>Campaigns compared</h1>
+<img alt="comparison" src="data:image/png;base64,{data}">
+<table><tr><th>campaign</th><th>planner</th><th>target</th><th>experiments</th>
+<th>first hit</th><th>best |error| nm</th></tr>{"".join(lines)}</table>
+</body></html>"""
+    path = out / "report.html"
+    path.write_text(page)
+    return path
 
 
 def _spectra(
@@ -187,10 +267,11 @@ def write_report(db: Database, campaign_id: int, out_dir: str | Path) -> Path:
         raise UserError(f"--out: {out} is a file, not a folder")
     out.mkdir(parents=True, exist_ok=True)
     config = campaign["config"]["campaign"]
+    target = campaign["target"]  # a layers target's line resolved to its pl_peak_nm
     rows = db.experiments(campaign_id)
     figures = {
-        "convergence.png": lambda p: _convergence(plt, rows, config["target"], p),
-        "spectra.png": lambda p: _spectra(plt, db, rows, config["target"], p),
+        "convergence.png": lambda p: _convergence(plt, rows, target, p),
+        "spectra.png": lambda p: _spectra(plt, db, rows, target, p),
         "conditions.png": lambda p: _conditions(plt, rows, config, p),
     }
     embedded = []
@@ -199,7 +280,6 @@ def write_report(db: Database, campaign_id: int, out_dir: str | Path) -> Path:
         draw(path)
         data = base64.b64encode(path.read_bytes()).decode()
         embedded.append(f'<img alt="{name}" src="data:image/png;base64,{data}">')
-    target = config["target"]
     goal = target_text(target)
     page = f"""<!doctype html><html><head><meta charset="utf-8">
 <title>QDLab campaign {campaign_id}: {html.escape(campaign["name"])}</title>

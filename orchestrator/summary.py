@@ -17,10 +17,16 @@ _LABELS = {"pl_peak_nm": "PL", "edge_length_nm": "edge length"}
 
 
 def target_text(target: Mapping[str, Any]) -> str:
-    """``PL 470 ± 1 nm, min pl_fwhm_nm`` for a stored target (a ``TargetSpec`` dump)."""
+    """``PL 470 ± 1 nm cubes, min pl_fwhm_nm`` for a stored target (a ``TargetSpec`` dump;
+    one stored before targets had a shape is of cubes, the default)."""
     tol = target.get("tolerance_nm", 1.0)
     key = next((k for k in _LABELS if target.get(k) is not None), None)
     text = f"{_LABELS[key]} {target[key]:g} ± {tol:g} nm" if key else "no target"
+    shape = target.get("shape", "cubes")
+    if shape != "any":
+        text += f" {shape}"
+    if target.get("layers") is not None:
+        text += f" ({target['layers']} monolayers)"
     extras = [f"min {k}" for k in target.get("minimize") or []]
     extras += [f"max {k}" for k in target.get("maximize") or []]
     return ", ".join([text, *extras])

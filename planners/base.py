@@ -23,7 +23,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from models.analysis import is_platelet_like
+
 __all__ = [
+    "SHAPES",
     "Observation",
     "Planner",
     "PlannerError",
@@ -134,9 +137,15 @@ class SearchSpace:
         )
 
 
+SHAPES = ("cubes", "platelets", "any")
+"""What a target may ask of the particles' shape."""
+
+
 @dataclass(frozen=True)
 class Target:
-    """What a campaign aims for: ``observable`` within ``tolerance`` of ``value``.
+    """What a campaign aims for: ``observable`` within ``tolerance`` of ``value``, from particles
+    of ``shape`` (``cubes``, ``platelets`` or ``any``; told apart by
+    :func:`models.analysis.platelet_like` on the measured spectra).
 
     ``minimize`` / ``maximize`` name secondary observables (e.g. ``pl_fwhm_nm``, ``plqy_est``).
     """
@@ -146,6 +155,11 @@ class Target:
     tolerance: float
     minimize: tuple[str, ...] = ()
     maximize: tuple[str, ...] = ()
+    shape: str = "cubes"
+
+    def __post_init__(self) -> None:
+        if self.shape not in SHAPES:
+            raise ValueError(f"target shape {self.shape!r} is not one of {SHAPES}")
 
     def error(self, observables: Mapping[str, Any]) -> float:
         """|measured - target| (inf when the observable could not be measured)."""
@@ -154,9 +168,20 @@ class Target:
             return math.inf
         return abs(float(v) - self.value)
 
-    def hit(self, observables: Mapping[str, Any]) -> bool:
-        """Whether the measurement is within tolerance."""
-        return self.error(observables) <= self.tolerance
+    def shape_ok(self, observables: Mapping[str, Any], conditions: Mapping[str, Any]) -> bool:
+        """Whether the measured spectra show the shape asked for (always, for ``any``)."""
+        if self.shape == "any":
+            return True
+        material = str(conditions.get("material", "CsPbBr3"))
+        return is_platelet_like(observables, material) == (self.shape == "platelets")
+
+    def hit(self, observables: Mapping[str, Any], conditions: Mapping[str, Any]) -> bool:
+        """Whether the measurement is within tolerance, from particles of the right shape."""
+        return self.error(observables) <= self.tolerance and self.shape_ok(observables, conditions)
+
+    def rank(self, observables: Mapping[str, Any], conditions: Mapping[str, Any]) -> tuple:
+        """Sort key of the best experiment: the right shape first, then the smallest error."""
+        return (not self.shape_ok(observables, conditions), self.error(observables))
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,10 @@ for a FWHM to minimise, :math:`\\exp(+\\lambda\\,\\mathrm{PLQY}/0.2)` for a PLQY
 maximise), is a ``GenericMCObjective``; ``qSimpleRegret`` on it is
 :math:`\\mathbb{E}[\\max_{i \\le q} w(y_i)]`: for one point the expected window score, for a batch
 that of the best point, so a batch spreads over the plausible hits. Experiments that failed or
-gave nanoplatelets train a feasibility classifier (scikit-learn) whose probability multiplies
-the objective; before any is seen, the twin's own prediction of no emission or of platelets
-down-weights those regions. Pending points enter as ``X_pending``.
+gave the other shape (platelets for a cube target, cubes for a platelet target) train a
+feasibility classifier (scikit-learn) whose probability multiplies the objective; before any is
+seen, the twin's own prediction of no emission or of the other shape down-weights those
+regions. Pending points enter as ``X_pending``.
 
 Optimisation
 ------------
@@ -47,15 +48,18 @@ from typing import Any
 
 import numpy as np
 import torch
-from botorch.acquisition import GenericMCObjective, qSimpleRegret
+from botorch.acquisition import AcquisitionFunction, GenericMCObjective, qSimpleRegret
 from botorch.fit import fit_gpytorch_mll
 from botorch.models import MixedSingleTaskGP, ModelListGP, SingleTaskGP
 from botorch.optim import optimize_acqf_discrete
 from botorch.sampling import SobolQMCNormalSampler
+from gpytorch.constraints import GreaterThan
+from gpytorch.likelihoods import GaussianLikelihood
 from gpytorch.mlls import ExactMarginalLogLikelihood
+from gpytorch.priors import LogNormalPrior
 from scipy.stats import qmc
 
-from models.analysis import is_platelet_like
+from models.analysis import platelet_like
 from planners.base import Observation, Planner, PlannerError, Proposal, SearchSpace, Target
 
 __all__ = ["BoTorchPlanner"]
@@ -79,6 +83,79 @@ def _marginals(
         mean = post.mean.reshape(-1).numpy()
         std = post.variance.clamp_min(0).sqrt().reshape(-1).numpy()
     return mean, std
+
+
+def _platelet_chance(platelet_fraction: np.ndarray) -> np.ndarray:
+    """Chance that a sample measures as platelets (:func:`models.analysis.platelet_like`) where
+    the twin's mean platelet fraction is ``platelet_fraction``: batch-to-batch variability
+    makes a mixed mean (0.1-0.5) come out either way, so the prior stays clear of it."""
+    return np.clip((np.nan_to_num(platelet_fraction) - 0.1) / 0.4, 0.0, 1.0)
+
+
+NOISE_FLOOR = {"pl_peak_nm": 0.3, "edge_length_est_nm": 0.03, "pl_fwhm_nm": 0.3, "plqy_est": 0.01}
+"""The smallest run-to-run scatter (standard deviation) a GP may fit, per observable: about
+what repeated syntheses of one recipe scatter at the least (the twin's PL peak: 0.3-1.5 nm)."""
+_MIN_FOR_EVIDENCE = 3
+"""Measurements before the twin's evidence is weighed against a model without it."""
+_PRIOR_LOG_ODDS = 2.0
+"""The twin's head start, in nats of evidence: it is trusted 7:1 until the data disagree."""
+
+
+def _evidence(model: Any) -> float:
+    r""":math:`\log p(y \mid \theta)` of a fitted GP's training data in the data's own units.
+
+    The fit works on standardised values, whose exact marginal likelihood gpytorch gives per
+    point; :math:`\log p(y) = n\,\ell_{std} - n \log \sigma_y` undoes the scaling, so GPs of
+    different quantities (residuals from the twin, or the observable itself) compare.
+    """
+    train_x, train_y = model.train_inputs[0], model.train_targets
+    mll = ExactMarginalLogLikelihood(model.likelihood, model)
+    model.train()
+    try:
+        with torch.no_grad():
+            per_point = float(mll(model(train_x), train_y))
+    finally:
+        model.eval()
+    n = train_y.shape[-1]
+    scale = model.outcome_transform.stdvs if hasattr(model, "outcome_transform") else 1.0
+    return n * per_point - n * float(torch.log(torch.as_tensor(scale)).sum())
+
+
+def _trust(evidence_twin: float, evidence_free: float) -> float:
+    r"""Posterior weight of the twin-based model against the prior-free one, from their
+    evidence: :math:`\sigma(\log p_{twin} - \log p_{free} + \text{head start})`."""
+    z = evidence_twin - evidence_free + _PRIOR_LOG_ODDS
+    return float(1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0))))
+
+
+def _mixture_marginals(
+    parts: Sequence[tuple[float, np.ndarray, np.ndarray, np.ndarray]],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation of a mixture of Gaussians given as (weight, prior mean,
+    residual mean, std) per branch."""
+    total = sum(p[0] for p in parts)
+    mean = sum(w * (prior + m) for w, prior, m, _ in parts) / total
+    second = sum(w * (s**2 + (prior + m) ** 2) for w, prior, m, s in parts) / total
+    return mean, np.sqrt(np.clip(second - mean**2, 0.0, None))
+
+
+class _Mixture(AcquisitionFunction):
+    r""":math:`\sum_i w_i\,\alpha_i(X)`: the expected utility under a mixture of models is the
+    weighted sum of each model's (Bayesian model averaging of the acquisition)."""
+
+    def __init__(self, parts: Sequence[AcquisitionFunction], weights: Sequence[float]) -> None:
+        super().__init__(model=parts[0].model)
+        self.parts = torch.nn.ModuleList(parts)
+        self.weights = list(weights)
+        self.X_pending = parts[0].X_pending
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        return sum(w * part(X) for w, part in zip(self.weights, self.parts, strict=True))
+
+    def set_X_pending(self, X_pending: torch.Tensor | None = None) -> None:
+        self.X_pending = X_pending
+        for part in self.parts:
+            part.set_X_pending(X_pending)
 
 
 @dataclass(frozen=True)
@@ -113,7 +190,7 @@ class BoTorchPlanner(Planner):
     physics_prior
         Use the digital twin as the GP's prior mean (default True for the built-in routes).
     feasibility
-        Learn where experiments fail or give platelets, and avoid it (default True).
+        Learn where experiments fail or give the other shape, and avoid it (default True).
     secondary_weight
         :math:`\\lambda`, the weight of the secondary goals (minimise FWHM, maximise PLQY;
         default 0.5).
@@ -186,18 +263,17 @@ class BoTorchPlanner(Planner):
                 "plqy": np.zeros(n),
                 "valid": np.ones(n, bool),
                 "platelets": np.zeros(n, bool),
+                "p_platelets": np.zeros(n),
             }
         from models.simulation import simulate
 
         batch = simulate(self.route, [self.space.decode(x) for x in X], twin=self._twin)
-        target = batch.observables[self.target.observable]
-        fwhm = batch.observables["pl_fwhm_nm"]
+        obs = batch.observables
+        target = obs[self.target.observable]
+        fwhm = obs["pl_fwhm_nm"]
         valid = np.isfinite(target) & np.isfinite(fwhm)
-        platelets = np.array(
-            [
-                is_platelet_like({"pl_fwhm_nm": f, "pl_peak_nm": p})
-                for f, p in zip(fwhm, batch.observables["pl_peak_nm"], strict=True)
-            ]
+        platelets = platelet_like(
+            obs["pl_peak_nm"], fwhm, obs["abs_peak_nm"], batch.conditions.get("material", "CsPbBr3")
         )
         return {
             "target": np.where(valid, target, 0.0),
@@ -205,7 +281,14 @@ class BoTorchPlanner(Planner):
             "plqy": np.nan_to_num(batch.observables["plqy_est"]),
             "valid": valid,
             "platelets": platelets,
+            "p_platelets": _platelet_chance(batch.population["platelet_fraction"]),
         }
+
+    def _shape_chance(self, p_platelets: np.ndarray) -> np.ndarray:
+        """The twin's chance that a sample comes out of the shape the target asks for."""
+        if self.target.shape == "any":
+            return np.ones(len(p_platelets))
+        return p_platelets if self.target.shape == "platelets" else 1.0 - p_platelets
 
     def candidate_pool(self) -> list[dict[str, float | str]]:
         """The conditions the planner chooses among: the given candidates, or a scrambled Sobol
@@ -246,7 +329,7 @@ class BoTorchPlanner(Planner):
             for g in SECONDARY:
                 v = obs.observables.get(g.observable) if ok else None
                 sec[g.key].append(float(v) if v is not None and math.isfinite(v) else np.nan)
-            feasible.append(ok and not is_platelet_like(obs.observables))
+            feasible.append(ok and self.target.shape_ok(obs.observables, obs.conditions))
         return (
             np.array(X).reshape(-1, self.space.dim),
             np.array(y),
@@ -281,13 +364,28 @@ class BoTorchPlanner(Planner):
 
     def _fit(self, X: np.ndarray, y: np.ndarray, key: str = "target") -> Any:
         """Fit a GP, starting from the hyperparameters of the last fit of the same quantity
-        (L-BFGS then needs a fraction of the iterations)."""
+        (L-BFGS then needs a fraction of the iterations).
+
+        Its noise is fitted, but never below :data:`NOISE_FLOOR` of the observable: from a
+        handful of points the marginal likelihood happily explains everything as signal,
+        and the planner would then trust one measurement as if it could not scatter."""
         train_X = torch.tensor(X)
         train_Y = torch.tensor(y).unsqueeze(-1)
+        observable = (
+            self.target.observable
+            if key.startswith("target")
+            else next(g.observable for g in SECONDARY if g.key == key)
+        )
+        scale = float(np.std(y, ddof=1)) if len(y) > 1 else 1.0
+        floor = (NOISE_FLOOR.get(observable, 0.0) / max(scale, 1e-9)) ** 2  # standardised
+        likelihood = GaussianLikelihood(
+            noise_prior=LogNormalPrior(loc=-4.0, scale=1.0),
+            noise_constraint=GreaterThan(max(floor, 1e-6), initial_value=max(2 * floor, 1e-4)),
+        )
         if self._cat:
-            model = MixedSingleTaskGP(train_X, train_Y, cat_dims=self._cat)
+            model = MixedSingleTaskGP(train_X, train_Y, cat_dims=self._cat, likelihood=likelihood)
         else:
-            model = SingleTaskGP(train_X, train_Y)
+            model = SingleTaskGP(train_X, train_Y, likelihood=likelihood)
         previous = self._hyperparameters.get(key)
         if previous is not None:
             model.load_state_dict(previous, strict=False)
@@ -341,11 +439,33 @@ class BoTorchPlanner(Planner):
                     self.space.decode(self._unit_to_X(u)[0]), provenance={"stage": "initial_sobol"}
                 )
             )
+        replicate = self._replicate_to_confirm()
+        if len(proposals) < n and replicate is not None:
+            proposals.append(self._proposal(replicate, provenance={"stage": "replicate"}))
         if len(proposals) < n:
             proposals += self._model_proposals(
                 n - len(proposals), X, y, sec, feasible, measured, proposals
             )
         return proposals
+
+    def _replicate_to_confirm(self) -> Mapping[str, Any] | None:
+        """The first hit, once, when it has been measured only once and is not pending: the one
+        replicate the planner makes (model proposals never repeat measured conditions)."""
+        counts: dict[tuple, int] = {}
+        first_hit = None
+        for obs in self.observations:
+            key = self.space.key(obs.conditions)
+            counts[key] = counts.get(key, 0) + 1
+            if (
+                first_hit is None
+                and not obs.failed
+                and self.target.hit(obs.observables, obs.conditions)
+            ):
+                first_hit = obs.conditions
+        if first_hit is None:
+            return None
+        key = self.space.key(first_hit)
+        return first_hit if counts[key] == 1 and key not in self._pending else None
 
     def _model_proposals(
         self,
@@ -372,6 +492,11 @@ class BoTorchPlanner(Planner):
             if model is not None:
                 secondaries.append((g, ag, bg, model))
         a, b, target_model = self._surrogate("target", Xm, ym, phys_train["target"], max(tol, 1.0))
+        # how far to trust the twin: its evidence against a GP that ignores it
+        free_model, trust = None, 1.0  # (without the prior, the one model is prior-free)
+        if self.physics_prior and len(ym) >= _MIN_FOR_EVIDENCE:
+            free_model = self._fit(Xm, ym, "target_free")
+            trust = _trust(_evidence(target_model), _evidence(free_model))
 
         # refine around the best candidates of the prior or the data
         pending = np.array(
@@ -384,6 +509,8 @@ class BoTorchPlanner(Planner):
         mean_pool = a + b * phys["target"]
         if models:
             mean_pool = mean_pool + _marginals(models[0], pool)[0]
+        if free_model is not None:
+            mean_pool = trust * mean_pool + (1 - trust) * _marginals(free_model, pool)[0]
         best = np.argsort(np.abs(mean_pool - self.target.value) + 1e3 * ~phys["valid"])[:16]
         rng = np.random.default_rng(None if self.seed is None else self.seed + len(X))
         n_local = 0 if self._candidates is not None else _LOCAL // 16
@@ -397,17 +524,16 @@ class BoTorchPlanner(Planner):
         local_phys = self._physics(local)
         cand = np.vstack([pool, local])
         cand_phys = {k: np.concatenate([phys[k], local_phys[k]]) for k in phys}
-        # the twin predicts where nothing emits or nanoplatelets form: avoid it from the start
+        # the twin predicts where nothing emits or the other shape forms: avoid it from the start
+        learned = self._feasibility(X, feasible, cand)
         p_feasible = (
-            self._feasibility(X, feasible, cand)
+            learned
             * np.where(cand_phys["valid"], 1.0, 0.02)
-            * np.where(cand_phys["platelets"], 0.1, 1.0)
+            * np.clip(self._shape_chance(cand_phys["p_platelets"]), 0.05, 1.0)
         )
 
         lookup = {tuple(np.round(r, 10)): i for i, r in enumerate(cand)}
-        prior_t = torch.tensor(a + b * cand_phys["target"])
         priors = [torch.tensor(ag + bg * cand_phys[g.key]) for g, ag, bg, _ in secondaries]
-        weight = torch.tensor(p_feasible)
         target_value, w = self.target.value, self.secondary_weight
         goals = [g for g, *_ in secondaries] if models else []
 
@@ -418,27 +544,52 @@ class BoTorchPlanner(Planner):
                 raise PlannerError("a point outside the candidate pool reached the objective")
             return torch.tensor(idx).reshape(Xt.shape[:-1])
 
-        def window(samples: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
-            idx = index_of(X)
-            pl = prior_t[idx] + (samples[..., 0] if models else 0.0)
-            score = torch.exp(-0.5 * ((pl - target_value) / tol) ** 2) * weight[idx]
-            for j, (g, prior) in enumerate(zip(goals, priors, strict=True), start=1):
-                value = prior[idx] + samples[..., j]
-                score = score * torch.exp(g.sign * w * value / g.scale)
-            return score
+        def window(prior_t: torch.Tensor, weight: torch.Tensor) -> GenericMCObjective:
+            def score_of(samples: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+                idx = index_of(X)
+                pl = prior_t[idx] + samples[..., 0]
+                score = torch.exp(-0.5 * ((pl - target_value) / tol) ** 2) * weight[idx]
+                for j, (g, prior) in enumerate(zip(goals, priors, strict=True), start=1):
+                    value = prior[idx] + samples[..., j]
+                    score = score * torch.exp(g.sign * w * value / g.scale)
+                return score
 
-        choices = torch.tensor(cand)
+            return GenericMCObjective(score_of)
+
+        # neither what is under way nor what was measured is proposed again (a replicate is a
+        # decision of its own); a pending point comes back through decode/encode a few ulp away
+        # from its pool row: compare rounded, as the lookup does
+        taken = {tuple(np.round(r, 10)) for r in np.vstack([pending, X])}  # X: measured
+        free = np.array([tuple(np.round(r, 10)) not in taken for r in cand])
+        choices = torch.tensor(cand[free])
         X_pending = torch.tensor(pending) if len(pending) else None
         if models:
-            model = models[0] if len(models) == 1 else ModelListGP(*models)
+            # (weight, target model, its prior mean, its feasibility): the twin's branch and,
+            # once the data can judge it, the branch that ignores the twin
+            branches = [
+                (trust, target_model, a + b * cand_phys["target"], p_feasible),
+                (1.0 - trust, free_model, np.zeros(len(cand)), learned),
+            ]
+            branches = [br for br in branches if br[1] is not None and br[0] > 0.01]
 
-            def acquisition(pending: torch.Tensor | None) -> qSimpleRegret:
-                return qSimpleRegret(
-                    model,
-                    objective=GenericMCObjective(window),
-                    X_pending=pending,
-                    sampler=SobolQMCNormalSampler(torch.Size([_MC_SAMPLES]), seed=self.seed),
-                )
+            def acquisition(pending: torch.Tensor | None) -> AcquisitionFunction:
+                parts = []
+                for _, target_gp, prior, feas in branches:
+                    gps = [target_gp, *(m for *_, m in secondaries)]
+                    parts.append(
+                        qSimpleRegret(
+                            gps[0] if len(gps) == 1 else ModelListGP(*gps),
+                            objective=window(torch.tensor(prior), torch.tensor(feas)),
+                            X_pending=pending,
+                            sampler=SobolQMCNormalSampler(
+                                torch.Size([_MC_SAMPLES]), seed=self.seed
+                            ),
+                        )
+                    )
+                if len(parts) == 1:
+                    return parts[0]
+                total = sum(br[0] for br in branches)
+                return _Mixture(parts, [br[0] / total for br in branches])
 
             if X_pending is not None and len(choices) > _SCREEN:
                 # joint posteriors with the pending points cost (1 + pending)^2 a candidate:
@@ -450,16 +601,21 @@ class BoTorchPlanner(Planner):
                 acquisition(X_pending), q=q, choices=choices, X_avoid=X_pending
             )
             chosen_np = chosen.numpy()
-            mean, std = _marginals(models[0], chosen_np)
+            rows = [lookup[tuple(np.round(x, 10))] for x in chosen_np]
+            mean, std = _mixture_marginals(
+                [
+                    (weight, prior[rows], *_marginals(gp, chosen_np, observation_noise=True))
+                    for weight, gp, prior, _ in branches
+                ]
+            )
         else:  # prior only: score the pool by the physics, spread a batch greedily
             score = np.exp(-0.5 * ((a + b * cand_phys["target"] - target_value) / tol) ** 2)
             score = score * p_feasible
             order = np.argsort(-score)
-            taken = [tuple(np.round(r, 10)) for r in pending]
-            picks = [i for i in order if tuple(np.round(cand[i], 10)) not in taken][:q]
+            picks = [i for i in order if free[i]][:q]
             chosen_np = cand[picks]
             values = torch.tensor(score[picks])
-            mean = np.zeros(len(picks))
+            mean = a + b * cand_phys["target"][picks]
             std = np.full(len(picks), 2.0 * tol)
         out = []
         vals = (
@@ -473,12 +629,13 @@ class BoTorchPlanner(Planner):
                 self._proposal(
                     self.space.decode(x),
                     acquisition_value=float(vals[min(i, len(vals) - 1)]),
-                    predicted_mean=float(a + b * cand_phys["target"][k] + mean[i]),
+                    predicted_mean=float(mean[i]),
                     predicted_std=float(std[i]),
                     provenance={
                         "stage": "model",
                         "prior_a": a,
                         "prior_b": b,
+                        "prior_trust": trust,
                         "hyperparameters": self._hyperparameters_json(),
                         "observations": len(ym),
                         "p_feasible": float(p_feasible[k]),

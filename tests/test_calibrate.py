@@ -49,9 +49,10 @@ def test_calibration_recovers_perturbed_parameters_within_their_uncertainties(ru
     )
     assert out.returncode == 0, out.stderr
     fit = json.loads(out.stdout)
+    # 3 sigma each: at 2 sigma, four honest estimates all pass only 81 % of the time
     for name, true in TRUTH.items():
         value, sigma = fit["parameters"][name], fit["uncertainty"][name]
-        assert abs(value - true) <= 2.0 * sigma, (name, value, sigma, true)
+        assert abs(value - true) <= 3.0 * sigma, (name, value, sigma, true)
     assert fit["rmse_after_nm"]["pl_peak"] < fit["rmse_before_nm"]["pl_peak"] / 3
     twin = load_twin(tmp / "twin.yaml")
     assert twin.sizing_offset_ev == pytest.approx(fit["parameters"]["sizing_offset_ev"])

@@ -445,3 +445,29 @@ def test_a_space_naming_a_material_the_lab_cannot_make_is_refused(tmp_path):
     )
     with pytest.raises(Exception, match=r"space.material: material 'CsPbI3' has no precursors"):
         load_campaign(config)
+
+
+def test_several_configs_run_in_turn_and_one_report_compares_them(run_qdlab, tmp_path):
+    first = write_config(tmp_path, "random.yaml", budget=3)
+    second = write_config(tmp_path, "sobol.yaml", budget=4, planner={"kind": "sobol"})
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    out = run_qdlab(
+        "campaign", "run", first, second, "--db", url, "--report", str(tmp_path / "r"), "--json"
+    )
+    assert out.returncode == 0, out.stderr
+    summaries = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [(s["campaign_id"], s["experiments"]) for s in summaries] == [(1, 3), (2, 4)]
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert "1: test-campaign" in page and "<td>sobol</td>" in page
+    assert (tmp_path / "r" / "comparison.png").stat().st_size > 10_000
+    assert (tmp_path / "r" / "c1" / "report.html").exists()
+    assert (tmp_path / "r" / "c2" / "report.html").exists()
+
+
+def test_a_bad_config_among_several_refuses_them_all_before_anything_runs(run_qdlab, tmp_path):
+    good = write_config(tmp_path, "good.yaml")
+    bad = write_config(tmp_path, "bad.yaml", budget=0)
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    out = run_qdlab("campaign", "run", good, bad, "--db", url)
+    assert out.returncode == 2 and "budget" in out.stderr
+    assert not (tmp_path / "c.db").exists()

@@ -60,7 +60,9 @@ def test_a_lease_of_a_dead_process_on_this_host_is_free_at_once(tmp_path):
 @pytest.mark.slow
 def test_two_resumes_at_once_one_refused_and_every_experiment_runs_once(run_qdlab, tmp_path):
     url = f"sqlite:///{tmp_path / 'two.db'}"
-    slower = {"simulator": {"clock": "realtime", "speed": 600.0}}  # ~1 s per experiment
+    # ~3 s per experiment: the first run must outlast the start of a second qdlab (torch, scipy
+    # and ophyd imports take seconds on a loaded machine)
+    slower = {"simulator": {"clock": "realtime", "speed": 200.0}}
     cfg = write_config(tmp_path, budget=8, stop_on_target=False, **slower)
     first = start_qdlab("campaign", "run", cfg, "--db", url)
     _wait_for(url, 1)

@@ -41,7 +41,12 @@ def test_the_api_lists_campaigns_and_refuses_writes_without_the_token(gated):
     assert listed["budget"] == 3 and listed["target"].startswith("PL 470 ± 1 nm")
     data = client.get("/api/campaigns/1").json()
     assert data["experiments"][0]["status"] == "awaiting_approval"
-    assert data["target"] == {"observable": "pl_peak_nm", "value": 470.0, "tolerance": 1.0}
+    assert data["target"] == {
+        "observable": "pl_peak_nm",
+        "value": 470.0,
+        "tolerance": 1.0,
+        "shape": "cubes",
+    }
     assert client.get("/api/campaigns/9").status_code == 404
 
     for headers in ({}, {"Authorization": "Bearer wrong"}):

@@ -1,19 +1,27 @@
-"""Thin adapters that put general-purpose optimisers behind QDLab's Planner interface.
+"""Ax and BayBE behind QDLab's Planner interface (``planner: {kind: ax}`` / ``{kind: baybe}``).
+
+So a lab can compare the general-purpose optimisers with QDLab's own planner on its own
+chemistry, through the same campaign runner, database and reports.
 
 Each peer is used in its documented way of matching a target value:
 
 - **Ax** (``ax-platform``): the ``Client`` API minimising a user-computed distance metric,
   ``objective="-target_error"`` with ``target_error = |y - target|`` (Ax's recommendation for
-  target matching), default generation strategy (Sobol initialisation, then BoTorch).
+  target matching), default generation strategy (Sobol initialisation, then BoTorch). With
+  ``minimize: [pl_fwhm_nm]`` it is Ax's constrained optimisation: ``objective="-pl_fwhm_nm"``
+  subject to ``target_error <= tolerance``.
 - **BayBE**: a ``Campaign`` with ``NumericalTarget.match_absolute(name, target)``, its native
   target-matching mode, over a hybrid (continuous + categorical) search space with the default
-  recommender (random initialisation, then BoTorch).
+  recommender (random initialisation, then BoTorch). With ``minimize: [pl_fwhm_nm]`` it is
+  BayBE's multi-target way, a ``DesirabilityObjective`` of a bell match (sigma: the tolerance)
+  and a descending ramp of the FWHM over 8-40 nm, weighted 2:1.
 
 A failed experiment (no measurable PL, a device fault) is reported to both as a measurement
 100 nm off target: left out, or marked failed in Ax, it teaches them nothing and they propose the
 same failing corner again and again (seen here), which no lab user would accept.
 
-Install with ``pip install -e '.[bench]'``; they are never dependencies of the product.
+Install with ``pip install -e '.[peers]'``; they are never required by the rest of QDLab
+(:func:`planners.make_planner` names the extra when they are missing).
 """
 
 from __future__ import annotations
@@ -25,6 +33,15 @@ from planners import Observation, Planner, Proposal, SearchSpace, Target
 
 FAILED_OFFSET_NM = 100.0
 """How far off target a failed experiment is reported to the peers."""
+FAILED_FWHM_NM = 60.0
+"""The PL width a failed experiment is reported with, when the FWHM is a goal."""
+
+
+def _fwhm(obs: Observation) -> float:
+    value = obs.observables.get("pl_fwhm_nm")
+    return (
+        float(value) if not obs.failed and value is not None and value == value else FAILED_FWHM_NM
+    )
 
 
 class AxPlanner(Planner):
@@ -58,7 +75,12 @@ class AxPlanner(Planner):
                 )
         self._client = Client(random_seed=seed)
         self._client.configure_experiment(parameters=params, name="qdlab_target")
-        self._client.configure_optimization(objective="-target_error")
+        if "pl_fwhm_nm" in target.minimize:
+            self._client.configure_optimization(
+                objective="-pl_fwhm_nm", outcome_constraints=[f"target_error <= {target.tolerance}"]
+            )
+        else:
+            self._client.configure_optimization(objective="-target_error")
         self._trials: dict[tuple, int] = {}
         import ax
 
@@ -81,7 +103,10 @@ class AxPlanner(Planner):
             error = self.target.error(obs.observables)
             if obs.failed or error == float("inf"):
                 error = FAILED_OFFSET_NM
-            self._client.complete_trial(index, raw_data={"target_error": error})
+            data = {"target_error": error}
+            if "pl_fwhm_nm" in self.target.minimize:
+                data["pl_fwhm_nm"] = _fwhm(obs)
+            self._client.complete_trial(index, raw_data=data)
 
 
 class BayBEPlanner(Planner):
@@ -107,7 +132,18 @@ class BayBEPlanner(Planner):
                 params.append(NumericalContinuousParameter(name, space.continuous[name]))
             else:
                 params.append(CategoricalParameter(name, list(space.categorical[name])))
-        objective = NumericalTarget.match_absolute(target.observable, target.value).to_objective()
+        match = NumericalTarget.match_absolute(target.observable, target.value)
+        objective = match.to_objective()
+        if "pl_fwhm_nm" in target.minimize:
+            from baybe.objectives import DesirabilityObjective
+
+            objective = DesirabilityObjective(
+                [
+                    NumericalTarget.match_bell(target.observable, target.value, target.tolerance),
+                    NumericalTarget.normalized_ramp("pl_fwhm_nm", (8.0, 40.0), descending=True),
+                ],
+                weights=[2.0, 1.0],
+            )
         self._campaign = Campaign(BSpace.from_product(params), objective)
         self.version = f"baybe {baybe.__version__}"
 
@@ -132,7 +168,10 @@ class BayBEPlanner(Planner):
             value = obs.observables.get(self.target.observable)
             if obs.failed or value is None:
                 value = self.target.value + FAILED_OFFSET_NM
-            rows.append({**obs.conditions, self.target.observable: float(value)})
+            row = {**obs.conditions, self.target.observable: float(value)}
+            if "pl_fwhm_nm" in self.target.minimize:
+                row["pl_fwhm_nm"] = _fwhm(obs)
+            rows.append(row)
         if rows:
             self._campaign.add_measurements(pd.DataFrame(rows))
 
