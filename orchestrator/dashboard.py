@@ -62,16 +62,16 @@ def _settings(campaign: Mapping[str, Any]) -> Mapping[str, Any]:
     return (campaign.get("config") or {}).get("campaign") or {}
 
 
-def _campaign_summary(campaign: Mapping[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """One line of the campaigns list, from the campaign and its experiments."""
+def _campaign_summary(
+    campaign: Mapping[str, Any], experiments: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """One line of the campaigns list, from the campaign and its experiments' rows
+    (:func:`_experiment_row`)."""
     settings = _settings(campaign)
-    target = _target(campaign)
     errors = [
         e["error"]
-        for r in rows
-        if r["status"] == "done"
-        and (e := _experiment_row(r, target))["error"] is not None
-        and e["shape_ok"]
+        for e in experiments
+        if e["status"] == "done" and e["error"] is not None and e["shape_ok"]
     ]
     return {
         "id": campaign["id"],
@@ -80,10 +80,10 @@ def _campaign_summary(campaign: Mapping[str, Any], rows: list[dict[str, Any]]) -
         "target": target_text(campaign["target"] or {}),
         "status": campaign["status"],
         "status_reason": campaign["status_reason"],
-        "experiments": sum(r["status"] != "rejected" for r in rows),
+        "experiments": sum(e["status"] != "rejected" for e in experiments),
         "budget": settings.get("budget"),
         "best_error": min(errors) if errors else None,
-        "awaiting": sum(r["status"] == "awaiting_approval" for r in rows),
+        "awaiting": sum(e["status"] == "awaiting_approval" for e in experiments),
         "workcells": [w["name"] for w in settings.get("workcells") or []],
         "approval": settings.get("approval", "none"),
     }
@@ -126,8 +126,9 @@ def campaign_data(db: Database, campaign_id: int) -> dict[str, Any]:
     target = _target(campaign)
     rows = db.experiments(campaign_id)
     measured = [r for r in rows if r["status"] == "done" and r["run_uid"]][-LATEST_SPECTRA:]
+    experiments = [_experiment_row(r, target) for r in rows]
     return {
-        "campaign": _campaign_summary(campaign, rows),
+        "campaign": _campaign_summary(campaign, experiments),
         "target": {
             "observable": target.observable,
             "value": target.value,
@@ -135,7 +136,7 @@ def campaign_data(db: Database, campaign_id: int) -> dict[str, Any]:
             "shape": target.shape,
         },
         "space": _settings(campaign).get("space", {}),
-        "experiments": [_experiment_row(r, target) for r in rows],
+        "experiments": experiments,
         "spectra": [{"number": r["index"] + 1, **_spectra(db, r["id"])} for r in measured],
     }
 
@@ -205,7 +206,12 @@ def create_app(url: str, token: str | None = None) -> FastAPI:
 
     @app.get("/api/campaigns")
     def campaigns() -> list[dict[str, Any]]:
-        return [_campaign_summary(c, db.experiments(c["id"])) for c in db.campaigns()]
+        listed = []
+        for c in db.campaigns():
+            target = _target(c)
+            rows = [_experiment_row(r, target) for r in db.experiments(c["id"])]
+            listed.append(_campaign_summary(c, rows))
+        return listed
 
     @app.get("/api/campaigns/{campaign_id}")
     def campaign(campaign_id: int) -> dict[str, Any]:
