@@ -247,8 +247,12 @@ def platelet_like(
         )
 
 
-def is_platelet_like(observables: Mapping[str, Any], material: str = "CsPbBr3") -> bool:
-    """:func:`platelet_like` for one experiment's observables (False without a PL line)."""
+def is_platelet_like(
+    observables: Mapping[str, Any], conditions: Mapping[str, Any] | None = None
+) -> bool:
+    """:func:`platelet_like` for one experiment: its observables, and its conditions for the
+    material (CsPbBr3 when they name none). False without a PL line."""
+    material = str((conditions or {}).get("material", "CsPbBr3"))
 
     def value(key: str) -> float:
         v = observables.get(key)

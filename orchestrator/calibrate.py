@@ -81,7 +81,7 @@ def _observations(db: Database, campaign_ids: Sequence[int]) -> dict[str, list[d
                 r["status"] == "done"
                 and obs.get("pl_peak_nm") is not None
                 and obs.get("pl_fwhm_nm") is not None
-                and not is_platelet_like(obs, r["conditions"].get("material", "CsPbBr3"))
+                and not is_platelet_like(obs, r["conditions"])
             ):
                 realised = _realised_conditions(db, r)
                 by_route.setdefault(campaign["route"], []).append({**r, "conditions": realised})

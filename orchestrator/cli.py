@@ -363,8 +363,7 @@ def _shape(row: dict[str, Any]) -> str | None:
     obs = row["observables"] or {}
     if row["status"] != "done" or obs.get("pl_peak_nm") is None:
         return None
-    material = row["conditions"].get("material", "CsPbBr3")
-    return "platelets" if is_platelet_like(obs, material) else "cubes"
+    return "platelets" if is_platelet_like(obs, row["conditions"]) else "cubes"
 
 
 @campaign_app.command("show")

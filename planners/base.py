@@ -172,8 +172,7 @@ class Target:
         """Whether the measured spectra show the shape asked for (always, for ``any``)."""
         if self.shape == "any":
             return True
-        material = str(conditions.get("material", "CsPbBr3"))
-        return is_platelet_like(observables, material) == (self.shape == "platelets")
+        return is_platelet_like(observables, conditions) == (self.shape == "platelets")
 
     def hit(self, observables: Mapping[str, Any], conditions: Mapping[str, Any]) -> bool:
         """Whether the measurement is within tolerance, from particles of the right shape."""
