@@ -56,6 +56,7 @@ from orchestrator.config import MAX_BUDGET, LoadedCampaign, loaded_from_stored
 from orchestrator.observe import MeasurementRejected, observables_from_documents
 from orchestrator.plans import PLANS
 from orchestrator.safety import SAFETY_ABORT, SafetyAbort, SafetyWatch
+from orchestrator.summary import pareto_front
 from orchestrator.workcell import PLAN_OF_ROUTE, ItemState, Workcell, WorkcellError
 from planners import Observation, Planner, Target, make_planner
 
@@ -103,6 +104,8 @@ class CampaignSummary:
     first_hit_experiment: int | None
     best: dict[str, Any] | None
     reason: str | None = None
+    pareto_set: list[dict[str, Any]] | None = None
+    """The hits on the front of a ``target.pareto`` campaign (None for another target)."""
 
     def to_json(self) -> str:
         """One line of JSON."""
@@ -115,6 +118,7 @@ class CampaignSummary:
                 "first_hit_experiment": self.first_hit_experiment,
                 "best": self.best,
                 "reason": self.reason,
+                "pareto_set": self.pareto_set,
             },
             allow_nan=False,
             default=str,
@@ -159,6 +163,7 @@ def summarize(db: Database, campaign_id: int, loaded: LoadedCampaign) -> Campaig
         first_hit_experiment=hits[0]["index"] + 1 if hits else None,
         best=best,
         reason=campaign["status_reason"],
+        pareto_set=pareto_front(rows, target) if target.pareto else None,
     )
 
 

@@ -18,7 +18,8 @@ import typer
 
 from models.errors import UserError
 from models.parameters import MAX_SEED, ROUTES, ParameterError, get_route
-from orchestrator.summary import describe_summary, target_text
+from orchestrator.config import target_of
+from orchestrator.summary import describe_summary, pareto_front, pareto_text, target_text
 
 app = typer.Typer(
     name="qdlab",
@@ -381,6 +382,7 @@ def campaign_show(
     database = Database(db, create=False)
     campaign = database.campaign(campaign_id)
     rows = database.experiments(campaign_id)
+    target = target_of(campaign["target"])
     if as_json:
         out = {k: campaign[k] for k in ("id", "name", "status", "status_reason", "route", "target")}
         out["experiments"] = [
@@ -399,6 +401,8 @@ def campaign_show(
             }
             for r in rows
         ]
+        if target.pareto:
+            out["pareto_set"] = pareto_front(rows, target)
         print(json.dumps(out, default=str))
         return
     console = Console()
@@ -421,6 +425,11 @@ def campaign_show(
             r["failure_reason"] or "",
         )
     console.print(table)
+    if target.pareto:
+        front = pareto_front(rows, target)
+        console.print(f"[bold]Pareto set[/bold] ({len(front)} of the hits, narrowest line first):")
+        for point in front:
+            console.print(f"  {pareto_text(point)}")
     waiting = [r for r in rows if r["status"] == "awaiting_approval"]
     if waiting:
         observable = next(iter(campaign["target"]))

@@ -32,7 +32,7 @@ from models.configfile import read_yaml
 from models.errors import UserError
 from models.parameters import MAX_SEED, CategoricalParameter, ParameterError, get_route
 from orchestrator.workcell import NAME_PATTERN
-from planners import PLANNER_KINDS, SearchSpace, Target, check_plugin_path, is_plugin
+from planners import PARETO, PLANNER_KINDS, SearchSpace, Target, check_plugin_path, is_plugin
 
 __all__ = [
     "MAX_BUDGET",
@@ -63,6 +63,7 @@ def target_of(record: Mapping[str, Any]) -> Target:
         tuple(record.get("minimize") or ()),
         tuple(record.get("maximize") or ()),
         record.get("shape", "cubes"),
+        PARETO if record.get("pareto") else (),
     )
 
 
@@ -73,7 +74,11 @@ class _Strict(BaseModel):
 class TargetSpec(_Strict):
     """``{pl_peak_nm: 470, tolerance_nm: 1}`` or ``{edge_length_nm: 3.6, ...}``, of cubes by
     default; ``{shape: platelets, layers: 3}`` aims at the material's 3-monolayer platelet line
-    (or ``{shape: platelets, pl_peak_nm: 456}``); ``shape: any`` counts either shape."""
+    (or ``{shape: platelets, pl_peak_nm: 456}``); ``shape: any`` counts either shape.
+
+    ``minimize`` / ``maximize`` fold line width or PLQY into one goal; ``pareto:
+    {pl_fwhm_nm: min, plqy_est: max}`` asks for the trade-off between them among the hits
+    instead, and such a campaign spends its budget (``stop_on_target`` false by default)."""
 
     pl_peak_nm: float | None = Field(None, ge=380, le=700)
     edge_length_nm: float | None = Field(None, ge=1, le=50)
@@ -83,12 +88,22 @@ class TargetSpec(_Strict):
     shape: Literal["cubes", "platelets", "any"] = "cubes"
     layers: int | None = Field(None, ge=1, le=6)
     """Platelets of this many monolayers: the target is the material's line for them."""
+    pareto: dict[str, str] | None = None
+    """``{pl_fwhm_nm: min, plqy_est: max}``: the Pareto set of the hits is the goal."""
 
     @model_validator(mode="after")
     def _one_target(self) -> TargetSpec:
         given = [k for k in ("pl_peak_nm", "edge_length_nm", "layers") if getattr(self, k)]
         if len(given) != 1:
             raise ValueError("give exactly one of pl_peak_nm, edge_length_nm or layers")
+        if self.pareto is not None:
+            allowed = ", ".join(f"{k}: {v}" for k, v in PARETO)
+            if sorted(self.pareto.items()) != sorted(PARETO):
+                raise ValueError(f"pareto must be {{{allowed}}}, got {self.pareto}")
+            if self.minimize or self.maximize:
+                raise ValueError(
+                    "pareto replaces minimize/maximize (one scalarised goal): give one or the other"
+                )
         if self.layers is not None and self.shape != "platelets":
             raise ValueError("layers is a platelet target: give shape: platelets with it")
         if self.shape == "platelets" and self.edge_length_nm is not None:
@@ -115,6 +130,7 @@ class TargetSpec(_Strict):
             tuple(self.minimize),
             tuple(self.maximize),
             self.shape,
+            PARETO if self.pareto else (),
         )
 
 
@@ -191,11 +207,21 @@ class CampaignConfig(_Strict):
     budget: int = Field(30, ge=1, le=MAX_BUDGET)
     seed: int = Field(0, ge=0, le=MAX_SEED)
     stop_on_target: bool = True
+    """Stop at the first hit (default; false for a ``target.pareto`` campaign, which explores
+    the trade-off among hits over its whole budget)."""
     simulator: SimulatorSpec = SimulatorSpec()
     workcells: list[WorkcellSpec] | None = Field(None, min_length=1, max_length=64)
     approval: Literal["none", "required"] = "none"
     on_worker_death: Literal["fail", "requeue"] = "fail"
     queue_ahead: int = Field(1, ge=0, le=4)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _pareto_spends_budget(cls, data: Any) -> Any:
+        target = data.get("target") if isinstance(data, dict) else None
+        if isinstance(target, dict) and target.get("pareto") and "stop_on_target" not in data:
+            return {**data, "stop_on_target": False}
+        return data
 
     @field_validator("workcells")
     @classmethod

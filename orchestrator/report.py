@@ -7,7 +7,9 @@
 - ``spectra.png``: the measured PL and absorption spectra of every experiment, coloured from
   first (dark) to last (bright), the target wavelength marked;
 - ``conditions.png``: the explored conditions, pairwise, coloured by the target observable;
-- ``report.html``: the three figures embedded (base64) with the campaign's summary and table.
+- ``pareto.png`` (a ``target.pareto`` campaign): PLQY against FWHM of every measured sample,
+  the hits marked and their Pareto front drawn, so the trade-off found is seen at once;
+- ``report.html``: the figures embedded (base64) with the campaign's summary and table.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import numpy as np
 from db import Database
 from models.errors import UserError
 from orchestrator.config import target_of
-from orchestrator.summary import target_text
+from orchestrator.summary import pareto_front, pareto_text, target_text
 from planners import Target
 
 __all__ = ["write_comparison", "write_report"]
@@ -238,6 +240,49 @@ def _conditions(plt: Any, rows: list[dict[str, Any]], config: dict[str, Any], pa
     plt.close(fig)
 
 
+def _pareto(plt: Any, rows: list[dict[str, Any]], record: dict[str, Any], path: Path) -> None:
+    target = target_of(record)
+    fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=110)
+    done = [
+        r
+        for r in rows
+        if r["status"] == "done"
+        and all(r["observables"].get(k) is not None for k in ("pl_fwhm_nm", "plqy_est"))
+    ]
+    hits = [r for r in done if target.hit(r["observables"], r["conditions"])]
+    others = [r for r in done if r not in hits]
+
+    def xy(group: list[dict[str, Any]]) -> tuple[list[float], list[float]]:
+        return [r["observables"]["pl_fwhm_nm"] for r in group], [
+            r["observables"]["plqy_est"] for r in group
+        ]
+
+    if others:
+        ax.plot(*xy(others), "o", color="0.75", ms=5, label="not a hit")
+    if hits:
+        label = f"hit (±{target.tolerance:g} nm, {target.shape})"
+        ax.plot(*xy(hits), "o", color="#1f77b4", ms=6, label=label)
+    front = pareto_front(rows, target)
+    if front:
+        fx = [p["pl_fwhm_nm"] for p in front]
+        fy = [p["plqy_est"] for p in front]
+        ax.plot(fx, fy, "-", color="#d62728", lw=1.5, drawstyle="steps-post")
+        ax.plot(fx, fy, "*", color="#d62728", ms=13, label="Pareto set")
+        for p in front:
+            ax.annotate(
+                f"#{p['experiment']}", (p["pl_fwhm_nm"], p["plqy_est"]),
+                textcoords="offset points", xytext=(6, 4), fontsize=8,
+            )  # fmt: skip
+    ax.set_xlabel("PL FWHM (nm), narrower is better")
+    ax.set_ylabel("PLQY (estimated), higher is better")
+    ax.set_title("Line width against brightness: the trade-off among the hits")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def _table(rows: list[dict[str, Any]], names: list[str]) -> str:
     head = "".join(
         f"<th>{html.escape(h)}</th>"
@@ -258,6 +303,15 @@ def _table(rows: list[dict[str, Any]], names: list[str]) -> str:
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
+def _pareto_section(rows: list[dict[str, Any]], record: dict[str, Any], images: list[str]) -> str:
+    """The Pareto figure and the list of the front (nothing for another target)."""
+    if not record.get("pareto"):
+        return ""
+    front = pareto_front(rows, target_of(record))
+    items = "".join(f"<li>{html.escape(pareto_text(p))}</li>" for p in front) or "<li>no hit</li>"
+    return f"<h2>Pareto set ({len(front)} of the hits)</h2>{''.join(images)}<ul>{items}</ul>"
+
+
 def write_report(db: Database, campaign_id: int, out_dir: str | Path) -> Path:
     """Write the figures and ``report.html`` of a campaign into ``out_dir``; return the page."""
     plt = _figure_setup()
@@ -274,6 +328,8 @@ def write_report(db: Database, campaign_id: int, out_dir: str | Path) -> Path:
         "spectra.png": lambda p: _spectra(plt, db, rows, target, p),
         "conditions.png": lambda p: _conditions(plt, rows, config, p),
     }
+    if target.get("pareto"):
+        figures["pareto.png"] = lambda p: _pareto(plt, rows, target, p)
     embedded = []
     for name, draw in figures.items():
         path = out / name
@@ -291,9 +347,9 @@ td,th{{border:1px solid #ccc;padding:2px 6px}}</style>
 <p>Route <b>{html.escape(campaign["route"])}</b>, target <b>{html.escape(goal)}</b>,
 planner <b>{html.escape(config["planner"]["kind"])}</b>. Status <b>{campaign["status"]}</b>
 ({html.escape(campaign["status_reason"] or "")}), {len(rows)} experiments.</p>
-{embedded[0]}
-{embedded[1]}
-{embedded[2]}
+{"".join(embedded[:1])}
+{_pareto_section(rows, target, embedded[3:])}
+{"".join(embedded[1:3])}
 <h2>Experiments</h2>
 {_table(rows, list(config["space"]))}
 </body></html>"""

@@ -10,8 +10,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from orchestrator.config import TARGET_OBSERVABLES
+from planners import Target
 
-__all__ = ["describe_summary", "target_text"]
+__all__ = ["describe_summary", "pareto_front", "pareto_text", "target_text"]
 
 _LABELS = {"pl_peak_nm": "PL", "edge_length_nm": "edge length"}
 
@@ -29,7 +30,33 @@ def target_text(target: Mapping[str, Any]) -> str:
         text += f" ({target['layers']} monolayers)"
     extras = [f"min {k}" for k in target.get("minimize") or []]
     extras += [f"max {k}" for k in target.get("maximize") or []]
+    if target.get("pareto"):
+        extras.append("Pareto " + " vs ".join(f"{v} {k}" for k, v in target["pareto"].items()))
     return ", ".join([text, *extras])
+
+
+def pareto_front(rows: list[dict[str, Any]], target: Target) -> list[dict[str, Any]]:
+    """The hits on the Pareto front of a ``pareto`` target, from ``Database.experiments`` rows:
+    ``{experiment, pl_peak_nm, pl_fwhm_nm, plqy_est}`` each, narrowest line first (none for
+    another target)."""
+    if not target.pareto:
+        return []
+    done = [r for r in rows if r["status"] == "done" and r["observables"]]
+    front = target.pareto_set([(r["observables"], r["conditions"]) for r in done])
+    points = [
+        {"experiment": done[i]["index"] + 1}
+        | {k: float(done[i]["observables"][k]) for k in ("pl_peak_nm", "pl_fwhm_nm", "plqy_est")}
+        for i in front
+    ]
+    return sorted(points, key=lambda p: p["pl_fwhm_nm"])
+
+
+def pareto_text(point: Mapping[str, Any]) -> str:
+    """``#18: PL 469.57 nm, FWHM 22.3 nm, PLQY 0.70`` for a point of :func:`pareto_front`."""
+    return (
+        f"#{point['experiment']}: PL {point['pl_peak_nm']:.2f} nm, "
+        f"FWHM {point['pl_fwhm_nm']:.1f} nm, PLQY {point['plqy_est']:.2f}"
+    )
 
 
 def _fmt(value: Any, digits: int = 2) -> str:
@@ -62,6 +89,10 @@ def describe_summary(summary: Any, target: Mapping[str, Any]) -> list[str]:
             for k, v in best["conditions"].items()
         )
         lines.append(f"best: experiment {best['experiment']}, {', '.join(shown)}; {conditions}")
+    if summary.pareto_set is not None:
+        front = summary.pareto_set
+        listed = "; ".join(pareto_text(p) for p in front) or "no hit yet"
+        lines.append(f"Pareto set ({len(front)} of the hits): {listed}")
     if summary.status == "paused":
         lines.append(f"[yellow]paused:[/yellow] {summary.reason}")
     return lines

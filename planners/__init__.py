@@ -18,9 +18,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from models.errors import UserError
-from planners.base import Observation, Planner, PlannerError, Proposal, SearchSpace, Target
+from planners.base import PARETO, Observation, Planner, PlannerError, Proposal, SearchSpace, Target
 
 __all__ = [
+    "PARETO",
     "PLANNER_KINDS",
     "Observation",
     "Planner",

@@ -26,6 +26,7 @@ import numpy as np
 from models.analysis import is_platelet_like
 
 __all__ = [
+    "PARETO",
     "SHAPES",
     "Observation",
     "Planner",
@@ -140,6 +141,20 @@ class SearchSpace:
 SHAPES = ("cubes", "platelets", "any")
 """What a target may ask of the particles' shape."""
 
+PARETO = (("pl_fwhm_nm", "min"), ("plqy_est", "max"))
+"""The trade-off a ``pareto`` target explores among its hits: narrowest line, brightest."""
+
+
+def pareto_mask(values: np.ndarray) -> np.ndarray:
+    """Which rows of ``values`` (n, m), every column to maximise, no other row dominates (at
+    least as good in every column and better in one)."""
+    values = np.asarray(values, float).reshape(len(values), -1)
+    keep = np.ones(len(values), bool)
+    for i, row in enumerate(values):
+        others = np.delete(values, i, axis=0)
+        keep[i] = not np.any(np.all(others >= row, axis=1) & np.any(others > row, axis=1))
+    return keep
+
 
 @dataclass(frozen=True)
 class Target:
@@ -147,7 +162,10 @@ class Target:
     of ``shape`` (``cubes``, ``platelets`` or ``any``; told apart by
     :func:`models.analysis.platelet_like` on the measured spectra).
 
-    ``minimize`` / ``maximize`` name secondary observables (e.g. ``pl_fwhm_nm``, ``plqy_est``).
+    ``minimize`` / ``maximize`` name secondary observables (e.g. ``pl_fwhm_nm``, ``plqy_est``),
+    scalarised into one goal. ``pareto`` (:data:`PARETO`, ``(observable, "min" | "max")``
+    pairs) asks instead for the trade-off among hits: the planner maximises the hypervolume
+    they dominate, and :meth:`pareto_set` is what was found.
     """
 
     observable: str
@@ -156,10 +174,16 @@ class Target:
     minimize: tuple[str, ...] = ()
     maximize: tuple[str, ...] = ()
     shape: str = "cubes"
+    pareto: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.shape not in SHAPES:
             raise ValueError(f"target shape {self.shape!r} is not one of {SHAPES}")
+        if self.pareto and (self.minimize or self.maximize):
+            raise ValueError("a pareto target replaces minimize/maximize: give one or the other")
+        for observable, sense in self.pareto:
+            if sense not in ("min", "max"):
+                raise ValueError(f"pareto {observable}: {sense!r} is not 'min' or 'max'")
 
     def error(self, observables: Mapping[str, Any]) -> float:
         """|measured - target| (inf when the observable could not be measured)."""
@@ -181,6 +205,31 @@ class Target:
     def rank(self, observables: Mapping[str, Any], conditions: Mapping[str, Any]) -> tuple:
         """Sort key of the best experiment: the right shape first, then the smallest error."""
         return (not self.shape_ok(observables, conditions), self.error(observables))
+
+    def pareto_set(
+        self, experiments: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]
+    ) -> list[int]:
+        """Indices of the ``(observables, conditions)`` that are hits and that no other hit
+        dominates in the :attr:`pareto` observables (all hits if the target has none)."""
+        hits = [
+            i
+            for i, (obs, cond) in enumerate(experiments)
+            if self.hit(obs, cond) and all(_finite(obs.get(name)) for name, _ in self.pareto)
+        ]
+        if not self.pareto or not hits:
+            return hits
+        values = np.array(
+            [
+                [float(experiments[i][0][name]) * (1 if sense == "max" else -1)
+                 for name, sense in self.pareto]
+                for i in hits
+            ]
+        )  # fmt: skip
+        return [i for i, keep in zip(hits, pareto_mask(values), strict=True) if keep]
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,14 @@ feasibility classifier (scikit-learn) whose probability multiplies the objective
 seen, the twin's own prediction of no emission or of the other shape down-weights those
 regions. Pending points enter as ``X_pending``.
 
+With ``target.pareto`` the goal is the trade-off among hits instead: ``qLogNEHVI`` (log noisy
+expected hypervolume improvement) over the objectives :math:`(-\\mathrm{FWHM}, \\mathrm{PLQY})`
+from the reference point (60 nm, 0), with the wavelength window as a constraint folded into the
+objective: a sample's objectives are pulled to the reference point by
+:math:`1 - \\sigma((\\tau - |y - t|)/(\\tau/4))`, so a sample outside the window dominates no
+volume, and the chance of the right shape enters as :math:`\\log P(\\text{feasible})` added to
+the acquisition (feasibility-weighted improvement, as constrained EI does).
+
 Optimisation
 ------------
 Over a scrambled Sobol pool of the mixed space (4,096 points plus, each time, 512 local
@@ -42,6 +50,7 @@ the best 512 are scored jointly with the pending points, whose joint posteriors 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +58,8 @@ from typing import Any
 import numpy as np
 import torch
 from botorch.acquisition import AcquisitionFunction, GenericMCObjective, qSimpleRegret
+from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
+from botorch.acquisition.multi_objective.objective import GenericMCMultiOutputObjective
 from botorch.fit import fit_gpytorch_mll
 from botorch.models import MixedSingleTaskGP, ModelListGP, SingleTaskGP
 from botorch.optim import optimize_acqf_discrete
@@ -57,6 +68,7 @@ from gpytorch.constraints import GreaterThan
 from gpytorch.likelihoods import GaussianLikelihood
 from gpytorch.mlls import ExactMarginalLogLikelihood
 from gpytorch.priors import LogNormalPrior
+from linear_operator.utils.warnings import NumericalWarning
 from scipy.stats import qmc
 
 from models.analysis import platelet_like
@@ -141,15 +153,23 @@ def _mixture_marginals(
 
 class _Mixture(AcquisitionFunction):
     r""":math:`\sum_i w_i\,\alpha_i(X)`: the expected utility under a mixture of models is the
-    weighted sum of each model's (Bayesian model averaging of the acquisition)."""
+    weighted sum of each model's (Bayesian model averaging of the acquisition); with ``log``,
+    the parts give :math:`\log\alpha_i` and so does the mixture."""
 
-    def __init__(self, parts: Sequence[AcquisitionFunction], weights: Sequence[float]) -> None:
+    def __init__(
+        self, parts: Sequence[AcquisitionFunction], weights: Sequence[float], log: bool = False
+    ) -> None:
         super().__init__(model=parts[0].model)
         self.parts = torch.nn.ModuleList(parts)
         self.weights = list(weights)
+        self.log = log
         self.X_pending = parts[0].X_pending
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
+        if self.log:
+            pairs = zip(self.weights, self.parts, strict=True)
+            terms = [math.log(w) + part(X) for w, part in pairs]
+            return torch.logsumexp(torch.stack(terms), dim=0)
         return sum(w * part(X) for w, part in zip(self.weights, self.parts, strict=True))
 
     def set_X_pending(self, X_pending: torch.Tensor | None = None) -> None:
@@ -158,21 +178,45 @@ class _Mixture(AcquisitionFunction):
             part.set_X_pending(X_pending)
 
 
+class _FeasibilityWeighted(AcquisitionFunction):
+    r""":math:`\log\alpha(X) + \sum_{i \le q} \log P(\text{feasible} \mid x_i)`, for a log
+    acquisition and a feasibility known per candidate of the pool (``index_of`` maps points to
+    their rows)."""
+
+    def __init__(
+        self, part: AcquisitionFunction, log_feasible: torch.Tensor, index_of: Any
+    ) -> None:
+        super().__init__(model=part.model)
+        self.part = part
+        self.log_feasible = log_feasible
+        self.index_of = index_of
+        self.X_pending = part.X_pending
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        return self.part(X) + self.log_feasible[self.index_of(X)].sum(-1)
+
+    def set_X_pending(self, X_pending: torch.Tensor | None = None) -> None:
+        self.X_pending = X_pending
+        self.part.set_X_pending(X_pending)
+
+
 @dataclass(frozen=True)
 class Secondary:
-    """A secondary goal: its key, observable, direction (+1 maximise), objective scale and the
-    noise scale of its prior recalibration."""
+    """A secondary goal: its key, observable, direction (+1 maximise), objective scale, the
+    noise scale of its prior recalibration, and its worst value (the reference point of a
+    Pareto front)."""
 
     key: str
     observable: str
     sign: float
     scale: float
     noise: float
+    reference: float
 
 
 SECONDARY = (
-    Secondary("fwhm", "pl_fwhm_nm", -1.0, 10.0, 2.0),
-    Secondary("plqy", "plqy_est", +1.0, 0.2, 0.05),
+    Secondary("fwhm", "pl_fwhm_nm", -1.0, 10.0, 2.0, 60.0),
+    Secondary("plqy", "plqy_est", +1.0, 0.2, 0.05, 0.0),
 )
 
 
@@ -237,7 +281,7 @@ class BoTorchPlanner(Planner):
         self._cat = [i for i, n in enumerate(space.order) if n in space.categorical]
         self._pool_X: np.ndarray | None = None
         self._pool_phys: dict[str, np.ndarray] = {}
-        goals = (*target.minimize, *target.maximize)
+        goals = (*target.minimize, *target.maximize, *(name for name, _ in target.pareto))
         self._secondary = [g for g in SECONDARY if g.observable in goals]
         self._hyperparameters: dict[str, dict[str, torch.Tensor]] = {}
         self._twin = twin
@@ -443,9 +487,13 @@ class BoTorchPlanner(Planner):
         if len(proposals) < n and replicate is not None:
             proposals.append(self._proposal(replicate, provenance={"stage": "replicate"}))
         if len(proposals) < n:
-            proposals += self._model_proposals(
-                n - len(proposals), X, y, sec, feasible, measured, proposals
-            )
+            with warnings.catch_warnings():
+                # replicates make the joint covariance of the measured points singular: the
+                # jitter gpytorch adds is expected there, not worth a warning per candidate
+                warnings.simplefilter("ignore", NumericalWarning)
+                proposals += self._model_proposals(
+                    n - len(proposals), X, y, sec, feasible, measured, proposals
+                )
         return proposals
 
     def _replicate_to_confirm(self) -> Mapping[str, Any] | None:
@@ -522,8 +570,9 @@ class BoTorchPlanner(Planner):
         # pending points (from earlier asks) must be in the candidate set: X_pending is scored
         local = np.vstack([local, pending]) if len(pending) else local
         local_phys = self._physics(local)
-        cand = np.vstack([pool, local])
-        cand_phys = {k: np.concatenate([phys[k], local_phys[k]]) for k in phys}
+        # the measured points too: a Pareto front's baseline is scored through the lookup
+        cand = np.vstack([pool, local, Xm])
+        cand_phys = {k: np.concatenate([phys[k], local_phys[k], phys_train[k]]) for k in phys}
         # the twin predicts where nothing emits or the other shape forms: avoid it from the start
         learned = self._feasibility(X, feasible, cand)
         p_feasible = (
@@ -536,6 +585,9 @@ class BoTorchPlanner(Planner):
         priors = [torch.tensor(ag + bg * cand_phys[g.key]) for g, ag, bg, _ in secondaries]
         target_value, w = self.target.value, self.secondary_weight
         goals = [g for g, *_ in secondaries] if models else []
+        # a Pareto target needs a model of each of its objectives (from two measurements on)
+        pareto = bool(self.target.pareto) and len(goals) == len(self.target.pareto)
+        scalarised = [] if self.target.pareto else list(zip(goals, priors, strict=True))
 
         def index_of(Xt: torch.Tensor) -> torch.Tensor:
             rows = Xt.detach().reshape(-1, Xt.shape[-1]).numpy()
@@ -549,12 +601,27 @@ class BoTorchPlanner(Planner):
                 idx = index_of(X)
                 pl = prior_t[idx] + samples[..., 0]
                 score = torch.exp(-0.5 * ((pl - target_value) / tol) ** 2) * weight[idx]
-                for j, (g, prior) in enumerate(zip(goals, priors, strict=True), start=1):
+                for j, (g, prior) in enumerate(scalarised, start=1):
                     value = prior[idx] + samples[..., j]
                     score = score * torch.exp(g.sign * w * value / g.scale)
                 return score
 
             return GenericMCObjective(score_of)
+
+        reference = [g.sign * g.reference for g in goals]
+
+        def trade_off(prior_t: torch.Tensor) -> GenericMCMultiOutputObjective:
+            def objectives(samples: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+                idx = index_of(X)
+                pl = prior_t[idx] + samples[..., 0]
+                inside = torch.sigmoid((tol - (pl - target_value).abs()) / (tol / 4))
+                cols = []
+                for j, (g, prior) in enumerate(zip(goals, priors, strict=True), start=1):
+                    value, ref = g.sign * (prior[idx] + samples[..., j]), reference[j - 1]
+                    cols.append(ref + (value - ref) * inside)
+                return torch.stack(cols, dim=-1)
+
+            return GenericMCMultiOutputObjective(objectives)
 
         # neither what is under way nor what was measured is proposed again (a replicate is a
         # decision of its own); a pending point comes back through decode/encode a few ulp away
@@ -572,33 +639,48 @@ class BoTorchPlanner(Planner):
             ]
             branches = [br for br in branches if br[1] is not None and br[0] > 0.01]
 
-            def acquisition(pending: torch.Tensor | None) -> AcquisitionFunction:
+            def acquisition(pending: torch.Tensor | None, hypervolume: bool) -> AcquisitionFunction:
                 parts = []
                 for _, target_gp, prior, feas in branches:
                     gps = [target_gp, *(m for *_, m in secondaries)]
-                    parts.append(
-                        qSimpleRegret(
-                            gps[0] if len(gps) == 1 else ModelListGP(*gps),
-                            objective=window(torch.tensor(prior), torch.tensor(feas)),
+                    model = gps[0] if len(gps) == 1 else ModelListGP(*gps)
+                    sampler = SobolQMCNormalSampler(torch.Size([_MC_SAMPLES]), seed=self.seed)
+                    prior_t = torch.tensor(prior)
+                    if hypervolume:
+                        nehvi = qLogNoisyExpectedHypervolumeImprovement(
+                            model,
+                            ref_point=reference,
+                            X_baseline=torch.tensor(Xm),
+                            sampler=sampler,
+                            objective=trade_off(prior_t),
                             X_pending=pending,
-                            sampler=SobolQMCNormalSampler(
-                                torch.Size([_MC_SAMPLES]), seed=self.seed
-                            ),
+                            prune_baseline=True,
                         )
-                    )
+                        log_feas = torch.log(torch.tensor(feas))
+                        parts.append(_FeasibilityWeighted(nehvi, log_feas, index_of))
+                    else:
+                        parts.append(
+                            qSimpleRegret(
+                                model,
+                                objective=window(prior_t, torch.tensor(feas)),
+                                X_pending=pending,
+                                sampler=sampler,
+                            )
+                        )
                 if len(parts) == 1:
                     return parts[0]
                 total = sum(br[0] for br in branches)
-                return _Mixture(parts, [br[0] / total for br in branches])
+                return _Mixture(parts, [br[0] / total for br in branches], log=hypervolume)
 
-            if X_pending is not None and len(choices) > _SCREEN:
-                # joint posteriors with the pending points cost (1 + pending)^2 a candidate:
-                # only the best candidates on their own are worth that
+            if (X_pending is not None or pareto) and len(choices) > _SCREEN:
+                # joint posteriors with the pending points (or the measured ones, for the
+                # hypervolume) cost (1 + n)^2 a candidate: only the best candidates for the
+                # window on their own are worth that
                 with torch.no_grad():
-                    alone = acquisition(None)(choices.unsqueeze(-2))
+                    alone = acquisition(None, hypervolume=False)(choices.unsqueeze(-2))
                 choices = choices[alone.topk(_SCREEN).indices]
             chosen, values = optimize_acqf_discrete(
-                acquisition(X_pending), q=q, choices=choices, X_avoid=X_pending
+                acquisition(X_pending, hypervolume=pareto), q=q, choices=choices, X_avoid=X_pending
             )
             chosen_np = chosen.numpy()
             rows = [lookup[tuple(np.round(x, 10))] for x in chosen_np]
@@ -633,6 +715,7 @@ class BoTorchPlanner(Planner):
                     predicted_std=float(std[i]),
                     provenance={
                         "stage": "model",
+                        "acquisition": "qLogNEHVI" if pareto else "window",
                         "prior_a": a,
                         "prior_b": b,
                         "prior_trust": trust,

@@ -9,12 +9,16 @@ Each peer is used in its documented way of matching a target value:
   ``objective="-target_error"`` with ``target_error = |y - target|`` (Ax's recommendation for
   target matching), default generation strategy (Sobol initialisation, then BoTorch). With
   ``minimize: [pl_fwhm_nm]`` it is Ax's constrained optimisation: ``objective="-pl_fwhm_nm"``
-  subject to ``target_error <= tolerance``.
+  subject to ``target_error <= tolerance``; with ``pareto`` it is Ax's multi-objective
+  optimisation, ``objective="-pl_fwhm_nm, plqy_est"`` under the same constraint, with the
+  reference point (60 nm, 0) as its objective thresholds.
 - **BayBE**: a ``Campaign`` with ``NumericalTarget.match_absolute(name, target)``, its native
   target-matching mode, over a hybrid (continuous + categorical) search space with the default
   recommender (random initialisation, then BoTorch). With ``minimize: [pl_fwhm_nm]`` it is
   BayBE's multi-target way, a ``DesirabilityObjective`` of a bell match (sigma: the tolerance)
-  and a descending ramp of the FWHM over 8-40 nm, weighted 2:1.
+  and a descending ramp of the FWHM over 8-40 nm, weighted 2:1. With ``pareto`` it is a
+  ``ParetoObjective`` of the bell match, the FWHM (minimised) and the PLQY (maximised): BayBE
+  has no outcome constraints, so the window is one more objective.
 
 A failed experiment (no measurable PL, a device fault) is reported to both as a measurement
 100 nm off target: left out, or marked failed in Ax, it teaches them nothing and they propose the
@@ -42,6 +46,21 @@ def _fwhm(obs: Observation) -> float:
     return (
         float(value) if not obs.failed and value is not None and value == value else FAILED_FWHM_NM
     )
+
+
+def _plqy(obs: Observation) -> float:
+    value = obs.observables.get("plqy_est")
+    return float(value) if not obs.failed and value is not None and value == value else 0.0
+
+
+def _secondary(target: Target, obs: Observation) -> dict[str, float]:
+    """The secondary observables the peers are told for ``target`` (a failure's stand-ins)."""
+    data = {}
+    if "pl_fwhm_nm" in target.minimize or target.pareto:
+        data["pl_fwhm_nm"] = _fwhm(obs)
+    if target.pareto:
+        data["plqy_est"] = _plqy(obs)
+    return data
 
 
 class AxPlanner(Planner):
@@ -75,7 +94,16 @@ class AxPlanner(Planner):
                 )
         self._client = Client(random_seed=seed)
         self._client.configure_experiment(parameters=params, name="qdlab_target")
-        if "pl_fwhm_nm" in target.minimize:
+        if target.pareto:  # bounds on objectives are Ax's objective thresholds
+            self._client.configure_optimization(
+                objective="-pl_fwhm_nm, plqy_est",
+                outcome_constraints=[
+                    f"target_error <= {target.tolerance}",
+                    f"pl_fwhm_nm <= {FAILED_FWHM_NM}",
+                    "plqy_est >= 0.0",
+                ],
+            )
+        elif "pl_fwhm_nm" in target.minimize:
             self._client.configure_optimization(
                 objective="-pl_fwhm_nm", outcome_constraints=[f"target_error <= {target.tolerance}"]
             )
@@ -103,9 +131,7 @@ class AxPlanner(Planner):
             error = self.target.error(obs.observables)
             if obs.failed or error == float("inf"):
                 error = FAILED_OFFSET_NM
-            data = {"target_error": error}
-            if "pl_fwhm_nm" in self.target.minimize:
-                data["pl_fwhm_nm"] = _fwhm(obs)
+            data = {"target_error": error, **_secondary(self.target, obs)}
             self._client.complete_trial(index, raw_data=data)
 
 
@@ -134,7 +160,17 @@ class BayBEPlanner(Planner):
                 params.append(CategoricalParameter(name, list(space.categorical[name])))
         match = NumericalTarget.match_absolute(target.observable, target.value)
         objective = match.to_objective()
-        if "pl_fwhm_nm" in target.minimize:
+        if target.pareto:
+            from baybe.objectives import ParetoObjective
+
+            objective = ParetoObjective(
+                [
+                    NumericalTarget.match_bell(target.observable, target.value, target.tolerance),
+                    NumericalTarget("pl_fwhm_nm", minimize=True),
+                    NumericalTarget("plqy_est"),
+                ]
+            )
+        elif "pl_fwhm_nm" in target.minimize:
             from baybe.objectives import DesirabilityObjective
 
             objective = DesirabilityObjective(
@@ -169,9 +205,7 @@ class BayBEPlanner(Planner):
             if obs.failed or value is None:
                 value = self.target.value + FAILED_OFFSET_NM
             row = {**obs.conditions, self.target.observable: float(value)}
-            if "pl_fwhm_nm" in self.target.minimize:
-                row["pl_fwhm_nm"] = _fwhm(obs)
-            rows.append(row)
+            rows.append({**row, **_secondary(self.target, obs)})
         if rows:
             self._campaign.add_measurements(pd.DataFrame(rows))
 
