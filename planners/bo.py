@@ -49,6 +49,7 @@ the best 512 are scored jointly with the pending points, whose joint posteriors 
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -133,6 +134,23 @@ def _evidence(model: Any) -> float:
     return n * per_point - n * float(torch.log(torch.as_tensor(scale)).sum())
 
 
+_WARP_LOG_ODDS = 2.0
+"""The head start, in nats, of the twin's own directions over a reversal of any of them."""
+
+
+def _linear_evidence(phys: np.ndarray, y: np.ndarray, scale: float) -> float:
+    r""":math:`\log p(y)` under the recalibrated twin :math:`y = a + b\phi + \varepsilon`
+    with the priors of :meth:`BoTorchPlanner._calibrate` integrated out:
+    :math:`y \sim \mathcal{N}(\phi,\ s^2 I + (5s)^2 \mathbf{1}\mathbf{1}^T + 0.05^2
+    \phi\phi^T)`, :math:`s` the noise scale. Closed form, so every candidate warp of the
+    twin is judged on every ask for the cost of one simulation of the measured points."""
+    from scipy.stats import multivariate_normal
+
+    n = len(y)
+    cov = scale**2 * (np.eye(n) + 25.0 * np.ones((n, n))) + 0.05**2 * np.outer(phys, phys)
+    return float(multivariate_normal(mean=phys, cov=cov, allow_singular=True).logpdf(y))
+
+
 def _trust(evidence_twin: float, evidence_free: float) -> float:
     r"""Posterior weight of the twin-based model against the prior-free one, from their
     evidence: :math:`\sigma(\log p_{twin} - \log p_{free} + \text{head start})`."""
@@ -149,6 +167,29 @@ def _mixture_marginals(
     mean = sum(w * (prior + m) for w, prior, m, _ in parts) / total
     second = sum(w * (s**2 + (prior + m) ** 2) for w, prior, m, s in parts) / total
     return mean, np.sqrt(np.clip(second - mean**2, 0.0, None))
+
+
+_CALIBRATION_PSEUDO = 3.0
+"""Prior weight, in measurements, of the model's own predictive scale (factor 1)."""
+
+
+def _calibration_factor(z: Sequence[float]) -> float:
+    r"""How much wider the predictive standard deviation must be, learned from the planner's
+    own one-step-ahead errors :math:`z_i = (y_i - \mu_i)/\sigma_i` (each prediction made when
+    the point was proposed, before it was measured):
+
+    .. math::  c^2 = \frac{k + n\,(\mathrm{median}|z| / 0.6745)^2}{k + n}
+
+    with :math:`k` = :data:`_CALIBRATION_PSEUDO`. The median of :math:`|z|` is 0.6745 for
+    calibrated Gaussian errors; it is robust to the few far misses where the twin is wrong,
+    which a mean of :math:`z^2` would let inflate every interval. The GP's own noise and
+    length scales are fitted on the data it interpolates, and the points it is asked about are
+    the ones the acquisition found most promising: both make it overconfident."""
+    if len(z) == 0:
+        return 1.0
+    n = len(z)
+    scale2 = (float(np.median(np.abs(z))) / 0.6745) ** 2
+    return float(np.sqrt((_CALIBRATION_PSEUDO + n * scale2) / (_CALIBRATION_PSEUDO + n)))
 
 
 class _Mixture(AcquisitionFunction):
@@ -281,10 +322,22 @@ class BoTorchPlanner(Planner):
         self._cat = [i for i, n in enumerate(space.order) if n in space.categorical]
         self._pool_X: np.ndarray | None = None
         self._pool_phys: dict[str, np.ndarray] = {}
+        self._pool_phys_of: dict[tuple[int, ...], dict[str, np.ndarray]] = {}
+        # the continuous inputs whose direction the twin has backwards (chosen by evidence)
+        self._warp: tuple[int, ...] = ()
+        self._flippable = [
+            j
+            for j, name in enumerate(space.order)
+            if name in space.continuous and space.continuous[name][1] > space.continuous[name][0]
+        ]
         goals = (*target.minimize, *target.maximize, *(name for name, _ in target.pareto))
         self._secondary = [g for g in SECONDARY if g.observable in goals]
         self._hyperparameters: dict[str, dict[str, torch.Tensor]] = {}
         self._twin = twin
+        # the model's prediction (mean, std) for each pending point, and the standardised
+        # errors of those since measured: what calibrates the reported uncertainty
+        self._predicted: dict[tuple, tuple[float, float]] = {}
+        self._z: list[float] = []
         self._candidates = (
             None if candidates is None else np.array([self.space.encode(c) for c in candidates])
         )
@@ -311,6 +364,8 @@ class BoTorchPlanner(Planner):
             }
         from models.simulation import simulate
 
+        X = X.copy()
+        X[:, list(self._warp)] = 1.0 - X[:, list(self._warp)]
         batch = simulate(self.route, [self.space.decode(x) for x in X], twin=self._twin)
         obs = batch.observables
         target = obs[self.target.observable]
@@ -353,9 +408,31 @@ class BoTorchPlanner(Planner):
         return self._pool_X
 
     def _ensure_pool(self) -> None:
-        """The pool and the twin's prediction over it (computed once)."""
-        if not self._pool_phys:
-            self._pool_phys = self._physics(self._pool_points())
+        """The pool and the twin's prediction over it (computed once per warp)."""
+        if self._warp not in self._pool_phys_of:
+            self._pool_phys_of[self._warp] = self._physics(self._pool_points())
+        self._pool_phys = self._pool_phys_of[self._warp]
+
+    def _choose_warp(self, X: np.ndarray, y: np.ndarray) -> None:
+        """Which continuous inputs the lab's chemistry runs the other way from the twin's: of
+        the :math:`2^d` reversals of the inputs' directions (:math:`x_j \to 1 - x_j` in the
+        unit range), the one with the most evidence under the recalibrated twin
+        (:func:`_linear_evidence`), the twin's own directions given a head start of
+        :data:`_WARP_LOG_ODDS`. A twin that gets a law's sign wrong (hotter giving smaller
+        dots, say) keeps the rest of its structure; a GP without the twin cannot know it."""
+        if not self.physics_prior or len(y) < _MIN_FOR_EVIDENCE:
+            return
+        scale = max(self.target.tolerance, 1.0)
+        best, best_score = (), -math.inf
+        chosen = self._warp
+        for k in range(len(self._flippable) + 1):
+            for warp in itertools.combinations(self._flippable, k):
+                self._warp = warp
+                phys = self._physics(X)["target"]
+                score = _linear_evidence(phys, y, scale) + (_WARP_LOG_ODDS if not warp else 0.0)
+                if score > best_score:
+                    best, best_score = warp, score
+        self._warp = best if best_score > -math.inf else chosen
 
     # -- data -----------------------------------------------------------------------------
     def _data(
@@ -467,6 +544,16 @@ class BoTorchPlanner(Planner):
         p = clf.predict_proba(features(pool))[:, 1]
         return np.clip(p, 0.02, 1.0)
 
+    def _learn(self, observations: list[Observation]) -> None:
+        for obs in observations:
+            predicted = self._predicted.pop(self.space.key(obs.conditions), None)
+            value = obs.observables.get(self.target.observable)
+            if predicted is None or obs.failed or value is None or not math.isfinite(value):
+                continue
+            mean, std = predicted
+            if std > 0:
+                self._z.append((float(value) - mean) / std)
+
     # -- proposals ------------------------------------------------------------------------
     def _propose(self, n: int) -> list[Proposal]:
         proposals: list[Proposal] = []
@@ -526,9 +613,10 @@ class BoTorchPlanner(Planner):
         already: list[Proposal],
     ) -> list[Proposal]:
         torch.manual_seed(0 if self.seed is None else self.seed + len(self.observations))
+        Xm, ym = X[measured], y[measured]
+        self._choose_warp(Xm, ym)
         self._ensure_pool()
         pool, phys = self._pool_X, self._pool_phys
-        Xm, ym = X[measured], y[measured]
         phys_train = self._physics(Xm)
         tol = self.target.tolerance
         # secondary goals: (goal, prior calibration, model) for those with enough data
@@ -705,20 +793,26 @@ class BoTorchPlanner(Planner):
             if values.numel() > 1
             else np.repeat(values.item(), len(chosen_np))
         )
+        widen = _calibration_factor(self._z)
         for i, x in enumerate(chosen_np):
             k = lookup[tuple(np.round(x, 10))]
+            conditions = self.space.decode(x)
+            self._predicted[self.space.key(conditions)] = (float(mean[i]), float(std[i]))
             out.append(
                 self._proposal(
-                    self.space.decode(x),
+                    conditions,
                     acquisition_value=float(vals[min(i, len(vals) - 1)]),
                     predicted_mean=float(mean[i]),
-                    predicted_std=float(std[i]),
+                    predicted_std=float(widen * std[i]),
                     provenance={
                         "stage": "model",
+                        "model_prediction": [float(mean[i]), float(std[i])],
+                        "calibration_factor": widen,
                         "acquisition": "qLogNEHVI" if pareto else "window",
                         "prior_a": a,
                         "prior_b": b,
                         "prior_trust": trust,
+                        "twin_reversed": [self.space.order[j] for j in self._warp],
                         "hyperparameters": self._hyperparameters_json(),
                         "observations": len(ym),
                         "p_feasible": float(p_feasible[k]),
@@ -752,6 +846,11 @@ class BoTorchPlanner(Planner):
                 }
                 break
         asked = [c for batch in batches for c in batch]
+        if len(provenance) == len(asked):  # the model's predictions, to calibrate on again
+            for conditions, prov in zip(asked, provenance, strict=True):
+                if "model_prediction" in prov:
+                    mean, std = prov["model_prediction"]
+                    self._predicted[self.space.key(conditions)] = (float(mean), float(std))
         used = min(len(asked), self.initial_points)
         if used:
             self._sobol.fast_forward(used)
@@ -763,7 +862,8 @@ class BoTorchPlanner(Planner):
                 self._pending[self.space.key(c)] = c
 
     def predict(self, conditions: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
-        """Predicted target observable and FWHM (mean, std) at ``conditions``."""
+        """Predicted target observable and FWHM (mean, std) at ``conditions`` (the target's std
+        calibrated like the proposals', see :func:`_calibration_factor`)."""
         X = np.array([self.space.encode(c) for c in conditions])
         Xa, y, sec, _, measured = self._data()
         phys = self._physics(X)
@@ -781,6 +881,8 @@ class BoTorchPlanner(Planner):
             if model is not None:
                 residual, std = _marginals(model, X, observation_noise=True)
                 mean = mean + residual
+            if key == "target":  # as wide as its past predictions proved to need
+                std = std * _calibration_factor(self._z)
             out[f"{key}_mean"], out[f"{key}_std"] = np.where(phys["valid"], mean, np.nan), std
         out["platelets"] = phys["platelets"]
         return out

@@ -7,11 +7,12 @@ import pytest
 
 from models import simulate
 from planners import Observation, Target, make_planner
+from planners.bo import _calibration_factor
 from tests.conftest import ROOT
 from tests.test_planners import SPACE
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from chemistry_family import inverted_temperature
+from chemistry_family import _twin, inverted_temperature
 
 
 def told(outcome_model, n, seed=0):
@@ -31,9 +32,14 @@ def told(outcome_model, n, seed=0):
     return planner
 
 
-@pytest.mark.parametrize(
-    ("outcome_model", "trusted"), [(None, True), (inverted_temperature, False)]
-)
+def indifferent(conditions, rng):
+    """A chemistry no reading of the twin mends: the colour does not follow Br/Pb,
+    temperature or time at all (the twin's dots of 150 °C, Br/Pb 10 and 30 s, with each
+    ligand's own size)."""
+    return _twin(conditions, rng, temperature_c=150.0, br_pb_ratio=10.0, time_s=30.0)
+
+
+@pytest.mark.parametrize(("outcome_model", "trusted"), [(None, True), (indifferent, False)])
 def test_the_twin_is_trusted_where_the_data_agree_and_not_where_they_contradict_it(
     outcome_model, trusted
 ):
@@ -71,3 +77,46 @@ def test_measured_conditions_are_repeated_only_as_the_one_replicate_of_the_first
     assert replicates == [hit_at + 1]
     assert keys[hit_at + 1] == keys[hit_at]
     assert len(set(keys)) == len(keys) - 1
+
+
+def test_the_reported_uncertainty_widens_to_what_past_predictions_missed_by():
+    """Errors twice the predicted std widen the intervals about twice (a few far misses do
+    not blow them up); errors as predicted leave them alone; no history, no change."""
+    rng = np.random.default_rng(0)
+    assert _calibration_factor([]) == 1.0
+    assert _calibration_factor(rng.normal(0, 1, 200)) == pytest.approx(1.0, abs=0.15)
+    overconfident = rng.normal(0, 2, 200)
+    assert _calibration_factor(overconfident) == pytest.approx(2.0, abs=0.25)
+    with_misses = np.concatenate([rng.normal(0, 1, 180), np.full(20, 40.0)])
+    assert _calibration_factor(with_misses) < 1.3
+    # three measurements move a calibrated model only part of the way
+    assert 1.0 < _calibration_factor([4.0, -4.0, 4.0]) < 4.0 / 0.6745
+
+
+def test_proposals_report_the_calibrated_std_and_keep_the_model_s_own():
+    planner = told(inverted_temperature, 8, seed=2)
+    for _ in range(4):
+        (p,) = planner.ask(1)
+        batch = simulate("hot_injection", [p.conditions], np.random.default_rng(1),
+                         outcome_model=inverted_temperature)  # fmt: skip
+        planner.tell(
+            [Observation(p.conditions, {k: float(v[0]) for k, v in batch.observables.items()})]
+        )
+    (p,) = planner.ask(1)
+    mean, raw_std = p.provenance["model_prediction"]
+    assert p.predicted_mean == pytest.approx(mean)
+    assert p.predicted_std == pytest.approx(raw_std * p.provenance["calibration_factor"])
+    assert p.provenance["calibration_factor"] != 1.0  # four measured predictions calibrate it
+
+
+@pytest.mark.parametrize(
+    ("outcome_model", "reversed_inputs"), [(None, []), (inverted_temperature, ["temperature_c"])]
+)
+def test_a_law_the_twin_has_backwards_is_found_from_the_data(outcome_model, reversed_inputs):
+    """Where hotter gives smaller dots, unlike in the twin, the planner reads the twin with its
+    temperature axis reversed, and trusts it again; on the twin's own chemistry nothing is
+    reversed."""
+    planner = told(outcome_model, 8, seed=1)
+    proposal = next(p for p in planner.ask(2) if p.provenance["stage"] == "model")
+    assert proposal.provenance["twin_reversed"] == reversed_inputs
+    assert proposal.provenance["prior_trust"] > 0.5
