@@ -271,7 +271,9 @@ class BoTorchPlanner(Planner):
     route
         The synthesis route, for the physics prior.
     initial_points
-        Sobol points before the model takes over (default 2 with the physics prior, else 5).
+        Sobol points before the model takes over (default 0 with the physics prior: the first
+        experiment is the twin's best guess, which on the twin's own chemistry hits half the
+        time and elsewhere tells most about how the lab differs; else 5).
     physics_prior
         Use the digital twin as the GP's prior mean (default True for the built-in routes).
     feasibility
@@ -310,7 +312,7 @@ class BoTorchPlanner(Planner):
         self.route = route
         self.physics_prior = bool(physics_prior and route is not None)
         self.initial_points = int(
-            initial_points if initial_points is not None else (2 if self.physics_prior else 5)
+            initial_points if initial_points is not None else (0 if self.physics_prior else 5)
         )
         if self.initial_points < 0:
             raise PlannerError(f"initial_points must be >= 0, got {initial_points}")
@@ -808,7 +810,8 @@ class BoTorchPlanner(Planner):
                         "stage": "model",
                         "model_prediction": [float(mean[i]), float(std[i])],
                         "calibration_factor": widen,
-                        "acquisition": "qLogNEHVI" if pareto else "window",
+                        # before two measurements there is no model: the twin's window
+                        "acquisition": "qLogNEHVI" if pareto else "window" if models else "twin",
                         "prior_a": a,
                         "prior_b": b,
                         "prior_trust": trust,
