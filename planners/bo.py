@@ -353,7 +353,10 @@ class BoTorchPlanner(Planner):
         return X
 
     # -- physics prior --------------------------------------------------------------------
-    def _physics(self, X: np.ndarray) -> dict[str, np.ndarray]:
+    def _physics(self, X: np.ndarray, warp: tuple[int, ...] | None = None) -> dict[str, np.ndarray]:
+        """The twin's prediction at ``X``, read with the inputs ``warp`` reversed (default: the
+        reading chosen by :meth:`_choose_warp`)."""
+        warp = list(self._warp if warp is None else warp)
         n = len(X)
         if not self.physics_prior or n == 0:
             return {
@@ -367,7 +370,7 @@ class BoTorchPlanner(Planner):
         from models.simulation import simulate
 
         X = X.copy()
-        X[:, list(self._warp)] = 1.0 - X[:, list(self._warp)]
+        X[:, warp] = 1.0 - X[:, warp]
         batch = simulate(self.route, [self.space.decode(x) for x in X], twin=self._twin)
         obs = batch.observables
         target = obs[self.target.observable]
@@ -415,26 +418,27 @@ class BoTorchPlanner(Planner):
             self._pool_phys_of[self._warp] = self._physics(self._pool_points())
         self._pool_phys = self._pool_phys_of[self._warp]
 
-    def _choose_warp(self, X: np.ndarray, y: np.ndarray) -> None:
+    def _choose_warp(self, X: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
         """Which continuous inputs the lab's chemistry runs the other way from the twin's: of
         the :math:`2^d` reversals of the inputs' directions (:math:`x_j \to 1 - x_j` in the
         unit range), the one with the most evidence under the recalibrated twin
         (:func:`_linear_evidence`), the twin's own directions given a head start of
         :data:`_WARP_LOG_ODDS`. A twin that gets a law's sign wrong (hotter giving smaller
-        dots, say) keeps the rest of its structure; a GP without the twin cannot know it."""
+        dots, say) keeps the rest of its structure; a GP without the twin cannot know it.
+
+        Returns the twin's prediction at ``X`` under the reading chosen."""
         if not self.physics_prior or len(y) < _MIN_FOR_EVIDENCE:
-            return
+            return self._physics(X)
         scale = max(self.target.tolerance, 1.0)
-        best, best_score = (), -math.inf
-        chosen = self._warp
+        best_score, best = -math.inf, None
         for k in range(len(self._flippable) + 1):
             for warp in itertools.combinations(self._flippable, k):
-                self._warp = warp
-                phys = self._physics(X)["target"]
-                score = _linear_evidence(phys, y, scale) + (_WARP_LOG_ODDS if not warp else 0.0)
-                if score > best_score:
-                    best, best_score = warp, score
-        self._warp = best if best_score > -math.inf else chosen
+                phys = self._physics(X, warp)
+                head_start = 0.0 if warp else _WARP_LOG_ODDS
+                score = _linear_evidence(phys["target"], y, scale) + head_start
+                if best is None or score > best_score:
+                    best_score, best, self._warp = score, phys, warp
+        return best
 
     # -- data -----------------------------------------------------------------------------
     def _data(
@@ -616,10 +620,9 @@ class BoTorchPlanner(Planner):
     ) -> list[Proposal]:
         torch.manual_seed(0 if self.seed is None else self.seed + len(self.observations))
         Xm, ym = X[measured], y[measured]
-        self._choose_warp(Xm, ym)
+        phys_train = self._choose_warp(Xm, ym)
         self._ensure_pool()
         pool, phys = self._pool_X, self._pool_phys
-        phys_train = self._physics(Xm)
         tol = self.target.tolerance
         # secondary goals: (goal, prior calibration, model) for those with enough data
         secondaries = []
