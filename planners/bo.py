@@ -8,11 +8,16 @@ physics prior plus a Gaussian process on what the physics misses:
 .. math::  y(x) = a + b\\,\\phi(x) + r(x), \\qquad r \\sim \\mathcal{GP}(0, k)
 
 :math:`\\phi(x)` is the noiseless prediction of :mod:`models` for the route (the digital twin);
-:math:`(a, b)` are calibrated on the data by ridge regression towards :math:`(0, 1)`, so a lab
-whose chemistry differs from the twin pulls the prior to itself as the campaign goes. The
-residual GP is BoTorch's ``MixedSingleTaskGP`` (a categorical kernel for the ligand), fitted in
-float64 with BoTorch's defaults; with ``physics_prior: false``, :math:`a = b = 0` and the GP
-models :math:`y` itself. Secondary goals (``minimize: [pl_fwhm_nm]``,
+:math:`(a, b)` are calibrated on the data by ridge regression towards :math:`(0, 1)`, with an
+offset of each ligand's own beside :math:`a` (:class:`Recalibration`), so a lab whose chemistry
+differs from the twin pulls the prior to itself as the campaign goes. Where it differs in kind,
+the twin is read differently (:class:`Reading`): the inputs whose law runs the other way are
+reversed, and a ligand that acts like another of the twin's is read as that one, each chosen by
+the evidence of the recalibrated twin (:meth:`BoTorchPlanner._choose_reading`). How far to trust
+the twin at all is its GP's evidence against a GP without it (:func:`_trust`); the acquisition
+averages the two. The residual GP is BoTorch's ``MixedSingleTaskGP`` (a categorical kernel for
+the ligand), fitted in float64 with BoTorch's defaults; with ``physics_prior: false``,
+:math:`a = b = 0` and the GP models :math:`y` itself. Secondary goals (``minimize: [pl_fwhm_nm]``,
 ``maximize: [plqy_est]``) add a GP each, with their own physics prior.
 
 Acquisition
@@ -98,6 +103,24 @@ def _marginals(
     return mean, std
 
 
+def _learned(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The fitted hyperparameters of a GP's state (what provenance records), without its
+    outcome scaling or its constraints' bounds, which belong to the data of each fit."""
+    return {
+        k: v
+        for k, v in state.items()
+        if not k.startswith("outcome_transform") and "_constraint." not in k
+    }
+
+
+def _warm_start(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """What the next fit starts from: the length scales only. They are in the units of the
+    inputs, which stay; output scales, noise and mean are in the standardised units of the
+    values fitted, which change with every measurement, and a scale fitted to nothing
+    (softplus far below zero) would give the optimiser no gradient to leave it by."""
+    return {k: v for k, v in _learned(state).items() if "lengthscale" in k}
+
+
 def _platelet_chance(platelet_fraction: np.ndarray) -> np.ndarray:
     """Chance that a sample measures as platelets (:func:`models.analysis.platelet_like`) where
     the twin's mean platelet fraction is ``platelet_fraction``: batch-to-batch variability
@@ -117,38 +140,117 @@ _PRIOR_LOG_ODDS = 2.0
 def _evidence(model: Any) -> float:
     r""":math:`\log p(y \mid \theta)` of a fitted GP's training data in the data's own units.
 
-    The fit works on standardised values, whose exact marginal likelihood gpytorch gives per
-    point; :math:`\log p(y) = n\,\ell_{std} - n \log \sigma_y` undoes the scaling, so GPs of
-    different quantities (residuals from the twin, or the observable itself) compare.
+    The fit works on standardised values; :math:`\log p(y) = \log p(y_{std}) - n \log
+    \sigma_y` undoes the scaling, so GPs of different quantities (residuals from the twin, or
+    the observable itself) compare. The hyperparameters' priors are left out: they are set
+    on the standardised scale, where they would favour whichever quantity has the larger
+    spread (its noise floor sits lower there).
     """
     train_x, train_y = model.train_inputs[0], model.train_targets
-    mll = ExactMarginalLogLikelihood(model.likelihood, model)
     model.train()
     try:
         with torch.no_grad():
-            per_point = float(mll(model(train_x), train_y))
+            log_p = float(model.likelihood(model(train_x)).log_prob(train_y))
     finally:
         model.eval()
     n = train_y.shape[-1]
     scale = model.outcome_transform.stdvs if hasattr(model, "outcome_transform") else 1.0
-    return n * per_point - n * float(torch.log(torch.as_tensor(scale)).sum())
+    return log_p - n * float(torch.log(torch.as_tensor(scale)).sum())
 
 
-_WARP_LOG_ODDS = 2.0
-"""The head start, in nats, of the twin's own directions over a reversal of any of them."""
+_READING_LOG_ODDS = 2.0
+"""The head start, in nats, of the twin as it is over each change of reading: a reversal of
+its inputs' directions, or one ligand read as another."""
 
 
-def _linear_evidence(phys: np.ndarray, y: np.ndarray, scale: float) -> float:
-    r""":math:`\log p(y)` under the recalibrated twin :math:`y = a + b\phi + \varepsilon`
-    with the priors of :meth:`BoTorchPlanner._calibrate` integrated out:
-    :math:`y \sim \mathcal{N}(\phi,\ s^2 I + (5s)^2 \mathbf{1}\mathbf{1}^T + 0.05^2
-    \phi\phi^T)`, :math:`s` the noise scale. Closed form, so every candidate warp of the
+@dataclass(frozen=True)
+class Reading:
+    """How the twin is read for a lab: the continuous inputs (model-space columns) whose
+    direction is reversed, and per ligand of the space the index of the twin ligand it acts
+    like (empty: each its own)."""
+
+    flips: tuple[int, ...] = ()
+    ligands: tuple[int, ...] = ()
+
+    def apply(self, X: np.ndarray, ligand_column: int | None) -> np.ndarray:
+        """The points at which to ask the twin for its prediction at ``X``."""
+        X = X.copy()
+        X[:, list(self.flips)] = 1.0 - X[:, list(self.flips)]
+        if self.ligands and ligand_column is not None:
+            X[:, ligand_column] = np.asarray(self.ligands)[X[:, ligand_column].astype(int)]
+        return X
+
+    def changes(self) -> int:
+        """How far from the twin as it is: one for any reversal, one per ligand read as
+        another."""
+        return int(bool(self.flips)) + sum(i != j for i, j in enumerate(self.ligands))
+
+    def with_ligand(self, lab: int, twin: int) -> Reading:
+        """This reading with ligand ``lab`` read as the twin's ligand ``twin``."""
+        ligands = list(self.ligands)
+        ligands[lab] = twin
+        return Reading(self.flips, tuple(ligands))
+
+    def ligands_read_as(self, space: SearchSpace) -> dict[str, str]:
+        """``{lab ligand: twin ligand}`` for the ligands read as another."""
+        names = space.categorical.get("ligand", [])
+        return {names[i]: names[j] for i, j in enumerate(self.ligands) if i != j}
+
+
+_OFFSET_SD = 5.0
+"""Prior standard deviation, in noise scales, of the twin's recalibration offset: the common
+one and each ligand's own."""
+
+
+def _linear_evidence(phys: np.ndarray, y: np.ndarray, groups: np.ndarray, scale: float) -> float:
+    r""":math:`\log p(y)` under the recalibrated twin
+    :math:`y = a + a_\ell + b\phi + \varepsilon` (:class:`Recalibration`) with its priors
+    integrated out: :math:`y \sim \mathcal{N}(\phi,\ s^2 (I + 25\,\mathbf{1}\mathbf{1}^T +
+    25\,G) + 0.05^2 \phi\phi^T)`, :math:`s` the noise scale, :math:`G_{ij} = 1` where points
+    :math:`i, j` share a ligand (``groups``). Closed form, so every candidate reading of the
     twin is judged on every ask for the cost of one simulation of the measured points."""
     from scipy.stats import multivariate_normal
 
     n = len(y)
-    cov = scale**2 * (np.eye(n) + 25.0 * np.ones((n, n))) + 0.05**2 * np.outer(phys, phys)
+    same = groups[:, None] == groups[None, :]
+    offsets = _OFFSET_SD**2 * (np.ones((n, n)) + same)
+    cov = scale**2 * (np.eye(n) + offsets) + 0.05**2 * np.outer(phys, phys)
     return float(multivariate_normal(mean=phys, cov=cov, allow_singular=True).logpdf(y))
+
+
+@dataclass(frozen=True)
+class Recalibration:
+    r"""The twin recalibrated on a lab's data: :math:`a + a_\ell + b\,\phi(x)`, a common
+    offset, one per ligand :math:`\ell` (where a lab's ligand grows other sizes than the
+    twin's), and a scale."""
+
+    a: float
+    b: float
+    offsets: tuple[float, ...]
+
+    @classmethod
+    def fit(
+        cls, phys: np.ndarray, y: np.ndarray, groups: np.ndarray, n_groups: int, scale: float
+    ) -> Recalibration:
+        r"""Ridge (MAP) fit towards :math:`a = a_\ell = 0`, :math:`b = 1`, with prior
+        standard deviations :data:`_OFFSET_SD` noise scales for the offsets and 0.05 for
+        :math:`b`: a small-data recalibration of the twin."""
+        if len(y) == 0:
+            return cls(0.0, 1.0, (0.0,) * n_groups)
+        one_hot = np.eye(n_groups)[groups]
+        A = np.column_stack([np.ones_like(phys), phys, one_hot]) / scale
+        prior_precision = np.diag(
+            [1.0 / _OFFSET_SD**2, 1.0 / 0.05**2, *[1.0 / _OFFSET_SD**2] * n_groups]
+        )
+        prior_mean = np.array([0.0, 1.0, *[0.0] * n_groups])
+        lhs = A.T @ A + prior_precision
+        rhs = A.T @ (y / scale) + prior_precision @ prior_mean
+        a, b, *offsets = np.linalg.solve(lhs, rhs)
+        return cls(float(a), float(b), tuple(float(o) for o in offsets))
+
+    def mean(self, phys: np.ndarray, groups: np.ndarray) -> np.ndarray:
+        """The recalibrated twin at points whose twin prediction is ``phys``."""
+        return self.a + np.asarray(self.offsets)[groups] + self.b * phys
 
 
 def _trust(evidence_twin: float, evidence_free: float) -> float:
@@ -323,15 +425,16 @@ class BoTorchPlanner(Planner):
         self._initial_used = 0
         self._cat = [i for i, n in enumerate(space.order) if n in space.categorical]
         self._pool_X: np.ndarray | None = None
-        self._pool_phys: dict[str, np.ndarray] = {}
-        self._pool_phys_of: dict[tuple[int, ...], dict[str, np.ndarray]] = {}
-        # the continuous inputs whose direction the twin has backwards (chosen by evidence)
-        self._warp: tuple[int, ...] = ()
+        # the twin's noiseless prediction per (transformed) point, simulated once each
+        self._twin_memo: dict[bytes, np.ndarray] = {}
+        # how the twin is read for this lab (chosen by evidence, see _choose_reading)
+        self._reading = Reading()
         self._flippable = [
             j
             for j, name in enumerate(space.order)
             if name in space.continuous and space.continuous[name][1] > space.continuous[name][0]
         ]
+        self._ligand = space.order.index("ligand") if "ligand" in space.categorical else None
         goals = (*target.minimize, *target.maximize, *(name for name, _ in target.pareto))
         self._secondary = [g for g in SECONDARY if g.observable in goals]
         self._hyperparameters: dict[str, dict[str, torch.Tensor]] = {}
@@ -353,10 +456,11 @@ class BoTorchPlanner(Planner):
         return X
 
     # -- physics prior --------------------------------------------------------------------
-    def _physics(self, X: np.ndarray, warp: tuple[int, ...] | None = None) -> dict[str, np.ndarray]:
-        """The twin's prediction at ``X``, read with the inputs ``warp`` reversed (default: the
-        reading chosen by :meth:`_choose_warp`)."""
-        warp = list(self._warp if warp is None else warp)
+    _PHYSICS_KEYS = ("target", "fwhm", "plqy", "valid", "platelets", "p_platelets")
+
+    def _physics(self, X: np.ndarray, reading: Reading | None = None) -> dict[str, np.ndarray]:
+        """The twin's prediction at ``X``, read as ``reading`` says (default: the reading
+        chosen by :meth:`_choose_reading`)."""
         n = len(X)
         if not self.physics_prior or n == 0:
             return {
@@ -367,26 +471,43 @@ class BoTorchPlanner(Planner):
                 "platelets": np.zeros(n, bool),
                 "p_platelets": np.zeros(n),
             }
-        from models.simulation import simulate
+        reading = self._reading if reading is None else reading
+        table = self._twin_at(reading.apply(X, self._ligand))
+        out = dict(zip(self._PHYSICS_KEYS, table.T, strict=True))
+        out["valid"] = out["valid"] > 0.5
+        out["platelets"] = out["platelets"] > 0.5
+        return out
 
-        X = X.copy()
-        X[:, warp] = 1.0 - X[:, warp]
-        batch = simulate(self.route, [self.space.decode(x) for x in X], twin=self._twin)
-        obs = batch.observables
-        target = obs[self.target.observable]
-        fwhm = obs["pl_fwhm_nm"]
-        valid = np.isfinite(target) & np.isfinite(fwhm)
-        platelets = platelet_like(
-            obs["pl_peak_nm"], fwhm, obs["abs_peak_nm"], batch.conditions.get("material", "CsPbBr3")
-        )
-        return {
-            "target": np.where(valid, target, 0.0),
-            "fwhm": np.where(valid, fwhm, 0.0),
-            "plqy": np.nan_to_num(batch.observables["plqy_est"]),
-            "valid": valid,
-            "platelets": platelets,
-            "p_platelets": _platelet_chance(batch.population["platelet_fraction"]),
-        }
+    def _twin_at(self, X: np.ndarray) -> np.ndarray:
+        """The twin's noiseless prediction at the model-space points ``X``, one row of
+        :data:`_PHYSICS_KEYS` per point. Each point is simulated once per planner: the measured
+        points are read anew under every candidate reading on every ask, the pool under
+        each reading chosen."""
+        keys = [row.tobytes() for row in np.round(X, 12)]
+        missing = {k: i for i, k in enumerate(keys) if k not in self._twin_memo}
+        if missing:
+            from models.simulation import simulate
+
+            rows = X[list(missing.values())]
+            batch = simulate(self.route, [self.space.decode(x) for x in rows], twin=self._twin)
+            obs = batch.observables
+            target = obs[self.target.observable]
+            fwhm = obs["pl_fwhm_nm"]
+            valid = np.isfinite(target) & np.isfinite(fwhm)
+            material = batch.conditions.get("material", "CsPbBr3")
+            table = np.stack(
+                [
+                    np.where(valid, target, 0.0),
+                    np.where(valid, fwhm, 0.0),
+                    np.nan_to_num(obs["plqy_est"]),
+                    valid,
+                    platelet_like(obs["pl_peak_nm"], fwhm, obs["abs_peak_nm"], material),
+                    _platelet_chance(batch.population["platelet_fraction"]),
+                ],
+                axis=1,
+            ).astype(float)
+            self._twin_memo.update(zip(missing, table, strict=True))
+        return np.array([self._twin_memo[k] for k in keys]).reshape(len(X), -1)
 
     def _shape_chance(self, p_platelets: np.ndarray) -> np.ndarray:
         """The twin's chance that a sample comes out of the shape the target asks for."""
@@ -412,33 +533,47 @@ class BoTorchPlanner(Planner):
                 self._pool_X = self._unit_to_X(u[:, : self.space.dim])
         return self._pool_X
 
-    def _ensure_pool(self) -> None:
-        """The pool and the twin's prediction over it (computed once per warp)."""
-        if self._warp not in self._pool_phys_of:
-            self._pool_phys_of[self._warp] = self._physics(self._pool_points())
-        self._pool_phys = self._pool_phys_of[self._warp]
-
-    def _choose_warp(self, X: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
-        """Which continuous inputs the lab's chemistry runs the other way from the twin's: of
-        the :math:`2^d` reversals of the inputs' directions (:math:`x_j \to 1 - x_j` in the
-        unit range), the one with the most evidence under the recalibrated twin
-        (:func:`_linear_evidence`), the twin's own directions given a head start of
-        :data:`_WARP_LOG_ODDS`. A twin that gets a law's sign wrong (hotter giving smaller
-        dots, say) keeps the rest of its structure; a GP without the twin cannot know it.
+    def _choose_reading(self, X: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+        r"""How the lab's chemistry differs in kind from the twin's, chosen by evidence: which
+        continuous inputs run the other way (:math:`x_j \to 1 - x_j` in the unit range; all
+        :math:`2^d` reversals are judged) and which of the twin's ligands each ligand of the
+        lab acts like (coordinate ascent from the twin's own ligands). The judge is the
+        evidence under the recalibrated twin (:func:`_linear_evidence`), less
+        :data:`_READING_LOG_ODDS` for a reversal and for each ligand read as another. A twin
+        that gets a law's sign wrong (hotter giving smaller dots, say) or a ligand's
+        character wrong keeps the rest of its structure; a GP without the twin cannot know it.
 
         Returns the twin's prediction at ``X`` under the reading chosen."""
         if not self.physics_prior or len(y) < _MIN_FOR_EVIDENCE:
             return self._physics(X)
         scale = max(self.target.tolerance, 1.0)
-        best_score, best = -math.inf, None
+        ligands = (
+            list(range(len(self.space.categorical["ligand"]))) if self._ligand is not None else []
+        )
+        seen = sorted({int(v) for v in X[:, self._ligand]}) if ligands else []
+
+        def score(reading: Reading) -> float:
+            phys = self._physics(X, reading)["target"]
+            evidence = _linear_evidence(phys, y, self._groups(X), scale)
+            return evidence - _READING_LOG_ODDS * reading.changes()
+
+        best_score, best = -math.inf, Reading()
         for k in range(len(self._flippable) + 1):
-            for warp in itertools.combinations(self._flippable, k):
-                phys = self._physics(X, warp)
-                head_start = 0.0 if warp else _WARP_LOG_ODDS
-                score = _linear_evidence(phys["target"], y, scale) + head_start
-                if best is None or score > best_score:
-                    best_score, best, self._warp = score, phys, warp
-        return best
+            for flips in itertools.combinations(self._flippable, k):
+                reading = Reading(flips, tuple(ligands))
+                current = score(reading)
+                for _ in range(2):  # coordinate ascent over the ligands measured
+                    improved = False
+                    for lab_ligand, twin_ligand in itertools.product(seen, ligands):
+                        trial = reading.with_ligand(lab_ligand, twin_ligand)
+                        if trial != reading and (value := score(trial)) > current:
+                            reading, current, improved = trial, value, True
+                    if not improved:
+                        break
+                if current > best_score:
+                    best_score, best = current, reading
+        self._reading = best
+        return self._physics(X)
 
     # -- data -----------------------------------------------------------------------------
     def _data(
@@ -465,33 +600,33 @@ class BoTorchPlanner(Planner):
             np.array(measured, bool),
         )
 
-    @staticmethod
-    def _calibrate(phys: np.ndarray, y: np.ndarray, scale: float) -> tuple[float, float]:
-        """Ridge fit of y ~ a + b phys towards (0, 1): a small-data recalibration of the twin."""
-        if len(y) == 0:
-            return 0.0, 1.0
-        A = np.stack([np.ones_like(phys), phys], axis=1) / scale
-        prior_precision = np.diag([1.0 / 5.0**2, 1.0 / 0.05**2])
-        lhs = A.T @ A + prior_precision
-        rhs = A.T @ (y / scale) + prior_precision @ np.array([0.0, 1.0])
-        a, b = np.linalg.solve(lhs, rhs)
-        return float(a), float(b)
+    def _groups(self, X: np.ndarray) -> np.ndarray:
+        """The ligand index of each point (all 0 without a ligand choice)."""
+        if self._ligand is None:
+            return np.zeros(len(X), int)
+        return X[:, self._ligand].astype(int)
 
     def _surrogate(
         self, key: str, X: np.ndarray, values: np.ndarray, physics: np.ndarray, noise: float
-    ) -> tuple[float, float, Any]:
-        """The twin's prediction recalibrated on the data, :math:`a + b\\phi`, and a GP on what
-        it misses (None with fewer than two measured values)."""
+    ) -> tuple[Recalibration, Any]:
+        """The twin's prediction recalibrated on the data (:class:`Recalibration`), and a GP
+        on what it misses (None with fewer than two measured values)."""
         ok = np.isfinite(values)
-        a, b = self._calibrate(physics[ok], values[ok], noise) if self.physics_prior else (0.0, 0.0)
+        n_groups = len(self.space.categorical["ligand"]) if self._ligand is not None else 1
+        if self.physics_prior:
+            groups = self._groups(X[ok])
+            prior = Recalibration.fit(physics[ok], values[ok], groups, n_groups, noise)
+        else:
+            prior = Recalibration(0.0, 0.0, (0.0,) * n_groups)
         model = None
         if ok.sum() >= 2:
-            model = self._fit(X[ok], values[ok] - (a + b * physics[ok]), key)
-        return a, b, model
+            residual = values[ok] - prior.mean(physics[ok], self._groups(X[ok]))
+            model = self._fit(X[ok], residual, key)
+        return prior, model
 
     def _fit(self, X: np.ndarray, y: np.ndarray, key: str = "target") -> Any:
-        """Fit a GP, starting from the hyperparameters of the last fit of the same quantity
-        (L-BFGS then needs a fraction of the iterations).
+        """Fit a GP, starting from the length scales of the last fit of the same quantity
+        (:func:`_warm_start`).
 
         Its noise is fitted, but never below :data:`NOISE_FLOOR` of the observable: from a
         handful of points the marginal likelihood happily explains everything as signal,
@@ -515,15 +650,13 @@ class BoTorchPlanner(Planner):
             model = SingleTaskGP(train_X, train_Y, likelihood=likelihood)
         previous = self._hyperparameters.get(key)
         if previous is not None:
-            model.load_state_dict(previous, strict=False)
+            model.load_state_dict(_warm_start(previous), strict=False)
         try:
             fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
         except Exception:  # keep the starting hyperparameters if the fit does not converge
             model.eval()
         self._hyperparameters[key] = {
-            k: v.detach().clone()
-            for k, v in model.state_dict().items()
-            if not k.startswith("outcome_transform")
+            k: v.detach().clone() for k, v in _learned(model.state_dict()).items()
         }
         return model
 
@@ -620,19 +753,19 @@ class BoTorchPlanner(Planner):
     ) -> list[Proposal]:
         torch.manual_seed(0 if self.seed is None else self.seed + len(self.observations))
         Xm, ym = X[measured], y[measured]
-        phys_train = self._choose_warp(Xm, ym)
-        self._ensure_pool()
-        pool, phys = self._pool_X, self._pool_phys
+        phys_train = self._choose_reading(Xm, ym)
+        pool = self._pool_points()
+        phys = self._physics(pool)
         tol = self.target.tolerance
         # secondary goals: (goal, prior calibration, model) for those with enough data
         secondaries = []
         for g in self._secondary:
-            ag, bg, model = self._surrogate(
+            prior_g, model = self._surrogate(
                 g.key, Xm, sec[g.key][measured], phys_train[g.key], g.noise
             )
             if model is not None:
-                secondaries.append((g, ag, bg, model))
-        a, b, target_model = self._surrogate("target", Xm, ym, phys_train["target"], max(tol, 1.0))
+                secondaries.append((g, prior_g, model))
+        prior, target_model = self._surrogate("target", Xm, ym, phys_train["target"], max(tol, 1.0))
         # how far to trust the twin: its evidence against a GP that ignores it
         free_model, trust = None, 1.0  # (without the prior, the one model is prior-free)
         if self.physics_prior and len(ym) >= _MIN_FOR_EVIDENCE:
@@ -646,8 +779,8 @@ class BoTorchPlanner(Planner):
         ).reshape(-1, self.space.dim)
         models = []
         if target_model is not None:
-            models = [target_model, *(model for *_, model in secondaries)]
-        mean_pool = a + b * phys["target"]
+            models = [target_model, *(model for _, _, model in secondaries)]
+        mean_pool = prior.mean(phys["target"], self._groups(pool))
         if models:
             mean_pool = mean_pool + _marginals(models[0], pool)[0]
         if free_model is not None:
@@ -675,7 +808,8 @@ class BoTorchPlanner(Planner):
         )
 
         lookup = {tuple(np.round(r, 10)): i for i, r in enumerate(cand)}
-        priors = [torch.tensor(ag + bg * cand_phys[g.key]) for g, ag, bg, _ in secondaries]
+        cand_groups = self._groups(cand)
+        priors = [torch.tensor(p.mean(cand_phys[g.key], cand_groups)) for g, p, _ in secondaries]
         target_value, w = self.target.value, self.secondary_weight
         goals = [g for g, *_ in secondaries] if models else []
         # a Pareto target needs a model of each of its objectives (from two measurements on)
@@ -727,7 +861,7 @@ class BoTorchPlanner(Planner):
             # (weight, target model, its prior mean, its feasibility): the twin's branch and,
             # once the data can judge it, the branch that ignores the twin
             branches = [
-                (trust, target_model, a + b * cand_phys["target"], p_feasible),
+                (trust, target_model, prior.mean(cand_phys["target"], cand_groups), p_feasible),
                 (1.0 - trust, free_model, np.zeros(len(cand)), learned),
             ]
             branches = [br for br in branches if br[1] is not None and br[0] > 0.01]
@@ -784,13 +918,15 @@ class BoTorchPlanner(Planner):
                 ]
             )
         else:  # prior only: score the pool by the physics, spread a batch greedily
-            score = np.exp(-0.5 * ((a + b * cand_phys["target"] - target_value) / tol) ** 2)
+            score = np.exp(
+                -0.5 * ((prior.mean(cand_phys["target"], cand_groups) - target_value) / tol) ** 2
+            )
             score = score * p_feasible
             order = np.argsort(-score)
             picks = [i for i in order if free[i]][:q]
             chosen_np = cand[picks]
             values = torch.tensor(score[picks])
-            mean = a + b * cand_phys["target"][picks]
+            mean = prior.mean(cand_phys["target"], cand_groups)[picks]
             std = np.full(len(picks), 2.0 * tol)
         out = []
         vals = (
@@ -815,10 +951,12 @@ class BoTorchPlanner(Planner):
                         "calibration_factor": widen,
                         # before two measurements there is no model: the twin's window
                         "acquisition": "qLogNEHVI" if pareto else "window" if models else "twin",
-                        "prior_a": a,
-                        "prior_b": b,
+                        "prior_a": prior.a,
+                        "prior_b": prior.b,
+                        "prior_ligand_offsets": self._ligand_offsets(prior),
                         "prior_trust": trust,
-                        "twin_reversed": [self.space.order[j] for j in self._warp],
+                        "twin_reversed": [self.space.order[j] for j in self._reading.flips],
+                        "twin_ligands": self._reading.ligands_read_as(self.space),
                         "hyperparameters": self._hyperparameters_json(),
                         "observations": len(ym),
                         "p_feasible": float(p_feasible[k]),
@@ -827,6 +965,11 @@ class BoTorchPlanner(Planner):
                 )
             )
         return out
+
+    def _ligand_offsets(self, prior: Recalibration) -> dict[str, float]:
+        if self._ligand is None:
+            return {}
+        return dict(zip(self.space.categorical["ligand"], prior.offsets, strict=True))
 
     def _hyperparameters_json(self) -> dict[str, dict[str, Any]]:
         return {
@@ -879,10 +1022,10 @@ class BoTorchPlanner(Planner):
             ("target", y, max(self.target.tolerance, 1.0)),
             ("fwhm", sec["fwhm"], 2.0),
         ):
-            a, b, model = self._surrogate(
+            prior, model = self._surrogate(
                 key, Xa[measured], values[measured], train_phys[key], scale
             )
-            mean = a + b * phys[key]
+            mean = prior.mean(phys[key], self._groups(X))
             std = np.full(len(X), 3.0)
             if model is not None:
                 residual, std = _marginals(model, X, observation_noise=True)

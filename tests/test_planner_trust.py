@@ -109,14 +109,46 @@ def test_proposals_report_the_calibrated_std_and_keep_the_model_s_own():
     assert p.provenance["calibration_factor"] != 1.0  # four measured predictions calibrate it
 
 
+def swapped_ligands(conditions, rng):
+    """The twin with oleic acid/oleylamine and oleylphosphonic acid acting like each other."""
+    swap = {"olpa": "oa_olam", "oa_olam": "olpa"}
+    return _twin(conditions, rng, ligand=swap.get(conditions["ligand"], conditions["ligand"]))
+
+
+def smaller_with_alkylammonium(conditions, rng):
+    """The twin, but alkylammonium bromide grows dots 0.7 nm smaller (bluer) than it does
+    there."""
+    out = _twin(conditions, rng)
+    if conditions["ligand"] == "alkylammonium_br":
+        out["edge_length_nm"] -= 0.7
+    return out
+
+
 @pytest.mark.parametrize(
-    ("outcome_model", "reversed_inputs"), [(None, []), (inverted_temperature, ["temperature_c"])]
+    ("outcome_model", "reversed_inputs", "ligands_read_as"),
+    [
+        (None, [], {}),
+        (inverted_temperature, ["temperature_c"], {}),
+        (swapped_ligands, [], {"oa_olam": "olpa", "olpa": "oa_olam"}),
+    ],
 )
-def test_a_law_the_twin_has_backwards_is_found_from_the_data(outcome_model, reversed_inputs):
+def test_a_law_the_twin_has_backwards_is_found_from_the_data(
+    outcome_model, reversed_inputs, ligands_read_as
+):
     """Where hotter gives smaller dots, unlike in the twin, the planner reads the twin with its
-    temperature axis reversed, and trusts it again; on the twin's own chemistry nothing is
-    reversed."""
-    planner = told(outcome_model, 8, seed=1)
+    temperature axis reversed, and trusts it again; where two ligands act like each other, it
+    reads each as the other; on the twin's own chemistry nothing is reread."""
+    planner = told(outcome_model, 10, seed=1)
     proposal = next(p for p in planner.ask(2) if p.provenance["stage"] == "model")
     assert proposal.provenance["twin_reversed"] == reversed_inputs
+    assert proposal.provenance["twin_ligands"] == ligands_read_as
     assert proposal.provenance["prior_trust"] > 0.5
+
+
+def test_a_ligand_that_grows_other_sizes_than_the_twin_s_gets_an_offset_of_its_own():
+    """The recalibrated twin shifts alkylammonium bromide's predictions to the blue, where its
+    smaller dots emit, well apart from the other ligands'."""
+    planner = told(smaller_with_alkylammonium, 12, seed=1)
+    offsets = planner.ask(1)[0].provenance["prior_ligand_offsets"]
+    others = [v for k, v in offsets.items() if k != "alkylammonium_br"]
+    assert offsets["alkylammonium_br"] < min(others) - 5.0, offsets
