@@ -200,6 +200,8 @@ class Reading:
 _OFFSET_SD = 5.0
 """Prior standard deviation, in noise scales, of the twin's recalibration offset: the common
 one and each ligand's own."""
+_SCALE_SD = 0.05
+"""Prior standard deviation of the twin's recalibration scale :math:`b` (around 1)."""
 
 
 def _linear_evidence(phys: np.ndarray, y: np.ndarray, groups: np.ndarray, scale: float) -> float:
@@ -214,7 +216,7 @@ def _linear_evidence(phys: np.ndarray, y: np.ndarray, groups: np.ndarray, scale:
     n = len(y)
     same = groups[:, None] == groups[None, :]
     offsets = _OFFSET_SD**2 * (np.ones((n, n)) + same)
-    cov = scale**2 * (np.eye(n) + offsets) + 0.05**2 * np.outer(phys, phys)
+    cov = scale**2 * (np.eye(n) + offsets) + _SCALE_SD**2 * np.outer(phys, phys)
     return float(multivariate_normal(mean=phys, cov=cov, allow_singular=True).logpdf(y))
 
 
@@ -233,14 +235,14 @@ class Recalibration:
         cls, phys: np.ndarray, y: np.ndarray, groups: np.ndarray, n_groups: int, scale: float
     ) -> Recalibration:
         r"""Ridge (MAP) fit towards :math:`a = a_\ell = 0`, :math:`b = 1`, with prior
-        standard deviations :data:`_OFFSET_SD` noise scales for the offsets and 0.05 for
-        :math:`b`: a small-data recalibration of the twin."""
+        standard deviations :data:`_OFFSET_SD` noise scales for the offsets and
+        :data:`_SCALE_SD` for :math:`b`: a small-data recalibration of the twin."""
         if len(y) == 0:
             return cls(0.0, 1.0, (0.0,) * n_groups)
         one_hot = np.eye(n_groups)[groups]
         A = np.column_stack([np.ones_like(phys), phys, one_hot]) / scale
         prior_precision = np.diag(
-            [1.0 / _OFFSET_SD**2, 1.0 / 0.05**2, *[1.0 / _OFFSET_SD**2] * n_groups]
+            [1.0 / _OFFSET_SD**2, 1.0 / _SCALE_SD**2, *[1.0 / _OFFSET_SD**2] * n_groups]
         )
         prior_mean = np.array([0.0, 1.0, *[0.0] * n_groups])
         lhs = A.T @ A + prior_precision
@@ -435,6 +437,7 @@ class BoTorchPlanner(Planner):
             if name in space.continuous and space.continuous[name][1] > space.continuous[name][0]
         ]
         self._ligand = space.order.index("ligand") if "ligand" in space.categorical else None
+        self._n_ligands = len(space.categorical["ligand"]) if self._ligand is not None else 0
         goals = (*target.minimize, *target.maximize, *(name for name, _ in target.pareto))
         self._secondary = [g for g in SECONDARY if g.observable in goals]
         self._hyperparameters: dict[str, dict[str, torch.Tensor]] = {}
@@ -547,14 +550,13 @@ class BoTorchPlanner(Planner):
         if not self.physics_prior or len(y) < _MIN_FOR_EVIDENCE:
             return self._physics(X)
         scale = max(self.target.tolerance, 1.0)
-        ligands = (
-            list(range(len(self.space.categorical["ligand"]))) if self._ligand is not None else []
-        )
-        seen = sorted({int(v) for v in X[:, self._ligand]}) if ligands else []
+        ligands = list(range(self._n_ligands))
+        groups = self._groups(X)
+        seen = sorted(set(groups.tolist())) if ligands else []
 
         def score(reading: Reading) -> float:
             phys = self._physics(X, reading)["target"]
-            evidence = _linear_evidence(phys, y, self._groups(X), scale)
+            evidence = _linear_evidence(phys, y, groups, scale)
             return evidence - _READING_LOG_ODDS * reading.changes()
 
         best_score, best = -math.inf, Reading()
@@ -612,7 +614,7 @@ class BoTorchPlanner(Planner):
         """The twin's prediction recalibrated on the data (:class:`Recalibration`), and a GP
         on what it misses (None with fewer than two measured values)."""
         ok = np.isfinite(values)
-        n_groups = len(self.space.categorical["ligand"]) if self._ligand is not None else 1
+        n_groups = max(self._n_ligands, 1)
         if self.physics_prior:
             groups = self._groups(X[ok])
             prior = Recalibration.fit(physics[ok], values[ok], groups, n_groups, noise)
