@@ -114,11 +114,14 @@ def _learned(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def _warm_start(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """What the next fit starts from: the length scales only. They are in the units of the
-    inputs, which stay; output scales, noise and mean are in the standardised units of the
-    values fitted, which change with every measurement, and a scale fitted to nothing
-    (softplus far below zero) would give the optimiser no gradient to leave it by."""
-    return {k: v for k, v in _learned(state).items() if "lengthscale" in k}
+    """What the next fit starts from: the last fit's hyperparameters (L-BFGS then needs a
+    fraction of the iterations), with every raw scale and noise raised to at least -4
+    (softplus 0.018): a scale fitted to nothing (softplus far below zero) would give the
+    optimiser no gradient to leave it by when the new data need it."""
+    return {
+        k: v.clamp_min(-4.0) if ("outputscale" in k or "raw_noise" in k) else v
+        for k, v in _learned(state).items()
+    }
 
 
 def _platelet_chance(platelet_fraction: np.ndarray) -> np.ndarray:
@@ -627,7 +630,7 @@ class BoTorchPlanner(Planner):
         return prior, model
 
     def _fit(self, X: np.ndarray, y: np.ndarray, key: str = "target") -> Any:
-        """Fit a GP, starting from the length scales of the last fit of the same quantity
+        """Fit a GP, starting from the hyperparameters of the last fit of the same quantity
         (:func:`_warm_start`).
 
         Its noise is fitted, but never below :data:`NOISE_FLOOR` of the observable: from a
@@ -992,7 +995,7 @@ class BoTorchPlanner(Planner):
         for prov in reversed(list(provenance)):
             if "hyperparameters" in prov:
                 self._hyperparameters = {
-                    key: {k: torch.tensor(v) for k, v in state.items()}
+                    key: {k: torch.tensor(v, dtype=torch.float64) for k, v in state.items()}
                     for key, state in prov["hyperparameters"].items()
                 }
                 break
