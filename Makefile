@@ -31,8 +31,10 @@ run: install
 	$(BIN)/qdlab campaign run configs/campaigns/blue_470_botorch.yaml configs/campaigns/blue_470_random.yaml --db sqlite:///qdlab.db --report reports/demo
 	@echo "report: reports/demo/report.html"
 
+# Two workers, a test file each at a time (its servers and fixtures stay with it); the
+# slowest tests are listed at the end.
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15
 
 lint: install
 	$(BIN)/ruff check .
