@@ -12,7 +12,7 @@ from tests.conftest import ROOT
 from tests.test_planners import SPACE
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from chemistry_family import _twin, inverted_temperature
+from chemistry_family import _twin, inverted_temperature, noisy_batches
 
 
 def told(outcome_model, n, seed=0):
@@ -143,6 +143,17 @@ def test_a_law_the_twin_has_backwards_is_found_from_the_data(
     assert proposal.provenance["twin_reversed"] == reversed_inputs
     assert proposal.provenance["twin_ligands"] == ligands_read_as
     assert proposal.provenance["prior_trust"] > 0.5
+
+
+@pytest.mark.parametrize("seed", [2, 4, 5])
+def test_a_noisy_lab_s_scatter_is_not_read_as_ligands_or_laws_of_another_kind(seed):
+    """The twin's chemistry with three times its batch scatter: ten measurements scatter
+    enough that, judged at the twin's own noise, some ligand would look like another (for
+    each of these seeds); judged over the lab's possible scatter, the twin is read as it is."""
+    planner = told(noisy_batches, 10, seed=seed)
+    proposal = next(p for p in planner.ask(2) if p.provenance["stage"] == "model")
+    assert proposal.provenance["twin_ligands"] == {}
+    assert proposal.provenance["twin_reversed"] == []
 
 
 def test_a_ligand_that_grows_other_sizes_than_the_twin_s_gets_an_offset_of_its_own():
