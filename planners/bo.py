@@ -168,6 +168,8 @@ def _evidence(model: Any) -> float:
     return log_p - n * float(torch.log(torch.as_tensor(scale)).sum())
 
 
+_TWIN_MEMO_ROWS = 100_000
+"""The most twin predictions a planner keeps (a few MB); past it they are simulated anew."""
 _READING_LOG_ODDS = 2.0
 """The head start, in nats, of the twin as it is over each change of reading: a reversal of
 its inputs' directions, or one ligand read as another."""
@@ -507,18 +509,12 @@ class BoTorchPlanner(Planner):
     def _physics(self, X: np.ndarray, reading: Reading | None = None) -> dict[str, np.ndarray]:
         """The twin's prediction at ``X``, read as ``reading`` says (default: the reading
         chosen by :meth:`_choose_reading`)."""
-        n = len(X)
-        if not self.physics_prior or n == 0:
-            return {
-                "target": np.zeros(n),
-                "fwhm": np.zeros(n),
-                "plqy": np.zeros(n),
-                "valid": np.ones(n, bool),
-                "platelets": np.zeros(n, bool),
-                "p_platelets": np.zeros(n),
-            }
-        reading = self._reading if reading is None else reading
-        table = self._twin_at(reading.apply(X, self._ligand))
+        if not self.physics_prior or len(X) == 0:  # no prediction, and nowhere ruled out
+            table = np.zeros((len(X), len(self._PHYSICS_KEYS)))
+            table[:, self._PHYSICS_KEYS.index("valid")] = 1.0
+        else:
+            reading = self._reading if reading is None else reading
+            table = self._twin_at(reading.apply(X, self._ligand))
         out = dict(zip(self._PHYSICS_KEYS, table.T, strict=True))
         out["valid"] = out["valid"] > 0.5
         out["platelets"] = out["platelets"] > 0.5
@@ -531,6 +527,10 @@ class BoTorchPlanner(Planner):
         each reading chosen."""
         keys = [row.tobytes() for row in np.round(X, 12)]
         missing = {k: i for i, k in enumerate(keys) if k not in self._twin_memo}
+        if missing and len(self._twin_memo) + len(missing) > _TWIN_MEMO_ROWS:
+            # each ask adds its local candidates; a long campaign would otherwise hold them all
+            self._twin_memo.clear()
+            missing = {k: i for i, k in enumerate(keys)}
         if missing:
             from models.simulation import simulate
 

@@ -163,3 +163,23 @@ def test_a_ligand_that_grows_other_sizes_than_the_twin_s_gets_an_offset_of_its_o
     offsets = planner.ask(1)[0].provenance["prior_ligand_offsets"]
     others = [v for k, v in offsets.items() if k != "alkylammonium_br"]
     assert offsets["alkylammonium_br"] < min(others) - 5.0, offsets
+
+
+def test_the_twin_s_predictions_kept_stay_within_their_bound(monkeypatch):
+    """A long campaign does not hold every candidate it ever scored: past the bound the
+    memo starts again, and the predictions it gives are the twin's all the same."""
+    import planners.bo as bo
+
+    monkeypatch.setattr(bo, "_TWIN_MEMO_ROWS", 5000)  # the pool alone is 4,096 points
+    planner = told(None, 6)
+    rng = np.random.default_rng(3)
+    for _ in range(3):
+        (p,) = planner.ask(1)
+        assert len(planner._twin_memo) <= 5000
+        batch = simulate("hot_injection", [p.conditions], rng)
+        planner.tell(
+            [Observation(p.conditions, {k: float(v[0]) for k, v in batch.observables.items()})]
+        )
+    points = np.array([SPACE.encode(o.conditions) for o in planner.observations])
+    fresh = simulate("hot_injection", [o.conditions for o in planner.observations])
+    assert planner._physics(points)["target"] == pytest.approx(fresh.observables["pl_peak_nm"])
