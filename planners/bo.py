@@ -16,7 +16,8 @@ reversed, and a ligand that acts like another of the twin's is read as that one,
 the evidence of the recalibrated twin (:meth:`BoTorchPlanner._choose_reading`). How far to trust
 the twin at all is its GP's evidence against a GP without it (:func:`_trust`); the acquisition
 averages the two. The residual GP is BoTorch's ``SingleTaskGP`` (the ligand one-hot
-encoded, :meth:`BoTorchPlanner._one_hot`), fitted in float64 with BoTorch's defaults; with
+encoded, :meth:`BoTorchPlanner._one_hot`), fitted in float64 by BoTorch's L-BFGS from the
+last fit's hyperparameters (:func:`_warm_start`, stopping at :data:`_FIT_FTOL`); with
 ``physics_prior: false``, :math:`a = b = 0` and the GP models :math:`y` itself. Secondary
 goals (``minimize: [pl_fwhm_nm]``, ``maximize: [plqy_est]``) add a GP each, with their own
 physics prior.
@@ -118,13 +119,10 @@ def _learned(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def _warm_start(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """What the next fit starts from: the last fit's hyperparameters (L-BFGS then needs a
-    fraction of the iterations), with every raw scale and noise raised to at least -4
-    (softplus 0.018): a scale fitted to nothing (softplus far below zero) would give the
-    optimiser no gradient to leave it by when the new data need it."""
-    return {
-        k: v.clamp_min(-4.0) if ("outputscale" in k or "raw_noise" in k) else v
-        for k, v in _learned(state).items()
-    }
+    fraction of the iterations), with the raw noise raised to at least -4 (softplus 0.018
+    above its floor): a noise fitted down to its floor (softplus far below zero) would give
+    the optimiser no gradient to leave it by when new measurements scatter more."""
+    return {k: v.clamp_min(-4.0) if "raw_noise" in k else v for k, v in _learned(state).items()}
 
 
 def _platelet_chance(platelet_fraction: np.ndarray) -> np.ndarray:
