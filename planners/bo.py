@@ -79,6 +79,7 @@ from gpytorch.likelihoods import GaussianLikelihood
 from gpytorch.mlls import ExactMarginalLogLikelihood
 from gpytorch.priors import LogNormalPrior
 from linear_operator.utils.warnings import NumericalWarning
+from scipy.special import logsumexp
 from scipy.stats import qmc
 
 from models.analysis import platelet_like
@@ -90,6 +91,8 @@ _POOL = 4096
 _LOCAL = 512
 _MC_SAMPLES = 128
 _SCREEN = 512  # candidates scored jointly with the pending points
+_TWIN_MEMO_ROWS = 100_000
+"""The most twin predictions a planner keeps (a few MB); past it they are simulated anew."""
 
 
 def _marginals(
@@ -166,8 +169,6 @@ def _evidence(model: Any) -> float:
     return log_p - n * float(torch.log(torch.as_tensor(scale)).sum())
 
 
-_TWIN_MEMO_ROWS = 100_000
-"""The most twin predictions a planner keeps (a few MB); past it they are simulated anew."""
 _READING_LOG_ODDS = 2.0
 """The head start, in nats, of the twin as it is over each change of reading: a reversal of
 its inputs' directions, or one ligand read as another."""
@@ -237,11 +238,6 @@ _SCATTER_FACTORS = (1.0, 2.0, 4.0)
 """The lab's run-to-run scatter, in units of the target's noise scale, that the reading evidence
 averages over (equal weights): a lab three times as noisy as the twin would otherwise see its
 scatter as evidence that a ligand acts like another, and read the twin anew on every ask."""
-
-
-def _log_mean_exp(values: Sequence[float]) -> float:
-    top = max(values)
-    return top + math.log(sum(math.exp(v - top) for v in values) / len(values))
 
 
 @dataclass(frozen=True)
@@ -599,7 +595,8 @@ class BoTorchPlanner(Planner):
         def score(reading: Reading) -> float:
             phys = self._physics(X, reading)["target"]
             evidence = [_linear_evidence(phys, y, groups, scale * f) for f in _SCATTER_FACTORS]
-            return _log_mean_exp(evidence) - _READING_LOG_ODDS * reading.changes()
+            mean_evidence = float(logsumexp(evidence, b=1.0 / len(evidence)))
+            return mean_evidence - _READING_LOG_ODDS * reading.changes()
 
         best_score, best = -math.inf, Reading()
         for k in range(len(self._flippable) + 1):

@@ -9,7 +9,7 @@ from models import simulate
 from planners import Observation, Target, make_planner
 from planners.bo import _calibration_factor
 from tests.conftest import ROOT
-from tests.test_planners import SPACE
+from tests.test_planners import SPACE, observe
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from chemistry_family import _twin, inverted_temperature, noisy_batches
@@ -172,14 +172,10 @@ def test_the_twin_s_predictions_kept_stay_within_their_bound(monkeypatch):
 
     monkeypatch.setattr(bo, "_TWIN_MEMO_ROWS", 5000)  # the pool alone is 4,096 points
     planner = told(None, 6)
-    rng = np.random.default_rng(3)
-    for _ in range(3):
-        (p,) = planner.ask(1)
+    for step in range(3):
+        proposals = planner.ask(1)
         assert len(planner._twin_memo) <= 5000
-        batch = simulate("hot_injection", [p.conditions], rng)
-        planner.tell(
-            [Observation(p.conditions, {k: float(v[0]) for k, v in batch.observables.items()})]
-        )
+        observe(planner, proposals, seed=step)
     points = np.array([SPACE.encode(o.conditions) for o in planner.observations])
     fresh = simulate("hot_injection", [o.conditions for o in planner.observations])
     assert planner._physics(points)["target"] == pytest.approx(fresh.observables["pl_peak_nm"])
