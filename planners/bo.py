@@ -5,12 +5,15 @@ Model
 The measured target observable :math:`y(x)` (PL peak, or size estimate) is modelled as a
 physics prior plus a Gaussian process on what the physics misses:
 
-.. math::  y(x) = a + b\\,\\phi(x) + r(x), \\qquad r \\sim \\mathcal{GP}(0, k)
+.. math::  y(x) = t + a + b\\,(\\phi(x) - t) + r(x), \\qquad r \\sim \\mathcal{GP}(0, k)
 
-:math:`\\phi(x)` is the noiseless prediction of :mod:`models` for the route (the digital twin);
-:math:`(a, b)` are calibrated on the data by ridge regression towards :math:`(0, 1)`, with an
-offset of each ligand's own beside :math:`a` (:class:`Recalibration`), so a lab whose chemistry
-differs from the twin pulls the prior to itself as the campaign goes. Where it differs in kind,
+:math:`\\phi(x)` is the noiseless prediction of :mod:`models` for the route (the digital twin),
+:math:`t` the target value; :math:`(a, b)` are calibrated on the data by Bayesian ridge
+regression towards :math:`(0, 1)`, with an offset of each ligand's own beside :math:`a`
+(:class:`Recalibration`), so a lab whose chemistry differs from the twin pulls the prior to
+itself as the campaign goes: :math:`a` where its colours are shifted, :math:`b` where they
+respond more or less steeply. The acquisition draws the recalibration from its posterior, so
+a scale guessed from two measurements is not taken as known. Where it differs in kind,
 the twin is read differently (:class:`Reading`): the inputs whose law runs the other way are
 reversed, and a ligand that acts like another of the twin's is read as that one, each chosen by
 the evidence of the recalibrated twin (:meth:`BoTorchPlanner._choose_reading`). How far to trust
@@ -34,7 +37,13 @@ that of the best point, so a batch spreads over the plausible hits. Experiments 
 gave the other shape (platelets for a cube target, cubes for a platelet target) train a
 feasibility classifier (scikit-learn) whose probability multiplies the objective; before any is
 seen, the twin's own prediction of no emission or of the other shape down-weights those
-regions. Pending points enter as ``X_pending``.
+regions. Those samples' own lines (a platelet-rich sample emits where its platelets do) are
+left out of the target's regression: they say nothing of the size law of the shape asked for.
+Pending points enter as ``X_pending``.
+
+With one measurement there is no GP yet: the recalibrated twin is right where it was measured,
+and its uncertainty elsewhere grows with the distance from there
+(:meth:`BoTorchPlanner._twin_std`), so a near miss is mended by a small step.
 
 With ``target.pareto`` the goal is the trade-off among hits instead: ``qLogNEHVI`` (log noisy
 expected hypervolume improvement) over the objectives :math:`(-\\mathrm{FWHM}, \\mathrm{PLQY})`
@@ -47,7 +56,8 @@ the acquisition (feasibility-weighted improvement, as constrained EI does).
 Optimisation
 ------------
 Over a scrambled Sobol pool of the mixed space (4,096 points plus, each time, 512 local
-perturbations of the best ones) with ``optimize_acqf_discrete``: categorical parameters are
+perturbations of the best ones and 128 small steps from each of the 3 measurements closest to
+the target) with ``optimize_acqf_discrete``: categorical parameters are
 handled exactly and the physics prior is evaluated once per candidate. With pending points
 (experiments under way), the acquisition is first evaluated on each candidate alone and only
 the best 512 are scored jointly with the pending points, whose joint posteriors cost
@@ -60,7 +70,7 @@ import itertools
 import math
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -92,6 +102,10 @@ _LOCAL = 512
 _MC_SAMPLES = 128
 _SCREEN = 512  # candidates scored jointly with the pending points
 _TWIN_MEMO_ROWS = 100_000
+_NEAR = 3
+_TWIN_LENGTH = 0.25
+_OTHER_CATEGORY = 0.5
+_NEAR_STEPS = 128
 """The most twin predictions a planner keeps (a few MB); past it they are simulated anew."""
 
 
@@ -212,20 +226,29 @@ _OFFSET_SD = 5.0
 """Prior standard deviation, in noise scales, of the twin's recalibration offset: the common
 one and each ligand's own."""
 _SCALE_SD = 0.05
-"""Prior standard deviation of the twin's recalibration scale :math:`b` (around 1)."""
+"""Prior standard deviation of the scale :math:`b` (around 1) of a secondary goal's twin
+(FWHM, PLQY), which multiplies the twin's value itself."""
+_STRETCH_SD = 0.3
+"""Prior standard deviation of the target's stretch :math:`b` (around 1), which multiplies the
+twin's distance from the target value: a lab whose colour responds 30 % more or less
+steeply to the conditions than the twin's is as likely as not."""
 
 
-def _linear_evidence(phys: np.ndarray, y: np.ndarray, groups: np.ndarray, scale: float) -> float:
+def _linear_evidence(
+    phys: np.ndarray, y: np.ndarray, groups: np.ndarray, scale: float, centre: float = 0.0
+) -> float:
     r""":math:`\log p(y)` under the recalibrated twin
-    :math:`y = a + a_\ell + b\phi + \varepsilon` (:class:`Recalibration`) with its priors
-    integrated out: :math:`y \sim \mathcal{N}(\phi,\ s^2 (I + 25\,\mathbf{1}\mathbf{1}^T +
-    25\,G) + 0.05^2 \phi\phi^T)`, :math:`s` the noise scale, :math:`G_{ij} = 1` where points
-    :math:`i, j` share a ligand (``groups``). Closed form, so every candidate reading of the
+    :math:`y = c + a + a_\ell + b(\phi - c) + \varepsilon` (:class:`Recalibration`, centred
+    on ``centre`` :math:`c`) with its priors integrated out: :math:`y \sim \mathcal{N}(\phi,\
+    s^2 (I + 25\,\mathbf{1}\mathbf{1}^T + 25\,G) + 0.3^2 (\phi - c)(\phi - c)^T)`,
+    :math:`s` the noise scale, :math:`G_{ij} = 1` where points :math:`i, j` share a ligand
+    (``groups``). Closed form, so every candidate reading of the
     twin is judged on every ask for the cost of one simulation of the measured points."""
     n = len(y)
     same = groups[:, None] == groups[None, :]
     offsets = _OFFSET_SD**2 * (np.ones((n, n)) + same)
-    cov = scale**2 * (np.eye(n) + offsets) + _SCALE_SD**2 * np.outer(phys, phys)
+    stretch = phys - centre
+    cov = scale**2 * (np.eye(n) + offsets) + _STRETCH_SD**2 * np.outer(stretch, stretch)
     # (positive definite: the identity term; a Cholesky is ~10x cheaper than scipy.stats here,
     # and the reading search evaluates this hundreds of times an ask)
     chol = np.linalg.cholesky(cov)
@@ -242,37 +265,73 @@ scatter as evidence that a ligand acts like another, and read the twin anew on e
 
 @dataclass(frozen=True)
 class Recalibration:
-    r"""The twin recalibrated on a lab's data: :math:`a + a_\ell + b\,\phi(x)`, a common
-    offset, one per ligand :math:`\ell` (where a lab's ligand grows other sizes than the
-    twin's), and a scale."""
+    r"""The twin recalibrated on a lab's data: :math:`c + a + a_\ell + b\,(\phi(x) - c)`, a
+    common offset, one per ligand :math:`\ell` (where a lab's ligand grows other sizes than
+    the twin's), and a scale about the centre :math:`c` (0, or the target value: there the
+    scale is a stretch of the twin's response, not a second offset), with the posterior
+    covariance of the parameters (:meth:`variance`, :meth:`draws`)."""
 
     a: float
     b: float
     offsets: tuple[float, ...]
+    centre: float = 0.0
+    cov: np.ndarray | None = field(default=None, compare=False)
+    r"""Posterior covariance of :math:`(a, b, a_\ell)` (None before any data)."""
 
     @classmethod
     def fit(
-        cls, phys: np.ndarray, y: np.ndarray, groups: np.ndarray, n_groups: int, scale: float
+        cls,
+        phys: np.ndarray,
+        y: np.ndarray,
+        groups: np.ndarray,
+        n_groups: int,
+        scale: float,
+        centre: float = 0.0,
+        scale_sd: float = _SCALE_SD,
     ) -> Recalibration:
         r"""Ridge (MAP) fit towards :math:`a = a_\ell = 0`, :math:`b = 1`, with prior
-        standard deviations :data:`_OFFSET_SD` noise scales for the offsets and
-        :data:`_SCALE_SD` for :math:`b`: a small-data recalibration of the twin."""
+        standard deviations :data:`_OFFSET_SD` noise scales for the offsets and ``scale_sd``
+        for :math:`b`: a small-data recalibration of the twin (Bayesian linear regression,
+        whose posterior covariance is kept)."""
         if len(y) == 0:
-            return cls(0.0, 1.0, (0.0,) * n_groups)
+            return cls(0.0, 1.0, (0.0,) * n_groups, centre)
         one_hot = np.eye(n_groups)[groups]
-        A = np.column_stack([np.ones_like(phys), phys, one_hot]) / scale
+        A = np.column_stack([np.ones_like(phys), phys - centre, one_hot]) / scale
         prior_precision = np.diag(
-            [1.0 / _OFFSET_SD**2, 1.0 / _SCALE_SD**2, *[1.0 / _OFFSET_SD**2] * n_groups]
+            [1.0 / _OFFSET_SD**2, 1.0 / scale_sd**2, *[1.0 / _OFFSET_SD**2] * n_groups]
         )
         prior_mean = np.array([0.0, 1.0, *[0.0] * n_groups])
         lhs = A.T @ A + prior_precision
-        rhs = A.T @ (y / scale) + prior_precision @ prior_mean
+        rhs = A.T @ ((y - centre) / scale) + prior_precision @ prior_mean
         a, b, *offsets = np.linalg.solve(lhs, rhs)
-        return cls(float(a), float(b), tuple(float(o) for o in offsets))
+        cov = np.linalg.inv(lhs)
+        return cls(float(a), float(b), tuple(float(o) for o in offsets), centre, cov)
 
     def mean(self, phys: np.ndarray, groups: np.ndarray) -> np.ndarray:
         """The recalibrated twin at points whose twin prediction is ``phys``."""
-        return self.a + np.asarray(self.offsets)[groups] + self.b * phys
+        offsets = self.a + np.asarray(self.offsets)[groups]
+        return self.centre + offsets + self.b * (phys - self.centre)
+
+    def _features(self, phys: np.ndarray, groups: np.ndarray) -> np.ndarray:
+        one_hot = np.eye(len(self.offsets))[groups]
+        return np.column_stack([np.ones_like(phys), phys - self.centre, one_hot])
+
+    def variance(self, phys: np.ndarray, groups: np.ndarray) -> np.ndarray:
+        r"""How uncertain the recalibration leaves the mean, :math:`f^T \Sigma f` (0 before
+        any data): from two or three measurements a scale is a guess, and a model that took
+        it as known would call a compressed or stretched response certain."""
+        if self.cov is None:
+            return np.zeros(len(phys))
+        F = self._features(phys, groups)
+        return np.einsum("ij,jk,ik->i", F, self.cov, F)
+
+    def draws(self, phys: np.ndarray, groups: np.ndarray, n: int, seed: int) -> np.ndarray:
+        """``n`` joint draws (rows) of the recalibrated mean's deviation from :meth:`mean`
+        at the points, from its posterior (zeros before any data)."""
+        if self.cov is None:
+            return np.zeros((n, len(phys)))
+        eps = np.random.default_rng(seed).standard_normal((n, len(self.cov)))
+        return eps @ np.linalg.cholesky(self.cov).T @ self._features(phys, groups).T
 
 
 def _trust(evidence_twin: float, evidence_free: float) -> float:
@@ -594,7 +653,10 @@ class BoTorchPlanner(Planner):
 
         def score(reading: Reading) -> float:
             phys = self._physics(X, reading)["target"]
-            evidence = [_linear_evidence(phys, y, groups, scale * f) for f in _SCATTER_FACTORS]
+            evidence = [
+                _linear_evidence(phys, y, groups, scale * f, self.target.value)
+                for f in _SCATTER_FACTORS
+            ]
             mean_evidence = float(logsumexp(evidence, b=1.0 / len(evidence)))
             return mean_evidence - _READING_LOG_ODDS * reading.changes()
 
@@ -619,26 +681,28 @@ class BoTorchPlanner(Planner):
     # -- data -----------------------------------------------------------------------------
     def _data(
         self,
-    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], np.ndarray, np.ndarray]:
-        """(X, target, secondary observables by key, feasible flag, measured flag)."""
-        X, y, feasible, measured = [], [], [], []
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], np.ndarray]:
+        """(X, target, secondary observables by key, feasible flag). Feasible: a value of the
+        target from particles of the shape asked for, what the regressions learn from (and
+        the classifier's class)."""
+        X, y, feasible = [], [], []
         sec: dict[str, list[float]] = {g.key: [] for g in SECONDARY}
         for obs in self.observations:
             X.append(self.space.encode(obs.conditions))
             value = obs.observables.get(self.target.observable) if not obs.failed else None
             ok = value is not None and math.isfinite(float(value))
-            measured.append(ok)
             y.append(float(value) if ok else np.nan)
             for g in SECONDARY:
                 v = obs.observables.get(g.observable) if ok else None
                 sec[g.key].append(float(v) if v is not None and math.isfinite(v) else np.nan)
+            # a platelet-rich sample's line is its platelets', not what a cube target's size law
+            # gives there (and the other way round): only the classifier learns from it
             feasible.append(ok and self.target.shape_ok(obs.observables, obs.conditions))
         return (
             np.array(X).reshape(-1, self.space.dim),
             np.array(y),
             {k: np.array(v) for k, v in sec.items()},
             np.array(feasible, bool),
-            np.array(measured, bool),
         )
 
     def _groups(self, X: np.ndarray) -> np.ndarray:
@@ -656,7 +720,16 @@ class BoTorchPlanner(Planner):
         n_groups = max(self._n_ligands, 1)
         if self.physics_prior:
             groups = self._groups(X[ok])
-            prior = Recalibration.fit(physics[ok], values[ok], groups, n_groups, noise)
+            # the target's twin is stretched about the target value, where the planner works
+            stretch = {"centre": self.target.value, "scale_sd": _STRETCH_SD}
+            prior = Recalibration.fit(
+                physics[ok],
+                values[ok],
+                groups,
+                n_groups,
+                noise,
+                **(stretch if key == "target" else {}),
+            )
         else:
             prior = Recalibration(0.0, 0.0, (0.0,) * n_groups)
         model = None
@@ -730,7 +803,13 @@ class BoTorchPlanner(Planner):
         for obs in observations:
             predicted = self._predicted.pop(self.space.key(obs.conditions), None)
             value = obs.observables.get(self.target.observable)
-            if predicted is None or obs.failed or value is None or not math.isfinite(value):
+            if (
+                predicted is None
+                or obs.failed
+                or value is None
+                or not math.isfinite(value)
+                or not self.target.shape_ok(obs.observables, obs.conditions)
+            ):
                 continue
             mean, std = predicted
             if std > 0:
@@ -739,11 +818,11 @@ class BoTorchPlanner(Planner):
     # -- proposals ------------------------------------------------------------------------
     def _propose(self, n: int) -> list[Proposal]:
         proposals: list[Proposal] = []
-        X, y, sec, feasible, measured = self._data()
+        X, y, sec, feasible = self._data()
         while (
             len(proposals) < n
             and self._initial_used < self.initial_points
-            and (measured.sum() + len(proposals) < self.initial_points)
+            and (feasible.sum() + len(proposals) < self.initial_points)
         ):
             u = self._sobol.random(1)[:, : self.space.dim]
             self._initial_used += 1
@@ -761,7 +840,7 @@ class BoTorchPlanner(Planner):
                 # jitter gpytorch adds is expected there, not worth a warning per candidate
                 warnings.simplefilter("ignore", NumericalWarning)
                 proposals += self._model_proposals(
-                    n - len(proposals), X, y, sec, feasible, measured, proposals
+                    n - len(proposals), X, y, sec, feasible, proposals
                 )
         return proposals
 
@@ -791,11 +870,10 @@ class BoTorchPlanner(Planner):
         y: np.ndarray,
         sec: dict[str, np.ndarray],
         feasible: np.ndarray,
-        measured: np.ndarray,
         already: list[Proposal],
     ) -> list[Proposal]:
         torch.manual_seed(0 if self.seed is None else self.seed + len(self.observations))
-        Xm, ym = X[measured], y[measured]
+        Xm, ym = X[feasible], y[feasible]
         phys_train = self._choose_reading(Xm, ym)
         pool = self._pool_points()
         phys = self._physics(pool)
@@ -804,7 +882,7 @@ class BoTorchPlanner(Planner):
         secondaries = []
         for g in self._secondary:
             prior_g, model = self._surrogate(
-                g.key, Xm, sec[g.key][measured], phys_train[g.key], g.noise
+                g.key, Xm, sec[g.key][feasible], phys_train[g.key], g.noise
             )
             if model is not None:
                 secondaries.append((g, prior_g, model))
@@ -813,7 +891,9 @@ class BoTorchPlanner(Planner):
         free_model, trust = None, 1.0  # (without the prior, the one model is prior-free)
         if self.physics_prior and len(ym) >= _MIN_FOR_EVIDENCE:
             free_model = self._fit(Xm, ym, "target_free")
-            trust = _trust(_evidence(target_model), _evidence(free_model))
+            # (the recalibration's own cost: a twin stretched flat fits anything)
+            stretch_cost = 0.5 * ((prior.b - 1.0) / _STRETCH_SD) ** 2
+            trust = _trust(_evidence(target_model) - stretch_cost, _evidence(free_model))
 
         # refine around the best candidates of the prior or the data
         pending = np.array(
@@ -836,6 +916,16 @@ class BoTorchPlanner(Planner):
         local[:, cont] = np.clip(
             local[:, cont] + rng.normal(0, 0.03, (len(local), len(cont))), 0, 1
         )
+        if n_local and len(ym):
+            # small steps from the measurements closest to the target: a near miss is best
+            # mended where the model knows the lab, not at a far point the twin puts on target
+            nearest = Xm[np.argsort(np.abs(ym - self.target.value))[:_NEAR]]
+            steps = np.repeat(nearest, _NEAR_STEPS, axis=0)
+            sd = np.tile(np.repeat([0.01, 0.03], _NEAR_STEPS // 2), len(nearest))[:, None]
+            steps[:, cont] = np.clip(
+                steps[:, cont] + sd * rng.standard_normal((len(steps), len(cont))), 0, 1
+            )
+            local = np.vstack([local, steps])
         # pending points (from earlier asks) must be in the candidate set: X_pending is scored
         local = np.vstack([local, pending]) if len(pending) else local
         local_phys = self._physics(local)
@@ -869,7 +959,7 @@ class BoTorchPlanner(Planner):
         def window(prior_t: torch.Tensor, weight: torch.Tensor) -> GenericMCObjective:
             def score_of(samples: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
                 idx = index_of(X)
-                pl = prior_t[idx] + samples[..., 0]
+                pl = prior_t[:, idx] + samples[..., 0]
                 score = torch.exp(-0.5 * ((pl - target_value) / tol) ** 2) * weight[idx]
                 for j, (g, prior) in enumerate(scalarised, start=1):
                     value = prior[idx] + samples[..., j]
@@ -883,7 +973,7 @@ class BoTorchPlanner(Planner):
         def trade_off(prior_t: torch.Tensor) -> GenericMCMultiOutputObjective:
             def objectives(samples: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
                 idx = index_of(X)
-                pl = prior_t[idx] + samples[..., 0]
+                pl = prior_t[:, idx] + samples[..., 0]
                 inside = torch.sigmoid((tol - (pl - target_value).abs()) / (tol / 4))
                 cols = []
                 for j, (g, prior) in enumerate(zip(goals, priors, strict=True), start=1):
@@ -902,21 +992,32 @@ class BoTorchPlanner(Planner):
         X_pending = torch.tensor(pending) if len(pending) else None
         if models:
             # (weight, target model, its prior mean, its feasibility): the twin's branch and,
-            # once the data can judge it, the branch that ignores the twin
+            # once the data can judge it, the branch that ignores the twin. The twin's mean
+            # is drawn from its recalibration's posterior, one draw per MC sample
+            twin_mean = prior.mean(cand_phys["target"], cand_groups)
+            twin_draws = twin_mean + prior.draws(
+                cand_phys["target"], cand_groups, _MC_SAMPLES, self.seed or 0
+            )
+            twin_var = prior.variance(cand_phys["target"], cand_groups)
+            nothing = np.zeros(len(cand))
+            # (weight, GP, prior mean drawn per MC sample, feasibility, prior mean, its variance)
             branches = [
-                (trust, target_model, prior.mean(cand_phys["target"], cand_groups), p_feasible),
-                (1.0 - trust, free_model, np.zeros(len(cand)), learned),
+                (trust, target_model, twin_draws, p_feasible, twin_mean, twin_var),
+                (1.0 - trust, free_model, nothing[None], learned, nothing, nothing),
             ]
             branches = [br for br in branches if br[1] is not None and br[0] > 0.01]
 
             def acquisition(pending: torch.Tensor | None, hypervolume: bool) -> AcquisitionFunction:
                 parts = []
-                for _, target_gp, prior, feas in branches:
+                for _, target_gp, prior, feas, centre, _ in branches:
                     gps = [target_gp, *(m for *_, m in secondaries)]
                     model = gps[0] if len(gps) == 1 else ModelListGP(*gps)
                     sampler = SobolQMCNormalSampler(torch.Size([_MC_SAMPLES]), seed=self.seed)
                     prior_t = torch.tensor(prior)
                     if hypervolume:
+                        # (its samples are not one per MC draw: the hypervolume of the baseline
+                        # is cached over other sample batches, so the prior's mean alone)
+                        prior_t = torch.tensor(centre)[None]
                         nehvi = qLogNoisyExpectedHypervolumeImprovement(
                             model,
                             ref_point=reference,
@@ -954,23 +1055,22 @@ class BoTorchPlanner(Planner):
             )
             chosen_np = chosen.numpy()
             rows = [lookup[tuple(np.round(x, 10))] for x in chosen_np]
-            mean, std = _mixture_marginals(
-                [
-                    (weight, prior[rows], *_marginals(gp, chosen_np, observation_noise=True))
-                    for weight, gp, prior, _ in branches
-                ]
-            )
-        else:  # prior only: score the pool by the physics, spread a batch greedily
-            score = np.exp(
-                -0.5 * ((prior.mean(cand_phys["target"], cand_groups) - target_value) / tol) ** 2
-            )
+            parts = []
+            for weight, gp, _, _, centre, spread in branches:
+                residual, sd = _marginals(gp, chosen_np, observation_noise=True)
+                parts.append((weight, centre[rows], residual, np.sqrt(sd**2 + spread[rows])))
+            mean, std = _mixture_marginals(parts)
+        else:  # prior only: the recalibrated twin's expected window score, spread greedily
+            mean_c = prior.mean(cand_phys["target"], cand_groups)
+            std_c = self._twin_std(cand, Xm, ym - phys_train["target"])
+            spread = tol**2 + std_c**2
+            score = tol / np.sqrt(spread) * np.exp(-0.5 * (mean_c - target_value) ** 2 / spread)
             score = score * p_feasible
             order = np.argsort(-score)
             picks = [i for i in order if free[i]][:q]
             chosen_np = cand[picks]
             values = torch.tensor(score[picks])
-            mean = prior.mean(cand_phys["target"], cand_groups)[picks]
-            std = np.full(len(picks), 2.0 * tol)
+            mean, std = mean_c[picks], std_c[picks]
         out = []
         vals = (
             values.reshape(-1).numpy()
@@ -1008,6 +1108,27 @@ class BoTorchPlanner(Planner):
                 )
             )
         return out
+
+    def _twin_std(self, X: np.ndarray, Xm: np.ndarray, misses: np.ndarray) -> np.ndarray:
+        r"""How far the recalibrated twin may be off at ``X`` before a GP can be fitted (fewer
+        than two measurements): :math:`2\tau` with nothing measured; after that the twin's
+        largest miss :math:`s` at the measured points, vanishing towards them as a GP's
+        posterior would, :math:`\sigma^2(x) = \sigma_n^2 + s^2 (1 - \max_i k(x, x_i)^2)`,
+        with :math:`k` squared-exponential of length :data:`_TWIN_LENGTH` (unit range) and
+        :data:`_OTHER_CATEGORY` for another ligand. The recalibration makes the twin right
+        where it was measured; how right it is elsewhere only the distance can say, so a near
+        miss is mended by a small step, not by a far point the twin puts on target."""
+        tol = self.target.tolerance
+        if len(Xm) == 0:
+            return np.full(len(X), 2.0 * tol)
+        cont = [j for j in range(self.space.dim) if j not in self._cat]
+        d2 = (((X[:, None, cont] - Xm[None, :, cont]) / _TWIN_LENGTH) ** 2).sum(-1)
+        k = np.exp(-0.5 * d2)
+        for j in self._cat:
+            k = k * np.where(X[:, None, j] == Xm[None, :, j], 1.0, _OTHER_CATEGORY)
+        s = max(float(np.abs(misses).max()), tol)
+        noise = NOISE_FLOOR.get(self.target.observable, 0.0)
+        return np.sqrt(noise**2 + s**2 * (1.0 - k.max(axis=1) ** 2))
 
     def _ligand_offsets(self, prior: Recalibration) -> dict[str, float]:
         if self._ligand is None:
@@ -1057,22 +1178,23 @@ class BoTorchPlanner(Planner):
         """Predicted target observable and FWHM (mean, std) at ``conditions`` (the target's std
         calibrated like the proposals', see :func:`_calibration_factor`)."""
         X = np.array([self.space.encode(c) for c in conditions])
-        Xa, y, sec, _, measured = self._data()
+        Xa, y, sec, feasible = self._data()
         phys = self._physics(X)
-        train_phys = self._physics(Xa[measured])
+        train_phys = self._physics(Xa[feasible])
         out: dict[str, np.ndarray] = {}
         for key, values, scale in (
             ("target", y, max(self.target.tolerance, 1.0)),
             ("fwhm", sec["fwhm"], 2.0),
         ):
             prior, model = self._surrogate(
-                key, Xa[measured], values[measured], train_phys[key], scale
+                key, Xa[feasible], values[feasible], train_phys[key], scale
             )
             mean = prior.mean(phys[key], self._groups(X))
             std = np.full(len(X), 3.0)
             if model is not None:
                 residual, std = _marginals(model, X, observation_noise=True)
                 mean = mean + residual
+                std = np.sqrt(std**2 + prior.variance(phys[key], self._groups(X)))
             if key == "target":  # as wide as its past predictions proved to need
                 std = std * _calibration_factor(self._z)
             out[f"{key}_mean"], out[f"{key}_std"] = np.where(phys["valid"], mean, np.nan), std
