@@ -72,7 +72,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -102,11 +102,16 @@ _LOCAL = 512
 _MC_SAMPLES = 128
 _SCREEN = 512  # candidates scored jointly with the pending points
 _TWIN_MEMO_ROWS = 100_000
-_NEAR = 3
-_TWIN_LENGTH = 0.25
-_OTHER_CATEGORY = 0.5
-_NEAR_STEPS = 128
 """The most twin predictions a planner keeps (a few MB); past it they are simulated anew."""
+_NEAR = 3
+"""Measurements closest to the target that small steps are taken from (candidates)."""
+_NEAR_STEPS = 128
+"""Small steps from each of them: half of standard deviation 0.01, half 0.03 (unit range)."""
+_TWIN_LENGTH = 0.25
+"""Length (unit range) over which the recalibrated twin, right at a measured point, may be
+as wrong as it was there (:meth:`BoTorchPlanner._twin_std`)."""
+_OTHER_CATEGORY = 0.5
+"""Correlation of the twin's error between two ligands (:meth:`BoTorchPlanner._twin_std`)."""
 
 
 def _marginals(
@@ -235,7 +240,7 @@ steeply to the conditions than the twin's is as likely as not."""
 
 
 def _linear_evidence(
-    phys: np.ndarray, y: np.ndarray, groups: np.ndarray, scale: float, centre: float = 0.0
+    phys: np.ndarray, y: np.ndarray, groups: np.ndarray, scale: float, centre: float
 ) -> float:
     r""":math:`\log p(y)` under the recalibrated twin
     :math:`y = c + a + a_\ell + b(\phi - c) + \varepsilon` (:class:`Recalibration`, centred
@@ -261,6 +266,13 @@ _SCATTER_FACTORS = (1.0, 2.0, 4.0)
 """The lab's run-to-run scatter, in units of the target's noise scale, that the reading evidence
 averages over (equal weights): a lab three times as noisy as the twin would otherwise see its
 scatter as evidence that a ligand acts like another, and read the twin anew on every ask."""
+
+
+def _recalibration_features(
+    phys: np.ndarray, groups: np.ndarray, n_groups: int, centre: float
+) -> np.ndarray:
+    """The columns :class:`Recalibration` is linear in: 1, :math:`\\phi - c`, each ligand."""
+    return np.column_stack([np.ones_like(phys), phys - centre, np.eye(n_groups)[groups]])
 
 
 @dataclass(frozen=True)
@@ -295,8 +307,7 @@ class Recalibration:
         whose posterior covariance is kept)."""
         if len(y) == 0:
             return cls(0.0, 1.0, (0.0,) * n_groups, centre)
-        one_hot = np.eye(n_groups)[groups]
-        A = np.column_stack([np.ones_like(phys), phys - centre, one_hot]) / scale
+        A = _recalibration_features(phys, groups, n_groups, centre) / scale
         prior_precision = np.diag(
             [1.0 / _OFFSET_SD**2, 1.0 / scale_sd**2, *[1.0 / _OFFSET_SD**2] * n_groups]
         )
@@ -312,17 +323,13 @@ class Recalibration:
         offsets = self.a + np.asarray(self.offsets)[groups]
         return self.centre + offsets + self.b * (phys - self.centre)
 
-    def _features(self, phys: np.ndarray, groups: np.ndarray) -> np.ndarray:
-        one_hot = np.eye(len(self.offsets))[groups]
-        return np.column_stack([np.ones_like(phys), phys - self.centre, one_hot])
-
     def variance(self, phys: np.ndarray, groups: np.ndarray) -> np.ndarray:
         r"""How uncertain the recalibration leaves the mean, :math:`f^T \Sigma f` (0 before
         any data): from two or three measurements a scale is a guess, and a model that took
         it as known would call a compressed or stretched response certain."""
         if self.cov is None:
             return np.zeros(len(phys))
-        F = self._features(phys, groups)
+        F = _recalibration_features(phys, groups, len(self.offsets), self.centre)
         return np.einsum("ij,jk,ik->i", F, self.cov, F)
 
     def draws(self, phys: np.ndarray, groups: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -331,13 +338,18 @@ class Recalibration:
         if self.cov is None:
             return np.zeros((n, len(phys)))
         eps = np.random.default_rng(seed).standard_normal((n, len(self.cov)))
-        return eps @ np.linalg.cholesky(self.cov).T @ self._features(phys, groups).T
+        F = _recalibration_features(phys, groups, len(self.offsets), self.centre)
+        return eps @ np.linalg.cholesky(self.cov).T @ F.T
 
 
-def _trust(evidence_twin: float, evidence_free: float) -> float:
+def _trust(evidence_twin: float, evidence_free: float, stretch: float) -> float:
     r"""Posterior weight of the twin-based model against the prior-free one, from their
-    evidence: :math:`\sigma(\log p_{twin} - \log p_{free} + \text{head start})`."""
-    z = evidence_twin - evidence_free + _PRIOR_LOG_ODDS
+    evidence: :math:`\sigma(\log p_{twin} - \tfrac12((b - 1)/0.3)^2 - \log p_{free} +
+    \text{head start})`. The twin's GP is judged on what the recalibration left, so the
+    recalibration's own stretch :math:`b` pays its prior log-density (:data:`_STRETCH_SD`): a
+    twin stretched flat fits anything."""
+    stretch_cost = 0.5 * ((stretch - 1.0) / _STRETCH_SD) ** 2
+    z = evidence_twin - stretch_cost - evidence_free + _PRIOR_LOG_ODDS
     return float(1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0))))
 
 
@@ -375,6 +387,19 @@ def _calibration_factor(z: Sequence[float]) -> float:
     n = len(z)
     scale2 = (float(np.quantile(np.abs(z), 0.8)) / 1.2816) ** 2
     return float(np.sqrt((_CALIBRATION_PSEUDO + n * scale2) / (_CALIBRATION_PSEUDO + n)))
+
+
+class _Branch(NamedTuple):
+    """One model of the target that the acquisition averages over (by ``weight``): the
+    recalibrated twin with a GP on what it misses, or a GP that ignores the twin."""
+
+    weight: float
+    gp: Any
+    feasibility: np.ndarray
+    prior_mean: np.ndarray
+    prior_var: np.ndarray
+    prior_draws: np.ndarray
+    """The prior mean drawn from its posterior, one row per MC sample (or one row)."""
 
 
 class _Mixture(AcquisitionFunction):
@@ -507,6 +532,7 @@ class BoTorchPlanner(Planner):
         self._sobol = qmc.Sobol(d=max(space.dim, 1), scramble=True, seed=seed)
         self._initial_used = 0
         self._cat = [i for i, n in enumerate(space.order) if n in space.categorical]
+        self._cont = [i for i in range(space.dim) if i not in self._cat]
         self._pool_X: np.ndarray | None = None
         # the twin's noiseless prediction per (transformed) point, simulated once each
         self._twin_memo: dict[bytes, np.ndarray] = {}
@@ -684,9 +710,9 @@ class BoTorchPlanner(Planner):
     def _data(
         self,
     ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], np.ndarray]:
-        """(X, target, secondary observables by key, feasible flag). Feasible: a value of the
-        target from particles of the shape asked for, what the regressions learn from (and
-        the classifier's class)."""
+        """(X, target, secondary observables by key, feasible flag): feasible where the
+        regressions learn from the observation (:meth:`_learns_from`), the classifier's
+        class."""
         X, y, feasible = [], [], []
         sec: dict[str, list[float]] = {g.key: [] for g in SECONDARY}
         for obs in self.observations:
@@ -697,9 +723,7 @@ class BoTorchPlanner(Planner):
             for g in SECONDARY:
                 v = obs.observables.get(g.observable) if ok else None
                 sec[g.key].append(float(v) if v is not None and math.isfinite(v) else np.nan)
-            # a platelet-rich sample's line is its platelets', not what a cube target's size law
-            # gives there (and the other way round): only the classifier learns from it
-            feasible.append(ok and self.target.shape_ok(obs.observables, obs.conditions))
+            feasible.append(self._learns_from(obs))
         return (
             np.array(X).reshape(-1, self.space.dim),
             np.array(y),
@@ -723,14 +747,11 @@ class BoTorchPlanner(Planner):
         if self.physics_prior:
             groups = self._groups(X[ok])
             # the target's twin is stretched about the target value, where the planner works
-            stretch = {"centre": self.target.value, "scale_sd": _STRETCH_SD}
+            centre, scale_sd = (
+                (self.target.value, _STRETCH_SD) if key == "target" else (0.0, _SCALE_SD)
+            )
             prior = Recalibration.fit(
-                physics[ok],
-                values[ok],
-                groups,
-                n_groups,
-                noise,
-                **(stretch if key == "target" else {}),
+                physics[ok], values[ok], groups, n_groups, noise, centre, scale_sd
             )
         else:
             prior = Recalibration(0.0, 0.0, (0.0,) * n_groups)
@@ -801,21 +822,25 @@ class BoTorchPlanner(Planner):
         p = clf.predict_proba(features(pool))[:, 1]
         return np.clip(p, 0.02, 1.0)
 
+    def _learns_from(self, obs: Observation) -> bool:
+        """Whether the regressions learn from ``obs``: a measured value of the target, from
+        particles of the shape asked for. A platelet-rich sample's line is its platelets', not
+        what a cube target's size law gives there (and the other way round): only the
+        classifier learns from it."""
+        return (
+            not obs.failed
+            and math.isfinite(self.target.error(obs.observables))
+            and self.target.shape_ok(obs.observables, obs.conditions)
+        )
+
     def _learn(self, observations: list[Observation]) -> None:
         for obs in observations:
             predicted = self._predicted.pop(self.space.key(obs.conditions), None)
-            value = obs.observables.get(self.target.observable)
-            if (
-                predicted is None
-                or obs.failed
-                or value is None
-                or not math.isfinite(value)
-                or not self.target.shape_ok(obs.observables, obs.conditions)
-            ):
+            if predicted is None or not self._learns_from(obs):
                 continue
             mean, std = predicted
             if std > 0:
-                self._z.append((float(value) - mean) / std)
+                self._z.append((float(obs.observables[self.target.observable]) - mean) / std)
 
     # -- proposals ------------------------------------------------------------------------
     def _propose(self, n: int) -> list[Proposal]:
@@ -893,9 +918,7 @@ class BoTorchPlanner(Planner):
         free_model, trust = None, 1.0  # (without the prior, the one model is prior-free)
         if self.physics_prior and len(ym) >= _MIN_FOR_EVIDENCE:
             free_model = self._fit(Xm, ym, "target_free")
-            # (the recalibration's own cost: a twin stretched flat fits anything)
-            stretch_cost = 0.5 * ((prior.b - 1.0) / _STRETCH_SD) ** 2
-            trust = _trust(_evidence(target_model) - stretch_cost, _evidence(free_model))
+            trust = _trust(_evidence(target_model), _evidence(free_model), prior.b)
 
         # refine around the best candidates of the prior or the data
         pending = np.array(
@@ -914,7 +937,7 @@ class BoTorchPlanner(Planner):
         rng = np.random.default_rng(None if self.seed is None else self.seed + len(X))
         n_local = 0 if self._candidates is not None else _LOCAL // 16
         local = np.repeat(pool[best], n_local, axis=0)
-        cont = [j for j in range(self.space.dim) if j not in self._cat]
+        cont = self._cont
         local[:, cont] = np.clip(
             local[:, cont] + rng.normal(0, 0.03, (len(local), len(cont))), 0, 1
         )
@@ -993,33 +1016,32 @@ class BoTorchPlanner(Planner):
         choices = torch.tensor(cand[free])
         X_pending = torch.tensor(pending) if len(pending) else None
         if models:
-            # (weight, target model, its prior mean, its feasibility): the twin's branch and,
-            # once the data can judge it, the branch that ignores the twin. The twin's mean
-            # is drawn from its recalibration's posterior, one draw per MC sample
+            # the twin's branch and, once the data can judge it, the branch that ignores the
+            # twin; the twin's mean is drawn from its recalibration's posterior
             twin_mean = prior.mean(cand_phys["target"], cand_groups)
             twin_draws = twin_mean + prior.draws(
                 cand_phys["target"], cand_groups, _MC_SAMPLES, self.seed or 0
             )
             twin_var = prior.variance(cand_phys["target"], cand_groups)
             nothing = np.zeros(len(cand))
-            # (weight, GP, prior mean drawn per MC sample, feasibility, prior mean, its variance)
             branches = [
-                (trust, target_model, twin_draws, p_feasible, twin_mean, twin_var),
-                (1.0 - trust, free_model, nothing[None], learned, nothing, nothing),
+                _Branch(trust, target_model, p_feasible, twin_mean, twin_var, twin_draws),
+                _Branch(1.0 - trust, free_model, learned, nothing, nothing, nothing[None]),
             ]
-            branches = [br for br in branches if br[1] is not None and br[0] > 0.01]
+            branches = [br for br in branches if br.gp is not None and br.weight > 0.01]
 
             def acquisition(pending: torch.Tensor | None, hypervolume: bool) -> AcquisitionFunction:
                 parts = []
-                for _, target_gp, prior, feas, centre, _ in branches:
-                    gps = [target_gp, *(m for *_, m in secondaries)]
+                for branch in branches:
+                    gps = [branch.gp, *(m for *_, m in secondaries)]
                     model = gps[0] if len(gps) == 1 else ModelListGP(*gps)
                     sampler = SobolQMCNormalSampler(torch.Size([_MC_SAMPLES]), seed=self.seed)
-                    prior_t = torch.tensor(prior)
+                    feas = branch.feasibility
+                    prior_t = torch.tensor(branch.prior_draws)
                     if hypervolume:
                         # (its samples are not one per MC draw: the hypervolume of the baseline
                         # is cached over other sample batches, so the prior's mean alone)
-                        prior_t = torch.tensor(centre)[None]
+                        prior_t = torch.tensor(branch.prior_mean)[None]
                         nehvi = qLogNoisyExpectedHypervolumeImprovement(
                             model,
                             ref_point=reference,
@@ -1042,8 +1064,8 @@ class BoTorchPlanner(Planner):
                         )
                 if len(parts) == 1:
                     return parts[0]
-                total = sum(br[0] for br in branches)
-                return _Mixture(parts, [br[0] / total for br in branches], log=hypervolume)
+                total = sum(br.weight for br in branches)
+                return _Mixture(parts, [br.weight / total for br in branches], log=hypervolume)
 
             if (X_pending is not None or pareto) and len(choices) > _SCREEN:
                 # joint posteriors with the pending points (or the measured ones, for the
@@ -1058,9 +1080,10 @@ class BoTorchPlanner(Planner):
             chosen_np = chosen.numpy()
             rows = [lookup[tuple(np.round(x, 10))] for x in chosen_np]
             parts = []
-            for weight, gp, _, _, centre, spread in branches:
-                residual, sd = _marginals(gp, chosen_np, observation_noise=True)
-                parts.append((weight, centre[rows], residual, np.sqrt(sd**2 + spread[rows])))
+            for br in branches:
+                residual, sd = _marginals(br.gp, chosen_np, observation_noise=True)
+                sd = np.sqrt(sd**2 + br.prior_var[rows])
+                parts.append((br.weight, br.prior_mean[rows], residual, sd))
             mean, std = _mixture_marginals(parts)
         else:  # prior only: the recalibrated twin's expected window score, spread greedily
             mean_c = prior.mean(cand_phys["target"], cand_groups)
@@ -1123,7 +1146,7 @@ class BoTorchPlanner(Planner):
         tol = self.target.tolerance
         if len(Xm) == 0:
             return np.full(len(X), 2.0 * tol)
-        cont = [j for j in range(self.space.dim) if j not in self._cat]
+        cont = self._cont
         d2 = (((X[:, None, cont] - Xm[None, :, cont]) / _TWIN_LENGTH) ** 2).sum(-1)
         k = np.exp(-0.5 * d2)
         for j in self._cat:
