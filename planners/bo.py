@@ -41,9 +41,9 @@ regions. Those samples' own lines (a platelet-rich sample emits where its platel
 left out of the target's regression: they say nothing of the size law of the shape asked for.
 Pending points enter as ``X_pending``.
 
-With one measurement there is no GP yet: the recalibrated twin is right where it was measured,
-and its uncertainty elsewhere grows with the distance from there
-(:meth:`BoTorchPlanner._twin_std`), so a near miss is mended by a small step.
+Before three measurements there is no GP on the target (:data:`_MIN_FOR_GP`): the recalibrated
+twin is right where it was measured, and its uncertainty elsewhere grows with the distance
+from there (:meth:`BoTorchPlanner._twin_std`), so a near miss is mended by a small step.
 
 With ``target.pareto`` the goal is the trade-off among hits instead: ``qLogNEHVI`` (log noisy
 expected hypervolume improvement) over the objectives :math:`(-\\mathrm{FWHM}, \\mathrm{PLQY})`
@@ -161,6 +161,14 @@ _FIT_FTOL = 1e-6
 """L-BFGS stops when an iteration improves the marginal likelihood by less than this (relative):
 warm-started from the last fit, the rest of the default 2e-9 is spent creeping along scales
 that barely matter, at a few ms an iteration, on every ask."""
+_MIN_FOR_GP = 3
+"""Measurements of the target before a GP models what the recalibrated twin misses. The
+recalibration all but interpolates two measurements, and standardised, any two residuals are
+:math:`\\pm 0.71`: a GP on them takes its amplitude from their difference, one degree of
+freedom, which is no measure of how wrong the twin is away from them (on a lab with the
+temperature law reversed, two misses of +17 nm sent the third experiment to another ligand,
+47 nm off). Until then the twin's own uncertainty grows with the distance from what was
+measured (:meth:`BoTorchPlanner._twin_std`)."""
 _MIN_FOR_EVIDENCE = 3
 """Measurements before the twin's evidence is weighed against a model without it."""
 _PRIOR_LOG_ODDS = 2.0
@@ -741,7 +749,8 @@ class BoTorchPlanner(Planner):
         self, key: str, X: np.ndarray, values: np.ndarray, physics: np.ndarray, noise: float
     ) -> tuple[Recalibration, Any]:
         """The twin's prediction recalibrated on the data (:class:`Recalibration`), and a GP
-        on what it misses (None with fewer than two measured values)."""
+        on what it misses (None before :data:`_MIN_FOR_GP` measured values of the target, two
+        of a secondary goal)."""
         ok = np.isfinite(values)
         n_groups = max(self._n_ligands, 1)
         if self.physics_prior:
@@ -756,7 +765,7 @@ class BoTorchPlanner(Planner):
         else:
             prior = Recalibration(0.0, 0.0, (0.0,) * n_groups)
         model = None
-        if ok.sum() >= 2:
+        if ok.sum() >= (_MIN_FOR_GP if self.physics_prior and key == "target" else 2):
             residual = values[ok] - prior.mean(physics[ok], self._groups(X[ok]))
             model = self._fit(X[ok], residual, key)
         return prior, model
@@ -1117,7 +1126,7 @@ class BoTorchPlanner(Planner):
                         "stage": "model",
                         "model_prediction": [float(mean[i]), float(std[i])],
                         "calibration_factor": widen,
-                        # before two measurements there is no model: the twin's window
+                        # before _MIN_FOR_GP measurements there is no GP: the twin's window
                         "acquisition": "qLogNEHVI" if pareto else "window" if models else "twin",
                         "prior_a": prior.a,
                         "prior_b": prior.b,
@@ -1135,11 +1144,12 @@ class BoTorchPlanner(Planner):
         return out
 
     def _twin_std(self, X: np.ndarray, Xm: np.ndarray, misses: np.ndarray) -> np.ndarray:
-        r"""How far the recalibrated twin may be off at ``X`` before a GP can be fitted (fewer
-        than two measurements): :math:`2\tau` with nothing measured; after that the twin's
-        largest miss :math:`s` at the measured points, vanishing towards them as a GP's
-        posterior would, :math:`\sigma^2(x) = \sigma_n^2 + s^2 (1 - \max_i k(x, x_i)^2)`,
-        with :math:`k` squared-exponential of length :data:`_TWIN_LENGTH` (unit range) and
+        r"""How far the recalibrated twin may be off at ``X`` before a GP is fitted (fewer
+        than :data:`_MIN_FOR_GP` measurements): :math:`2\tau` with nothing measured; after
+        that the twin's largest miss :math:`s` at the measured points, vanishing towards them
+        as a GP's posterior would,
+        :math:`\sigma^2(x) = \sigma_n^2 + s^2 (1 - \max_i k(x, x_i)^2)`, with :math:`k`
+        squared-exponential of length :data:`_TWIN_LENGTH` (unit range) and
         :data:`_OTHER_CATEGORY` for another ligand. The recalibration makes the twin right
         where it was measured; how right it is elsewhere only the distance can say, so a near
         miss is mended by a small step, not by a far point the twin puts on target."""
