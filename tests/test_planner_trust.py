@@ -210,6 +210,36 @@ def test_a_near_miss_is_mended_by_a_small_step_from_it(seed):
     assert np.linalg.norm(step[continuous]) < 0.2, second.conditions
 
 
+@pytest.mark.parametrize("seed", [0, 1, 3])
+def test_two_misses_the_twin_cannot_explain_keep_the_third_experiment_near_them(seed):
+    """Two measurements far off (a lab whose temperature law is the twin's backwards): a GP on
+    their two residuals would call a far point the twin puts on target certain (it sent the
+    third experiment to another ligand, 30-40 nm off); the twin's uncertainty grows with the
+    distance from what was measured instead, so the third stays near them and says it is
+    unsure."""
+    planner = make_planner(
+        "botorch", SPACE, Target("pl_peak_nm", 502.0, 1.0), seed, route="hot_injection"
+    )
+    rng = np.random.default_rng(seed)
+    misses = []
+    for _ in range(2):
+        (proposal,) = planner.ask(1)
+        obs = simulate(
+            "hot_injection", [proposal.conditions], rng, outcome_model=inverted_temperature
+        ).observables
+        misses.append(float(obs["pl_peak_nm"][0]) - 502.0)
+        planner.tell([Observation(proposal.conditions, {k: float(v[0]) for k, v in obs.items()})])
+    measured = [o.conditions for o in planner.observations]
+    assert min(abs(m) for m in misses) > 10.0, misses  # (the premise: two far misses)
+    assert measured[0]["ligand"] == measured[1]["ligand"]  # (and of one ligand)
+    (third,) = planner.ask(1)
+    continuous = [j for j, n in enumerate(SPACE.order) if n in SPACE.continuous]
+    steps = [SPACE.encode(third.conditions) - SPACE.encode(c) for c in measured]
+    assert third.conditions["ligand"] == measured[0]["ligand"], third.conditions
+    assert min(np.linalg.norm(s[continuous]) for s in steps) < 0.3, third.conditions
+    assert third.predicted_std > 10.0, third.predicted_std
+
+
 def test_a_platelet_sample_s_line_does_not_move_a_cube_target_s_predictions():
     """A platelet-rich sample emits where its platelets do: for a cube target it teaches the
     shape classifier, not the size law, so the predicted cube colours stay as they were."""
