@@ -914,15 +914,16 @@ class BoTorchPlanner(Planner):
         pool = self._pool_points()
         phys = self._physics(pool)
         tol = self.target.tolerance
-        # secondary goals: (goal, prior calibration, model) for those with enough data
+        prior, target_model = self._surrogate("target", Xm, ym, phys_train["target"], max(tol, 1.0))
+        # secondary goals: (goal, prior calibration, model) for those with enough data, once
+        # the target has a GP (before, the twin's window alone decides)
         secondaries = []
-        for g in self._secondary:
+        for g in self._secondary if target_model is not None else ():
             prior_g, model = self._surrogate(
                 g.key, Xm, sec[g.key][feasible], phys_train[g.key], g.noise
             )
             if model is not None:
                 secondaries.append((g, prior_g, model))
-        prior, target_model = self._surrogate("target", Xm, ym, phys_train["target"], max(tol, 1.0))
         # how far to trust the twin: its evidence against a GP that ignores it
         free_model, trust = None, 1.0  # (without the prior, the one model is prior-free)
         if self.physics_prior and len(ym) >= _MIN_FOR_EVIDENCE:

@@ -274,6 +274,26 @@ def test_secondary_goals_steer_towards_narrow_or_bright_hits(goal, observable, b
     assert better(np.mean(picks["steered"]), np.mean(picks["plain"]))
 
 
+def test_secondary_goals_wait_for_the_target_s_gp():
+    """A narrow-and-bright target proposes with any number of measurements: with fewer than
+    three, the twin's window decides alone (the FWHM and PLQY GPs would have no target GP to
+    pair with); from three on, the target's GP with the secondary goals'."""
+    target = Target("pl_peak_nm", 475.0, 1.0, ("pl_fwhm_nm",), ("plqy_est",))
+    measured = [  # red cubes, none a hit (a hit would be replicated first)
+        {"br_pb_ratio": r, "temperature_c": t, "ligand": "oa_olam", "time_s": 60.0}
+        for r, t in ((4.0, 190.0), (6.0, 185.0), (3.0, 195.0))
+    ]
+    for n in range(4):
+        planner = make_planner("botorch", SPACE, target, seed=0, route="hot_injection")
+        told = [Observation(c, measure(c, seed=i)) for i, c in enumerate(measured[:n])]
+        planner.tell(told)
+        assert all(target.shape_ok(o.observables, o.conditions) for o in told)
+        assert not any(target.hit(o.observables, o.conditions) for o in told)
+        (proposal,) = planner.ask(1)
+        assert inside(proposal.conditions)
+        assert proposal.provenance["acquisition"] == ("window" if n == 3 else "twin"), n
+
+
 def test_warm_start_seeds_the_model_with_earlier_campaigns(tmp_path):
     logging.getLogger("bluesky").setLevel(logging.CRITICAL)
     db = Database(f"sqlite:///{tmp_path / 'w.db'}")
