@@ -1231,6 +1231,8 @@ class BoTorchPlanner(Planner):
                 residual, std = _marginals(model, X, observation_noise=True)
                 mean = mean + residual
                 std = np.sqrt(std**2 + prior.variance(phys[key], self._groups(X)))
+            elif key == "target" and self.physics_prior:  # before its GP: as proposals have it
+                std = self._twin_std(X, Xa[feasible], values[feasible] - train_phys[key])
             if key == "target":  # as wide as its past predictions proved to need
                 std = std * _calibration_factor(self._z)
             out[f"{key}_mean"], out[f"{key}_std"] = np.where(phys["valid"], mean, np.nan), std

@@ -294,6 +294,22 @@ def test_secondary_goals_wait_for_the_target_s_gp():
         assert proposal.provenance["acquisition"] == ("window" if n == 3 else "twin"), n
 
 
+@pytest.mark.parametrize("n", [0, 1, 2])
+def test_before_the_gp_predict_says_what_the_proposal_said(n):
+    """``predict`` (what ``qdlab suggest`` shows) gives a proposal's own mean and std while
+    the recalibrated twin, with its distance-aware std, decides alone."""
+    measured = [
+        {"br_pb_ratio": r, "temperature_c": t, "ligand": "oa_olam", "time_s": 60.0}
+        for r, t in ((4.0, 190.0), (6.0, 185.0), (3.0, 195.0))
+    ]
+    planner = make_planner("botorch", SPACE, TARGET, seed=0, route="hot_injection")
+    planner.tell([Observation(c, measure(c, seed=i)) for i, c in enumerate(measured[:n])])
+    (proposal,) = planner.ask(1)
+    predicted = planner.predict([proposal.conditions])
+    assert predicted["target_mean"][0] == pytest.approx(proposal.predicted_mean, abs=1e-6)
+    assert predicted["target_std"][0] == pytest.approx(proposal.predicted_std, rel=1e-6)
+
+
 def test_warm_start_seeds_the_model_with_earlier_campaigns(tmp_path):
     logging.getLogger("bluesky").setLevel(logging.CRITICAL)
     db = Database(f"sqlite:///{tmp_path / 'w.db'}")
