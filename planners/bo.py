@@ -979,7 +979,7 @@ class BoTorchPlanner(Planner):
         cand_groups = self._groups(cand)
         priors = [torch.tensor(p.mean(cand_phys[g.key], cand_groups)) for g, p, _ in secondaries]
         target_value, w = self.target.value, self.secondary_weight
-        goals = [g for g, *_ in secondaries] if models else []
+        goals = [g for g, *_ in secondaries]  # (none before the target's GP)
         # a Pareto target needs a model of each of its objectives (from two measurements on)
         pareto = bool(self.target.pareto) and len(goals) == len(self.target.pareto)
         scalarised = [] if self.target.pareto else list(zip(goals, priors, strict=True))

@@ -14,6 +14,9 @@ from tests.test_planners import SPACE, observe
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from chemistry_family import _twin, inverted_temperature, noisy_batches
 
+CONTINUOUS = [j for j, n in enumerate(SPACE.order) if n in SPACE.continuous]
+"""Columns of the continuous inputs (steps are measured over these)."""
+
 
 def told(outcome_model, n, seed=0):
     """A BoTorch planner told ``n`` measurements at Sobol points of a chemistry."""
@@ -205,9 +208,8 @@ def test_a_near_miss_is_mended_by_a_small_step_from_it(seed):
     planner.tell([Observation(first.conditions, {k: float(v[0]) for k, v in obs.items()})])
     (second,) = planner.ask(1)
     step = SPACE.encode(second.conditions) - SPACE.encode(first.conditions)
-    continuous = [j for j, n in enumerate(SPACE.order) if n in SPACE.continuous]
     assert second.conditions["ligand"] == first.conditions["ligand"]
-    assert np.linalg.norm(step[continuous]) < 0.2, second.conditions
+    assert np.linalg.norm(step[CONTINUOUS]) < 0.2, second.conditions
 
 
 @pytest.mark.parametrize("seed", [0, 1, 3])
@@ -233,10 +235,9 @@ def test_two_misses_the_twin_cannot_explain_keep_the_third_experiment_near_them(
     assert min(abs(m) for m in misses) > 10.0, misses  # (the premise: two far misses)
     assert measured[0]["ligand"] == measured[1]["ligand"]  # (and of one ligand)
     (third,) = planner.ask(1)
-    continuous = [j for j, n in enumerate(SPACE.order) if n in SPACE.continuous]
     steps = [SPACE.encode(third.conditions) - SPACE.encode(c) for c in measured]
     assert third.conditions["ligand"] == measured[0]["ligand"], third.conditions
-    assert min(np.linalg.norm(s[continuous]) for s in steps) < 0.3, third.conditions
+    assert min(np.linalg.norm(s[CONTINUOUS]) for s in steps) < 0.3, third.conditions
     assert third.predicted_std > 10.0, third.predicted_std
 
 

@@ -23,6 +23,10 @@ SPACE = SearchSpace.from_config(
     }
 )
 TARGET = Target("pl_peak_nm", 475.0, 1.0)
+RED_CUBES = [  # cubes well to the red of TARGET: measured, none is a hit (a hit is replicated)
+    {"br_pb_ratio": r, "temperature_c": t, "ligand": "oa_olam", "time_s": 60.0}
+    for r, t in ((4.0, 190.0), (6.0, 185.0), (3.0, 195.0))
+]
 KINDS = ["random", "sobol", "botorch"]
 
 
@@ -279,13 +283,9 @@ def test_secondary_goals_wait_for_the_target_s_gp():
     three, the twin's window decides alone (the FWHM and PLQY GPs would have no target GP to
     pair with); from three on, the target's GP with the secondary goals'."""
     target = Target("pl_peak_nm", 475.0, 1.0, ("pl_fwhm_nm",), ("plqy_est",))
-    measured = [  # red cubes, none a hit (a hit would be replicated first)
-        {"br_pb_ratio": r, "temperature_c": t, "ligand": "oa_olam", "time_s": 60.0}
-        for r, t in ((4.0, 190.0), (6.0, 185.0), (3.0, 195.0))
-    ]
     for n in range(4):
         planner = make_planner("botorch", SPACE, target, seed=0, route="hot_injection")
-        told = [Observation(c, measure(c, seed=i)) for i, c in enumerate(measured[:n])]
+        told = [Observation(c, measure(c, seed=i)) for i, c in enumerate(RED_CUBES[:n])]
         planner.tell(told)
         assert all(target.shape_ok(o.observables, o.conditions) for o in told)
         assert not any(target.hit(o.observables, o.conditions) for o in told)
@@ -298,12 +298,8 @@ def test_secondary_goals_wait_for_the_target_s_gp():
 def test_before_the_gp_predict_says_what_the_proposal_said(n):
     """``predict`` (what ``qdlab suggest`` shows) gives a proposal's own mean and std while
     the recalibrated twin, with its distance-aware std, decides alone."""
-    measured = [
-        {"br_pb_ratio": r, "temperature_c": t, "ligand": "oa_olam", "time_s": 60.0}
-        for r, t in ((4.0, 190.0), (6.0, 185.0), (3.0, 195.0))
-    ]
     planner = make_planner("botorch", SPACE, TARGET, seed=0, route="hot_injection")
-    planner.tell([Observation(c, measure(c, seed=i)) for i, c in enumerate(measured[:n])])
+    planner.tell([Observation(c, measure(c, seed=i)) for i, c in enumerate(RED_CUBES[:n])])
     (proposal,) = planner.ask(1)
     predicted = planner.predict([proposal.conditions])
     assert predicted["target_mean"][0] == pytest.approx(proposal.predicted_mean, abs=1e-6)
