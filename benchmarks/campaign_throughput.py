@@ -23,8 +23,8 @@ from bluesky import RunEngine
 from ophyd.sim import det, motor
 
 from db import Database
-from orchestrator.campaign import CampaignRunner
-from orchestrator.config import parse_campaign
+from orchestrator.campaign.config import parse_campaign
+from orchestrator.campaign.runner import CampaignRunner
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -27,8 +27,8 @@ from pathlib import Path
 import uvicorn
 
 from db import Database
-from orchestrator.campaign import CampaignRunner
-from orchestrator.config import parse_campaign
+from orchestrator.campaign.config import parse_campaign
+from orchestrator.campaign.runner import CampaignRunner
 from orchestrator.dashboard import create_app
 
 ROOT = Path(__file__).resolve().parents[1]

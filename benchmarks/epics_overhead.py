@@ -30,8 +30,8 @@ from tests.conftest import IOC, _free_port, epics_loopback_env  # noqa: E402
 
 def _run(n: int, lab: str, tmp: Path) -> tuple[float, list]:
     from db import Database
-    from orchestrator.campaign import CampaignRunner
-    from orchestrator.config import parse_campaign
+    from orchestrator.campaign.config import parse_campaign
+    from orchestrator.campaign.runner import CampaignRunner
 
     db = Database(f"sqlite:///{tmp / (lab + '.db')}")
     config = _config(n, ROOT / "configs" / "labs" / lab)

@@ -47,8 +47,8 @@ from pathlib import Path
 import numpy as np
 
 from db import Database
-from orchestrator.campaign import CampaignRunner
-from orchestrator.config import parse_campaign
+from orchestrator.campaign.config import parse_campaign
+from orchestrator.campaign.runner import CampaignRunner
 from planners import make_planner
 
 ROOT = Path(__file__).resolve().parents[1]

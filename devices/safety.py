@@ -1,6 +1,6 @@
 """The lab's safety interlock as a device: ``lab.safety.hood_open`` (1 while the fume hood or
 the enclosure door is open). The campaign runner and the IPython session suspend plans on it
-(:mod:`orchestrator.safety`). The backend reads the switch: the simulated world's
+(:mod:`orchestrator.execution.safety`). The backend reads the switch: the simulated world's
 ``hood_open`` (an operator or a test opens it), or the ``safety:HOOD_OPEN`` PV.
 """
 

@@ -1,7 +1,7 @@
 """Importing user code named ``package.module:name`` (outcome models, planner classes).
 
 QDLab imports user code only from a config the user passed (see
-:mod:`orchestrator.config`); this is the one place that does the import.
+:mod:`orchestrator.campaign.config`); this is the one place that does the import.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Gives ``RE`` (a RunEngine that stores every document in ``db`` and shows bluesky
 ``$QDLAB_LAB``, as ``qdlab ipython --lab`` sets it), ``db`` (``$QDLAB_DB`` or ``./qdlab.db``;
 ``qdlab ipython --db``), the plans, the standard plans and stubs as ``bp`` and ``bps``, and
 ``Transfer`` and ``Mix`` for the robot, and ``safety``: the lab config's suspenders (an open
-hood suspends a plan until it closes; see :mod:`orchestrator.safety`). ``RE.md`` is a
+hood suspends a plan until it closes; see :mod:`orchestrator.execution.safety`). ``RE.md`` is a
 bluesky ``PersistentDict`` (in ``$XDG_STATE_HOME/qdlab/runengine-md``), so scan ids go on
 counting across sessions::
 
@@ -28,14 +28,14 @@ from bluesky.utils import PersistentDict
 from db import Database, DocumentWriter
 from db.tiled import TiledSink
 from devices import DEFAULT_LAB, Mix, Transfer, build_lab
-from orchestrator.plans import (
+from orchestrator.execution.plans import (
     calibrate_cell,
     flow_synthesis,
     hot_injection_synthesis,
     larp_synthesis,
     measure_sample,
 )
-from orchestrator.safety import SafetyWatch
+from orchestrator.execution.safety import SafetyWatch
 
 __all__ = [
     "RE",

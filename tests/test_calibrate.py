@@ -9,8 +9,8 @@ import yaml
 from db import Database
 from devices import build_lab
 from models.twin import TwinError, TwinParameters, load_twin
-from orchestrator.campaign import CampaignRunner
-from orchestrator.config import parse_campaign
+from orchestrator.campaign.config import parse_campaign
+from orchestrator.campaign.runner import CampaignRunner
 from tests.conftest import ROOT
 
 TRUTH = {

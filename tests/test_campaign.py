@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from db import Database
-from orchestrator.campaign import CampaignInterrupted, CampaignRunner
-from orchestrator.config import load_campaign
-from orchestrator.plans import PLANS
+from orchestrator.campaign.config import load_campaign
+from orchestrator.campaign.runner import CampaignInterrupted, CampaignRunner
+from orchestrator.execution.plans import PLANS
 from tests.conftest import ROOT, start_qdlab, validate_documents
 
 LAB = str(ROOT / "configs" / "labs" / "sim.yaml")

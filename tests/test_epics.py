@@ -15,7 +15,7 @@ from devices import build_lab
 from devices.config import load_lab_config
 from devices.epics import PVUnreachable, pv_suffixes
 from devices.ioc import LabIOC
-from orchestrator.plans import hot_injection_synthesis
+from orchestrator.execution.plans import hot_injection_synthesis
 from tests.conftest import IOC, ROOT, start_qdlab
 from tests.test_campaign import write_config
 

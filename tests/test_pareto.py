@@ -8,7 +8,7 @@ import pytest
 
 from db import Database
 from devices.config import ConfigError
-from orchestrator.campaign import CampaignRunner
+from orchestrator.campaign.runner import CampaignRunner
 from planners import PARETO, Target
 from planners.base import pareto_mask
 from tests.conftest import ROOT, qdlab

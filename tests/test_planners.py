@@ -9,8 +9,8 @@ import pytest
 
 from db import Database
 from models import simulate
-from orchestrator.campaign import CampaignRunner
-from orchestrator.config import parse_campaign
+from orchestrator.campaign.config import parse_campaign
+from orchestrator.campaign.runner import CampaignRunner
 from planners import Observation, PlannerConfigError, SearchSpace, Target, make_planner
 
 ROOT = Path(__file__).resolve().parents[1]

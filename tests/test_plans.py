@@ -10,7 +10,7 @@ from ophyd.utils import LimitError
 
 from devices import build_lab
 from models.parameters import ParameterError, get_route
-from orchestrator.plans import (
+from orchestrator.execution.plans import (
     flow_synthesis,
     hot_injection_synthesis,
     larp_synthesis,

@@ -11,9 +11,9 @@ import pytest
 from db import Database
 from db.database import dumps
 from models import simulate
-from orchestrator.campaign import CampaignRunner
-from orchestrator.config import load_campaign
-from orchestrator.replay import backtest, playback_documents
+from orchestrator.campaign.config import load_campaign
+from orchestrator.campaign.runner import CampaignRunner
+from orchestrator.history.replay import backtest, playback_documents
 from tests.conftest import ROOT, validate_documents
 
 DEMO = str(ROOT / "configs" / "campaigns" / "blue_470_random.yaml")

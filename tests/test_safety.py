@@ -11,10 +11,10 @@ from caproto.sync.client import write
 
 from db import Database
 from devices import build_lab
-from orchestrator.campaign import CampaignRunner
-from orchestrator.config import load_campaign
-from orchestrator.plans import hot_injection_synthesis
-from orchestrator.safety import SafetyWatch
+from orchestrator.campaign.config import load_campaign
+from orchestrator.campaign.runner import CampaignRunner
+from orchestrator.execution.plans import hot_injection_synthesis
+from orchestrator.execution.safety import SafetyWatch
 from tests.conftest import IOC, ROOT
 
 SIM_LAB = ROOT / "configs" / "labs" / "sim.yaml"

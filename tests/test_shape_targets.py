@@ -10,8 +10,8 @@ from db import Database
 from devices.config import ConfigError
 from models import simulate
 from models.analysis import platelet_like
-from orchestrator.campaign import CampaignRunner, summarize
-from orchestrator.config import parse_campaign
+from orchestrator.campaign.config import parse_campaign
+from orchestrator.campaign.runner import CampaignRunner, summarize
 from tests.conftest import ROOT
 from tests.test_campaign import BASE, write_config
 

@@ -329,7 +329,7 @@ def test_a_redis_restart_loses_no_experiment(serve, spawn, redis_server, tmp_pat
 
 
 def test_a_workcell_over_rest_needs_its_api_key(redis_server, tmp_path, db_path):
-    from orchestrator.workcell import Workcell, WorkcellError
+    from orchestrator.execution.workcell import Workcell, WorkcellError
 
     url = f"sqlite:///{db_path}"
     server = WorkcellServer("H", url, redis_server.address, api_key="s3cretkey").start()
@@ -353,7 +353,7 @@ def test_a_workcell_over_rest_needs_its_api_key(redis_server, tmp_path, db_path)
 
 
 def test_the_shipped_workcell_campaign_validates():
-    from orchestrator.config import load_campaign
+    from orchestrator.campaign.config import load_campaign
     from tests.conftest import ROOT
 
     loaded = load_campaign(ROOT / "configs" / "campaigns" / "blue_470_workcells.yaml")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from orchestrator.config import TARGET_OBSERVABLES
+from orchestrator.campaign.config import TARGET_OBSERVABLES
 from planners import Target
 
 __all__ = ["describe_summary", "pareto_front", "pareto_text", "target_text"]

@@ -17,8 +17,8 @@ from typing import Any
 from db import Database
 from devices.config import ConfigError
 from models.parameters import ParameterError, get_route
-from orchestrator.config import loaded_from_stored
-from orchestrator.recipes import recipe_for
+from orchestrator.campaign.config import loaded_from_stored
+from orchestrator.execution.recipes import recipe_for
 
 __all__ = [
     "HUMAN",

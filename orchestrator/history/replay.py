@@ -28,7 +28,7 @@ import numpy as np
 from db import Database, DatabaseError
 from devices import build_lab
 from devices.config import ConfigError, LabConfig, load_lab_config
-from orchestrator.config import LoadedCampaign, loaded_from_stored
+from orchestrator.campaign.config import LoadedCampaign, loaded_from_stored
 from planners import Observation, Planner, Proposal, SearchSpace, Target, make_planner
 
 __all__ = ["RecordedPlanner", "ReplayResult", "backtest", "playback_documents", "replay_campaign"]
@@ -138,7 +138,7 @@ def replay_campaign(
     db: Database, campaign_id: int, lab_path: str | None = None, outcome_model: str | None = None
 ) -> ReplayResult:
     """Re-run campaign ``campaign_id`` (see the module docstring)."""
-    from orchestrator.campaign import CampaignRunner
+    from orchestrator.campaign.runner import CampaignRunner
 
     campaign, rows = _stored(db, campaign_id)
     loaded = _replay_setup(campaign, len(rows), lab_path, outcome_model)
@@ -202,7 +202,7 @@ def playback_documents(db: Database, campaign_id: int) -> list[tuple[str, dict[s
     serves the recorded readings in order) and return the documents they emit."""
     from bluesky import RunEngine
 
-    from orchestrator.plans import PLANS
+    from orchestrator.execution.plans import PLANS
 
     campaign, _ = _stored(db, campaign_id)
     loaded = loaded_from_stored(campaign["config"], campaign["name"])
@@ -218,7 +218,7 @@ def playback_documents(db: Database, campaign_id: int) -> list[tuple[str, dict[s
         readings.append({k: v for k, v in events[-1]["data"].items() if k.startswith("cell_")})
     lab.cell.play(readings)
     RE = RunEngine({})
-    RE.record_interruptions = True  # as campaigns record them (orchestrator.safety)
+    RE.record_interruptions = True  # as campaigns record them (orchestrator.execution.safety)
     emitted: list[tuple[str, dict[str, Any]]] = []
     RE.subscribe(lambda name, doc: emitted.append((name, doc)))
     md_keys = ("campaign_id", "campaign_name", "experiment_id", "experiment_index", "target")

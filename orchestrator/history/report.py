@@ -24,8 +24,8 @@ import numpy as np
 
 from db import Database
 from models.errors import UserError
-from orchestrator.config import target_of
-from orchestrator.summary import pareto_front, pareto_text, target_text
+from orchestrator.campaign.config import target_of
+from orchestrator.campaign.summary import pareto_front, pareto_text, target_text
 from planners import Target
 
 __all__ = ["write_comparison", "write_report"]

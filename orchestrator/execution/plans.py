@@ -22,7 +22,7 @@ from bluesky.utils import Msg
 
 from devices import Lab, Mix, Transfer
 from models.parameters import get_route
-from orchestrator.recipes import flow_recipe, hot_injection_recipe, larp_recipe
+from orchestrator.execution.recipes import flow_recipe, hot_injection_recipe, larp_recipe
 
 __all__ = [
     "PLANS",

@@ -7,15 +7,14 @@ from typing import Annotated
 
 import typer
 
-from orchestrator.cli import DbOption, TiledOption, app
+from orchestrator.cli.options import DbOption, TiledOption
 
-workcell_app = typer.Typer(
+app = typer.Typer(
     help="Workcells: a RunEngine per station on bluesky-queueserver.", no_args_is_help=True
 )
-app.add_typer(workcell_app, name="workcell")
 
 
-@workcell_app.command("serve")
+@app.command("serve")
 def workcell_serve(
     lab: Annotated[str, typer.Option(help="the workcell's lab config")],
     db: DbOption = None,
@@ -47,12 +46,12 @@ def workcell_serve(
 ) -> None:
     """Serve a workcell until Ctrl-C: an RE Manager whose worker holds the lab's devices and
     QDLab's plans, writing every document to the campaign database (and to a tiled catalog)."""
-    from orchestrator.workcell import serve
+    from orchestrator.execution.workcell_server import serve
 
     serve(lab, db, name, redis, zmq, zmq_info, http, speedup, tiled=tiled)
 
 
-@workcell_app.command("status")
+@app.command("status")
 def workcell_status(
     db: DbOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON list")] = False,
@@ -62,7 +61,7 @@ def workcell_status(
     from rich.table import Table
 
     from db import Database
-    from orchestrator.workcell import Workcell, WorkcellError
+    from orchestrator.execution.workcell import Workcell, WorkcellError
 
     rows = []
     for w in Database(db, create=False).workcells():

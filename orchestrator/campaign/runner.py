@@ -19,11 +19,11 @@ planner from the stored history and re-runs any experiment that had not finished
 killed at any point ends with every experiment exactly once.
 
 With ``workcells`` in its config the runner is the campaign's agent instead of its RunEngine: it
-dispatches each experiment to an idle workcell (an RE Manager, :mod:`orchestrator.workcell`) as
+dispatches each experiment to an idle workcell (an RE Manager, :mod:`orchestrator.execution.workcell`) as
 a queue item, refills a workcell as soon as its experiment finishes, and finds its experiments
 again by id after a crash (see ``docs/workcells.md``). With ``approval: required`` proposals
 wait, stored as ``awaiting_approval``, until a person approves them; rejected ones are told to
-the planner as vetoes; hand-added ones run as they come (:mod:`orchestrator.approval`).
+the planner as vetoes; hand-added ones run as they come (:mod:`orchestrator.campaign.approval`).
 """
 
 from __future__ import annotations
@@ -51,13 +51,13 @@ from db.tiled import TiledSink
 from devices import Lab, build_lab
 from devices.config import ConfigError
 from devices.world import twin_of
-from orchestrator.approval import PAUSING
-from orchestrator.config import MAX_BUDGET, LoadedCampaign, loaded_from_stored
-from orchestrator.observe import MeasurementRejected, observables_from_documents
-from orchestrator.plans import PLANS
-from orchestrator.safety import SAFETY_ABORT, SafetyAbort, SafetyWatch
-from orchestrator.summary import pareto_front
-from orchestrator.workcell import PLAN_OF_ROUTE, ItemState, Workcell, WorkcellError
+from orchestrator.campaign.approval import PAUSING
+from orchestrator.campaign.config import MAX_BUDGET, LoadedCampaign, loaded_from_stored
+from orchestrator.campaign.summary import pareto_front
+from orchestrator.execution.observe import MeasurementRejected, observables_from_documents
+from orchestrator.execution.plans import PLANS
+from orchestrator.execution.safety import SAFETY_ABORT, SafetyAbort, SafetyWatch
+from orchestrator.execution.workcell import PLAN_OF_ROUTE, ItemState, Workcell, WorkcellError
 from planners import Observation, Planner, Target, make_planner
 
 __all__ = ["MAX_CONSECUTIVE_FAILURES", "CampaignInterrupted", "CampaignRunner", "CampaignSummary"]
@@ -758,7 +758,7 @@ class CampaignRunner:
 
     def _warm_start(self) -> list[Observation]:
         """Observations of earlier campaigns of the same route inside this campaign's space."""
-        from orchestrator.suggest import warm_start_observations
+        from orchestrator.history.suggest import warm_start_observations
 
         return warm_start_observations(
             self.db, self.config.route, self.loaded.space, skip_campaign=self.campaign_id

@@ -1,7 +1,7 @@
 """The RunEngine worker of a workcell: what bluesky-queueserver imports as its startup module.
 
 ``qdlab workcell serve`` starts an RE Manager with ``--startup-module
-orchestrator.workcell_env`` and passes the workcell's settings in the environment:
+orchestrator.execution.workcell_env`` and passes the workcell's settings in the environment:
 ``QDLAB_WORKCELL_LAB`` (lab config), ``QDLAB_DB`` (campaign database), ``QDLAB_WORKCELL_NAME``
 and ``QDLAB_WORKCELL_SPEEDUP`` (the simulated lab's lab seconds per wall-clock second, or
 ``max``). The worker's namespace then holds what the queue may name:
@@ -31,9 +31,9 @@ from bluesky.utils import Msg, RunEngineInterrupted
 from db import Database, DocumentWriter
 from db.tiled import TiledSink
 from devices import build_lab
-from orchestrator import plans as _plans
-from orchestrator.safety import SafetyAbort, SafetyWatch
-from orchestrator.workcell import lab_config
+from orchestrator.execution import plans as _plans
+from orchestrator.execution.safety import SafetyAbort, SafetyWatch
+from orchestrator.execution.workcell_server import lab_config
 
 __all__ = [
     "RE",

@@ -31,7 +31,7 @@ from devices.config import ConfigError, FaultConfig, LabConfig, load_lab_config,
 from models.configfile import read_yaml
 from models.errors import UserError
 from models.parameters import MAX_SEED, CategoricalParameter, ParameterError, get_route
-from orchestrator.workcell import NAME_PATTERN
+from orchestrator.execution.workcell import NAME_PATTERN
 from planners import PARETO, PLANNER_KINDS, SearchSpace, Target, check_plugin_path, is_plugin
 
 __all__ = [
@@ -350,7 +350,7 @@ def _corners(space: SearchSpace) -> list[dict[str, Any]]:
 
 def _check_lab_limits(cfg: CampaignConfig, lab: LabConfig) -> None:
     """Every corner of the space must be something this lab can physically do."""
-    from orchestrator.recipes import recipe_for
+    from orchestrator.execution.recipes import recipe_for
 
     if cfg.route == "flow" and lab.flow is None:
         raise ConfigError(f"lab: {cfg.lab} has no flow reactor; route flow needs one")
@@ -374,7 +374,7 @@ def _check_lab_limits(cfg: CampaignConfig, lab: LabConfig) -> None:
 def reagent_warnings(loaded: LoadedCampaign) -> list[str]:
     """One line per deck reservoir that cannot cover the campaign's budget if every experiment
     took what the worst corner of the space takes (a warning: the planner may never go there)."""
-    from orchestrator.recipes import reagent_use
+    from orchestrator.execution.recipes import reagent_use
 
     cfg, lab = loaded.config, loaded.lab
     worst: dict[str, tuple[float, dict[str, Any]]] = {}

@@ -1,0 +1,385 @@
+"""``qdlab campaign``: run, resume, inspect and steer closed-loop campaigns."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+
+from models.errors import UserError
+from models.parameters import MAX_SEED
+from orchestrator.campaign.config import target_of
+from orchestrator.campaign.summary import describe_summary, pareto_front, pareto_text, target_text
+from orchestrator.cli.options import DbOption, TiledOption, quiet_bluesky
+
+app = typer.Typer(help="Closed-loop campaigns.", no_args_is_help=True)
+
+
+@app.command("export")
+def campaign_export(
+    campaign_id: Annotated[int, typer.Argument(help="campaign id")],
+    out: Annotated[str, typer.Option("--out", help="file to write")],
+    fmt: Annotated[str, typer.Option("--format", help="jsonl (documents) or csv")] = "jsonl",
+    db: DbOption = None,
+) -> None:
+    """Export a campaign: its bluesky documents as JSONL, or its experiments as CSV."""
+    from db import Database, export_csv, export_jsonl
+
+    if fmt not in ("jsonl", "csv"):
+        raise typer.BadParameter(f"--format {fmt!r} is not one of {{jsonl, csv}}")
+    target = Path(out)
+    if target.is_dir():
+        raise UserError(f"--out: {out} is a folder; name the file to write")
+    if not target.parent.is_dir():
+        raise UserError(f"--out: folder {str(target.parent)!r} does not exist")
+    database = Database(db, create=False)
+    if fmt == "jsonl":
+        n = export_jsonl(database, campaign_id, out)
+        print(f"wrote {n} documents of campaign {campaign_id} to {out}")
+    else:
+        n = export_csv(database, campaign_id, out)
+        print(f"wrote {n} experiments of campaign {campaign_id} to {out}")
+
+
+def _run_campaign(runner: object, as_json: bool) -> None:
+    """Run (or resume) a campaign with a progress bar; print how it ended.
+
+    Exit codes: 0 finished, 1 paused (a lab fault), 2 refused (bad input, campaign driven by
+    another process), 3 database unreachable, 130 interrupted (Ctrl-C).
+    """
+    from rich.console import Console
+
+    with runner.claim():  # before the progress bar: a refusal is one line
+        summary = _run_with_progress(runner, as_json)
+    if as_json:
+        print(summary.to_json())
+    else:
+        console = Console(soft_wrap=True)
+        for line in describe_summary(summary, runner.loaded.target_record()):
+            console.print(line)
+    if summary.status == "paused":
+        raise typer.Exit(1)
+
+
+def _run_with_progress(runner: object, as_json: bool) -> object:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from orchestrator.campaign.runner import CampaignInterrupted
+
+    console = Console(stderr=True, soft_wrap=True)
+    columns = (
+        TextColumn("campaign {task.fields[cid]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("best |error| {task.fields[best]}"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, disable=as_json, transient=False) as progress:
+        task = progress.add_task(
+            "run", total=runner.config.budget, cid=runner.campaign_id, best="-"
+        )
+
+        def on_progress(done: int, budget: int, best: float) -> None:
+            shown = f"{best:.2f} nm" if best != float("inf") else "-"
+            progress.update(task, completed=done, best=shown)
+
+        runner.on_progress = on_progress
+        try:
+            return runner.run()
+        except CampaignInterrupted:
+            console.print(
+                f"campaign {runner.campaign_id} paused; continue with "
+                f"`qdlab campaign resume {runner.campaign_id}`"
+            )
+            raise typer.Exit(130) from None
+
+
+@app.command("run")
+def campaign_run(
+    configs: Annotated[
+        list[str], typer.Argument(help="campaign YAML (configs/campaigns/...), one or more")
+    ],
+    db: DbOption = None,
+    budget: Annotated[int | None, typer.Option(help="override the config's budget")] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="override the config's seed", min=0, max=MAX_SEED)
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print a one-line JSON summary")] = False,
+    report: Annotated[str | None, typer.Option(help="write the report to this folder")] = None,
+    verbose: Annotated[bool, typer.Option(help="show tracebacks of failed runs")] = False,
+    tiled: TiledOption = None,
+) -> None:
+    """Run closed-loop campaigns, one after the other, each until its target is met or its
+    budget is spent. With several, ``--report`` compares them on one page (e.g. two planners
+    towards the same target) beside each one's own report."""
+    from db import Database
+    from orchestrator.campaign.config import load_campaign, reagent_warnings
+    from orchestrator.campaign.runner import CampaignRunner
+
+    overrides = {"budget": budget, "seed": seed}
+    loaded = [load_campaign(c, overrides) for c in configs]  # all, before anything is written
+    for each in loaded:
+        each.import_code()  # user code: only from a file the user passed, once it validated
+        for line in reagent_warnings(each):
+            print(f"warning: {line}", file=sys.stderr)
+    quiet_bluesky(verbose)
+    database = Database(db)
+    ran: list[int] = []
+    try:
+        for each in loaded:
+            runner = CampaignRunner(database, each, tiled=tiled)
+            ran.append(runner.campaign_id)
+            _run_campaign(runner, as_json)
+    finally:
+        if report and ran:
+            from orchestrator.history.report import write_comparison, write_report
+
+            if len(configs) == 1:
+                write_report(database, ran[0], report)
+            else:
+                write_comparison(database, ran, report)
+
+
+@app.command("resume")
+def campaign_resume(
+    campaign_id: Annotated[int, typer.Argument(help="campaign id")],
+    db: DbOption = None,
+    budget: Annotated[
+        int | None, typer.Option(help="run on to this many experiments (also when completed)")
+    ] = None,
+    outcome_model: Annotated[
+        str | None,
+        typer.Option(help="user outcome model 'package.module:function' to simulate with"),
+    ] = None,
+    planner_class: Annotated[
+        str | None,
+        typer.Option(help="the campaign's user planner 'package.module:Class', named again"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print a one-line JSON summary")] = False,
+    verbose: Annotated[bool, typer.Option(help="show tracebacks of failed runs")] = False,
+    tiled: TiledOption = None,
+) -> None:
+    """Continue a paused or interrupted campaign where it stopped, or extend a finished one."""
+    from db import Database
+    from orchestrator.campaign.runner import CampaignRunner
+
+    quiet_bluesky(verbose)
+    database = Database(db, create=False)
+    runner = CampaignRunner.resume(
+        database, campaign_id, budget, outcome_model, tiled=tiled, planner_class=planner_class
+    )
+    _run_campaign(runner, as_json)
+
+
+@app.command("list")
+def campaign_list(
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print a JSON list")] = False,
+) -> None:
+    """List the campaigns in the database."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from db import Database
+
+    rows = Database(db, create=False).campaigns()
+    if as_json:
+        print(
+            json.dumps(
+                [{k: r[k] for k in ("id", "name", "status", "experiments", "route")} for r in rows]
+            )
+        )
+        return
+    table = Table("id", "name", "route", "status", "n", "target", "created")
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            r["name"],
+            r["route"],
+            r["status"],
+            str(r["experiments"]),
+            target_text(r["target"]),
+            r["created_at"][:16].replace("T", " "),
+        )
+    Console().print(table)
+
+
+def _shape(row: dict[str, Any]) -> str | None:
+    """``cubes`` or ``platelets`` as the measured spectra of an experiment tell (None before
+    it was measured)."""
+    from models.analysis import is_platelet_like
+
+    obs = row["observables"] or {}
+    if row["status"] != "done" or obs.get("pl_peak_nm") is None:
+        return None
+    return "platelets" if is_platelet_like(obs, row["conditions"]) else "cubes"
+
+
+@app.command("show")
+def campaign_show(
+    campaign_id: Annotated[int, typer.Argument(help="campaign id")],
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Show a campaign and its experiments."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from db import Database
+
+    database = Database(db, create=False)
+    campaign = database.campaign(campaign_id)
+    rows = database.experiments(campaign_id)
+    target = target_of(campaign["target"])
+    if as_json:
+        out = {k: campaign[k] for k in ("id", "name", "status", "status_reason", "route", "target")}
+        out["experiments"] = [
+            {
+                "index": r["index"],
+                "status": r["status"],
+                "conditions": r["conditions"],
+                "observables": r["observables"],
+                "failure_reason": r["failure_reason"],
+                "planner": r["planner_name"],
+                "acquisition_value": r["acquisition_value"],
+                "predicted_mean": r["predicted_mean"],
+                "predicted_std": r["predicted_std"],
+                "workcell": r["workcell"],
+                "shape": _shape(r),
+            }
+            for r in rows
+        ]
+        if target.pareto:
+            out["pareto_set"] = pareto_front(rows, target)
+        print(json.dumps(out, default=str))
+        return
+    console = Console()
+    console.print(
+        f"campaign {campaign_id} [bold]{campaign['name']}[/bold]: {campaign['status']}"
+        f" ({campaign['status_reason'] or ''}), route {campaign['route']}, target "
+        f"{target_text(campaign['target'])}"
+    )
+    names = list(campaign["config"]["campaign"]["space"])
+    table = Table("#", "status", *names, "PL nm", "FWHM nm", "shape", "by", "note")
+    for r in rows:
+        obs = r["observables"] or {}
+        table.add_row(
+            str(r["index"] + 1),
+            r["status"],
+            *(c if isinstance(c := r["conditions"][n], str) else f"{c:.4g}" for n in names),
+            *("" if obs.get(k) is None else f"{obs[k]:.2f}" for k in ("pl_peak_nm", "pl_fwhm_nm")),
+            _shape(r) or "",
+            r["planner_name"] + (f" @ {r['workcell']}" if r["workcell"] else ""),
+            r["failure_reason"] or "",
+        )
+    console.print(table)
+    if target.pareto:
+        front = pareto_front(rows, target)
+        console.print(f"[bold]Pareto set[/bold] ({len(front)} of the hits, narrowest line first):")
+        for point in front:
+            console.print(f"  {pareto_text(point)}")
+    waiting = [r for r in rows if r["status"] == "awaiting_approval"]
+    if waiting:
+        observable = next(iter(campaign["target"]))
+        console.print(f"[bold]{len(waiting)} proposal(s) await approval[/bold] (predicted:")
+        for r in waiting:
+            mean, std = r["predicted_mean"], r["predicted_std"]
+            guess = "no prediction" if mean is None else f"{observable} {mean:.1f}"
+            if mean is not None and std is not None:
+                guess += f" ± {std:.1f}"
+            console.print(f"  #{r['index'] + 1}: {guess}")
+        console.print(
+            f"`qdlab campaign approve {campaign_id} N ... | --all`, "
+            f"`qdlab campaign reject {campaign_id} N --reason TEXT`"
+        )
+
+
+@app.command("approve")
+def campaign_approve(
+    campaign_id: Annotated[int, typer.Argument(help="campaign id")],
+    numbers: Annotated[
+        list[int] | None, typer.Argument(help="experiment numbers (as `campaign show` lists)")
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="approve every proposal awaiting")] = False,
+    db: DbOption = None,
+) -> None:
+    """Approve proposals awaiting approval: they run next."""
+    from db import Database
+    from orchestrator.campaign.approval import approve
+
+    if bool(numbers) == all_:
+        raise click.BadParameter("give experiment numbers or --all (not both)", param_hint="N")
+    approved = approve(Database(db, create=False), campaign_id, None if all_ else numbers)
+    print(f"campaign {campaign_id}: approved {', '.join(f'#{n}' for n in approved)}")
+
+
+@app.command("pause")
+def campaign_pause(
+    campaign_id: Annotated[int, typer.Argument(help="campaign id")],
+    reason: Annotated[str | None, typer.Option(help="why (stored with the status)")] = None,
+    db: DbOption = None,
+) -> None:
+    """Pause a running campaign: the experiment under way finishes, no other starts."""
+    from db import Database
+    from orchestrator.campaign.approval import pause
+
+    status = pause(Database(db, create=False), campaign_id, reason)
+    then = "pauses after the experiment under way" if status != "paused" else "paused"
+    print(f"campaign {campaign_id}: {then}; `qdlab campaign resume {campaign_id}` continues")
+
+
+@app.command("reject")
+def campaign_reject(
+    campaign_id: Annotated[int, typer.Argument(help="campaign id")],
+    number: Annotated[int, typer.Argument(help="experiment number (as `campaign show` lists)")],
+    reason: Annotated[str, typer.Option(help="why (told to the planner and stored)")],
+    db: DbOption = None,
+) -> None:
+    """Reject a proposal: it never runs, and the planner avoids it."""
+    from db import Database
+    from orchestrator.campaign.approval import reject
+
+    reject(Database(db, create=False), campaign_id, number, reason)
+    print(f"campaign {campaign_id}: rejected #{number}")
+
+
+@app.command("add")
+def campaign_add(
+    campaign_id: Annotated[int, typer.Argument(help="campaign id")],
+    conditions: Annotated[
+        str, typer.Option(help='JSON, e.g. \'{"br_pb_ratio": 8, "temperature_c": 150, ...}\'')
+    ],
+    note: Annotated[str | None, typer.Option(help="why this experiment (stored)")] = None,
+    db: DbOption = None,
+) -> None:
+    """Add a hand-chosen experiment (checked against the space and the lab's limits)."""
+    from db import Database
+    from orchestrator.campaign.approval import add, parse_conditions
+
+    number = add(Database(db, create=False), campaign_id, parse_conditions(conditions), note)
+    print(f"campaign {campaign_id}: added #{number} (provenance human); it runs next")
+
+
+@app.command("report")
+def campaign_report(
+    campaign_id: Annotated[int, typer.Argument(help="campaign id")],
+    out: Annotated[str, typer.Option("--out", help="folder for the figures and report.html")],
+    db: DbOption = None,
+) -> None:
+    """Write the campaign's figures and a report.html that embeds them."""
+    from db import Database
+    from orchestrator.history.report import write_report
+
+    page = write_report(Database(db, create=False), campaign_id, out)
+    print(f"wrote {page}")

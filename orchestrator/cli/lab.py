@@ -1,0 +1,60 @@
+"""``qdlab lab``: lab configs and their instruments."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="Lab configs and their instruments.", no_args_is_help=True)
+
+
+@app.command("check")
+def lab_check(
+    lab: Annotated[str, typer.Argument(help="lab config (YAML)")],
+    campaign: Annotated[
+        str | None,
+        typer.Option(help="also: can the deck's reagents cover this campaign's budget?"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Connect to every PV of an EPICS lab and print PV, connected, value and limits; exit 4
+    naming the PVs that did not connect (a simulated lab has no PVs). With --campaign, warn
+    about each reservoir that cannot cover the campaign's budget at the space's worst corner."""
+    import dataclasses
+
+    from devices import load_lab_config
+    from devices.check import check_lab
+    from orchestrator.campaign.config import load_campaign, reagent_warnings
+
+    config = load_lab_config(lab)
+    if campaign is not None:
+        loaded = dataclasses.replace(load_campaign(campaign), lab=config)
+        for line in reagent_warnings(loaded) or [f"reagents: enough for {campaign}"]:
+            print(line if line.startswith("reagents") else f"warning: {line}", file=sys.stderr)
+    rows = check_lab(config)
+    missing = [r["pv"] for r in rows if not r["connected"]]
+    if not rows and not as_json:
+        print(f"lab {config.name!r} is simulated (in process): no PVs to check")
+    elif as_json:
+        print(json.dumps(rows, indent=2))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"lab {config.name!r} ({config.backend})")
+        for column in ("PV", "connected", "value", "limits"):
+            table.add_column(column)
+        for r in rows:
+            table.add_row(
+                r["pv"], "yes" if r["connected"] else "[red]NO[/red]", r["value"], r["limits"]
+            )
+        Console().print(table)
+    if missing:
+        print(
+            f"error: {len(missing)} of {len(rows)} PVs did not connect: {', '.join(missing)}",
+            file=sys.stderr,
+        )
+        raise typer.Exit(4)

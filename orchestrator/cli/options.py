@@ -1,0 +1,38 @@
+"""Options and helpers every command group shares."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated
+
+import typer
+
+__all__ = ["DbOption", "TiledOption", "json_value", "quiet_bluesky"]
+
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="database URL (default: $QDLAB_DB or sqlite:///qdlab.db)"),
+]
+
+
+TiledOption = Annotated[
+    str | None,
+    typer.Option(
+        "--tiled",
+        envvar="QDLAB_TILED",
+        help="also write every run to this tiled catalog (API key from $TILED_API_KEY)",
+    ),
+]
+
+
+def quiet_bluesky(verbose: bool) -> None:
+    """Failed runs are recorded with their reason; their tracebacks only with --verbose."""
+    import logging
+
+    for name in ("bluesky", "ophyd", "caproto"):  # a failure is the experiment's reason
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.CRITICAL)
+
+
+def json_value(value: object) -> object:
+    """NaN as JSON null."""
+    return None if isinstance(value, float) and math.isnan(value) else value

@@ -1,0 +1,101 @@
+"""Long-running servers and sessions: ``qdlab ioc``, ``dashboard``, ``ipython``."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import click
+import typer
+
+from orchestrator.cli.options import DbOption, TiledOption
+
+app = typer.Typer()
+
+
+@app.command("ioc")
+def ioc(
+    lab: Annotated[
+        str, typer.Option(help="the simulated lab to serve (its lab config)")
+    ] = "configs/labs/sim.yaml",
+    prefix: Annotated[str, typer.Option(help="PV prefix")] = "QD:",
+    speedup: Annotated[
+        str, typer.Option(help="lab seconds per wall-clock second, or 'max'")
+    ] = "100",
+) -> None:
+    """Serve the simulated lab over EPICS Channel Access (caproto) until Ctrl-C.
+
+    Interface and port come from EPICS_CAS_INTF_ADDR_LIST and EPICS_CAS_SERVER_PORT; point a
+    lab with `backend: epics` (configs/labs/sim-epics.yaml) at it."""
+    from devices import load_lab_config
+    from devices.ioc import serve
+    from orchestrator.execution.workcell_server import parse_speedup
+
+    config = load_lab_config(lab)
+    rate = parse_speedup(speedup)
+    if not prefix or len(prefix) > 40:
+        raise click.BadParameter(f"{prefix!r}: 1 to 40 characters", param_hint="--prefix")
+    print(
+        f"serving lab {config.name!r} as {prefix}* (speed-up {speedup}); Ctrl-C stops",
+        file=sys.stderr,
+        flush=True,
+    )
+    serve(config, prefix, rate)
+
+
+@app.command("dashboard")
+def dashboard(
+    db: DbOption = None,
+    host: Annotated[str, typer.Option(help="address to bind (loopback unless told)")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="port", min=1, max=65535)] = 8000,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="QDLAB_DASHBOARD_TOKEN",
+            help="token for writes (approve, reject, add); none: read-only",
+        ),
+    ] = None,
+) -> None:
+    """Serve the live dashboard: campaigns, their convergence and spectra, approvals."""
+    import uvicorn
+
+    from db import Database, resolve_url, safe_url
+    from orchestrator.dashboard import create_app
+
+    url = resolve_url(db)
+    Database(url, create=False).close()  # a missing database is one line, not a traceback
+    mode = "writes need the token" if token else "read-only (no --token)"
+    print(f"dashboard on http://{host}:{port} for {safe_url(url)}, {mode}", flush=True)
+    uvicorn.run(create_app(url, token), host=host, port=port, log_level="warning")
+
+
+@app.command("ipython")
+def ipython(
+    db: DbOption = None,
+    lab: Annotated[
+        str | None, typer.Option(help="lab config (default: $QDLAB_LAB or the simulated lab)")
+    ] = None,
+    tiled: TiledOption = None,
+) -> None:
+    """Start IPython with RE, lab, db and the plans loaded (orchestrator.session)."""
+    import os
+
+    from IPython import start_ipython
+
+    from db import Database, resolve_url
+    from devices import load_lab_config
+
+    if lab is not None:
+        load_lab_config(lab)  # a bad lab is one line here, not a traceback inside IPython
+        os.environ["QDLAB_LAB"] = lab
+    url = resolve_url(db)
+    Database(url).close()
+    os.environ["QDLAB_DB"] = url
+    if tiled is not None:
+        from db.tiled import TiledSink
+
+        TiledSink(tiled)  # a wrong address is one line here, not a traceback inside IPython
+        os.environ["QDLAB_TILED"] = tiled
+    start_ipython(argv=["-i", "-c", "from orchestrator.session import *"])

@@ -1,0 +1,79 @@
+"""``/api/campaigns``: the JSON the pages poll, and the writes a person makes (the same
+operations as ``qdlab campaign approve/reject/add/pause/resume``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body
+
+from orchestrator.campaign import approval
+from orchestrator.dashboard.data import campaign_data, campaign_list, experiment_detail
+from orchestrator.dashboard.deps import DatabaseDep, Writer, not_found, refused
+
+router = APIRouter(prefix="/api/campaigns")
+
+
+@router.get("")
+def campaigns(db: DatabaseDep) -> list[dict[str, Any]]:
+    """Every campaign, one line each."""
+    return campaign_list(db)
+
+
+@router.get("/{campaign_id}")
+def campaign(campaign_id: int, db: DatabaseDep) -> dict[str, Any]:
+    """A campaign with its experiments, latest spectra and space."""
+    with not_found():
+        return campaign_data(db, campaign_id)
+
+
+@router.get("/{campaign_id}/experiments/{number}")
+def experiment(campaign_id: int, number: int, db: DatabaseDep) -> dict[str, Any]:
+    """One experiment (numbered from 1) with its runs and documents."""
+    with not_found():
+        return experiment_detail(db, campaign_id, number)
+
+
+@router.post("/{campaign_id}/approve")
+def approve(
+    campaign_id: int, db: Writer, numbers: Annotated[list[int] | None, Body(embed=True)] = None
+) -> dict[str, Any]:
+    """Approve proposals (``null``: every one awaiting)."""
+    return {"approved": refused(approval.approve, db, campaign_id, numbers)}
+
+
+@router.post("/{campaign_id}/reject")
+def reject(
+    campaign_id: int,
+    db: Writer,
+    number: Annotated[int, Body(embed=True)],
+    reason: Annotated[str, Body(embed=True)],
+) -> dict[str, Any]:
+    """Reject a proposal, with the reason."""
+    refused(approval.reject, db, campaign_id, number, reason)
+    return {"rejected": number}
+
+
+@router.post("/{campaign_id}/add")
+def add(
+    campaign_id: int,
+    db: Writer,
+    conditions: Annotated[dict[str, Any], Body(embed=True)],
+    note: Annotated[str | None, Body(embed=True)] = None,
+) -> dict[str, Any]:
+    """Add a hand-chosen experiment."""
+    return {"added": refused(approval.add, db, campaign_id, conditions, note)}
+
+
+@router.post("/{campaign_id}/pause")
+def pause(
+    campaign_id: int, db: Writer, reason: Annotated[str | None, Body(embed=True)] = None
+) -> dict[str, Any]:
+    """Ask a running campaign to pause after the experiment under way."""
+    return {"status": refused(approval.pause, db, campaign_id, reason)}
+
+
+@router.post("/{campaign_id}/resume")
+def resume(campaign_id: int, db: Writer) -> dict[str, Any]:
+    """Resume a paused campaign in a process of its own."""
+    return {"pid": refused(approval.resume_in_background, db, campaign_id)}

@@ -1,0 +1,117 @@
+const ID = Number(document.body.dataset.campaign);
+let shown = -1;
+const cond = c => Object.entries(c).map(([k, v]) => `${k}=${fmt(v, 3)}`).join(", ");
+async function approve(n) {
+  if (await post(`/api/campaigns/${ID}/approve`, {numbers: [n]})) load();
+}
+async function reject(n) {
+  const reason = document.getElementById(`reason-${n}`).value;
+  if (await post(`/api/campaigns/${ID}/reject`, {number: n, reason})) load();
+}
+document.getElementById("pause").onclick = async () => {
+  if (await post(`/api/campaigns/${ID}/pause`, {reason: "from the dashboard"})) load();
+};
+document.getElementById("resume").onclick = async () => {
+  if (await post(`/api/campaigns/${ID}/resume`, {})) load();
+};
+document.getElementById("add").onclick = async () => {
+  let conditions;
+  try { conditions = JSON.parse(document.getElementById("add-conditions").value); }
+  catch (e) { say("conditions: not JSON"); return; }
+  const note = document.getElementById("add-note").value || null;
+  if (await post(`/api/campaigns/${ID}/add`, {conditions, note})) load();
+};
+function plots(d) {
+  const t = d.target, xs = d.experiments;
+  const done = xs.filter(e => e.error !== null);
+  const right = done.filter(e => e.shape_ok), wrong = done.filter(e => !e.shape_ok);
+  let best = Infinity;
+  const bestSoFar = right.map(e => (best = Math.min(best, e.error)));
+  Plotly.react("convergence", [
+    {x: right.map(e => e.number), y: right.map(e => e.error), mode: "markers", name: "|error|"},
+    {x: wrong.map(e => e.number), y: wrong.map(e => e.error), mode: "markers",
+     marker: {symbol: "x", color: "gray"}, name: `not ${t.shape}`},
+    {x: right.map(e => e.number), y: bestSoFar, mode: "lines", name: "best so far",
+     line: {shape: "hv"}},
+    {x: [1, Math.max(xs.length, 1)], y: [t.tolerance, t.tolerance], mode: "lines",
+     line: {dash: "dot", color: "gray"}, name: "tolerance"}],
+    {title: {text: "Convergence"}, xaxis: {title: {text: "experiment"}},
+     yaxis: {title: {text: "|error| (nm)"}, type: "log"}, margin: {t: 40}});
+  const sp = [];
+  d.spectra.forEach(s => {
+    const peak = Math.max(...(s.pl || [1]));
+    sp.push({x: s.wavelengths_nm, y: (s.pl || []).map(v => v / peak), mode: "lines",
+             name: `#${s.number} PL`});
+    sp.push({x: s.wavelengths_nm, y: s.absorbance, mode: "lines", yaxis: "y2",
+             line: {dash: "dot"}, name: `#${s.number} abs`});
+  });
+  Plotly.react("spectra", sp, {title: {text: "Latest spectra"},
+    xaxis: {title: {text: "wavelength (nm)"}},
+    yaxis: {title: {text: "PL (normalised)"}}, margin: {t: 40},
+    yaxis2: {title: {text: "absorbance"}, overlaying: "y", side: "right", tickformat: ".2f",
+             showgrid: false},
+    legend: {orientation: "h", y: -0.25},
+    shapes: t.observable === "pl_peak_nm" ? [{type: "line", x0: t.value, x1: t.value,
+      yref: "paper", y0: 0, y1: 1, line: {color: "black", dash: "dash"}}] : []});
+  // each condition against the outcome, coloured by |error| (SVG: quick to draw, no WebGL)
+  const names = Object.keys(d.space), explored = [], layout = {
+    title: {text: "Explored conditions"}, margin: {t: 40}, showlegend: false,
+    grid: {rows: 1, columns: Math.max(names.length, 1), pattern: "independent"}};
+  names.forEach((n, i) => {
+    const axis = i === 0 ? "" : String(i + 1);
+    explored.push({x: done.map(e => e.conditions[n]), y: done.map(e => e.observables[t.observable]),
+      xaxis: "x" + axis, yaxis: "y" + axis, mode: "markers", type: "scatter",
+      text: done.map(e => `#${e.number}`),
+      marker: {size: 5, color: done.map(e => e.error), colorscale: "Viridis",
+               reversescale: true, showscale: i === names.length - 1,
+               colorbar: {title: {text: "|error|"}}}});
+    layout["xaxis" + axis] = {title: {text: n}};
+    layout["yaxis" + axis] = {title: {text: i === 0 ? t.observable : ""}};
+  });
+  Plotly.react("explored", explored, layout);
+  const pr = done.filter(e => e.predicted_mean !== null);
+  const measured = pr.map(e => e.observables[t.observable]);
+  const lo = Math.min(...measured, ...pr.map(e => e.predicted_mean)),
+        hi = Math.max(...measured, ...pr.map(e => e.predicted_mean));
+  Plotly.react("predicted", [
+    {x: pr.map(e => e.predicted_mean), y: measured, mode: "markers", name: "experiments",
+     error_x: {type: "data", array: pr.map(e => e.predicted_std ?? 0)},
+     text: pr.map(e => `#${e.number}`)},
+    {x: [lo, hi], y: [lo, hi], mode: "lines", line: {dash: "dot", color: "gray"},
+     name: "measured = predicted"}],
+    {title: {text: "Planner's prediction vs measured"}, margin: {t: 40},
+     annotations: pr.length ? [] : [{text: "no predictions from this planner yet",
+       showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5}],
+     xaxis: {title: {text: `predicted ${t.observable}`}},
+     yaxis: {title: {text: `measured ${t.observable}`}}});
+}
+async function load() {
+  const r = await fetch(`/api/campaigns/${ID}`);
+  if (!r.ok) { say(`campaign ${ID}: ${r.status}`); return; }
+  const d = await r.json(), c = d.campaign;
+  document.getElementById("summary").textContent =
+    `${c.route}, target ${c.target}: ${c.status}` +
+    (c.status_reason ? ` (${c.status_reason})` : "") +
+    `; ${c.experiments}/${c.budget ?? "?"} experiments; best |error| ` +
+    (c.best_error === null ? "-" : `${fmt(c.best_error)} nm`) +
+    (c.workcells.length ? `; workcells ${c.workcells.join(", ")}` : "");
+  document.getElementById("pause").hidden = !["running", "created"].includes(c.status);
+  document.getElementById("resume").hidden = c.status !== "paused";
+  const waiting = d.experiments.filter(e => e.status === "awaiting_approval");
+  document.getElementById("approval").hidden = waiting.length === 0;
+  document.getElementById("awaiting").innerHTML = waiting.map(e => `<tr>
+    <td>${e.number}</td><td>${esc(cond(e.conditions))}</td>
+    <td>${fmt(e.predicted_mean)} ± ${fmt(e.predicted_std)}</td>
+    <td><button class="approve" data-n="${e.number}" onclick="approve(${e.number})">approve</button>
+    <input type="text" id="reason-${e.number}" placeholder="reason to reject">
+    <button class="reject" onclick="reject(${e.number})">reject</button></td></tr>`).join("");
+  document.getElementById("experiments").innerHTML = d.experiments.map(e => `<tr>
+    <td><a href="/campaigns/${ID}/experiments/${e.number}">${e.number}</a></td>
+    <td class="${e.status}">${e.status}</td><td>${esc(cond(e.conditions))}</td>
+    <td>${fmt(e.observables.pl_peak_nm)}</td><td>${fmt(e.observables.pl_fwhm_nm)}</td>
+    <td>${fmt(e.error)}</td><td>${esc(e.planner)}</td><td>${esc(e.reason)}</td></tr>`
+  ).join("");
+  const stamp = d.experiments.length * 1000 + d.experiments.filter(e => e.error !== null).length;
+  if (stamp !== shown) { shown = stamp; plots(d); }  // redraw only when something changed
+}
+poll(load);
