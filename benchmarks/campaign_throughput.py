@@ -70,7 +70,7 @@ def _timed_campaign(n: int, lab: Path, db_path: Path) -> tuple[Any, list[float],
     runner.on_progress = lambda done, budget, best: stamps.append(time.perf_counter())
     start = time.perf_counter()
     summary = runner.run()
-    return summary, [t - start for t in stamps], runner.lab.clock.elapsed() / 3600
+    return summary, [t - start for t in stamps], runner.executor.lab.clock.elapsed() / 3600
 
 
 def _rate(stamps: list[float], first: int, last: int) -> float:

@@ -40,7 +40,7 @@ def _run(n: int, lab: str, tmp: Path) -> tuple[float, list]:
     summary = runner.run()
     elapsed = time.perf_counter() - start
     rows = db.experiments(summary.campaign_id)
-    return n / elapsed, [(r["status"], r["observables"]) for r in rows]
+    return n / elapsed, [(r.status, r.observables) for r in rows]
 
 
 def main() -> None:

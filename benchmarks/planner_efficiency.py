@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from db import Database
+from db.records import ExperimentStatus
 from orchestrator.campaign.config import parse_campaign
 from orchestrator.campaign.runner import CampaignRunner
 from planners import make_planner
@@ -243,11 +244,11 @@ def quality(kinds: list[str], seeds: tuple[int, ...]) -> None:
                 )  # fmt: skip
                 found = next(
                     (
-                        r["index"] + 1
+                        r.number
                         for r in db.experiments(1)
-                        if r["status"] == "done"
-                        and target.hit(r["observables"], r["conditions"])
-                        and r["observables"]["pl_fwhm_nm"] <= best + 1.0
+                        if r.status == ExperimentStatus.DONE
+                        and target.hit(r.observables, r.conditions)
+                        and r.observables["pl_fwhm_nm"] <= best + 1.0
                     ),
                     None,
                 )
@@ -284,12 +285,16 @@ def calibration(seeds: tuple[int, ...]) -> None:
                 db = Database("sqlite://")
                 run_one("botorch", target, seed, SPACE, model, db, stop_on_target=False)
                 rows = db.experiments(1)
-                distinct += len({json.dumps(r["conditions"], sort_keys=True) for r in rows})
+                distinct += len({json.dumps(r.conditions, sort_keys=True) for r in rows})
                 runs += len(rows)
                 for r in rows:
-                    y = (r["observables"] or {}).get("pl_peak_nm")
-                    m, sd = r["predicted_mean"], r["predicted_std"]
-                    if None in (y, m, sd) or not np.isfinite(y) or r["status"] != "done":
+                    y = (r.observables or {}).get("pl_peak_nm")
+                    m, sd = r.predicted_mean, r.predicted_std
+                    if (
+                        None in (y, m, sd)
+                        or not np.isfinite(y)
+                        or r.status != ExperimentStatus.DONE
+                    ):
                         continue
                     total += 1
                     inside1 += abs(y - m) <= sd

@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.bad_inputs import CAMPAIGN, generated, hand_written  # noqa: E402
 from db import Database  # noqa: E402
+from db.records import ExperimentStatus  # noqa: E402
 from tests.conftest import _start_throwaway_postgres, qdlab, start_qdlab  # noqa: E402
 
 
@@ -44,14 +45,14 @@ def _anomalies(url: str, campaign_id: int, budget: int) -> list[str]:
     runs = db.runs(campaign_id)
     measured = [r["experiment_id"] for r in runs if r["complete"] and r["exit_status"] == "success"]
     found = []
-    if [r["index"] for r in rows] != list(range(budget)):
-        found.append(f"campaign {campaign_id}: experiments {[r['index'] for r in rows]}")
+    if [r.index for r in rows] != list(range(budget)):
+        found.append(f"campaign {campaign_id}: experiments {[r.index for r in rows]}")
     if len(measured) != len(set(measured)):
         found.append(f"campaign {campaign_id}: an experiment measured twice")
     found += [
-        f"campaign {campaign_id}: experiment {r['index'] + 1} {r['status']} without a reason"
+        f"campaign {campaign_id}: experiment {r.number} {r.status} without a reason"
         for r in rows
-        if r["status"] != "done" and not r["failure_reason"]
+        if r.status != ExperimentStatus.DONE and not r.failure_reason
     ]
     for text in found:
         print(f"  anomaly: {text}", file=sys.stderr)
@@ -175,7 +176,7 @@ def faults(tmp: Path) -> dict:
     rows = Database(url).experiments(1)
     return {
         "experiments with 10 % faults": len(rows),
-        "failed": sum(r["status"] == "failed" for r in rows),
+        "failed": sum(r.status == ExperimentStatus.FAILED for r in rows),
         "anomalies": len(_anomalies(url, 1, 60)),
         "tracebacks": int("Traceback" in out.stderr),
     }

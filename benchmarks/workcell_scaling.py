@@ -77,7 +77,7 @@ def run(
             summary = json.loads(out.stdout)
             db = Database(url)
             rows = db.experiments(summary["campaign_id"])
-            per_workcell = {n: sum(r["workcell"] == n for r in rows) for n in names}
+            per_workcell = {n: sum(r.workcell == n for r in rows) for n in names}
             runs = [r for r in db.runs(summary["campaign_id"]) if r["complete"]]
             run_s = [r["stop_time"] - r["start_time"] for r in runs]
         finally:

@@ -6,13 +6,17 @@
 
 from db.database import DEFAULT_URL, Database, DatabaseError, SpectrumRecord, resolve_url, safe_url
 from db.export import export_csv, export_jsonl
+from db.records import CampaignStatus, Experiment, ExperimentStatus
 from db.writer import DocumentWriter
 
 __all__ = [
     "DEFAULT_URL",
+    "CampaignStatus",
     "Database",
     "DatabaseError",
     "DocumentWriter",
+    "Experiment",
+    "ExperimentStatus",
     "SpectrumRecord",
     "export_csv",
     "export_jsonl",

@@ -14,9 +14,9 @@ import math
 import os
 import threading
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
+from db.records import CampaignStatus, ExperimentStatus
+from db.records import Experiment as ExperimentRecord
 from db.schema import (
     Campaign,
     Document,
@@ -270,7 +272,7 @@ class Database:
                 config=dict(config),
                 config_text=config_text,
                 target=dict(target),
-                status="created",
+                status=CampaignStatus.CREATED,
                 replay_of=replay_of,
                 uid=uuid.uuid4().hex,
             )
@@ -287,14 +289,27 @@ class Database:
                 .values(config=dict(config), updated_at=utcnow())
             )
 
-    def set_campaign_status(self, campaign_id: int, status: str, reason: str | None = None) -> None:
-        """Record a campaign's status (running, paused, completed, ...)."""
+    def set_campaign_status(
+        self,
+        campaign_id: int,
+        status: CampaignStatus,
+        reason: str | None = None,
+        *,
+        expected: Collection[CampaignStatus] | None = None,
+    ) -> bool:
+        """Record a campaign's status, only from one of the ``expected`` statuses if given;
+        return whether it moved (:mod:`orchestrator.campaign.lifecycle` says which moves are
+        allowed)."""
+        where = [Campaign.id == campaign_id]
+        if expected is not None:
+            where.append(Campaign.status.in_([str(s) for s in expected]))
         with self.session() as s, s.begin():
-            s.execute(
+            result = s.execute(
                 update(Campaign)
-                .where(Campaign.id == campaign_id)
-                .values(status=status, status_reason=reason, updated_at=utcnow())
+                .where(*where)
+                .values(status=str(status), status_reason=reason, updated_at=utcnow())
             )
+            return result.rowcount == 1
 
     def campaign(self, campaign_id: int) -> dict[str, Any]:
         """One campaign as a dict; :class:`DatabaseError` if there is none."""
@@ -333,7 +348,7 @@ class Database:
         predicted_mean: float | None = None,
         predicted_std: float | None = None,
         provenance: Mapping[str, Any] | None = None,
-        status: str = "proposed",
+        status: ExperimentStatus = ExperimentStatus.PROPOSED,
     ) -> int:
         """Store a proposal as experiment ``index`` of the campaign (``None``: the next free
         index, also when another process adds experiments at the same time); return its id."""
@@ -352,7 +367,7 @@ class Database:
                         campaign_id=campaign_id,
                         index=at,
                         conditions=dict(conditions),
-                        status=status,
+                        status=str(status),
                         planner_name=planner_name,
                         planner_version=planner_version,
                         seed=seed,
@@ -372,28 +387,34 @@ class Database:
     def set_experiment_status(
         self,
         experiment_id: int,
-        status: str,
+        status: ExperimentStatus,
         failure_reason: str | None = None,
         *,
         workcell: str | None = None,
-    ) -> None:
-        """Mark an experiment proposed, queued (on ``workcell``), running, done or failed (with
-        the reason)."""
+        expected: Collection[ExperimentStatus] | None = None,
+    ) -> bool:
+        """Move an experiment to ``status`` (with ``failure_reason``; on ``workcell``), only from
+        one of the ``expected`` statuses if given, in one statement: two writers cannot both
+        move it. Return whether it moved. Only :mod:`orchestrator.campaign.lifecycle` calls
+        this; it knows which moves are allowed."""
         values: dict[str, Any] = {
-            "status": status,
+            "status": str(status),
             "failure_reason": failure_reason,
             "updated_at": utcnow(),
         }
         if workcell is not None:
             values["workcell"] = workcell
+        where = [Experiment.id == experiment_id]
+        if expected is not None:
+            where.append(Experiment.status.in_([str(s) for s in expected]))
         with self.session() as s, s.begin():
-            s.execute(update(Experiment).where(Experiment.id == experiment_id).values(**values))
+            return s.execute(update(Experiment).where(*where).values(**values)).rowcount == 1
 
     def decide(
         self,
         campaign_id: int,
         indices: Sequence[int] | None,
-        status: str,
+        status: ExperimentStatus,
         reason: str | None = None,
     ) -> list[int]:
         """Move experiments (0-based ``indices``; ``None``: all) that await approval to
@@ -403,7 +424,7 @@ class Database:
         with self.session() as s, s.begin():
             where = [
                 Experiment.campaign_id == campaign_id,
-                Experiment.status == "awaiting_approval",
+                Experiment.status == str(ExperimentStatus.AWAITING_APPROVAL),
             ]
             if indices is not None:
                 where.append(Experiment.index.in_(list(indices)))
@@ -412,16 +433,16 @@ class Database:
                 s.execute(
                     update(Experiment)
                     .where(*where, Experiment.index.in_(moved))
-                    .values(status=status, failure_reason=reason, updated_at=utcnow())
+                    .values(status=str(status), failure_reason=reason, updated_at=utcnow())
                 )
             return sorted(moved)
 
-    def open_experiments(self, campaign_id: int) -> tuple[list[dict[str, Any]], int, int]:
+    def open_experiments(self, campaign_id: int) -> tuple[list[ExperimentRecord], int, int]:
         """What a campaign agent polls: the experiments not yet done or failed (awaiting
         approval, proposed, queued, running, rejected) in index order, without observables;
         how many experiments count against the budget (all but the rejected); and the next
         free index."""
-        open_states = ("awaiting_approval", "proposed", "queued", "running", "rejected")
+        open_states = [str(s) for s in ExperimentStatus if s.open]
         with self.session() as s:
             rows = s.scalars(
                 select(Experiment)
@@ -430,20 +451,21 @@ class Database:
             ).all()
             counted = s.scalar(
                 select(func.count()).where(
-                    Experiment.campaign_id == campaign_id, Experiment.status != "rejected"
+                    Experiment.campaign_id == campaign_id,
+                    Experiment.status != str(ExperimentStatus.REJECTED),
                 )
             )
             last = s.scalar(
                 select(func.max(Experiment.index)).where(Experiment.campaign_id == campaign_id)
             )
             return (
-                [_experiment_dict(e, None) for e in rows],
+                [_experiment_record(e, None) for e in rows],
                 counted or 0,
                 0 if last is None else last + 1,
             )
 
-    def experiment(self, experiment_id: int) -> dict[str, Any]:
-        """One experiment as a dict (as in :meth:`experiments`)."""
+    def experiment(self, experiment_id: int) -> ExperimentRecord:
+        """One experiment (as in :meth:`experiments`)."""
         with self.session() as s:
             row = s.execute(
                 select(Experiment, Observation)
@@ -452,7 +474,7 @@ class Database:
             ).first()
             if row is None:
                 raise DatabaseError(f"no experiment {experiment_id} in {safe_url(self.url)}")
-            return _experiment_dict(*row)
+            return _experiment_record(*row)
 
     def experiment_id(self, campaign_id: int, index: int) -> int | None:
         """Id of experiment ``index`` of a campaign, if stored."""
@@ -463,8 +485,8 @@ class Database:
                 )
             )
 
-    def experiments(self, campaign_id: int) -> list[dict[str, Any]]:
-        """The experiments of a campaign in order, with their observables (a table's rows)."""
+    def experiments(self, campaign_id: int) -> list[ExperimentRecord]:
+        """The experiments of a campaign in order, with their observables."""
         with self.session() as s:
             rows = s.execute(
                 select(Experiment, Observation)
@@ -472,7 +494,7 @@ class Database:
                 .where(Experiment.campaign_id == campaign_id)
                 .order_by(Experiment.index)
             ).all()
-            return [_experiment_dict(e, o) for e, o in rows]
+            return [_experiment_record(e, o) for e, o in rows]
 
     def experiments_frame(self, campaign_id: int) -> Any:
         """:meth:`experiments` as a pandas DataFrame, conditions and observables as columns."""
@@ -482,28 +504,41 @@ class Database:
             raise DatabaseError("experiments_frame needs pandas: pip install pandas") from None
         flat = []
         for e in self.experiments(campaign_id):
-            row = {k: v for k, v in e.items() if k not in ("conditions", "observables")}
-            flat.append({**row, **e["conditions"], **(e["observables"] or {})})
+            row = {k: v for k, v in asdict(e).items() if k not in ("conditions", "observables")}
+            flat.append({**row, **e.conditions, **(e.observables or {})})
         return pd.DataFrame(flat)
 
     # -- observations ---------------------------------------------------------------------
     def add_observation(
-        self, experiment_id: int, observables: Mapping[str, Any], run_uid: str | None = None
-    ) -> None:
+        self,
+        experiment_id: int,
+        observables: Mapping[str, Any],
+        run_uid: str | None = None,
+        *,
+        expected: Collection[ExperimentStatus] | None = None,
+    ) -> bool:
         """Store an experiment's observables (NaN is stored as NULL: not measured) and mark it
-        done, in one transaction: a crash leaves either both or neither."""
+        done, in one transaction: a crash leaves either both or neither. With ``expected``,
+        only an experiment in one of those statuses is recorded; return whether it was."""
         known = {k: _finite_or_none(observables.get(k)) for k in OBSERVATION_FIELDS}
         extra = {k: v for k, v in observables.items() if k not in OBSERVATION_FIELDS}
+        where = [Experiment.id == experiment_id]
+        if expected is not None:
+            where.append(Experiment.status.in_([str(s) for s in expected]))
         with self.session() as s, s.begin():
-            s.add(Observation(experiment_id=experiment_id, run_uid=run_uid, extra=extra, **known))
-            s.execute(
+            moved = s.execute(
                 update(Experiment)
-                .where(Experiment.id == experiment_id)
-                .values(status="done", failure_reason=None, updated_at=utcnow())
-            )
+                .where(*where)
+                .values(status=str(ExperimentStatus.DONE), failure_reason=None, updated_at=utcnow())
+            ).rowcount
+            if moved != 1:
+                return False
+            s.add(Observation(experiment_id=experiment_id, run_uid=run_uid, extra=extra, **known))
+            return True
 
-    def all_observations(self, route: str | None = None) -> list[dict[str, Any]]:
-        """Every observation across campaigns (optionally of one route): for warm starts."""
+    def all_observations(self, route: str | None = None) -> list[ExperimentRecord]:
+        """Every measured experiment across campaigns (optionally of one route): for warm
+        starts."""
         with self.session() as s:
             query = (
                 select(Experiment, Observation, Campaign.route)
@@ -513,7 +548,7 @@ class Database:
             )
             if route is not None:
                 query = query.where(Campaign.route == route)
-            return [{**_experiment_dict(e, o), "route": r} for e, o, r in s.execute(query).all()]
+            return [_experiment_record(e, o) for e, o, _ in s.execute(query).all()]
 
     # -- workcells -----------------------------------------------------------------------
     def register_workcell(
@@ -645,7 +680,7 @@ def _campaign_dict(row: Campaign, experiments: int) -> dict[str, Any]:
         "id": row.id,
         "name": row.name,
         "route": row.route,
-        "status": row.status,
+        "status": CampaignStatus(row.status),
         "status_reason": row.status_reason,
         "target": row.target,
         "config": row.config,
@@ -657,29 +692,29 @@ def _campaign_dict(row: Campaign, experiments: int) -> dict[str, Any]:
     }
 
 
-def _experiment_dict(e: Experiment, o: Observation | None) -> dict[str, Any]:
+def _experiment_record(e: Experiment, o: Observation | None) -> ExperimentRecord:
     observables = None
     if o is not None:
         observables = {k: getattr(o, k) for k in OBSERVATION_FIELDS}
         observables.update(o.extra or {})
-    return {
-        "id": e.id,
-        "campaign_id": e.campaign_id,
-        "index": e.index,
-        "status": e.status,
-        "conditions": e.conditions,
-        "failure_reason": e.failure_reason,
-        "planner_name": e.planner_name,
-        "planner_version": e.planner_version,
-        "seed": e.seed,
-        "acquisition_value": e.acquisition_value,
-        "predicted_mean": e.predicted_mean,
-        "predicted_std": e.predicted_std,
-        "provenance": e.provenance,
-        "observables": observables,
-        "run_uid": o.run_uid if o is not None else None,
-        "workcell": e.workcell,
-    }
+    return ExperimentRecord(
+        id=e.id,
+        campaign_id=e.campaign_id,
+        index=e.index,
+        status=ExperimentStatus(e.status),
+        conditions=e.conditions,
+        failure_reason=e.failure_reason,
+        planner_name=e.planner_name,
+        planner_version=e.planner_version,
+        seed=e.seed,
+        acquisition_value=e.acquisition_value,
+        predicted_mean=e.predicted_mean,
+        predicted_std=e.predicted_std,
+        provenance=e.provenance,
+        observables=observables,
+        run_uid=o.run_uid if o is not None else None,
+        workcell=e.workcell,
+    )
 
 
 def spectra_keys(descriptor: Mapping[str, Any]) -> dict[str, str | None]:

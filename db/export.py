@@ -27,7 +27,7 @@ def export_csv(db: Database, campaign_id: int, path: str | Path) -> int:
     campaign = db.campaign(campaign_id)
     rows = db.experiments(campaign_id)
     condition_names = list(campaign["config"].get("campaign", {}).get("space", {})) or sorted(
-        {k for r in rows for k in r["conditions"]}
+        {k for r in rows for k in r.conditions}
     )
     header = [
         "experiment",  # numbered from 1, as everywhere users read it
@@ -47,21 +47,21 @@ def export_csv(db: Database, campaign_id: int, path: str | Path) -> int:
         writer = csv.writer(out)
         writer.writerow(header)
         for r in rows:
-            obs = r["observables"] or {}
+            obs = r.observables or {}
             writer.writerow(
                 [
-                    r["index"] + 1,
-                    r["status"],
-                    *(r["conditions"].get(c) for c in condition_names),
+                    r.number,
+                    r.status,
+                    *(r.conditions.get(c) for c in condition_names),
                     *(obs.get(k) for k in OBSERVATION_FIELDS),
-                    r["failure_reason"] or "",
-                    r["planner_name"],
-                    r["planner_version"],
-                    r["seed"],
-                    r["acquisition_value"],
-                    r["predicted_mean"],
-                    r["predicted_std"],
-                    r["run_uid"] or "",
+                    r.failure_reason or "",
+                    r.planner_name,
+                    r.planner_version,
+                    r.seed,
+                    r.acquisition_value,
+                    r.predicted_mean,
+                    r.predicted_std,
+                    r.run_uid or "",
                 ]
             )
     return len(rows)

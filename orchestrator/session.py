@@ -21,13 +21,13 @@ from pathlib import Path
 import bluesky.plan_stubs as bps
 import bluesky.plans as bp
 import matplotlib
-from bluesky import RunEngine
 from bluesky.callbacks.best_effort import BestEffortCallback
 from bluesky.utils import PersistentDict
 
-from db import Database, DocumentWriter
+from db import Database
 from db.tiled import TiledSink
 from devices import DEFAULT_LAB, Mix, Transfer, build_lab
+from orchestrator.execution.engine import new_run_engine
 from orchestrator.execution.plans import (
     calibrate_cell,
     flow_synthesis,
@@ -62,14 +62,11 @@ def _metadata_dir() -> Path:
 
 lab = build_lab(os.environ.get("QDLAB_LAB", DEFAULT_LAB))
 db = Database()
-RE = RunEngine({})
+safety = SafetyWatch(lab, lab.config.safety)  # the lab's suspenders (hood, ceilings)
+tiled = os.environ.get("QDLAB_TILED")  # `qdlab ipython --tiled URL`
+RE = new_run_engine(db, tiled=TiledSink(tiled) if tiled else None, safety=safety)
 RE.md = PersistentDict(str(_metadata_dir()))
-RE.subscribe(DocumentWriter(db))
-if os.environ.get("QDLAB_TILED"):  # `qdlab ipython --tiled URL`
-    RE.subscribe(TiledSink(os.environ["QDLAB_TILED"]))
 bec = BestEffortCallback()
 if not matplotlib.get_backend().lower().startswith(("qt", "tk", "gtk", "wx", "macosx")):
     bec.disable_plots()  # no screen: the table only
 RE.subscribe(bec)
-safety = SafetyWatch(lab, lab.config.safety)  # the lab's suspenders (hood, ceilings)
-safety.install(RE)

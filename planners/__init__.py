@@ -150,7 +150,7 @@ def make_planner(
 
         return PEERS[kind](space, target, seed)
     if kind == "botorch":
-        from planners.bo import BoTorchPlanner
+        from planners.botorch import BoTorchPlanner
 
         checked = _botorch_options(options)
         return BoTorchPlanner(space, target, seed, route=route, twin=twin, **checked)

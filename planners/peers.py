@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from planners import Observation, Planner, Proposal, SearchSpace, Target
+from planners.base import Observation, Planner, Proposal, SearchSpace, Target
 
 FAILED_OFFSET_NM = 100.0
 """How far off target a failed experiment is reported to the peers."""

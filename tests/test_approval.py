@@ -22,7 +22,7 @@ HAND = {"br_pb_ratio": 8, "temperature_c": 150, "ligand": "oa_olam", "time_s": 3
 
 def rows_with(db: Database, status: str) -> list[dict]:
     try:
-        return [r for r in db.experiments(1) if r["status"] == status]
+        return [r for r in db.experiments(1) if r.status == status]
     except Exception:  # the campaign is not stored yet
         return []
 
@@ -43,11 +43,9 @@ def gated(tmp_path, spawn):
 def test_nothing_runs_before_approval_and_a_rejected_proposal_is_never_run(gated):
     agent, db, url = gated
     time.sleep(1.0)  # the agent had every chance to start something
-    assert (
-        db.runs(1) == [] and [r["status"] for r in db.experiments(1)] == ["awaiting_approval"] * 2
-    )
+    assert db.runs(1) == [] and [r.status for r in db.experiments(1)] == ["awaiting_approval"] * 2
     first, second = db.experiments(1)
-    assert first["predicted_mean"] is None or first["predicted_std"] is not None
+    assert first.predicted_mean is None or first.predicted_std is not None
 
     show = qdlab("campaign", "show", "1", "--db", url)
     assert "2 proposal(s) await approval" in show.stdout, show.stdout
@@ -57,19 +55,19 @@ def test_nothing_runs_before_approval_and_a_rejected_proposal_is_never_run(gated
     out = qdlab("campaign", "approve", "1", "2", "--db", url)
     assert out.returncode == 0 and "approved #2" in out.stdout, out.stderr
     wait_for(lambda: rows_with(db, "awaiting_approval"), what="the next batch")
-    assert all(r["experiment_id"] == second["id"] for r in db.runs(1))
+    assert all(r["experiment_id"] == second.id for r in db.runs(1))
     while agent.poll() is None:  # approve whatever comes until the budget is spent
         qdlab("campaign", "approve", "1", "--all", "--db", url)
         time.sleep(0.2)
     out, err = agent.communicate()
     assert agent.returncode == 0, err
     rows = db.experiments(1)
-    assert rows[0]["status"] == "rejected"
-    assert rows[0]["failure_reason"] == "rejected: too hot for this solvent"
-    assert sum(r["status"] != "rejected" for r in rows) == 4  # a veto spends no budget
+    assert rows[0].status == "rejected"
+    assert rows[0].failure_reason == "rejected: too hot for this solvent"
+    assert sum(r.status != "rejected" for r in rows) == 4  # a veto spends no budget
     ran = {run["experiment_id"] for run in db.runs(1)}
-    assert first["id"] not in ran and len(ran) == 4
-    assert all(r["conditions"] != first["conditions"] for r in rows[1:])
+    assert first.id not in ran and len(ran) == 4
+    assert all(r.conditions != first.conditions for r in rows[1:])
 
 
 def test_a_hand_added_experiment_runs_with_human_provenance(gated):
@@ -79,9 +77,9 @@ def test_a_hand_added_experiment_runs_with_human_provenance(gated):
     )
     assert out.returncode == 0 and "added #3" in out.stdout, out.stderr
     added = wait_for(lambda: rows_with(db, "done") or rows_with(db, "failed"), what="a run")[0]
-    assert added["index"] == 2 and added["planner_name"] == "human"
-    assert added["provenance"] == {"source": "human", "note": "control"}
-    assert added["conditions"] == {**HAND, "br_pb_ratio": 8.0, "temperature_c": 150.0,
+    assert added.index == 2 and added.planner_name == "human"
+    assert added.provenance == {"source": "human", "note": "control"}
+    assert added.conditions == {**HAND, "br_pb_ratio": 8.0, "temperature_c": 150.0,
                                    "time_s": 30.0}  # fmt: skip
     # the proposals still wait: a hand-chosen experiment does not approve them
     assert len(rows_with(db, "awaiting_approval")) == 2
@@ -122,7 +120,7 @@ def test_approval_commands_refuse_what_is_not_awaiting(gated):
     assert out.returncode == 2 and "--reason" in out.stderr
     out = qdlab("campaign", "add", "1", "--conditions", "{oops", "--db", url)
     assert out.returncode == 2 and "--conditions: not JSON" in out.stderr
-    assert [r["status"] for r in db.experiments(1)] == ["awaiting_approval"] * 2
+    assert [r.status for r in db.experiments(1)] == ["awaiting_approval"] * 2
 
 
 def test_a_vetoed_point_is_never_proposed_again():

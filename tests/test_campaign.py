@@ -73,8 +73,8 @@ def test_demo_campaign_runs_end_to_end_and_reports(run_qdlab, tmp_path):
     assert page.count("data:image/png;base64,") == 3 and "blue-470nm-random" in page
     db = Database(url)
     rows = db.experiments(summary["campaign_id"])
-    assert [r["index"] for r in rows] == list(range(30))
-    assert all(r["planner_name"] == "random" and r["seed"] == 1 for r in rows)
+    assert [r.index for r in rows] == list(range(30))
+    assert all(r.planner_name == "random" and r.seed == 1 for r in rows)
     docs = list(db.campaign_documents(summary["campaign_id"]))
     assert validate_documents(docs) == len(docs) >= 30 * 4
 
@@ -97,8 +97,8 @@ def test_failed_experiments_are_recorded_and_three_in_a_row_pause(run_qdlab, tmp
         and "spectrometer did not answer" in out.stdout
     )
     rows = Database(url).experiments(1)
-    assert [r["status"] for r in rows] == ["failed"] * 3
-    assert all(r["observables"] is None for r in rows)
+    assert [r.status for r in rows] == ["failed"] * 3
+    assert all(r.observables is None for r in rows)
 
 
 def test_list_and_show_print_json(run_qdlab, tmp_path):
@@ -196,7 +196,7 @@ def _wait_for(url: str, experiments: int, timeout: float = 60.0) -> None:
             rows = Database(url, migrate=False).experiments(1)
         except Exception:  # the campaign row may not exist yet
             rows = []
-        if sum(r["status"] in ("done", "failed") for r in rows) >= experiments:
+        if sum(r.status in ("done", "failed") for r in rows) >= experiments:
             return
         time.sleep(0.02)
     raise AssertionError(f"campaign did not reach {experiments} experiments")
@@ -221,18 +221,18 @@ def test_kill_9_at_several_points_then_resume_loses_and_repeats_nothing(run_qdla
     db = Database(url)
     assert db.integrity_check()
     rows = db.experiments(1)
-    assert [r["index"] for r in rows] == list(range(10))
-    assert all(r["status"] in ("done", "failed") for r in rows)
-    assert all((r["observables"] is not None) == (r["status"] == "done") for r in rows)
+    assert [r.index for r in rows] == list(range(10))
+    assert all(r.status in ("done", "failed") for r in rows)
+    assert all((r.observables is not None) == (r.status == "done") for r in rows)
     runs = db.runs(1)
     measured = [r["experiment_id"] for r in runs if r["complete"] and r["exit_status"] == "success"]
     assert len(measured) == len(set(measured)) == 10  # each experiment measured exactly once
-    assert all(r["run_uid"] in {x["uid"] for x in runs} for r in rows if r["status"] == "done")
+    assert all(r.run_uid in {x["uid"] for x in runs} for r in rows if r.status == "done")
     assert len(runs) >= 10  # a run killed mid-way stays in the record, incomplete
 
 
 def _observables(url: str) -> list[tuple[str, dict | None]]:
-    return [(r["status"], r["observables"]) for r in Database(url).experiments(1)]
+    return [(r.status, r.observables) for r in Database(url).experiments(1)]
 
 
 def test_a_campaign_killed_and_resumed_measures_what_an_uninterrupted_one_does(run_qdlab, tmp_path):
@@ -263,8 +263,8 @@ def test_resume_reproduces_the_uninterrupted_campaign_on_every_route(tmp_path, c
     parts = Database(f"sqlite:///{tmp_path / 'parts.db'}")
     CampaignRunner(parts, load_campaign(path, {"budget": 4, "stop_on_target": False})).run()
     CampaignRunner.resume(parts, 1, budget=9).run()
-    assert [(r["status"], r["observables"]) for r in parts.experiments(1)] == [
-        (r["status"], r["observables"]) for r in whole.experiments(1)
+    assert [(r.status, r.observables) for r in parts.experiments(1)] == [
+        (r.status, r.observables) for r in whole.experiments(1)
     ]
 
 
@@ -288,10 +288,10 @@ def test_resume_after_a_kill_between_storing_a_run_and_its_observation_reproduce
     with pytest.raises(SystemExit):
         CampaignRunner(parts, load_campaign(path, {"budget": 7, "stop_on_target": False})).run()
     monkeypatch.setattr(parts, "add_observation", store)
-    assert parts.experiments(1)[3]["status"] == "running"
+    assert parts.experiments(1)[3].status == "running"
     CampaignRunner.resume(parts, 1).run()
-    assert [(r["status"], r["observables"]) for r in parts.experiments(1)] == [
-        (r["status"], r["observables"]) for r in whole.experiments(1)
+    assert [(r.status, r.observables) for r in parts.experiments(1)] == [
+        (r.status, r.observables) for r in whole.experiments(1)
     ]
 
 
@@ -308,11 +308,11 @@ def test_ctrl_c_pauses_cleanly_and_resume_finishes(run_qdlab, tmp_path):
     assert db.campaign(1)["status"] == "paused"
     assert "resume 1" in err
     rows = db.experiments(1)
-    assert rows and "running" not in {r["status"] for r in rows}  # stopped between experiments
-    assert sum(r["status"] in ("done", "failed") for r in rows) < 20
+    assert rows and "running" not in {r.status for r in rows}  # stopped between experiments
+    assert sum(r.status in ("done", "failed") for r in rows) < 20
     finished = run_qdlab("campaign", "resume", "1", "--db", url, "--json")
     assert json.loads(finished.stdout)["experiments"] == 20
-    assert [r["index"] for r in db.experiments(1)] == list(range(20))
+    assert [r.index for r in db.experiments(1)] == list(range(20))
 
 
 def test_a_ctrl_c_as_an_experiment_ends_pauses_the_campaign_after_it(tmp_path, monkeypatch):
@@ -330,7 +330,7 @@ def test_a_ctrl_c_as_an_experiment_ends_pauses_the_campaign_after_it(tmp_path, m
     runner = CampaignRunner(db, load_campaign(write_config(tmp_path, budget=5)))
     with pytest.raises(CampaignInterrupted):
         runner.run()
-    assert [r["status"] for r in db.experiments(runner.campaign_id)] == ["done"]
+    assert [r.status for r in db.experiments(runner.campaign_id)] == ["done"]
     assert db.campaign(runner.campaign_id)["status"] == "paused"
 
 

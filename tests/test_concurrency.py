@@ -80,7 +80,7 @@ def test_two_resumes_at_once_one_refused_and_every_experiment_runs_once(run_qdla
     runs = db.runs(1)
     measured = [r["experiment_id"] for r in runs if r["complete"] and r["exit_status"] == "success"]
     assert len(measured) == len(set(measured)) == 8
-    assert [r["index"] for r in db.experiments(1)] == list(range(8))
+    assert [r.index for r in db.experiments(1)] == list(range(8))
 
 
 def _upgrade_at_once(url: str, n: int) -> list[subprocess.CompletedProcess]:

@@ -58,7 +58,7 @@ def test_the_api_lists_campaigns_and_refuses_writes_without_the_token(gated):
         headers={"Authorization": f"Bearer {TOKEN}"},
     )
     assert read_only.status_code == 403 and "read-only" in read_only.json()["detail"]
-    assert [r["status"] for r in db.experiments(1)] == ["awaiting_approval"]  # nothing changed
+    assert [r.status for r in db.experiments(1)] == ["awaiting_approval"]  # nothing changed
 
     auth = {"Authorization": f"Bearer {TOKEN}"}
     bad = client.post("/api/campaigns/1/add", json={"conditions": {**HAND, "time_s": 9e9}},
@@ -68,11 +68,11 @@ def test_the_api_lists_campaigns_and_refuses_writes_without_the_token(gated):
                         headers=auth)  # fmt: skip
     assert added.status_code == 200
     human = db.experiments(1)[added.json()["added"] - 1]
-    assert human["planner_name"] == "human" and human["provenance"]["note"] == "a hunch"
+    assert human.planner_name == "human" and human.provenance["note"] == "a hunch"
     rejected = client.post("/api/campaigns/1/reject", json={"number": 1, "reason": "too hot"},
                            headers=auth)  # fmt: skip
     assert rejected.status_code == 200
-    assert db.experiments(1)[0]["failure_reason"] == "rejected: too hot"
+    assert db.experiments(1)[0].failure_reason == "rejected: too hot"
 
 
 def _serve(spawn, url: str, token: str | None = TOKEN) -> str:
@@ -119,14 +119,14 @@ def test_a_chemist_watches_live_and_approves_by_clicking(gated, spawn, browser, 
     page.wait_for_selector("#message:has-text('refused')")
     assert "token" in page.inner_text("#message")
     time.sleep(0.5)
-    assert [r["status"] for r in db.experiments(1)] == ["awaiting_approval"]
+    assert [r.status for r in db.experiments(1)] == ["awaiting_approval"]
 
     page.fill("#token", TOKEN)
     page.dispatch_event("#token", "change")
     page.click("#awaiting button.approve")
-    wait_for(lambda: db.experiments(1)[0]["status"] != "awaiting_approval", what="approval")
+    wait_for(lambda: db.experiments(1)[0].status != "awaiting_approval", what="approval")
     # the campaign runs it and proposes the next; both appear without reloading, within 2 s
-    wait_for(lambda: db.experiments(1)[0]["status"] == "done", what="the experiment")
+    wait_for(lambda: db.experiments(1)[0].status == "done", what="the experiment")
     stored = time.monotonic()
     page.wait_for_selector("#experiments tr:first-child td.done", timeout=2000)
     page.wait_for_function("document.querySelectorAll('#experiments tr').length >= 2", timeout=3000)

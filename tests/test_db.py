@@ -102,12 +102,13 @@ def test_runs_link_to_their_campaign_and_experiment_through_metadata(db_url, lab
         run_uid=uid,
     )
     (row,) = db.experiments(cid)
-    assert row["conditions"] == HOT and row["seed"] == 3 and row["predicted_mean"] == 470.2
-    assert row["acquisition_value"] is None  # NaN is stored as not-a-value
-    assert row["observables"]["pl_peak_nm"] == 469.5 and row["observables"]["abs_peak_nm"] is None
-    assert row["observables"]["platelets"] == 0.0 and row["run_uid"] == uid
+    assert row.conditions == HOT and row.seed == 3 and row.predicted_mean == 470.2
+    assert row.acquisition_value is None  # NaN is stored as not-a-value
+    assert row.observables["pl_peak_nm"] == 469.5 and row.observables["abs_peak_nm"] is None
+    assert row.observables["platelets"] == 0.0 and row.run_uid == uid
     assert db.runs(cid)[0]["experiment_id"] == eid
-    assert [r["route"] for r in db.all_observations("hot_injection")] == ["hot_injection"]
+    assert [r.id for r in db.all_observations("hot_injection")] == [eid]
+    assert db.all_observations("flow") == []
     assert db.campaigns()[0]["experiments"] == 1
     assert [s.data_key for s in db.spectra(experiment_id=eid)] == ["cell_absorbance", "cell_pl"]
 

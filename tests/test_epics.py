@@ -28,7 +28,7 @@ def _campaign(tmp_path, lab: str, name: str, budget: int = 6) -> str:
 
 
 def _measured(url: str) -> list:
-    return [(r["status"], r["observables"]) for r in Database(url).experiments(1)]
+    return [(r.status, r.observables) for r in Database(url).experiments(1)]
 
 
 def test_the_ioc_serves_every_pv_the_epics_backend_uses():
@@ -140,7 +140,7 @@ def test_ioc_killed_mid_campaign_fails_experiments_with_the_pv_then_resume_compl
                 rows = Database(url, migrate=False).experiments(1)
             except Exception:  # the schema or the campaign is not there yet
                 rows = []
-            if sum(r["status"] == "done" for r in rows) >= 3:
+            if sum(r.status == "done" for r in rows) >= 3:
                 break
             time.sleep(0.05)
         server.kill()
@@ -148,9 +148,9 @@ def test_ioc_killed_mid_campaign_fails_experiments_with_the_pv_then_resume_compl
         assert proc.returncode == 1, err  # paused after 3 failures in a row
         assert "Traceback" not in err
         rows = Database(url).experiments(1)
-        failed = [r for r in rows if r["status"] == "failed"]
+        failed = [r for r in rows if r.status == "failed"]
         assert len(failed) == 3
-        assert all("PV QD:" in r["failure_reason"] for r in failed), failed[0]["failure_reason"]
+        assert all("PV QD:" in r.failure_reason for r in failed), failed[0].failure_reason
         server = IOC(speedup="max").start()
         out = run_qdlab("campaign", "resume", "1", "--db", url)
         assert out.returncode == 0, out.stderr
@@ -158,10 +158,10 @@ def test_ioc_killed_mid_campaign_fails_experiments_with_the_pv_then_resume_compl
         server.stop()
     db = Database(url)
     rows = db.experiments(1)
-    assert [r["index"] for r in rows] == list(range(10))
-    assert all(r["status"] in ("done", "failed") for r in rows)
+    assert [r.index for r in rows] == list(range(10))
+    assert all(r.status in ("done", "failed") for r in rows)
     measured = [
         r["experiment_id"] for r in db.runs(1) if r["complete"] and r["exit_status"] == "success"
     ]
     assert len(measured) == len(set(measured))  # nothing measured twice
-    assert {r["id"] for r in rows if r["status"] == "done"} == set(measured)
+    assert {r.id for r in rows if r.status == "done"} == set(measured)

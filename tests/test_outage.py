@@ -18,9 +18,9 @@ def _exactly_once(url: str, n: int) -> None:
     runs = db.runs(1)
     measured = [r["experiment_id"] for r in runs if r["complete"] and r["exit_status"] == "success"]
     assert len(measured) == len(set(measured)) == n
-    assert [r["index"] for r in db.experiments(1)] == list(range(n))
+    assert [r.index for r in db.experiments(1)] == list(range(n))
     rows = db.experiments(1)
-    assert all(r["status"] == "done" or r["failure_reason"] for r in rows)
+    assert all(r.status == "done" or r.failure_reason for r in rows)
 
 
 @pytest.mark.slow

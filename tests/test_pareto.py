@@ -114,7 +114,7 @@ def test_a_pareto_campaign_reports_the_front_it_found(tmp_path):
         assert dominated != (e["index"] + 1 in on_front)
 
     database = Database(db, create=False)
-    stages = [r["provenance"] for r in database.experiments(1)]
+    stages = [r.provenance for r in database.experiments(1)]
     assert any(p.get("acquisition") == "qLogNEHVI" for p in stages)
     # from two measurements on (before them, the twin alone), the hypervolume decides
     assert all(p.get("acquisition") in ("qLogNEHVI", "twin", None) for p in stages)
@@ -138,4 +138,4 @@ def test_peers_take_a_pareto_target_in_their_own_way(kind):
     summary = CampaignRunner(db, loaded).run()
     assert summary.status == "completed" and summary.experiments == 7
     assert summary.pareto_set is not None
-    assert all(r["planner_name"] == kind for r in db.experiments(summary.campaign_id))
+    assert all(r.planner_name == kind for r in db.experiments(summary.campaign_id))

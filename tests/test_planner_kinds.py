@@ -56,9 +56,9 @@ def test_a_users_planner_class_runs_a_campaign_and_resumes_only_when_named_again
     out = run_qdlab("campaign", "run", config, "--db", url, "--json", env=plugin_env)
     assert out.returncode == 0, out.stderr
     rows = Database(url).experiments(1)
-    assert [r["planner_name"] for r in rows] == ["stepper"] * 3
-    assert [r["provenance"]["step"] for r in rows] == [0.05] * 3
-    assert rows[0]["conditions"]["temperature_c"] == pytest.approx(145.0)  # the middle
+    assert [r.planner_name for r in rows] == ["stepper"] * 3
+    assert [r.provenance["step"] for r in rows] == [0.05] * 3
+    assert rows[0].conditions["temperature_c"] == pytest.approx(145.0)  # the middle
 
     # the database names the class: resume refuses to import it until the user names it
     refused = run_qdlab("campaign", "resume", "1", "--budget", "5", "--db", url, env=plugin_env)
@@ -71,7 +71,7 @@ def test_a_users_planner_class_runs_a_campaign_and_resumes_only_when_named_again
     )  # fmt: skip
     assert named.returncode == 0, named.stderr
     rows = Database(url).experiments(1)
-    assert len(rows) == 5 and len({json.dumps(r["conditions"]) for r in rows}) == 5
+    assert len(rows) == 5 and len({json.dumps(r.conditions) for r in rows}) == 5
 
 
 @pytest.mark.parametrize(
@@ -103,9 +103,9 @@ def test_peer_planners_run_a_campaign_end_to_end(run_qdlab, tmp_path, kind):
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["experiments"] == 4
     rows = Database(url).experiments(1)
-    assert [r["planner_name"] for r in rows] == [kind] * 4
-    assert all(r["status"] == "done" for r in rows)
-    assert rows[0]["planner_version"].startswith({"ax": "ax-platform", "baybe": "baybe"}[kind])
+    assert [r.planner_name for r in rows] == [kind] * 4
+    assert all(r.status == "done" for r in rows)
+    assert rows[0].planner_version.startswith({"ax": "ax-platform", "baybe": "baybe"}[kind])
 
 
 @pytest.mark.parametrize(("kind", "module"), [("ax", "ax"), ("baybe", "baybe")])

@@ -7,7 +7,7 @@ import pytest
 
 from models import simulate
 from planners import Observation, Target, make_planner
-from planners.bo import _calibration_factor
+from planners.botorch.surrogate import calibration_factor
 from tests.conftest import ROOT
 from tests.test_planners import SPACE, observe
 
@@ -89,14 +89,14 @@ def test_the_reported_uncertainty_widens_to_what_past_predictions_missed_by():
     """Errors twice the predicted std widen the intervals about twice (a few far misses do
     not blow them up); errors as predicted leave them alone; no history, no change."""
     rng = np.random.default_rng(0)
-    assert _calibration_factor([]) == 1.0
-    assert _calibration_factor(rng.normal(0, 1, 200)) == pytest.approx(1.0, abs=0.15)
+    assert calibration_factor([]) == 1.0
+    assert calibration_factor(rng.normal(0, 1, 200)) == pytest.approx(1.0, abs=0.15)
     overconfident = rng.normal(0, 2, 200)
-    assert _calibration_factor(overconfident) == pytest.approx(2.0, abs=0.25)
+    assert calibration_factor(overconfident) == pytest.approx(2.0, abs=0.25)
     with_misses = np.concatenate([rng.normal(0, 1, 180), np.full(20, 40.0)])
-    assert _calibration_factor(with_misses) < 1.3
+    assert calibration_factor(with_misses) < 1.3
     # three measurements move a calibrated model only part of the way
-    assert 1.0 < _calibration_factor([4.0, -4.0, 4.0]) < 4.0 / 0.6745
+    assert 1.0 < calibration_factor([4.0, -4.0, 4.0]) < 4.0 / 0.6745
 
 
 def test_proposals_report_the_calibrated_std_and_keep_the_model_s_own():
@@ -174,13 +174,13 @@ def test_a_ligand_that_grows_other_sizes_than_the_twin_s_gets_an_offset_of_its_o
 def test_the_twin_s_predictions_kept_stay_within_their_bound(monkeypatch):
     """A long campaign does not hold every candidate it ever scored: past the bound the
     memo starts again, and the predictions it gives are the twin's all the same."""
-    import planners.bo as bo
+    import planners.botorch.prior as prior
 
-    monkeypatch.setattr(bo, "_TWIN_MEMO_ROWS", 5000)  # the pool alone is 4,096 points
+    monkeypatch.setattr(prior, "TWIN_MEMO_ROWS", 5000)  # the pool alone is 4,096 points
     planner = told(None, 6)
     for step in range(3):
         proposals = planner.ask(1)
-        assert len(planner._twin_memo) <= 5000
+        assert len(planner._twin.memo) <= 5000
         observe(planner, proposals, seed=step)
     points = np.array([SPACE.encode(o.conditions) for o in planner.observations])
     fresh = simulate("hot_injection", [o.conditions for o in planner.observations])

@@ -197,7 +197,7 @@ def test_a_botorch_campaign_on_the_simulated_lab_reaches_475_nm_within_budget():
     summary = CampaignRunner(db, _campaign({"kind": "botorch"}, 475.0, 15, seed=0)).run()
     assert summary.reached_target and summary.first_hit_experiment <= 15
     rows = db.experiments(summary.campaign_id)
-    assert rows[-1]["planner_name"] == "botorch" and rows[-1]["predicted_mean"] is not None
+    assert rows[-1].planner_name == "botorch" and rows[-1].predicted_mean is not None
 
 
 @pytest.mark.slow
@@ -215,7 +215,7 @@ def test_a_botorch_campaign_resumes_from_the_database(tmp_path):
     )
     summary = runner.run()
     assert summary.experiments == 8
-    assert [r["index"] for r in db.experiments(first.campaign_id)] == list(range(8))
+    assert [r.index for r in db.experiments(first.campaign_id)] == list(range(8))
 
 
 def test_suggest_prints_conditions_near_the_target(run_qdlab, tmp_path):
@@ -317,15 +317,15 @@ def test_warm_start_seeds_the_model_with_earlier_campaigns(tmp_path):
     )
     runner.run()
     (row,) = db.experiments(runner.campaign_id)
-    assert row["provenance"]["warm_start"] >= 5  # the earlier campaign's observations
+    assert row.provenance["warm_start"] >= 5  # the earlier campaign's observations
     # the model learns from each of them that gave cubes (the shape asked for) a PL line
     cubes = [
         r
         for r in db.experiments(earlier.campaign_id)
-        if r["observables"].get("pl_peak_nm") is not None
-        and TARGET.shape_ok(r["observables"], r["conditions"])
+        if r.observables.get("pl_peak_nm") is not None
+        and TARGET.shape_ok(r.observables, r.conditions)
     ]
-    assert row["provenance"]["observations"] == len(cubes) >= 3
+    assert row.provenance["observations"] == len(cubes) >= 3
 
 
 def test_warm_start_takes_only_the_material_the_campaign_makes(tmp_path):
@@ -352,7 +352,7 @@ def test_warm_start_takes_only_the_material_the_campaign_makes(tmp_path):
     runner.run()
     (row,) = db.experiments(runner.campaign_id)
     # the blue campaign's three, not the red one's four: CsPbI3 says nothing about CsPbBr3
-    assert row["provenance"]["warm_start"] == 3
+    assert row.provenance["warm_start"] == 3
 
 
 def test_suggest_looks_across_materials_unless_told_one(run_qdlab):

@@ -64,23 +64,21 @@ def test_replay_with_another_outcome_model_reports_that_models_differences(
     summary = json.loads(out.stdout)
     assert summary["pl_peak_rmse_nm"] > 2.0
     db = Database(url)
-    rows = [r for r in db.experiments(cid) if r["status"] == "done"]
-    replayed = {r["index"]: r for r in db.experiments(summary["replay_campaign_id"])}
+    rows = [r for r in db.experiments(cid) if r.status == "done"]
+    replayed = {r.index: r for r in db.experiments(summary["replay_campaign_id"])}
     import sys
 
     sys.path.insert(0, str(tmp_path))
     try:
         shifts, predicted = [], []
         for r in rows:
-            if replayed[r["index"]]["status"] != "done":
+            if replayed[r.index].status != "done":
                 continue
-            shifts.append(
-                replayed[r["index"]]["observables"]["pl_peak_nm"] - r["observables"]["pl_peak_nm"]
-            )
+            shifts.append(replayed[r.index].observables["pl_peak_nm"] - r.observables["pl_peak_nm"])
             model = simulate(
-                "hot_injection", r["conditions"], outcome_model="bigger_dots:outcome"
+                "hot_injection", r.conditions, outcome_model="bigger_dots:outcome"
             ).observables["pl_peak_nm"][0]
-            base = simulate("hot_injection", r["conditions"]).observables["pl_peak_nm"][0]
+            base = simulate("hot_injection", r.conditions).observables["pl_peak_nm"][0]
             predicted.append(model - base)
     finally:
         sys.path.remove(str(tmp_path))
@@ -125,7 +123,7 @@ def test_backtest_reports_experiments_to_goal_beside_original_and_random_orders(
             "backtest", str(cid), "--planner", "sobol", "--seeds", "2", "--db", url, "--json"
         ).stdout
     )
-    assert result["pool"] == sum(r["status"] == "done" for r in Database(url).experiments(cid))
+    assert result["pool"] == sum(r.status == "done" for r in Database(url).experiments(cid))
     assert all(1 <= n <= result["pool"] for n in result["experiments_to_goal"])
 
 

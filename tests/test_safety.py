@@ -109,8 +109,8 @@ def test_a_reactor_above_its_ceiling_for_too_long_aborts_and_pauses_the_campaign
     summary = CampaignRunner(db, load_campaign(path)).run()
     assert summary.status == "paused"
     rows = db.experiments(summary.campaign_id)
-    assert [r["status"] for r in rows] == ["failed"]
-    reason = rows[0]["failure_reason"]
+    assert [r.status for r in rows] == ["failed"]
+    reason = rows[0].failure_reason
     assert "safety abort: the reactor is above its 100 °C ceiling for more than 0.5 s" in reason
     assert reason in db.campaign(summary.campaign_id)["status_reason"]
     run = db.runs(summary.campaign_id)[0]
@@ -141,17 +141,17 @@ def test_the_hood_opening_between_injection_and_quench_aborts_at_once(tmp_path):
 
     def open_when_growing() -> None:
         deadline = time.monotonic() + 30
-        while runner.lab.reactor.state.get() != "growing" and time.monotonic() < deadline:
+        while runner.executor.lab.reactor.state.get() != "growing" and time.monotonic() < deadline:
             time.sleep(0.01)
-        runner.lab.world.hood_open = True
+        runner.executor.lab.world.hood_open = True
 
     operator = _later((0.0, open_when_growing))
     summary = runner.run()
     operator.join()
     assert summary.status == "paused"
     rows = db.experiments(summary.campaign_id)
-    assert [r["status"] for r in rows] == ["failed"]
-    assert rows[0]["failure_reason"] == (
+    assert [r.status for r in rows] == ["failed"]
+    assert rows[0].failure_reason == (
         "safety abort: the fume-hood/door is open while the synthesis could not wait; run aborted"
     )
     assert db.runs(summary.campaign_id)[0]["exit_status"] in ("abort", "fail")  # not measured

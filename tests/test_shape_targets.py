@@ -70,12 +70,12 @@ def test_a_platelet_sample_never_hits_a_cube_target():
     )
     summary = CampaignRunner(db, loaded).run()
     assert summary.reached_target
-    rows = [r for r in db.experiments(summary.campaign_id) if r["status"] == "done"]
-    near = [r for r in rows if loaded.target.error(r["observables"]) <= 1.0]
+    rows = [r for r in db.experiments(summary.campaign_id) if r.status == "done"]
+    near = [r for r in rows if loaded.target.error(r.observables) <= 1.0]
     assert near, "some experiments measured the 4-monolayer line"
     cubes = campaign(target={"pl_peak_nm": 471.0, "tolerance_nm": 1.0})
     assert cubes.target.shape == "cubes"  # the default
-    assert not any(cubes.target.hit(r["observables"], r["conditions"]) for r in near)
+    assert not any(cubes.target.hit(r.observables, r.conditions) for r in near)
     assert not summarize(db, summary.campaign_id, cubes).reached_target
 
 

@@ -73,14 +73,14 @@ def test_a_campaign_across_two_workcells_runs_every_experiment_once(serve, tmp_p
     assert summary["status"] == "completed" and summary["experiments"] == 8
     db = Database(url)
     rows = db.experiments(summary["campaign_id"])
-    assert {r["status"] for r in rows} <= {"done", "failed"} and len(rows) == 8
+    assert {r.status for r in rows} <= {"done", "failed"} and len(rows) == 8
     runs = runs_by_experiment(db, summary["campaign_id"])
-    assert sorted(runs) == sorted(r["id"] for r in rows)
+    assert sorted(runs) == sorted(r.id for r in rows)
     assert all(len(v) == 1 and v[0]["complete"] for v in runs.values())
     starts = start_documents(db, summary["campaign_id"])
     by_experiment = {d["experiment_id"]: d["workcell"] for d in starts}
-    assert {r["workcell"] for r in rows} == {"A", "B"}  # both were kept busy
-    assert all(by_experiment[r["id"]] == r["workcell"] for r in rows)
+    assert {r.workcell for r in rows} == {"A", "B"}  # both were kept busy
+    assert all(by_experiment[r.id] == r.workcell for r in rows)
 
     status = qdlab("workcell", "status", "--db", url, "--json")
     assert status.returncode == 0, status.stderr
@@ -101,19 +101,19 @@ def test_once_the_target_is_reached_what_waits_in_the_queues_never_starts(serve,
     assert json.loads(out.stdout)["status"] == "completed"
     db = Database(url)
     rows = db.experiments(1)
-    withdrawn = [r for r in rows if r["status"] == "rejected"]  # spending no budget
+    withdrawn = [r for r in rows if r.status == "rejected"]  # spending no budget
     assert withdrawn and all(
-        r["failure_reason"] == "withdrawn: the target was reached" for r in withdrawn
+        r.failure_reason == "withdrawn: the target was reached" for r in withdrawn
     )
     assert json.loads(out.stdout)["experiments"] == len(rows) - len(withdrawn)
     ran = {run["experiment_id"] for run in db.runs(1)}
-    assert ran == {r["id"] for r in rows if r["status"] in ("done", "failed")}
-    assert not ran & {r["id"] for r in withdrawn}
+    assert ran == {r.id for r in rows if r.status in ("done", "failed")}
+    assert not ran & {r.id for r in withdrawn}
 
 
 def statuses(db: Database, campaign_id: int = 1) -> list[str]:
     try:
-        return [r["status"] for r in db.experiments(campaign_id)]
+        return [r.status for r in db.experiments(campaign_id)]
     except Exception:
         return []
 
@@ -139,9 +139,9 @@ def test_kill_9_of_the_agent_then_resume_runs_no_experiment_twice(serve, spawn, 
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["experiments"] == 10
     rows = db.experiments(1)
-    assert {r["status"] for r in rows} <= {"done", "failed"} and len(rows) == 10
+    assert {r.status for r in rows} <= {"done", "failed"} and len(rows) == 10
     runs = runs_by_experiment(db, 1)
-    assert all(len(runs[r["id"]]) == 1 for r in rows), {k: len(v) for k, v in runs.items()}
+    assert all(len(runs[r.id]) == 1 for r in rows), {k: len(v) for k, v in runs.items()}
 
 
 @pytest.mark.parametrize("policy", ["fail", "requeue"])
@@ -158,7 +158,7 @@ def test_a_worker_killed_mid_plan_fails_or_requeues_its_experiment_and_the_campa
     victim = wait_for(
         lambda: (
             next(
-                (r for r in db.experiments(1) if r["status"] == "running" and r["workcell"] == "A"),
+                (r for r in db.experiments(1) if r.status == "running" and r.workcell == "A"),
                 None,
             )
             if db_path.exists()
@@ -167,16 +167,16 @@ def test_a_worker_killed_mid_plan_fails_or_requeues_its_experiment_and_the_campa
         120,
         "an experiment running on A",
     )
-    wait_for(lambda: db.runs(experiment_id=victim["id"]), 30, "its run to start")
+    wait_for(lambda: db.runs(experiment_id=victim.id), 30, "its run to start")
     os.kill(a.worker_pid(), signal.SIGKILL)
     _, err = agent.communicate(timeout=300)
     assert agent.returncode == 0, err
-    rows = {r["id"]: r for r in db.experiments(1)}
-    assert len(rows) == 6 and {r["status"] for r in rows.values()} <= {"done", "failed"}
-    runs = runs_by_experiment(db, 1)[victim["id"]]
+    rows = {r.id: r for r in db.experiments(1)}
+    assert len(rows) == 6 and {r.status for r in rows.values()} <= {"done", "failed"}
+    runs = runs_by_experiment(db, 1)[victim.id]
     if policy == "fail":
-        assert rows[victim["id"]]["status"] == "failed"
-        assert "its worker died mid-plan" in rows[victim["id"]]["failure_reason"]
+        assert rows[victim.id].status == "failed"
+        assert "its worker died mid-plan" in rows[victim.id].failure_reason
         assert len(runs) == 1 and not runs[0]["complete"]  # it did not run again
     else:
         assert [r["complete"] for r in runs] == [False, True]  # ran again, to the end, once
@@ -199,8 +199,8 @@ def test_a_safety_abort_on_a_workcell_fails_its_experiment_and_pauses_the_campai
     db = Database(url)
     rows = db.experiments(1)
     # the experiment waiting behind it was taken back from the queue: it runs on resume
-    assert [r["status"] for r in rows] == ["failed", "proposed"]
-    reason = rows[0]["failure_reason"]
+    assert [r.status for r in rows] == ["failed", "proposed"]
+    reason = rows[0].failure_reason
     assert reason.startswith("workcell A: safety abort: the reactor is above its 100 °C ceiling")
     assert reason in db.campaign(1)["status_reason"]
     [run] = db.runs(1)  # nothing ran after the abort
@@ -229,13 +229,13 @@ def test_an_operator_abort_on_a_workcell_fails_the_experiment_and_it_never_rerun
     assert agent.returncode == 0, err
     rows = db.experiments(1)
     aborted = rows[0]
-    assert aborted["status"] == "failed"
-    assert aborted["failure_reason"] == "workcell A: plan aborted"
+    assert aborted.status == "failed"
+    assert aborted.failure_reason == "workcell A: plan aborted"
     runs = runs_by_experiment(db, 1)
-    assert [r["exit_status"] for r in runs[aborted["id"]]] == ["abort"]  # it never ran again
+    assert [r["exit_status"] for r in runs[aborted.id]] == ["abort"]  # it never ran again
     # the campaign went on: the others ran to the end (a sample may still not emit)
     assert len(rows) == 3 and all(
-        [r["exit_status"] for r in runs[row["id"]]] == ["success"] for row in rows[1:]
+        [r["exit_status"] for r in runs[row.id]] == ["success"] for row in rows[1:]
     )
 
 
@@ -259,10 +259,10 @@ def test_with_approval_required_nothing_runs_on_a_workcell_before_a_person_appro
     _, err = agent.communicate()
     assert agent.returncode == 0, err
     rows = db.experiments(1)
-    assert rows[1]["status"] == "rejected" and rows[1]["workcell"] is None
-    ran = [r for r in rows if r["status"] != "rejected"]
-    assert len(ran) == 6 and all(r["workcell"] in ("A", "B") for r in ran)
-    assert rows[1]["id"] not in {run["experiment_id"] for run in db.runs(1)}
+    assert rows[1].status == "rejected" and rows[1].workcell is None
+    ran = [r for r in rows if r.status != "rejected"]
+    assert len(ran) == 6 and all(r.workcell in ("A", "B") for r in ran)
+    assert rows[1].id not in {run["experiment_id"] for run in db.runs(1)}
 
 
 @pytest.mark.parametrize(
@@ -323,9 +323,9 @@ def test_a_redis_restart_loses_no_experiment(serve, spawn, redis_server, tmp_pat
     _, err = agent.communicate(timeout=300)
     assert agent.returncode == 0, err
     rows = db.experiments(1)
-    assert len(rows) == 6 and {r["status"] for r in rows} <= {"done", "failed"}
+    assert len(rows) == 6 and {r.status for r in rows} <= {"done", "failed"}
     runs = runs_by_experiment(db, 1)
-    assert all(len([x for x in runs[r["id"]] if x["complete"]]) == 1 for r in rows), runs
+    assert all(len([x for x in runs[r.id] if x["complete"]]) == 1 for r in rows), runs
 
 
 def test_a_workcell_over_rest_needs_its_api_key(redis_server, tmp_path, db_path):
@@ -345,7 +345,7 @@ def test_a_workcell_over_rest_needs_its_api_key(redis_server, tmp_path, db_path)
             env={**os.environ, "H_KEY": "s3cretkey"},
         )  # fmt: skip
         assert out.returncode == 0, out.stderr
-        assert [r["workcell"] for r in Database(url).experiments(1)] == ["H", "H"]
+        assert [r.workcell for r in Database(url).experiments(1)] == ["H", "H"]
         out = qdlab("campaign", "run", config, "--db", url)  # the key is not set
         assert out.returncode == 2 and "$H_KEY is not set" in out.stderr
     finally:

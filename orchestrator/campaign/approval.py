@@ -17,12 +17,12 @@ from typing import Any
 from db import Database
 from devices.config import ConfigError
 from models.parameters import ParameterError, get_route
+from orchestrator.campaign import lifecycle
 from orchestrator.campaign.config import loaded_from_stored
+from orchestrator.campaign.lifecycle import CampaignStatus, ExperimentStatus
 from orchestrator.execution.recipes import recipe_for
 
 __all__ = [
-    "HUMAN",
-    "PAUSING",
     "add",
     "approve",
     "awaiting",
@@ -32,23 +32,16 @@ __all__ = [
     "resume_in_background",
 ]
 
-PAUSING = "pausing"
-"""Status of a running campaign a person asked to pause: its agent pauses it once the
-experiment under way has finished."""
-
-HUMAN = "human"
-"""The planner name and provenance ``source`` of an experiment a person added."""
-
 
 def awaiting(db: Database, campaign_id: int) -> list[dict[str, Any]]:
     """The campaign's proposals awaiting approval, with the planner's prediction."""
     rows, _, _ = db.open_experiments(campaign_id)
-    return [r for r in rows if r["status"] == "awaiting_approval"]
+    return [r for r in rows if r.status == ExperimentStatus.AWAITING_APPROVAL]
 
 
 def _indices(db: Database, campaign_id: int, numbers: Sequence[int] | None) -> list[int] | None:
     """0-based indices of the 1-based experiment ``numbers``, each awaiting approval."""
-    waiting = {r["index"] + 1 for r in awaiting(db, campaign_id)}
+    waiting = {r.number for r in awaiting(db, campaign_id)}
     if not waiting:
         raise ConfigError(f"campaign {campaign_id}: no proposal awaits approval")
     if numbers is None:
@@ -66,7 +59,7 @@ def approve(db: Database, campaign_id: int, numbers: Sequence[int] | None = None
     """Approve proposals (1-based ``numbers``; ``None``: every one awaiting); return the
     numbers approved. :class:`ConfigError` names any that does not await approval."""
     db.campaign(campaign_id)
-    moved = db.decide(campaign_id, _indices(db, campaign_id, numbers), "proposed")
+    moved = lifecycle.approve(db, campaign_id, _indices(db, campaign_id, numbers))
     return [i + 1 for i in moved]
 
 
@@ -77,8 +70,8 @@ def reject(db: Database, campaign_id: int, number: int, reason: str) -> None:
     reason = reason.strip()
     if not reason or len(reason) > 1000:
         raise ConfigError("--reason: say why, in 1 to 1000 characters")
-    moved = db.decide(
-        campaign_id, _indices(db, campaign_id, [number]), "rejected", f"rejected: {reason}"
+    moved = lifecycle.reject(
+        db, campaign_id, _indices(db, campaign_id, [number]), f"rejected: {reason}"
     )
     if not moved:
         raise ConfigError(f"N: experiment {number} was decided meanwhile")
@@ -136,23 +129,16 @@ def add(
         recipe_for(route, valid, loaded.lab)
     except ParameterError as exc:
         raise ConfigError(f"--conditions: {exc}") from None
-    if campaign["status"] == "completed":
+    if campaign["status"] == CampaignStatus.COMPLETED:
         raise ConfigError(
             f"campaign {campaign_id} is completed; `qdlab campaign resume {campaign_id} "
             "--budget N` reopens it"
         )
-    eid = db.add_experiment(
-        campaign_id,
-        None,
-        {n: valid[n] for n in space.order},
-        planner_name=HUMAN,
-        planner_version="1",
-        provenance={"source": HUMAN, **({"note": note} if note else {})},
-    )
-    return db.experiment(eid)["index"] + 1
+    eid = lifecycle.add_by_hand(db, campaign_id, {n: valid[n] for n in space.order}, note)
+    return db.experiment(eid).number
 
 
-def pause(db: Database, campaign_id: int, reason: str | None = None) -> str:
+def pause(db: Database, campaign_id: int, reason: str | None = None) -> CampaignStatus:
     """Ask a running campaign to pause; return its status afterwards.
 
     Its agent (in another process) finishes the experiment under way, starts no other and marks
@@ -161,7 +147,8 @@ def pause(db: Database, campaign_id: int, reason: str | None = None) -> str:
     from db.lease import lease_holder
 
     campaign = db.campaign(campaign_id)
-    if campaign["status"] not in ("running", "created", PAUSING):
+    pausable = (CampaignStatus.RUNNING, CampaignStatus.CREATED, CampaignStatus.PAUSING)
+    if campaign["status"] not in pausable:
         raise ConfigError(
             f"campaign {campaign_id} is {campaign['status']}, not running: nothing to pause"
         )
@@ -169,8 +156,7 @@ def pause(db: Database, campaign_id: int, reason: str | None = None) -> str:
     if len(why) > 1000:
         raise ConfigError("--reason: at most 1000 characters")
     driven = lease_holder(db, campaign_id) is not None
-    db.set_campaign_status(campaign_id, PAUSING if driven else "paused", why)
-    return PAUSING if driven else "paused"
+    return lifecycle.request_pause(db, campaign_id, why, driven)
 
 
 def resume_in_background(db: Database, campaign_id: int) -> int:
@@ -184,7 +170,7 @@ def resume_in_background(db: Database, campaign_id: int) -> int:
     from db.lease import lease_holder
 
     campaign = db.campaign(campaign_id)
-    if campaign["status"] != "paused" or lease_holder(db, campaign_id) is not None:
+    if campaign["status"] != CampaignStatus.PAUSED or lease_holder(db, campaign_id) is not None:
         raise ConfigError(
             f"campaign {campaign_id} is {campaign['status']}: only a paused one resumes"
         )

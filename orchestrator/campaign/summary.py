@@ -6,13 +6,26 @@ the database's ``index`` column counts from 0.
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.campaign.config import TARGET_OBSERVABLES
+from db import Database
+from db.records import CampaignStatus, Experiment, ExperimentStatus
+from orchestrator.campaign.config import TARGET_OBSERVABLES, LoadedCampaign
 from planners import Target
 
-__all__ = ["describe_summary", "pareto_front", "pareto_text", "target_text"]
+__all__ = [
+    "CampaignSummary",
+    "Progress",
+    "describe_summary",
+    "pareto_front",
+    "pareto_text",
+    "summarize",
+    "target_text",
+]
 
 _LABELS = {"pl_peak_nm": "PL", "edge_length_nm": "edge length"}
 
@@ -35,17 +48,17 @@ def target_text(target: Mapping[str, Any]) -> str:
     return ", ".join([text, *extras])
 
 
-def pareto_front(rows: list[dict[str, Any]], target: Target) -> list[dict[str, Any]]:
+def pareto_front(rows: list[Experiment], target: Target) -> list[dict[str, Any]]:
     """The hits on the Pareto front of a ``pareto`` target, from ``Database.experiments`` rows:
     ``{experiment, pl_peak_nm, pl_fwhm_nm, plqy_est}`` each, narrowest line first (none for
     another target)."""
     if not target.pareto:
         return []
-    done = [r for r in rows if r["status"] == "done" and r["observables"]]
-    front = target.pareto_set([(r["observables"], r["conditions"]) for r in done])
+    done = [r for r in rows if r.status == ExperimentStatus.DONE and r.observables]
+    front = target.pareto_set([(r.observables, r.conditions) for r in done])
     points = [
-        {"experiment": done[i]["index"] + 1}
-        | {k: float(done[i]["observables"][k]) for k in ("pl_peak_nm", "pl_fwhm_nm", "plqy_est")}
+        {"experiment": done[i].number}
+        | {k: float(done[i].observables[k]) for k in ("pl_peak_nm", "pl_fwhm_nm", "plqy_est")}
         for i in front
     ]
     return sorted(points, key=lambda p: p["pl_fwhm_nm"])
@@ -63,7 +76,7 @@ def _fmt(value: Any, digits: int = 2) -> str:
     return value if isinstance(value, str) else f"{value:.{digits}f}"
 
 
-def describe_summary(summary: Any, target: Mapping[str, Any]) -> list[str]:
+def describe_summary(summary: CampaignSummary, target: Mapping[str, Any]) -> list[str]:
     """The lines ``qdlab campaign run`` prints at the end: status, and the best experiment with
     the target's own observable (and FWHM when measured)."""
     hit = (
@@ -93,6 +106,102 @@ def describe_summary(summary: Any, target: Mapping[str, Any]) -> list[str]:
         front = summary.pareto_set
         listed = "; ".join(pareto_text(p) for p in front) or "no hit yet"
         lines.append(f"Pareto set ({len(front)} of the hits): {listed}")
-    if summary.status == "paused":
+    if summary.status == CampaignStatus.PAUSED:
         lines.append(f"[yellow]paused:[/yellow] {summary.reason}")
     return lines
+
+
+@dataclass(frozen=True)
+class CampaignSummary:
+    """How a campaign ended (what ``qdlab campaign run --json`` prints)."""
+
+    campaign_id: int
+    status: CampaignStatus
+    experiments: int
+    reached_target: bool
+    first_hit_experiment: int | None
+    best: dict[str, Any] | None
+    reason: str | None = None
+    pareto_set: list[dict[str, Any]] | None = None
+    """The hits on the front of a ``target.pareto`` campaign (None for another target)."""
+
+    def to_json(self) -> str:
+        """One line of JSON."""
+        return json.dumps(
+            {
+                "campaign_id": self.campaign_id,
+                "status": self.status,
+                "experiments": self.experiments,
+                "reached_target": self.reached_target,
+                "first_hit_experiment": self.first_hit_experiment,
+                "best": self.best,
+                "reason": self.reason,
+                "pareto_set": self.pareto_set,
+            },
+            allow_nan=False,
+            default=str,
+        )
+
+
+def summarize(db: Database, campaign_id: int, loaded: LoadedCampaign) -> CampaignSummary:
+    """The summary of a stored campaign."""
+    campaign = db.campaign(campaign_id)
+    target = loaded.target
+    rows = db.experiments(campaign_id)
+    done = [r for r in rows if r.status == ExperimentStatus.DONE and r.observables]
+    hits = [r for r in done if target.hit(r.observables, r.conditions)]
+    best_row = min(done, key=lambda r: target.rank(r.observables, r.conditions), default=None)
+    best = None
+    if best_row is not None:
+        best = {
+            "experiment": best_row.number,
+            "conditions": best_row.conditions,
+            "observables": {
+                k: (v if v is None or math.isfinite(v) else None)
+                for k, v in best_row.observables.items()
+                if isinstance(v, float | int) or v is None
+            },
+            "error": target.error(best_row.observables),
+        }
+    return CampaignSummary(
+        campaign_id=campaign_id,
+        status=campaign["status"],
+        experiments=_counted(rows),
+        reached_target=bool(hits),
+        first_hit_experiment=hits[0].number if hits else None,
+        best=best,
+        reason=campaign["status_reason"],
+        pareto_set=pareto_front(rows, target) if target.pareto else None,
+    )
+
+
+def _counted(rows: list[Experiment]) -> int:
+    """Experiments that count against the budget: all but the rejected (they never ran)."""
+    return sum(r.status != ExperimentStatus.REJECTED for r in rows)
+
+
+class Progress:
+    """What the loop needs to know after every experiment, kept up to date in memory: reading
+    the whole campaign back after each experiment would make long campaigns ever slower."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.experiments = 0
+        self.best_error = math.inf
+        self.first_hit: int | None = None  # 1-based, as users count
+
+    def restore(self, rows: list[Experiment]) -> None:
+        """Start from a stored campaign's experiments."""
+        self.experiments = _counted(rows)
+        for r in rows:
+            if r.status == ExperimentStatus.DONE and r.observables:
+                self.observe(r.index, r.observables, r.conditions)
+
+    def observe(
+        self, index: int, observables: Mapping[str, Any], conditions: Mapping[str, Any]
+    ) -> None:
+        """A new measurement of experiment ``index`` (0-based)."""
+        if self.target.shape_ok(observables, conditions):  # best of the shape asked for
+            self.best_error = min(self.best_error, self.target.error(observables))
+        if self.target.hit(observables, conditions):
+            self.first_hit = min(self.first_hit or index + 1, index + 1)

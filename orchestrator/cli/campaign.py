@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import click
 import typer
 
+from db.records import CampaignStatus, Experiment, ExperimentStatus
 from models.errors import UserError
 from models.parameters import MAX_SEED
 from orchestrator.campaign.config import target_of
@@ -61,7 +62,7 @@ def _run_campaign(runner: object, as_json: bool) -> None:
         console = Console(soft_wrap=True)
         for line in describe_summary(summary, runner.loaded.target_record()):
             console.print(line)
-    if summary.status == "paused":
+    if summary.status == CampaignStatus.PAUSED:
         raise typer.Exit(1)
 
 
@@ -202,28 +203,28 @@ def campaign_list(
         )
         return
     table = Table("id", "name", "route", "status", "n", "target", "created")
-    for r in rows:
+    for c in rows:
         table.add_row(
-            str(r["id"]),
-            r["name"],
-            r["route"],
-            r["status"],
-            str(r["experiments"]),
-            target_text(r["target"]),
-            r["created_at"][:16].replace("T", " "),
+            str(c["id"]),
+            c["name"],
+            c["route"],
+            c["status"],
+            str(c["experiments"]),
+            target_text(c["target"]),
+            c["created_at"][:16].replace("T", " "),
         )
     Console().print(table)
 
 
-def _shape(row: dict[str, Any]) -> str | None:
+def _shape(row: Experiment) -> str | None:
     """``cubes`` or ``platelets`` as the measured spectra of an experiment tell (None before
     it was measured)."""
     from models.analysis import is_platelet_like
 
-    obs = row["observables"] or {}
-    if row["status"] != "done" or obs.get("pl_peak_nm") is None:
+    obs = row.observables or {}
+    if row.status != ExperimentStatus.DONE or obs.get("pl_peak_nm") is None:
         return None
-    return "platelets" if is_platelet_like(obs, row["conditions"]) else "cubes"
+    return "platelets" if is_platelet_like(obs, row.conditions) else "cubes"
 
 
 @app.command("show")
@@ -246,16 +247,16 @@ def campaign_show(
         out = {k: campaign[k] for k in ("id", "name", "status", "status_reason", "route", "target")}
         out["experiments"] = [
             {
-                "index": r["index"],
-                "status": r["status"],
-                "conditions": r["conditions"],
-                "observables": r["observables"],
-                "failure_reason": r["failure_reason"],
-                "planner": r["planner_name"],
-                "acquisition_value": r["acquisition_value"],
-                "predicted_mean": r["predicted_mean"],
-                "predicted_std": r["predicted_std"],
-                "workcell": r["workcell"],
+                "index": r.index,
+                "status": r.status,
+                "conditions": r.conditions,
+                "observables": r.observables,
+                "failure_reason": r.failure_reason,
+                "planner": r.planner_name,
+                "acquisition_value": r.acquisition_value,
+                "predicted_mean": r.predicted_mean,
+                "predicted_std": r.predicted_std,
+                "workcell": r.workcell,
                 "shape": _shape(r),
             }
             for r in rows
@@ -273,15 +274,15 @@ def campaign_show(
     names = list(campaign["config"]["campaign"]["space"])
     table = Table("#", "status", *names, "PL nm", "FWHM nm", "shape", "by", "note")
     for r in rows:
-        obs = r["observables"] or {}
+        obs = r.observables or {}
         table.add_row(
-            str(r["index"] + 1),
-            r["status"],
-            *(c if isinstance(c := r["conditions"][n], str) else f"{c:.4g}" for n in names),
+            str(r.number),
+            r.status,
+            *(c if isinstance(c := r.conditions[n], str) else f"{c:.4g}" for n in names),
             *("" if obs.get(k) is None else f"{obs[k]:.2f}" for k in ("pl_peak_nm", "pl_fwhm_nm")),
             _shape(r) or "",
-            r["planner_name"] + (f" @ {r['workcell']}" if r["workcell"] else ""),
-            r["failure_reason"] or "",
+            r.planner_name + (f" @ {r.workcell}" if r.workcell else ""),
+            r.failure_reason or "",
         )
     console.print(table)
     if target.pareto:
@@ -289,16 +290,16 @@ def campaign_show(
         console.print(f"[bold]Pareto set[/bold] ({len(front)} of the hits, narrowest line first):")
         for point in front:
             console.print(f"  {pareto_text(point)}")
-    waiting = [r for r in rows if r["status"] == "awaiting_approval"]
+    waiting = [r for r in rows if r.status == ExperimentStatus.AWAITING_APPROVAL]
     if waiting:
         observable = next(iter(campaign["target"]))
         console.print(f"[bold]{len(waiting)} proposal(s) await approval[/bold] (predicted:")
         for r in waiting:
-            mean, std = r["predicted_mean"], r["predicted_std"]
+            mean, std = r.predicted_mean, r.predicted_std
             guess = "no prediction" if mean is None else f"{observable} {mean:.1f}"
             if mean is not None and std is not None:
                 guess += f" ± {std:.1f}"
-            console.print(f"  #{r['index'] + 1}: {guess}")
+            console.print(f"  #{r.number}: {guess}")
         console.print(
             f"`qdlab campaign approve {campaign_id} N ... | --all`, "
             f"`qdlab campaign reject {campaign_id} N --reason TEXT`"
@@ -335,7 +336,7 @@ def campaign_pause(
     from orchestrator.campaign.approval import pause
 
     status = pause(Database(db, create=False), campaign_id, reason)
-    then = "pauses after the experiment under way" if status != "paused" else "paused"
+    then = "pauses after the experiment under way" if status != CampaignStatus.PAUSED else "paused"
     print(f"campaign {campaign_id}: {then}; `qdlab campaign resume {campaign_id}` continues")
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from db import Database, DatabaseError
+from db.records import Experiment, ExperimentStatus
 from orchestrator.campaign.config import target_of
 from orchestrator.campaign.summary import target_text
 from planners import Target
@@ -56,7 +57,7 @@ def _campaign_summary(
     errors = [
         e["error"]
         for e in experiments
-        if e["status"] == "done" and e["error"] is not None and e["shape_ok"]
+        if e["status"] == ExperimentStatus.DONE and e["error"] is not None and e["shape_ok"]
     ]
     return {
         "id": campaign["id"],
@@ -65,31 +66,31 @@ def _campaign_summary(
         "target": target_text(campaign["target"] or {}),
         "status": campaign["status"],
         "status_reason": campaign["status_reason"],
-        "experiments": sum(e["status"] != "rejected" for e in experiments),
+        "experiments": sum(e["status"] != ExperimentStatus.REJECTED for e in experiments),
         "budget": settings.get("budget"),
         "best_error": min(errors) if errors else None,
-        "awaiting": sum(e["status"] == "awaiting_approval" for e in experiments),
+        "awaiting": sum(e["status"] == ExperimentStatus.AWAITING_APPROVAL for e in experiments),
         "workcells": [w["name"] for w in settings.get("workcells") or []],
         "approval": settings.get("approval", "none"),
     }
 
 
-def _experiment_row(r: Mapping[str, Any], target: Target) -> dict[str, Any]:
-    observables = r["observables"] or {}
+def _experiment_row(r: Experiment, target: Target) -> dict[str, Any]:
+    observables = r.observables or {}
     error = target.error(observables)
     return {
-        "number": r["index"] + 1,
-        "status": r["status"],
-        "conditions": r["conditions"],
+        "number": r.number,
+        "status": r.status,
+        "conditions": r.conditions,
         "observables": {k: _finite(observables.get(k)) for k in _SHOWN if k in observables},
         "error": _finite(error),
-        "shape_ok": target.shape_ok(observables, r["conditions"]),
-        "predicted_mean": _finite(r["predicted_mean"]),
-        "predicted_std": _finite(r["predicted_std"]),
-        "acquisition_value": _finite(r["acquisition_value"]),
-        "planner": r["planner_name"],
-        "reason": r["failure_reason"],
-        "workcell": r["workcell"],
+        "shape_ok": target.shape_ok(observables, r.conditions),
+        "predicted_mean": _finite(r.predicted_mean),
+        "predicted_std": _finite(r.predicted_std),
+        "acquisition_value": _finite(r.acquisition_value),
+        "planner": r.planner_name,
+        "reason": r.failure_reason,
+        "workcell": r.workcell,
     }
 
 
@@ -110,7 +111,9 @@ def campaign_data(db: Database, campaign_id: int) -> dict[str, Any]:
     campaign = db.campaign(campaign_id)
     target = _target(campaign)
     rows = db.experiments(campaign_id)
-    measured = [r for r in rows if r["status"] == "done" and r["run_uid"]][-LATEST_SPECTRA:]
+    measured = [r for r in rows if r.status == ExperimentStatus.DONE and r.run_uid][
+        -LATEST_SPECTRA:
+    ]
     experiments = [_experiment_row(r, target) for r in rows]
     return {
         "campaign": _campaign_summary(campaign, experiments),
@@ -122,7 +125,7 @@ def campaign_data(db: Database, campaign_id: int) -> dict[str, Any]:
         },
         "space": _settings(campaign).get("space", {}),
         "experiments": experiments,
-        "spectra": [{"number": r["index"] + 1, **_spectra(db, r["id"])} for r in measured],
+        "spectra": [{"number": r.number, **_spectra(db, r.id)} for r in measured],
     }
 
 
@@ -147,9 +150,9 @@ def experiment_detail(db: Database, campaign_id: int, number: int) -> dict[str, 
     return {
         "campaign": {"id": campaign_id, "name": campaign["name"]},
         "experiment": _experiment_row(row, target),
-        "provenance": row["provenance"],
-        "planner_version": row["planner_version"],
-        "seed": row["seed"],
+        "provenance": row.provenance,
+        "planner_version": row.planner_version,
+        "seed": row.seed,
         "runs": runs,
         "documents": documents,
         "spectra": _spectra(db, eid),

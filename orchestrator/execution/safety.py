@@ -8,13 +8,11 @@ checkpoint), and the plan resumes by itself when the condition clears. With
 ``RE.record_interruptions`` the run's ``interruptions`` stream records each suspension.
 
 A suspension that has not cleared after ``abort_after_s`` becomes a safety abort: the watch
-pauses the RunEngine and sets :attr:`SafetyWatch.abort_reason`, and the campaign runner aborts
-the run, fails the experiment with that reason and pauses the campaign. A RunEngine that no
-caller of ours runs (a workcell's worker, run by bluesky-queueserver) is aborted by the watch
-itself (``abort_runs=True``), with the reason in the run's stop document, where the campaign's
-agent reads it. A suspension while a
-plan holds no checkpoint (between injection and quench nothing can wait) aborts the run at once,
-as bluesky does.
+aborts the run, with the reason in its stop document and in :attr:`SafetyWatch.abort_reason`;
+the RunEngine (:class:`orchestrator.execution.engine.LabRunEngine`) raises
+:class:`SafetyAbort`, the experiment fails with that reason and the campaign pauses. A
+suspension while a plan holds no checkpoint (between injection and quench nothing can wait)
+aborts the run at once, as bluesky does.
 """
 
 from __future__ import annotations
@@ -50,33 +48,33 @@ class SafetyWatch:
     >>> watch = SafetyWatch(lab, lab.config.safety)
     >>> watch.install(RE)  # also after replacing the RunEngine
     >>> watch.close()
-
-    ``abort_runs``: abort the run here rather than pause the RunEngine for a caller to abort it.
     """
 
-    def __init__(self, lab: Lab, config: SafetyConfig, abort_runs: bool = False) -> None:
+    def __init__(self, lab: Lab, config: SafetyConfig) -> None:
         self.config = config
-        self.abort_runs = abort_runs
         self.abort_reason: str | None = None
         """The reason of the watch's abort of the plan running now (None: none)."""
         self._readers: list[tuple[Signal, Callable[[], float]]] = []
         self.suspenders: list[SuspenderBase] = []
+        self._messages: list[str] = []  # what each suspender says when it trips
         if config.interlock:
             self._watch(
                 "hood_open",
                 lab.safety.hood_open.get,
-                lambda s: SuspendBoolHigh(s, tripped_message="the fume-hood/door is open"),
+                "the fume-hood/door is open",
+                lambda s, message: SuspendBoolHigh(s, tripped_message=message),
             )
         if config.reactor_ceiling_c is not None:
             ceiling = config.reactor_ceiling_c
             self._watch(
                 "reactor_temperature",
                 lambda: lab.reactor.temperature.position,
-                lambda s: SuspendCeil(
+                f"the reactor is above its {ceiling:g} °C ceiling",
+                lambda s, message: SuspendCeil(
                     s,
                     ceiling,
                     resume_thresh=ceiling * (1 - config.resume_margin),
-                    tripped_message=f"the reactor is above its {ceiling:g} °C ceiling",
+                    tripped_message=message,
                 ),
             )
         if config.pressure_limit_kpa is not None and lab.flow is not None:
@@ -84,11 +82,12 @@ class SafetyWatch:
             self._watch(
                 "flow_pressure",
                 lab.flow.pressure.get,
-                lambda s: SuspendCeil(
+                f"the flow line is above {limit:g} kPa",
+                lambda s, message: SuspendCeil(
                     s,
                     limit,
                     resume_thresh=limit * (1 - config.resume_margin),
-                    tripped_message=f"the flow line is above {limit:g} kPa",
+                    tripped_message=message,
                 ),
             )
         self._RE: RunEngine | None = None
@@ -102,11 +101,13 @@ class SafetyWatch:
         self,
         name: str,
         read: Callable[[], float],
-        suspender: Callable[[Signal], SuspenderBase],
+        message: str,
+        suspender: Callable[[Signal, str], SuspenderBase],
     ) -> None:
         signal = Signal(name=f"safety_watch_{name}", value=0.0)
         self._readers.append((signal, read))
-        self.suspenders.append(suspender(signal))
+        self.suspenders.append(suspender(signal, message))
+        self._messages.append(message)
 
     def install(self, RE: RunEngine) -> None:
         """Install the suspenders on ``RE`` (from another RunEngine, if they were on one), and
@@ -137,7 +138,7 @@ class SafetyWatch:
 
     def tripped(self) -> list[str]:
         """Why the plan is suspended now (empty when it is not)."""
-        return [s._tripped_message for s in self.suspenders if s.tripped]
+        return [m for s, m in zip(self.suspenders, self._messages, strict=True) if s.tripped]
 
     def uncheckpointed_abort(self) -> str:
         """The reason of a run bluesky aborted itself: suspended where the plan holds no
@@ -176,7 +177,7 @@ class SafetyWatch:
 
     def _check_abort(self) -> None:
         now = time.monotonic()
-        for i, s in enumerate(self.suspenders):
+        for i, (s, message) in enumerate(zip(self.suspenders, self._messages, strict=True)):
             if not s.tripped:
                 self._tripped_since.pop(i, None)
                 continue
@@ -185,15 +186,9 @@ class SafetyWatch:
             if now - since < self.config.abort_after_s or RE is None or self.abort_reason:
                 continue
             if RE.state in ("running", "suspending"):
-                reason = (
-                    f"{SAFETY_ABORT}: {s._tripped_message} for more than "
-                    f"{self.config.abort_after_s:g} s"
-                )
+                reason = f"{SAFETY_ABORT}: {message} for more than {self.config.abort_after_s:g} s"
                 self.abort_reason = reason
                 try:
-                    if self.abort_runs:
-                        RE.abort(reason=reason)
-                    else:
-                        RE.request_pause(defer=False)
+                    RE.abort(reason=reason)
                 except Exception:  # it ended by itself meanwhile
                     self.abort_reason = None

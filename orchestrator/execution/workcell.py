@@ -39,24 +39,6 @@ class WorkcellError(UserError):
     """A workcell cannot be served or reached; the message names the flag or config field."""
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 @dataclass(frozen=True)
 class ItemState:
     """Where an experiment's queue item is: ``queued``, ``running`` or ``finished``; a finished

@@ -25,14 +25,14 @@ from collections.abc import Generator, Mapping
 from pathlib import Path
 from typing import Any
 
-from bluesky import RunEngine
-from bluesky.utils import Msg, RunEngineInterrupted
+from bluesky.utils import Msg
 
-from db import Database, DocumentWriter
+from db import Database
 from db.tiled import TiledSink
 from devices import build_lab
 from orchestrator.execution import plans as _plans
-from orchestrator.execution.safety import SafetyAbort, SafetyWatch
+from orchestrator.execution.engine import new_run_engine
+from orchestrator.execution.safety import SafetyWatch
 from orchestrator.execution.workcell_server import lab_config
 
 __all__ = [
@@ -57,28 +57,15 @@ if _lab.flow is not None:
     flow = _lab.flow
 
 
-class _WorkcellRunEngine(RunEngine):
-    """A RunEngine whose plan, aborted by the safety watch (or by bluesky, suspended where it
-    could not wait), raises :class:`SafetyAbort` with the reason: the queue server records a
-    plan's exception as its item's message, where the campaign's agent reads why (an
-    interruption would only say the RunEngine paused)."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return super().__call__(*args, **kwargs)
-        except RunEngineInterrupted:
-            if self.state == "idle" and (_watch.abort_reason or _watch.tripped()):
-                raise SafetyAbort(_watch.abort_reason or _watch.uncheckpointed_abort()) from None
-            raise
-
-
-RE = _WorkcellRunEngine({"workcell": _name}, context_managers=[])
-RE.subscribe(DocumentWriter(Database(os.environ.get("QDLAB_DB"))))
-if os.environ.get("QDLAB_TILED"):  # `qdlab workcell serve --tiled URL`
-    RE.subscribe(TiledSink(os.environ["QDLAB_TILED"]))
-# the watch aborts a run itself: the queue server would leave the RunEngine paused
-_watch = SafetyWatch(_lab, _lab.config.safety, abort_runs=True)
-_watch.install(RE)
+# the one RunEngine factory: the campaign database, tiled (`qdlab workcell serve --tiled URL`)
+# and the safety watch, whose aborts raise SafetyAbort with the reason the agent reads
+RE = new_run_engine(
+    Database(os.environ.get("QDLAB_DB")),
+    md={"workcell": _name},
+    tiled=TiledSink(os.environ["QDLAB_TILED"]) if os.environ.get("QDLAB_TILED") else None,
+    safety=SafetyWatch(_lab, _lab.config.safety),
+    sigint=False,
+)
 if os.environ.get("QDLAB_WORKCELL_PIDFILE"):  # `qdlab workcell serve` watches this process
     Path(os.environ["QDLAB_WORKCELL_PIDFILE"]).write_text(str(os.getpid()))
 

@@ -17,11 +17,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from db import Database
 from devices.config import LabConfig, load_lab_config
 from orchestrator.execution.workcell import (
     ENVIRONMENT_TIMEOUT_S,
@@ -106,29 +108,35 @@ def _check_free(host: str, port: int, flag: str) -> None:
             ) from None
 
 
-def serve(
+@dataclass(frozen=True)
+class _Settings:
+    """A workcell's checked settings (nothing started yet)."""
+
+    name: str
+    lab: str
+    config: LabConfig
+    database: Database
+    redis: str
+    control: str
+    info: str
+    http: int | None
+    speedup: str
+    tiled: str | None
+
+
+def _checked(
     lab: str,
     db: str | None,
     name: str,
-    redis: str = "127.0.0.1:6379",
-    zmq: str = "tcp://127.0.0.1:60615",
-    zmq_info: str | None = None,
-    http: int | None = None,
-    speedup: str = "max",
-    ready: Any = None,
-    tiled: str | None = None,
-) -> None:
-    """Serve workcell ``name`` until SIGINT/SIGTERM: an RE Manager for lab ``lab`` with its
-    queue in Redis at ``redis`` and its documents in database ``db``; with ``http``, also
-    bluesky-httpserver on that port (API key from ``$QSERVER_HTTP_SERVER_SINGLE_USER_API_KEY``).
-
-    Everything that can be refused (the lab, the database, Redis, the addresses) is checked
-    before any server starts. ``ready`` (a callable) is told the control address once the
-    worker environment is open. ``tiled``: the worker also writes every run to this tiled
-    catalog (:class:`db.tiled.TiledSink`).
-    """
-    from db import Database
-
+    redis: str,
+    zmq: str,
+    zmq_info: str | None,
+    http: int | None,
+    speedup: str,
+    tiled: str | None,
+) -> _Settings:
+    """Refuse what cannot be served (the lab, the database, Redis, the addresses), naming the
+    flag, before anything starts."""
     if not re.fullmatch(NAME_PATTERN, name):
         raise WorkcellError(f"--name: {name!r} must be 1 to 100 letters, digits, '_', '.' or '-'")
     config = lab_config(lab, speedup)
@@ -154,104 +162,154 @@ def serve(
                 "--http: set QSERVER_HTTP_SERVER_SINGLE_USER_API_KEY to the API key clients use "
                 "(letters and digits only, e.g. `openssl rand -hex 32`)"
             )
-    control = f"tcp://{zmq_host}:{zmq_port}"
-    state = Path(tempfile.mkdtemp(prefix=f"qdlab-workcell-{name}-"))
-    (state / "permissions.yaml").write_text(yaml.safe_dump(permissions(config)))
+    return _Settings(
+        name,
+        lab,
+        config,
+        database,
+        f"{redis_host}:{redis_port}",
+        f"tcp://{zmq_host}:{zmq_port}",
+        f"tcp://{info_host}:{info_port}",
+        http,
+        speedup,
+        tiled,
+    )
+
+
+def _manager(s: _Settings, state: Path) -> tuple[list[str], dict[str, str]]:
+    """The RE Manager's command line and environment (the worker reads its settings there:
+    :mod:`orchestrator.execution.workcell_env`)."""
+    (state / "permissions.yaml").write_text(yaml.safe_dump(permissions(s.config)))
     # filled in when the worker environment opens
     (state / "existing_plans_and_devices.yaml").write_text(
         "existing_plans: {}\nexisting_devices: {}\n"
     )
     env = {
         **os.environ,
-        "QDLAB_WORKCELL_LAB": str(Path(lab).resolve()),
-        "QDLAB_WORKCELL_NAME": name,
-        "QDLAB_WORKCELL_SPEEDUP": speedup,
-        "QDLAB_DB": database.url,
+        "QDLAB_WORKCELL_LAB": str(Path(s.lab).resolve()),
+        "QDLAB_WORKCELL_NAME": s.name,
+        "QDLAB_WORKCELL_SPEEDUP": s.speedup,
+        "QDLAB_DB": s.database.url,
         "QDLAB_WORKCELL_PIDFILE": str(state / "worker.pid"),
-        **({"QDLAB_TILED": tiled} if tiled else {}),
+        **({"QDLAB_TILED": s.tiled} if s.tiled else {}),
     }
-    bin_dir = Path(sys.executable).parent
-    manager_cmd = [
-        str(bin_dir / "start-re-manager"),
+    command = [
+        str(Path(sys.executable).parent / "start-re-manager"),
         "--startup-module", "orchestrator.execution.workcell_env",
-        "--redis-addr", f"{redis_host}:{redis_port}",
-        "--redis-name-prefix", f"qdlab_{name}",
-        "--zmq-control-addr", control,
-        "--zmq-info-addr", f"tcp://{info_host}:{info_port}",
+        "--redis-addr", s.redis,
+        "--redis-name-prefix", f"qdlab_{s.name}",
+        "--zmq-control-addr", s.control,
+        "--zmq-info-addr", s.info,
         "--user-group-permissions", str(state / "permissions.yaml"),
         "--user-group-permissions-reload", "ON_STARTUP",
         "--existing-plans-devices", str(state / "existing_plans_and_devices.yaml"),
         "--update-existing-plans-devices", "ENVIRONMENT_OPEN",
         "--quiet",
     ]  # fmt: skip
-    children = [subprocess.Popen(manager_cmd, env=env, start_new_session=True)]
-    stopping = []
+    return command, env
+
+
+def _start_http(s: _Settings, env: dict[str, str], state: Path) -> subprocess.Popen:
+    """bluesky-httpserver in front of the manager, on loopback port ``s.http``."""
+    assert s.http is not None
+    http_env = {**env, "QSERVER_ZMQ_CONTROL_ADDRESS": s.control, "QSERVER_ZMQ_INFO_ADDRESS": s.info}
+    command = [
+        str(Path(sys.executable).parent / "start-bluesky-httpserver"),
+        "--host", "127.0.0.1", "--port", str(s.http),
+    ]  # fmt: skip
+    with open(state / "http.log", "w") as log:  # its log prints its settings: keep it
+        process = subprocess.Popen(
+            command, env=http_env, stdout=log, stderr=log, start_new_session=True
+        )
+    deadline = time.monotonic() + 60
+    while not _answers("127.0.0.1", s.http):
+        if process.poll() is not None or time.monotonic() > deadline:
+            _stop_process(process)
+            raise WorkcellError(f"--http: bluesky-httpserver did not start on port {s.http}")
+        time.sleep(0.2)
+    return process
+
+
+def _watch(
+    s: _Settings, client: Workcell, children: list[subprocess.Popen], state: Path, stopping: list
+) -> None:
+    """Until a signal: reopen the worker environment when its process dies (the manager does
+    not notice a worker killed under it); :class:`WorkcellError` if a server exits."""
+    pidfile = state / "worker.pid"
+    while not stopping and all(c.poll() is None for c in children):
+        time.sleep(0.2)
+        if pidfile.exists() and not _alive(int(pidfile.read_text() or 0)):
+            pidfile.unlink()
+            print(f"workcell {s.name!r}: its worker died; reopening", file=sys.stderr)
+            client.recover()
+            print(f"workcell {s.name!r} ready again", file=sys.stderr, flush=True)
+    if not stopping:
+        raise WorkcellError(f"workcell {s.name!r}: its RE Manager exited")
+
+
+def serve(
+    lab: str,
+    db: str | None,
+    name: str,
+    redis: str = "127.0.0.1:6379",
+    zmq: str = "tcp://127.0.0.1:60615",
+    zmq_info: str | None = None,
+    http: int | None = None,
+    speedup: str = "max",
+    ready: Any = None,
+    tiled: str | None = None,
+) -> None:
+    """Serve workcell ``name`` until SIGINT/SIGTERM: an RE Manager for lab ``lab`` with its
+    queue in Redis at ``redis`` and its documents in database ``db``; with ``http``, also
+    bluesky-httpserver on that port (API key from ``$QSERVER_HTTP_SERVER_SINGLE_USER_API_KEY``).
+
+    Everything that can be refused (the lab, the database, Redis, the addresses) is checked
+    before any server starts. ``ready`` (a callable) is told the control address once the
+    worker environment is open. ``tiled``: the worker also writes every run to this tiled
+    catalog (:class:`db.tiled.TiledSink`).
+    """
+    s = _checked(lab, db, name, redis, zmq, zmq_info, http, speedup, tiled)
+    state = Path(tempfile.mkdtemp(prefix=f"qdlab-workcell-{name}-"))
+    command, env = _manager(s, state)
+    children = [subprocess.Popen(command, env=env, start_new_session=True)]
+    stopping: list[int] = []
 
     def stop(signum: int, frame: Any) -> None:
         stopping.append(signum)
 
-    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    http_url = None
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        client = Workcell(name, zmq=control)
+        client = Workcell(name, zmq=s.control)
         client.open(wait_s=ENVIRONMENT_TIMEOUT_S, process=children[0])
+        http_url = None
         if http is not None:
-            http_env = {
-                **env,
-                "QSERVER_ZMQ_CONTROL_ADDRESS": control,
-                "QSERVER_ZMQ_INFO_ADDRESS": f"tcp://{info_host}:{info_port}",
-            }
-            http_cmd = [
-                str(bin_dir / "start-bluesky-httpserver"),
-                "--host", "127.0.0.1", "--port", str(http),
-            ]  # fmt: skip
-            with open(state / "http.log", "w") as log:  # its log prints its settings: keep it
-                children.append(
-                    subprocess.Popen(
-                        http_cmd, env=http_env, stdout=log, stderr=log, start_new_session=True
-                    )
-                )
-            deadline = time.monotonic() + 60
-            while not _answers("127.0.0.1", http):
-                if children[-1].poll() is not None or time.monotonic() > deadline:
-                    raise WorkcellError(f"--http: bluesky-httpserver did not start on port {http}")
-                time.sleep(0.2)
+            children.append(_start_http(s, env, state))
             http_url = f"http://127.0.0.1:{http}"
-        database.register_workcell(
+        s.database.register_workcell(
             name,
-            zmq=control,
+            zmq=s.control,
             http=http_url,
-            lab=config.name,
+            lab=s.config.name,
             host=socket.gethostname(),
             pid=os.getpid(),
         )
         print(
-            f"workcell {name!r} ready: lab {config.name!r}, queue at {control}"
+            f"workcell {name!r} ready: lab {s.config.name!r}, queue at {s.control}"
             + (f", REST at {http_url}" if http_url else "")
             + "; Ctrl-C stops it",
             file=sys.stderr,
             flush=True,
         )
         if ready is not None:
-            ready(control)
-        pidfile = state / "worker.pid"
-        while not stopping and all(c.poll() is None for c in children):
-            time.sleep(0.2)
-            if pidfile.exists() and not _alive(int(pidfile.read_text() or 0)):
-                # the manager does not notice a worker killed under it: tell it, start anew
-                pidfile.unlink()
-                print(f"workcell {name!r}: its worker died; reopening", file=sys.stderr)
-                client.recover()
-                print(f"workcell {name!r} ready again", file=sys.stderr, flush=True)
-        if not stopping:
-            raise WorkcellError(f"workcell {name!r}: its RE Manager exited")
+            ready(s.control)
+        _watch(s, client, children, state, stopping)
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         for child in reversed(children):
             _stop_process(child)
         with contextlib.suppress(Exception):  # the database may be the reason we stop
-            database.workcell_stopped(name)
+            s.database.workcell_stopped(name)
         for f in state.iterdir():
             f.unlink()
         state.rmdir()
@@ -280,4 +338,3 @@ def _stop_process(process: subprocess.Popen, timeout: float = 10.0) -> None:
             return
         except subprocess.TimeoutExpired:
             continue
-

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ import yaml
 from scipy.optimize import least_squares
 
 from db import Database, DatabaseError
+from db.records import Experiment, ExperimentStatus
 from models.analysis import is_platelet_like
 from models.simulation import simulate
 from models.twin import TwinParameters
@@ -71,20 +72,20 @@ class Calibration:
         return out
 
 
-def _observations(db: Database, campaign_ids: Sequence[int]) -> dict[str, list[dict]]:
-    by_route: dict[str, list[dict]] = {}
+def _observations(db: Database, campaign_ids: Sequence[int]) -> dict[str, list[Experiment]]:
+    by_route: dict[str, list[Experiment]] = {}
     for cid in campaign_ids:
         campaign = db.campaign(cid)
         for r in db.experiments(cid):
-            obs = r["observables"] or {}
+            obs = r.observables or {}
             if (
-                r["status"] == "done"
+                r.status == ExperimentStatus.DONE
                 and obs.get("pl_peak_nm") is not None
                 and obs.get("pl_fwhm_nm") is not None
-                and not is_platelet_like(obs, r["conditions"])
+                and not is_platelet_like(obs, r.conditions)
             ):
                 realised = _realised_conditions(db, r)
-                by_route.setdefault(campaign["route"], []).append({**r, "conditions": realised})
+                by_route.setdefault(campaign["route"], []).append(replace(r, conditions=realised))
     if not by_route:
         raise DatabaseError(
             f"campaigns {list(campaign_ids)} have no completed experiments "
@@ -97,12 +98,12 @@ def _observations(db: Database, campaign_ids: Sequence[int]) -> dict[str, list[d
 _REALISED = {"reactor_injection_temperature": "temperature_c", "reactor_quench": "time_s"}
 
 
-def _realised_conditions(db: Database, row: dict[str, Any]) -> dict[str, Any]:
+def _realised_conditions(db: Database, row: Experiment) -> dict[str, Any]:
     """The conditions as the instruments recorded them (injection temperature, growth time),
     falling back on the requested ones."""
-    conditions = dict(row["conditions"])
-    if row.get("run_uid"):
-        events = [d for n, d in db.run_documents(row["run_uid"]) if n == "event"]
+    conditions = dict(row.conditions)
+    if row.run_uid:
+        events = [d for n, d in db.run_documents(row.run_uid) if n == "event"]
         if events:
             data = events[-1]["data"]
             for key, name in _REALISED.items():
@@ -126,17 +127,17 @@ _SCALE_NM = {"pl_peak_nm": 1.0, "pl_fwhm_nm": 2.0, "abs_peak_nm": 1.5}
 _REPLICATES = 8
 
 
-def _draws(route: str, rows: list[dict], twin: TwinParameters) -> dict[str, np.ndarray]:
+def _draws(route: str, rows: list[Experiment], twin: TwinParameters) -> dict[str, np.ndarray]:
     """Observable -> ``(replicates, experiments)``: the twin run on the recorded conditions as
     the lab runs them, with its run-to-run and instrument noise. The same random draws for
     every twin tried (common random numbers), so the least-squares objective stays smooth."""
-    conditions = [r["conditions"] for r in rows]
+    conditions = [r.conditions for r in rows]
     batch = simulate(route, conditions * _REPLICATES, np.random.default_rng(0), twin=twin)
     return {k: v.reshape(_REPLICATES, len(rows)) for k, v in batch.observables.items()}
 
 
 def _predict(
-    by_route: dict[str, list[dict]], twin: TwinParameters
+    by_route: dict[str, list[Experiment]], twin: TwinParameters
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Observable -> (predicted, recorded) over every experiment (NaN where not measured).
 
@@ -151,7 +152,7 @@ def _predict(
                 warnings.simplefilter("ignore", RuntimeWarning)  # never measurable: NaN
                 out[k][0].append(np.nanmean(draws[k], axis=0))
             out[k][1].append(
-                [np.nan if r["observables"].get(k) is None else r["observables"][k] for r in rows]
+                [np.nan if r.observables.get(k) is None else r.observables[k] for r in rows]
             )
     return {
         k: (np.concatenate(p).astype(float), np.concatenate(o).astype(float))
@@ -159,7 +160,7 @@ def _predict(
     }
 
 
-def _rmse(by_route: dict[str, list[dict]], twin: TwinParameters) -> dict[str, float]:
+def _rmse(by_route: dict[str, list[Experiment]], twin: TwinParameters) -> dict[str, float]:
     out = {}
     for k, (pred, obs) in _predict(by_route, twin).items():
         ok = np.isfinite(pred) & np.isfinite(obs)
@@ -167,7 +168,7 @@ def _rmse(by_route: dict[str, list[dict]], twin: TwinParameters) -> dict[str, fl
     return out
 
 
-def _twin_scatter_nm(by_route: dict[str, list[dict]], twin: TwinParameters) -> float:
+def _twin_scatter_nm(by_route: dict[str, list[Experiment]], twin: TwinParameters) -> float:
     """The twin's own run-to-run PL scatter at the recorded conditions (variability 1)."""
     spreads = [
         np.nanstd(_draws(route, rows, twin)["pl_peak_nm"], axis=0)

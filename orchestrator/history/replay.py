@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from db import Database, DatabaseError
+from db.records import ExperimentStatus
 from devices import build_lab
 from devices.config import ConfigError, LabConfig, load_lab_config
 from orchestrator.campaign.config import LoadedCampaign, loaded_from_stored
@@ -94,7 +95,7 @@ class ReplayResult:
 def _stored(db: Database, campaign_id: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     campaign = db.campaign(campaign_id)
     rows = db.experiments(campaign_id)
-    if not any(r["status"] == "done" for r in rows):
+    if not any(r.status == ExperimentStatus.DONE for r in rows):
         raise DatabaseError(f"campaign {campaign_id} has no completed experiments to replay")
     return campaign, rows
 
@@ -142,7 +143,7 @@ def replay_campaign(
 
     campaign, rows = _stored(db, campaign_id)
     loaded = _replay_setup(campaign, len(rows), lab_path, outcome_model)
-    planner = RecordedPlanner(loaded.space, loaded.target, [r["conditions"] for r in rows])
+    planner = RecordedPlanner(loaded.space, loaded.target, [r.conditions for r in rows])
     runner = CampaignRunner(
         db, loaded, planner=planner, replay_of=campaign_id, max_consecutive_failures=len(rows) + 1
     )
@@ -151,14 +152,14 @@ def replay_campaign(
     out = []
     for rec, rep in zip(rows, replayed, strict=True):
         row: dict[str, Any] = {
-            "index": rec["index"],
-            "conditions": rec["conditions"],
-            "recorded_status": rec["status"],
-            "replayed_status": rep["status"],
+            "index": rec.index,
+            "conditions": rec.conditions,
+            "recorded_status": rec.status,
+            "replayed_status": rep.status,
         }
         for key in COMPARED:
             for label, r in (("recorded", rec), ("replayed", rep)):
-                v = (r["observables"] or {}).get(key)
+                v = (r.observables or {}).get(key)
                 row[f"{key}_{label}"] = v if v is not None and math.isfinite(v) else None
         out.append(row)
     return ReplayResult(campaign_id, runner.campaign_id, out)
@@ -255,9 +256,9 @@ def backtest(
     campaign, rows = _stored(db, campaign_id)
     loaded = loaded_from_stored(campaign["config"], campaign["name"])
     target, space = loaded.target, loaded.space
-    done = [r for r in rows if r["status"] == "done" and r["observables"]]
-    pool = [r["conditions"] for r in done]
-    errors = np.array([target.error(r["observables"]) for r in done])
+    done = [r for r in rows if r.status == ExperimentStatus.DONE and r.observables]
+    pool = [r.conditions for r in done]
+    errors = np.array([target.error(r.observables) for r in done])
     hits = errors <= target.tolerance
     goal = hits if hits.any() else errors <= errors.min() + target.tolerance
     goal_text = (
@@ -278,7 +279,7 @@ def backtest(
             j = _nearest(space, proposal.conditions, pool, used)
             used.add(j)
             p.cancel(proposal.conditions)
-            p.tell([Observation(pool[j], done[j]["observables"])])
+            p.tell([Observation(pool[j], done[j].observables)])
             if goal[j]:
                 found = step
                 break

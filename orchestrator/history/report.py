@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from db import Database
+from db.records import Experiment, ExperimentStatus
 from models.errors import UserError
 from orchestrator.campaign.config import target_of
 from orchestrator.campaign.summary import pareto_front, pareto_text, target_text
@@ -40,12 +41,12 @@ def _figure_setup() -> Any:
     return plt
 
 
-def _convergence(plt: Any, rows: list[dict[str, Any]], record: dict[str, Any], path: Path) -> None:
+def _convergence(plt: Any, rows: list[Experiment], record: dict[str, Any], path: Path) -> None:
     target = target_of(record)
     observable, value, tol = target.observable, target.value, target.tolerance
     fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=110)
     points = _points(rows, target)
-    failed = [r["index"] + 1 for r in rows if r["status"] == "failed"]
+    failed = [r.number for r in rows if r.status == ExperimentStatus.FAILED]
     right = [(x, e) for x, e, ok in points if ok]
     wrong = [(x, e) for x, e, ok in points if not ok]
     if right:
@@ -74,16 +75,17 @@ def _convergence(plt: Any, rows: list[dict[str, Any]], record: dict[str, Any], p
     plt.close(fig)
 
 
-def _points(rows: list[dict[str, Any]], target: Target) -> list[tuple[int, float, bool]]:
+def _points(rows: list[Experiment], target: Target) -> list[tuple[int, float, bool]]:
     """(experiment, |error|, of the shape asked for) of every measured experiment."""
     return [
-        (r["index"] + 1, error, target.shape_ok(r["observables"], r["conditions"]))
+        (r.number, error, target.shape_ok(r.observables, r.conditions))
         for r in rows
-        if r["status"] == "done" and math.isfinite(error := target.error(r["observables"] or {}))
+        if r.status == ExperimentStatus.DONE
+        and math.isfinite(error := target.error(r.observables or {}))
     ]
 
 
-def _best_so_far(rows: list[dict[str, Any]], target: Target) -> tuple[list, list]:
+def _best_so_far(rows: list[Experiment], target: Target) -> tuple[list, list]:
     """(experiment, best |error| so far) after each measured experiment of the shape asked."""
     right = [(x, e) for x, e, ok in _points(rows, target) if ok]
     if not right:
@@ -116,14 +118,14 @@ def write_comparison(db: Database, campaign_ids: list[int], out_dir: str | Path)
         hits = [
             r
             for r in rows
-            if r["status"] == "done" and target.hit(r["observables"], r["conditions"])
+            if r.status == ExperimentStatus.DONE and target.hit(r.observables, r.conditions)
         ]
         page = write_report(db, cid, out / f"c{cid}")
         lines.append(
             f"<tr><td><a href='c{cid}/{page.name}'>{cid}: {html.escape(campaign['name'])}</a></td>"
             f"<td>{html.escape(planner)}</td><td>{html.escape(target_text(record))}</td>"
-            f"<td>{sum(r['status'] != 'rejected' for r in rows)}</td>"
-            f"<td>{hits[0]['index'] + 1 if hits else 'not reached'}</td>"
+            f"<td>{sum(r.status != ExperimentStatus.REJECTED for r in rows)}</td>"
+            f"<td>{hits[0].number if hits else 'not reached'}</td>"
             f"<td>{f'{best[-1]:.2f}' if best else '-'}</td></tr>"
         )
     tol = target_of(campaigns[0]["target"]).tolerance
@@ -160,8 +162,8 @@ def _spectra(
     cmap = plt.get_cmap("viridis")
     n = max(len(rows), 1)
     for r in rows:
-        color = cmap(r["index"] / max(n - 1, 1))
-        for sp in db.spectra(experiment_id=r["id"]):
+        color = cmap(r.index / max(n - 1, 1))
+        for sp in db.spectra(experiment_id=r.id):
             x = sp.wavelengths_nm if sp.wavelengths_nm is not None else np.arange(sp.values.size)
             if sp.data_key.endswith("_pl"):
                 peak = np.max(sp.values) or 1.0
@@ -175,7 +177,7 @@ def _spectra(
     lines = [
         v
         for v in [target.get("pl_peak_nm")]
-        + [(r.get("observables") or {}).get("pl_peak_nm") for r in rows]
+        + [(r.observables or {}).get("pl_peak_nm") for r in rows]
         if isinstance(v, int | float) and np.isfinite(v)
     ] or [480.0]
     low, high = min(lines) - 70.0, max(lines) + 70.0
@@ -194,7 +196,7 @@ def _spectra(
     plt.close(fig)
 
 
-def _conditions(plt: Any, rows: list[dict[str, Any]], config: dict[str, Any], path: Path) -> None:
+def _conditions(plt: Any, rows: list[Experiment], config: dict[str, Any], path: Path) -> None:
     space = config.get("space", {})
     names = list(space)
     observable = "pl_peak_nm" if "pl_peak_nm" in config["target"] else "edge_length_est_nm"
@@ -203,13 +205,13 @@ def _conditions(plt: Any, rows: list[dict[str, Any]], config: dict[str, Any], pa
     values = {n: [] for n in names}
     colour, done = [], []
     for r in rows:
-        obs = r["observables"] or {}
+        obs = r.observables or {}
         v = obs.get(observable)
-        ok = r["status"] == "done" and v is not None and math.isfinite(v)
+        ok = r.status == ExperimentStatus.DONE and v is not None and math.isfinite(v)
         done.append(ok)
         colour.append(v if ok else np.nan)
         for n in names:
-            c = r["conditions"][n]
+            c = r.conditions[n]
             values[n].append(space[n].index(c) if isinstance(c, str) else c)
     done_mask = np.array(done, dtype=bool)
     scatter = None
@@ -240,21 +242,21 @@ def _conditions(plt: Any, rows: list[dict[str, Any]], config: dict[str, Any], pa
     plt.close(fig)
 
 
-def _pareto(plt: Any, rows: list[dict[str, Any]], record: dict[str, Any], path: Path) -> None:
+def _pareto(plt: Any, rows: list[Experiment], record: dict[str, Any], path: Path) -> None:
     target = target_of(record)
     fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=110)
     done = [
         r
         for r in rows
-        if r["status"] == "done"
-        and all(r["observables"].get(k) is not None for k in ("pl_fwhm_nm", "plqy_est"))
+        if r.status == ExperimentStatus.DONE
+        and all(r.observables.get(k) is not None for k in ("pl_fwhm_nm", "plqy_est"))
     ]
-    hits = [r for r in done if target.hit(r["observables"], r["conditions"])]
+    hits = [r for r in done if target.hit(r.observables, r.conditions)]
     others = [r for r in done if r not in hits]
 
     def xy(group: list[dict[str, Any]]) -> tuple[list[float], list[float]]:
-        return [r["observables"]["pl_fwhm_nm"] for r in group], [
-            r["observables"]["plqy_est"] for r in group
+        return [r.observables["pl_fwhm_nm"] for r in group], [
+            r.observables["plqy_est"] for r in group
         ]
 
     if others:
@@ -283,27 +285,27 @@ def _pareto(plt: Any, rows: list[dict[str, Any]], record: dict[str, Any], path: 
     plt.close(fig)
 
 
-def _table(rows: list[dict[str, Any]], names: list[str]) -> str:
+def _table(rows: list[Experiment], names: list[str]) -> str:
     head = "".join(
         f"<th>{html.escape(h)}</th>"
         for h in ["#", "status", *names, "PL peak (nm)", "FWHM (nm)", "note"]
     )
     body = []
     for r in rows:
-        obs = r["observables"] or {}
-        cells = [str(r["index"] + 1), r["status"]]
+        obs = r.observables or {}
+        cells = [str(r.number), r.status]
         for n in names:
-            c = r["conditions"][n]
+            c = r.conditions[n]
             cells.append(c if isinstance(c, str) else f"{c:.4g}")
         for key in ("pl_peak_nm", "pl_fwhm_nm"):
             v = obs.get(key)
             cells.append("" if v is None else f"{v:.2f}")
-        cells.append(r["failure_reason"] or "")
+        cells.append(r.failure_reason or "")
         body.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
-def _pareto_section(rows: list[dict[str, Any]], record: dict[str, Any], images: list[str]) -> str:
+def _pareto_section(rows: list[Experiment], record: dict[str, Any], images: list[str]) -> str:
     """The Pareto figure and the list of the front (nothing for another target)."""
     if not record.get("pareto"):
         return ""

@@ -3,42 +3,15 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from db import Database
-from models.parameters import CategoricalParameter, ParameterError, get_route
+from models.parameters import CategoricalParameter, get_route
+from orchestrator.campaign.warm_start import warm_start_observations
 
-if TYPE_CHECKING:
-    from planners import Observation, SearchSpace
-
-__all__ = ["suggest_conditions", "warm_start_observations"]
-
-
-def warm_start_observations(
-    db: Database, route: str, space: SearchSpace, skip_campaign: int | None = None
-) -> list[Observation]:
-    """Completed experiments of ``route`` across the database that lie inside ``space``, with
-    the route's defaults for what their campaigns did not vary: a parameter ``space`` leaves
-    out must have been at its default (a red CsPbI3 campaign never informs a CsPbBr3 one)."""
-    from planners import Observation
-
-    spec = get_route(route)
-    out = []
-    for r in db.all_observations(route):
-        if r["campaign_id"] == skip_campaign or r["status"] != "done":
-            continue
-        try:
-            c = spec.validate(r["conditions"])
-        except ParameterError:  # stored under other ranges: not this space's
-            continue
-        fixed = all(c[p.name] == p.default for p in spec.parameters if p.name not in space.order)
-        if fixed and space.contains(c):
-            out.append(
-                Observation({n: c[n] for n in space.order}, r["observables"], warm_start=True)
-            )
-    return out
+__all__ = ["suggest_conditions"]
 
 
 def suggest_conditions(
@@ -54,7 +27,7 @@ def suggest_conditions(
     ``db`` informed it (none without a database: the physics alone).
     """
     from planners import SearchSpace, Target
-    from planners.bo import BoTorchPlanner
+    from planners.botorch import BoTorchPlanner
 
     spec = get_route(route)
     ranges = {

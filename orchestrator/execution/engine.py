@@ -1,0 +1,116 @@
+"""The one RunEngine factory: what every RunEngine that runs a campaign's experiments has, in
+process (:mod:`orchestrator.execution.local`) and in a workcell's worker
+(:mod:`orchestrator.execution.workcell_env`).
+
+- every document goes to the campaign database (:class:`db.DocumentWriter`) and, if asked, to
+  a tiled catalog (:class:`db.tiled.TiledSink`);
+- the lab's safety watch is installed (:class:`~orchestrator.execution.safety.SafetyWatch`), and a
+  plan it aborted raises :class:`~orchestrator.execution.safety.SafetyAbort` with the reason (the
+  queue server records a plan's exception as its item's message; an interruption alone would
+  only say the RunEngine paused);
+- in process, Ctrl-C pauses at the next checkpoint as bluesky does, and is also told to the
+  campaign, so it stops after the experiment.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from bluesky import RunEngine
+from bluesky.utils import RunEngineInterrupted, SigintHandler
+
+from db import Database, DocumentWriter
+from db.tiled import TiledSink
+from orchestrator.execution.safety import SafetyAbort, SafetyWatch
+
+__all__ = ["LabRunEngine", "new_run_engine"]
+
+
+class _RecordingSigintHandler(SigintHandler):
+    """bluesky's Ctrl-C handling (pause at the next checkpoint), plus a note to the campaign.
+
+    bluesky passes the pause request to the RunEngine from a helper thread; a Ctrl-C in the
+    last moments of a plan is dropped once the plan ends. Recording it here, in the signal
+    handler itself, lets the campaign stop after the experiment instead of going on.
+    """
+
+    def __init__(self, engine: RunEngine, on_sigint: Callable[[], None]) -> None:
+        super().__init__(engine)
+        self._on_sigint = on_sigint
+
+    def __enter__(self) -> _RecordingSigintHandler:
+        super().__enter__()
+        pause_handler = signal.getsignal(signal.SIGINT)
+
+        def handler(signum: int, frame: Any) -> None:
+            self._on_sigint()
+            pause_handler(signum, frame)
+
+        signal.signal(signal.SIGINT, handler)
+        return self
+
+
+class LabRunEngine(RunEngine):
+    """A RunEngine whose plan, aborted by its safety watch (or by bluesky, suspended where the
+    plan could not wait), raises :class:`SafetyAbort` with the reason."""
+
+    safety: SafetyWatch | None = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except RunEngineInterrupted:
+            watch = self.safety
+            if watch is not None and self.state == "idle":
+                if watch.abort_reason is not None:
+                    raise SafetyAbort(watch.abort_reason) from None
+                if watch.tripped():
+                    raise SafetyAbort(watch.uncheckpointed_abort()) from None
+            raise
+
+
+def _nothing() -> None:
+    pass
+
+
+def new_run_engine(
+    db: Database,
+    *,
+    md: Mapping[str, Any] | None = None,
+    tiled: TiledSink | None = None,
+    safety: SafetyWatch | None = None,
+    sigint: bool = True,
+    on_sigint: Callable[[], None] | None = None,
+) -> LabRunEngine:
+    """A RunEngine for a campaign's experiments (see the module docstring).
+
+    Parameters
+    ----------
+    db
+        Where every document is written.
+    md
+        ``RE.md`` (a workcell names itself here, so each run's start document says where it
+        ran).
+    tiled
+        Also write every run there.
+    safety
+        The lab's safety watch, installed on this RunEngine (moved from an earlier one).
+    sigint
+        Ctrl-C pauses the plan at its next checkpoint, as bluesky's default; False for a
+        worker's RunEngine (bluesky-queueserver runs it and handles signals itself).
+    on_sigint
+        Also called on Ctrl-C (the campaign notes that it should stop after the experiment).
+    """
+    managers: list[Callable[[RunEngine], Any]] = []
+    if sigint:
+        managers.append(lambda engine: _RecordingSigintHandler(engine, on_sigint or _nothing))
+    engine = LabRunEngine(dict(md or {}), context_managers=managers)
+    engine.subscribe(DocumentWriter(db))
+    if tiled is not None:
+        engine.subscribe(tiled)
+    if safety is not None:
+        safety.install(engine)
+        engine.safety = safety
+    return engine
