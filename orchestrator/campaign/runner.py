@@ -47,28 +47,22 @@ from devices.world import twin_of
 from orchestrator.campaign import lifecycle
 from orchestrator.campaign.config import LoadedCampaign, loaded_from_stored
 from orchestrator.campaign.lifecycle import CampaignStatus, ExperimentStatus
+from orchestrator.campaign.record import Recorder
 from orchestrator.campaign.restore import (
     finished,
     planner_history,
     resumed_config,
-    vetoed_observation,
 )
-from orchestrator.campaign.summary import CampaignSummary, Progress, summarize
+from orchestrator.campaign.summary import CampaignSummary, summarize
 from orchestrator.campaign.warm_start import warm_start_observations
 from orchestrator.execution.executor import (
     Executor,
-    Failed,
-    Finished,
-    GivenBack,
-    Outcome,
     Started,
-    failure_reason,
 )
 from orchestrator.execution.local import LocalExecutor
-from orchestrator.execution.observe import MeasurementRejected, observables_from_documents
 from orchestrator.execution.queue import QueueExecutor, connect_workcells
 from orchestrator.execution.workcell import Workcell
-from planners import Observation, Planner, make_planner
+from planners import Planner, make_planner
 
 __all__ = [
     "MAX_CONSECUTIVE_FAILURES",
@@ -159,12 +153,8 @@ class CampaignRunner:
         self.reconnect_window_s = reconnect_window_s
         self.lease: CampaignLease | None = None
         self.poll_s = 0.2  # how often the loop looks again when nothing happened
-        self._progress = Progress(loaded.target)
-        self._told: set[int] = set()  # experiments whose outcome the planner knows
-        self._consecutive_failures = 0
-        self._last_failure: str | None = None
+        self.recorder = Recorder(db, self.planner, loaded.target, self._report)
         self._pause_requested = False  # Ctrl-C
-        self._safety_stop: str | None = None  # a safety abort: the campaign pauses
         self._pausing: str | None = None  # why it pauses: no new experiment starts
 
     def _executor(
@@ -263,7 +253,7 @@ class CampaignRunner:
 
     def _drive(self) -> CampaignSummary:
         cid = self.campaign_id
-        self._safety_stop = self._pausing = None
+        self.recorder.safety_stop = self._pausing = None
         self._restore()
         lifecycle.start_campaign(self.db, cid)
         try:
@@ -307,7 +297,7 @@ class CampaignRunner:
         rows = self._sync()
         in_flight = [r for r in rows if r.status.in_flight]
         outcomes = self.executor.poll(in_flight)
-        self._record_all(outcomes, in_flight)
+        self.recorder.outcomes(outcomes, in_flight)
         self._honour_ctrl_c()
         ended = {o.experiment_id for o in outcomes if not isinstance(o, Started)}
         still = [r for r in in_flight if r.id not in ended]
@@ -318,25 +308,26 @@ class CampaignRunner:
         runnable = [r for r in rows if r.status == ExperimentStatus.PROPOSED]
         awaiting = sum(r.status == ExperimentStatus.AWAITING_APPROVAL for r in rows)
         done = self._done_reason()
-        if done is not None and self._progress.first_hit is not None:
+        if done is not None and self.recorder.progress.first_hit is not None:
             runnable, awaiting = self._withdraw_at_target(runnable, awaiting)
         if done is not None and not (still or runnable or awaiting):
             return self._end(CampaignStatus.COMPLETED, done)
         slots = self.executor.slots(still)
-        for experiment, where in zip(runnable, slots, strict=False):
+        dispatched = list(zip(runnable, slots, strict=False))
+        for experiment, where in dispatched:
             self._dispatch(experiment, where)
-        free = slots[len(runnable) :]
+        free = slots[len(dispatched) :]
         if done is None and free:
             # a batch in process; on workcells one per free place, less those awaiting
             n = max(len(free), self.config.batch_size) - awaiting
-            n = min(n, self.config.budget - self._progress.experiments)
+            n = min(n, self.config.budget - self.recorder.progress.experiments)
             for eid, where in zip(self._propose(max(n, 0)), free, strict=False):
                 experiment = self.db.experiment(eid)
                 if experiment.status == ExperimentStatus.PROPOSED:  # not awaiting approval
                     self._dispatch(experiment, where)
             if n > 0:
                 return None
-        if not outcomes and not runnable:
+        if not (outcomes or dispatched):
             time.sleep(self.poll_s)  # nothing happened: a person or a workcell acts next
         return None
 
@@ -344,57 +335,9 @@ class CampaignRunner:
         """Read the campaign's open experiments back (a person may have approved, rejected or
         added some); tell the planner of new vetoes; return the open experiments."""
         rows, counted, _ = self.db.open_experiments(self.campaign_id)
-        self._progress.experiments = counted
-        vetoed = [
-            r for r in rows if r.status == ExperimentStatus.REJECTED and r.id not in self._told
-        ]
-        if vetoed:
-            self.planner.tell([vetoed_observation(r) for r in vetoed])
-            self._told.update(r.id for r in vetoed)
+        self.recorder.progress.experiments = counted
+        self.recorder.vetoes(rows)
         return [r for r in rows if r.status != ExperimentStatus.REJECTED]
-
-    def _record_all(self, outcomes: Sequence[Outcome], in_flight: Sequence[Experiment]) -> None:
-        """Record what the executor reports, in order (see :mod:`.lifecycle`)."""
-        by_id = {r.id: r for r in in_flight}
-        for outcome in outcomes:
-            experiment = by_id[outcome.experiment_id]
-            match outcome:
-                case Started(workcell=workcell):
-                    lifecycle.start(self.db, experiment.id, workcell)
-                case Finished(run_uid=uid):
-                    self._record(experiment, uid)
-                case Failed(reason=reason, safety=safety):
-                    if safety:
-                        self._safety_stop = reason
-                    self._fail(experiment, reason, count=not safety)
-                case GivenBack(reason=reason):
-                    lifecycle.give_back(self.db, experiment.id, reason)
-
-    def _record(self, experiment: Experiment, uid: str) -> None:
-        """Extract an experiment's observables from its stored run (read back from the
-        database), store them, then tell the planner; a rejected measurement is a failure."""
-        try:
-            observables = observables_from_documents(self.db.run_documents(uid))
-        except MeasurementRejected as exc:
-            self._fail(experiment, failure_reason(exc))
-            return
-        lifecycle.finish(self.db, experiment.id, observables, uid)
-        self.planner.tell([Observation(experiment.conditions, observables)])
-        self._told.add(experiment.id)
-        self._progress.observe(experiment.index, observables, experiment.conditions)
-        self._consecutive_failures = 0
-        self._report()
-
-    def _fail(self, experiment: Experiment, reason: str, count: bool = True) -> None:
-        """Record that an experiment failed, and why; tell the planner. ``count``: it counts
-        towards the failures in a row that pause the campaign."""
-        lifecycle.fail(self.db, experiment.id, reason)
-        self.planner.tell([Observation(experiment.conditions, failed=True, reason=reason)])
-        self._told.add(experiment.id)
-        self._last_failure = reason
-        if count:
-            self._consecutive_failures += 1
-        self._report()
 
     def _check_lease(self) -> None:
         if self.lease is not None and self.lease.lost.is_set():
@@ -409,12 +352,13 @@ class CampaignRunner:
         campaign = self.db.campaign(cid)
         if campaign["status"] == CampaignStatus.PAUSING:  # `qdlab campaign pause`, dashboard
             return f"{campaign['status_reason']}; `qdlab campaign resume {cid}` continues"
-        if self._safety_stop is not None:
-            return f"{self._safety_stop}; make the lab safe, then `qdlab campaign resume {cid}`"
-        if self._consecutive_failures >= self.max_consecutive_failures:
+        recorder = self.recorder
+        if recorder.safety_stop is not None:
+            return f"{recorder.safety_stop}; make the lab safe, then `qdlab campaign resume {cid}`"
+        if recorder.failures_in_a_row >= self.max_consecutive_failures:
             return (
                 f"{self.max_consecutive_failures} experiments failed in a row (last: "
-                f"{self._last_failure}); fix the lab, then `qdlab campaign resume {cid}`"
+                f"{recorder.last_failure}); fix the lab, then `qdlab campaign resume {cid}`"
             )
         return None
 
@@ -430,7 +374,7 @@ class CampaignRunner:
 
     def _done_reason(self) -> str | None:
         """Why the campaign is complete (target reached, budget spent), if it is."""
-        progress, cfg = self._progress, self.config
+        progress, cfg = self.recorder.progress, self.config
         if cfg.stop_on_target and progress.first_hit is not None:
             return f"target reached at experiment {progress.first_hit}"
         if progress.experiments >= cfg.budget:
@@ -475,7 +419,7 @@ class CampaignRunner:
         ids = []
         for proposal in self.planner.ask(n):
             ids.append(lifecycle.propose(self.db, self.campaign_id, proposal, batch, required))
-            self._progress.experiments += 1
+            self.recorder.progress.experiments += 1
         return ids
 
     def _run_md(self, experiment: Experiment) -> dict[str, Any]:
@@ -490,7 +434,7 @@ class CampaignRunner:
 
     def _report(self) -> None:
         if self.on_progress is not None:
-            p = self._progress
+            p = self.recorder.progress
             self.on_progress(p.experiments, self.config.budget, p.best_error)
 
     # -- resuming -------------------------------------------------------------------------
@@ -499,8 +443,8 @@ class CampaignRunner:
         what ran (see :mod:`orchestrator.campaign.restore`)."""
         rows = self.db.experiments(self.campaign_id)
         history = planner_history(rows)
-        self._told.update(history.told)
-        self._progress.restore(rows)
+        self.recorder.told.update(history.told)
+        self.recorder.progress.restore(rows)
         self.executor.prepare(finished(self.db, rows))
         if self.config.planner.options.get("warm_start"):
             self.planner.tell(
