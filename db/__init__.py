@@ -4,7 +4,16 @@
 >>> RE.subscribe(DocumentWriter(db))
 """
 
-from db.database import DEFAULT_URL, Database, DatabaseError, SpectrumRecord, resolve_url, safe_url
+from db.database import (
+    DEFAULT_URL,
+    Database,
+    DatabaseError,
+    Fence,
+    LeaseLost,
+    SpectrumRecord,
+    resolve_url,
+    safe_url,
+)
 from db.export import export_csv, export_jsonl
 from db.records import CampaignStatus, Experiment, ExperimentStatus
 from db.writer import DocumentWriter
@@ -17,6 +26,8 @@ __all__ = [
     "DocumentWriter",
     "Experiment",
     "ExperimentStatus",
+    "Fence",
+    "LeaseLost",
     "SpectrumRecord",
     "export_csv",
     "export_jsonl",

@@ -46,6 +46,8 @@ __all__ = [
     "OBSERVATION_FIELDS",
     "Database",
     "DatabaseError",
+    "Fence",
+    "LeaseLost",
     "SpectrumRecord",
     "dumps",
     "resolve_url",
@@ -55,13 +57,34 @@ __all__ = [
 DEFAULT_URL = "sqlite:///qdlab.db"
 OBSERVATION_FIELDS = ("pl_peak_nm", "pl_fwhm_nm", "abs_peak_nm", "edge_length_est_nm", "plqy_est")
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-_HEAD = "0003"  # newest migration; a test checks it matches db/migrations
+_HEAD = "0004"  # newest migration; a test checks it matches db/migrations
 _MIGRATION_LOCK = threading.Lock()  # alembic's context is process-global
 _SCHEMA_LOCK_KEY = 0x71646C6162  # "qdlab": PostgreSQL advisory lock held while migrating
 
 
 class DatabaseError(UserError, RuntimeError):
     """The database cannot be opened, is not migrated, or lacks what was asked for."""
+
+
+class LeaseLost(UserError, RuntimeError):
+    """Another process took over the campaign's lease: this driver stops, writes nothing more
+    and moves nothing more (:mod:`db.lease`)."""
+
+
+@dataclass(frozen=True)
+class Fence:
+    """A driver's claim on a campaign (its lease's owner token): a write made with it happens
+    only while the claim holds, checked in the write's own transaction."""
+
+    campaign_id: int
+    owner: str
+
+    def lost(self) -> LeaseLost:
+        """The error of a write this fence refused."""
+        return LeaseLost(
+            f"campaign {self.campaign_id}: another process took over its lease; this one "
+            "stopped and wrote nothing more"
+        )
 
 
 def resolve_url(url: str | None = None) -> str:
@@ -254,6 +277,22 @@ class Database:
         """A new ORM session (use as a context manager)."""
         return Session(self.engine, expire_on_commit=False)
 
+    @staticmethod
+    def _hold(s: Session, fence: Fence | None) -> None:
+        """Check the fence inside the transaction of the write it guards: a no-op update of the
+        campaign's lease, matched only while the fence's owner holds it, so it also locks the
+        campaign's row (a takeover, itself an update of that row, waits or fails) until the
+        write commits. :class:`LeaseLost` (the transaction rolls back) if it does not hold."""
+        if fence is None:
+            return
+        held = s.execute(
+            update(Campaign)
+            .where(Campaign.id == fence.campaign_id, Campaign.lease_owner == fence.owner)
+            .values(lease_owner=fence.owner)
+        ).rowcount
+        if held != 1:
+            raise fence.lost()
+
     # -- campaigns ------------------------------------------------------------------------
     def create_campaign(
         self,
@@ -296,14 +335,16 @@ class Database:
         reason: str | None = None,
         *,
         expected: Collection[CampaignStatus] | None = None,
+        fence: Fence | None = None,
     ) -> bool:
-        """Record a campaign's status, only from one of the ``expected`` statuses if given;
-        return whether it moved (:mod:`orchestrator.campaign.lifecycle` says which moves are
-        allowed)."""
+        """Record a campaign's status, only from one of the ``expected`` statuses if given (and
+        only while ``fence`` holds); return whether it moved
+        (:mod:`orchestrator.campaign.lifecycle` says which moves are allowed)."""
         where = [Campaign.id == campaign_id]
         if expected is not None:
             where.append(Campaign.status.in_([str(s) for s in expected]))
         with self.session() as s, s.begin():
+            self._hold(s, fence)
             result = s.execute(
                 update(Campaign)
                 .where(*where)
@@ -349,12 +390,15 @@ class Database:
         predicted_std: float | None = None,
         provenance: Mapping[str, Any] | None = None,
         status: ExperimentStatus = ExperimentStatus.PROPOSED,
+        fence: Fence | None = None,
     ) -> int:
         """Store a proposal as experiment ``index`` of the campaign (``None``: the next free
-        index, also when another process adds experiments at the same time); return its id."""
+        index, also when another process adds experiments at the same time; only while
+        ``fence`` holds); return its id."""
         for _ in range(20):
             try:
                 with self.session() as s, s.begin():
+                    self._hold(s, fence)
                     at = index
                     if at is None:
                         last = s.scalar(
@@ -392,11 +436,13 @@ class Database:
         *,
         workcell: str | None = None,
         expected: Collection[ExperimentStatus] | None = None,
+        fence: Fence | None = None,
     ) -> bool:
         """Move an experiment to ``status`` (with ``failure_reason``; on ``workcell``), only from
         one of the ``expected`` statuses if given, in one statement: two writers cannot both
-        move it. Return whether it moved. Only :mod:`orchestrator.campaign.lifecycle` calls
-        this; it knows which moves are allowed."""
+        move it; only while ``fence`` holds (:class:`LeaseLost`). Return whether it moved.
+        Only :mod:`orchestrator.campaign.lifecycle` calls this; it knows which moves are
+        allowed."""
         values: dict[str, Any] = {
             "status": str(status),
             "failure_reason": failure_reason,
@@ -408,6 +454,7 @@ class Database:
         if expected is not None:
             where.append(Experiment.status.in_([str(s) for s in expected]))
         with self.session() as s, s.begin():
+            self._hold(s, fence)
             return s.execute(update(Experiment).where(*where).values(**values)).rowcount == 1
 
     def decide(
@@ -416,12 +463,14 @@ class Database:
         indices: Sequence[int] | None,
         status: ExperimentStatus,
         reason: str | None = None,
+        fence: Fence | None = None,
     ) -> list[int]:
         """Move experiments (0-based ``indices``; ``None``: all) that await approval to
         ``status`` (``proposed`` to approve, ``rejected`` to veto, with ``reason``); return the
         indices that moved. Only an experiment still awaiting approval moves, so two people
         deciding at once cannot both act on it."""
         with self.session() as s, s.begin():
+            self._hold(s, fence)
             where = [
                 Experiment.campaign_id == campaign_id,
                 Experiment.status == str(ExperimentStatus.AWAITING_APPROVAL),
@@ -516,6 +565,7 @@ class Database:
         run_uid: str | None = None,
         *,
         expected: Collection[ExperimentStatus] | None = None,
+        fence: Fence | None = None,
     ) -> bool:
         """Store an experiment's observables (NaN is stored as NULL: not measured) and mark it
         done, in one transaction: a crash leaves either both or neither. With ``expected``,
@@ -526,6 +576,7 @@ class Database:
         if expected is not None:
             where.append(Experiment.status.in_([str(s) for s in expected]))
         with self.session() as s, s.begin():
+            self._hold(s, fence)
             moved = s.execute(
                 update(Experiment)
                 .where(*where)
@@ -585,6 +636,13 @@ class Database:
             ]
 
     # -- runs, documents, spectra ---------------------------------------------------------
+    def reject_run(self, run_uid: str, reason: str, fence: Fence | None = None) -> None:
+        """Mark a run's measurement as an instrument fault (it stays in the record; its
+        experiment runs again)."""
+        with self.session() as s, s.begin():
+            self._hold(s, fence)
+            s.execute(update(Run).where(Run.uid == run_uid).values(rejected=reason))
+
     def runs(
         self, campaign_id: int | None = None, *, experiment_id: int | None = None
     ) -> list[dict[str, Any]]:
@@ -607,6 +665,7 @@ class Database:
                     "exit_status": r.exit_status,
                     "reason": r.reason,
                     "complete": r.stop_time is not None,
+                    "rejected": r.rejected,
                 }
                 for r in s.scalars(query).all()
             ]

@@ -5,8 +5,15 @@ first takes the campaign's lease: one atomic ``UPDATE ... WHERE`` (the same on S
 PostgreSQL) that succeeds only if nobody holds it, the holder's claim has expired, or the holder
 is a process of this host that no longer exists (``kill -9``). While it runs, a heartbeat
 thread renews the claim every ``ttl / 3`` seconds; a holder on another host that dies without
-releasing it is taken over once ``ttl`` has passed. The loser gets :class:`LeaseHeld`, whose
-message names the holder.
+releasing it is taken over once ``ttl`` has passed (``$QDLAB_LEASE_TTL_S``, default 30 s). The
+loser gets :class:`LeaseHeld`, whose message names the holder.
+
+A holder frozen past its lease (a laptop lid, a VM pause) may find on waking that another process
+took over. Every write it makes through the lifecycle carries the lease's :attr:`~CampaignLease.
+fence`, checked in the write's own transaction, and it checks the lease again before it moves an
+instrument once its last confirmation is older than half the ttl (:meth:`~CampaignLease.ensure`):
+a holder that lost its lease stops with :class:`~db.database.LeaseLost`, writing and moving
+nothing more.
 """
 
 from __future__ import annotations
@@ -22,14 +29,18 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 
-from db.database import Database, DatabaseError
+from db.database import Database, DatabaseError, Fence, LeaseLost
 from db.schema import Campaign
+from db.settings import seconds
 from models.errors import UserError
 
-__all__ = ["DEFAULT_TTL_S", "CampaignLease", "LeaseHeld", "lease_holder"]
+__all__ = ["CampaignLease", "Fence", "LeaseHeld", "LeaseLost", "lease_holder", "lease_ttl_s"]
 
-DEFAULT_TTL_S = 30.0
-"""A lease not renewed for this long is free to take (a crashed holder on another host)."""
+
+def lease_ttl_s() -> float:
+    """How long a lease not renewed holds (a crashed holder on another host is taken over after
+    it): ``$QDLAB_LEASE_TTL_S``, 1 to 3,600 s, default 30."""
+    return seconds("QDLAB_LEASE_TTL_S", 30.0, 1.0, 3600.0)
 
 
 class LeaseHeld(UserError, RuntimeError):
@@ -82,15 +93,18 @@ class CampaignLease:
     campaign_id
         The campaign to drive.
     ttl_s
-        How long a claim holds without renewal.
+        How long a claim holds without renewal (default :func:`lease_ttl_s`).
     """
 
-    def __init__(self, db: Database, campaign_id: int, ttl_s: float = DEFAULT_TTL_S) -> None:
+    def __init__(self, db: Database, campaign_id: int, ttl_s: float | None = None) -> None:
         self.db = db
         self.campaign_id = campaign_id
-        self.ttl_s = float(ttl_s)
+        self.ttl_s = float(ttl_s) if ttl_s is not None else lease_ttl_s()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.fence = Fence(campaign_id, self.owner)
+        """What this holder's writes carry (see the module docstring)."""
         self.lost = threading.Event()
+        self._confirmed = 0.0  # time.monotonic() of the last successful claim
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -101,7 +115,10 @@ class CampaignLease:
                 .where(Campaign.id == self.campaign_id, condition)
                 .values(lease_owner=self.owner, lease_expires=time.time() + self.ttl_s)
             )
-            return result.rowcount == 1
+            claimed = result.rowcount == 1
+        if claimed:
+            self._confirmed = time.monotonic()
+        return claimed
 
     def acquire(self) -> None:
         """Take the lease; :class:`LeaseHeld` names the holder if another process has it."""
@@ -136,6 +153,16 @@ class CampaignLease:
             self.lost.set()
             return False
         return True
+
+    def ensure(self) -> None:
+        """Before an action that must not happen twice (moving an instrument): confirm the
+        lease with the database if the last confirmation is older than half the ttl (the
+        holder may have been frozen meanwhile); :class:`~db.database.LeaseLost` if another
+        process took it over."""
+        if not self.lost.is_set() and time.monotonic() - self._confirmed > self.ttl_s / 2:
+            self.renew()
+        if self.lost.is_set():
+            raise self.fence.lost()
 
     def release(self) -> None:
         """Give the lease up (only if still ours)."""

@@ -11,18 +11,21 @@ code 3. Nothing is lost: everything committed before the outage is in the databa
 
 from __future__ import annotations
 
-import os
 import time
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from db.database import Database, safe_url
+from db.settings import seconds
 from models.errors import UserError
 
-__all__ = ["RECONNECT_WINDOW_S", "DatabaseUnavailable", "is_disconnect", "wait_for_database"]
+__all__ = ["DatabaseUnavailable", "is_disconnect", "reconnect_window_s", "wait_for_database"]
 
-RECONNECT_WINDOW_S = float(os.environ.get("QDLAB_RECONNECT_S", "60"))
-"""How long a runner keeps trying to reach a database that went away ($QDLAB_RECONNECT_S)."""
+
+def reconnect_window_s() -> float:
+    """How long a runner keeps trying to reach a database that went away: ``$QDLAB_RECONNECT_S``
+    (0 to 86,400 s; default 60)."""
+    return seconds("QDLAB_RECONNECT_S", 60.0, 0.0, 86_400.0)
 
 
 class DatabaseUnavailable(UserError, RuntimeError):
@@ -45,9 +48,12 @@ def _reason(exc: BaseException) -> str:
 
 
 def wait_for_database(
-    db: Database, exc: BaseException, window_s: float = RECONNECT_WINDOW_S, what: str = ""
+    db: Database, exc: BaseException, window_s: float | None = None, what: str = ""
 ) -> None:
-    """Return once ``db`` answers again; :class:`DatabaseUnavailable` after ``window_s``."""
+    """Return once ``db`` answers again; :class:`DatabaseUnavailable` after ``window_s``
+    (default :func:`reconnect_window_s`)."""
+    if window_s is None:
+        window_s = reconnect_window_s()
     deadline = time.monotonic() + window_s
     delay = 0.5
     last = exc

@@ -118,6 +118,8 @@ class Run(Base):
     stop_time: Mapped[float | None] = mapped_column(Float, nullable=True)
     exit_status: Mapped[str | None] = mapped_column(String(20), nullable=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    rejected: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """Why QDLab rejected the run's measurement as an instrument fault (None: it did not)."""
 
 
 class Document(Base):

@@ -262,6 +262,8 @@ class FaultConfig(_Strict):
     coil_clog: float = Field(0.0, ge=0, le=1)
     spectrometer_timeout: float = Field(0.0, ge=0, le=1)
     spectrometer_saturation: float = Field(0.0, ge=0, le=1)
+    spectrometer_glitch: float = Field(0.0, ge=0, le=1)
+    """A corrupt frame from the detector (every count 1e300): an instrument fault."""
     cell_bubble: float = Field(0.0, ge=0, le=1)
 
 

@@ -396,7 +396,8 @@ class SimRobot:
 class SimCell:
     """The simulated spectrometer (see :mod:`devices.cell`): a lamp that drifts, dark counts,
     shot and read noise, the detector's saturation, and the faults ``spectrometer_timeout``,
-    ``spectrometer_saturation`` and ``cell_bubble``; or, in playback, recorded readings."""
+    ``spectrometer_saturation``, ``spectrometer_glitch`` and ``cell_bubble``; or, in playback,
+    recorded readings."""
 
     def __init__(self, name: str, world: SimulatedWorld, config: CellConfig) -> None:
         self.name = name
@@ -531,7 +532,10 @@ class SimCell:
         residual = pl - median_filter(pl, size=7, mode="nearest")
         noise = 1.4826 * np.median(np.abs(residual)) + 1e-9
         spikes = int(np.sum(residual > 12.0 * noise))
-        obs = analyse_spectra(self._grid, absorbance, pl / scale)
+        if self.world.fault("spectrometer_glitch"):  # a corrupt frame, as a USB link can give
+            pl = np.full_like(pl, 1e300)
+        with np.errstate(over="ignore", invalid="ignore"):
+            obs = analyse_spectra(self._grid, absorbance, pl / scale)
         return {
             "absorbance": absorbance.tolist(),
             "pl": pl.tolist(),

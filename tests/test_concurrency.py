@@ -101,9 +101,9 @@ def _upgrade_at_once(url: str, n: int) -> list[subprocess.CompletedProcess]:
 def test_schema_creation_races_are_safe(db_url, n):
     results = _upgrade_at_once(db_url, n)
     assert all(p.returncode == 0 for p, _, _ in results), [err for _, _, err in results]
-    assert sum("schema empty -> 0003" in out for _, out, _ in results) >= 1
+    assert sum("schema empty -> 0004" in out for _, out, _ in results) >= 1
     db = Database(db_url, migrate=False)
-    assert db.revision() == "0003" and db.integrity_check()
+    assert db.revision() == "0004" and db.integrity_check()
 
 
 def test_campaigns_started_at_once_on_a_new_database_all_run(tmp_path, db_url):

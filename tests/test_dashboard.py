@@ -3,6 +3,7 @@ driven by Playwright, against a campaign running in the background, as a chemist
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 import urllib.error
@@ -35,7 +36,7 @@ def gated(tmp_path, spawn, db_url):
 
 def test_the_api_lists_campaigns_and_refuses_writes_without_the_token(gated):
     db, url = gated
-    client = TestClient(create_app(url, TOKEN))
+    client = TestClient(create_app(url, TOKEN), base_url="http://127.0.0.1")
     (listed,) = client.get("/api/campaigns").json()
     assert listed["name"] == "test-campaign" and listed["awaiting"] == 1
     assert listed["budget"] == 3 and listed["target"].startswith("PL 470 ± 1 nm")
@@ -52,7 +53,7 @@ def test_the_api_lists_campaigns_and_refuses_writes_without_the_token(gated):
     for headers in ({}, {"Authorization": "Bearer wrong"}):
         refused = client.post("/api/campaigns/1/approve", json={"numbers": [1]}, headers=headers)
         assert refused.status_code == 401 and "token" in refused.json()["detail"]
-    read_only = TestClient(create_app(url)).post(
+    read_only = TestClient(create_app(url), base_url="http://127.0.0.1").post(
         "/api/campaigns/1/approve",
         json={"numbers": [1]},
         headers={"Authorization": f"Bearer {TOKEN}"},
@@ -78,7 +79,8 @@ def test_the_api_lists_campaigns_and_refuses_writes_without_the_token(gated):
 def _serve(spawn, url: str, token: str | None = TOKEN) -> str:
     port = _free_port()
     args = ["dashboard", "--db", url, "--port", str(port)]
-    spawn(*args, *(["--token", token] if token else []))
+    env = {**os.environ, "QDLAB_DASHBOARD_TOKEN": token or ""}
+    spawn(*args, env=env)
     address = f"http://127.0.0.1:{port}"
 
     def up() -> bool:
@@ -159,7 +161,7 @@ def test_pause_and_resume_from_the_dashboard_drive_the_campaigns_agent(gated):
     import signal
 
     db, url = gated
-    client = TestClient(create_app(url, TOKEN))
+    client = TestClient(create_app(url, TOKEN), base_url="http://127.0.0.1")
     auth = {"Authorization": f"Bearer {TOKEN}"}
     assert client.post("/api/campaigns/1/resume", headers=auth).status_code == 400  # running
     paused = client.post("/api/campaigns/1/pause", json={"reason": "lunch"}, headers=auth)

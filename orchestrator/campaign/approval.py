@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from db import Database
@@ -99,6 +100,8 @@ def add(
     provenance ``human`` and runs without waiting for approval (a person chose it).
     """
     campaign = db.campaign(campaign_id)
+    if note is not None and len(note) > 1000:
+        raise ConfigError("--note: at most 1000 characters")
     loaded = loaded_from_stored(campaign["config"], campaign["name"])
     route, space = loaded.config.route, loaded.space
     unknown = sorted(set(conditions) - set(space.order))
@@ -159,13 +162,19 @@ def pause(db: Database, campaign_id: int, reason: str | None = None) -> Campaign
     return lifecycle.request_pause(db, campaign_id, why, driven)
 
 
-def resume_in_background(db: Database, campaign_id: int) -> int:
+def resume_in_background(db: Database, campaign_id: int, wait_s: float = 60.0) -> int:
     """Start ``qdlab campaign resume`` for a paused campaign as a process of its own (it
-    outlives the caller, a dashboard); return its pid. The campaign's lease keeps a second
-    driver out. :class:`ConfigError` unless the campaign is paused and nobody drives it."""
+    outlives the caller, a dashboard); return its pid once it drives the campaign.
+
+    The campaign is marked running at once (only from paused: a second request meanwhile is
+    refused); if the process exits before it holds the campaign's lease, the campaign is paused
+    again and :class:`ConfigError` says what the process said. :class:`ConfigError` unless the
+    campaign is paused and nobody drives it."""
     import os
     import subprocess
     import sys
+    import tempfile
+    import time
 
     from db.lease import lease_holder
 
@@ -174,12 +183,28 @@ def resume_in_background(db: Database, campaign_id: int) -> int:
         raise ConfigError(
             f"campaign {campaign_id} is {campaign['status']}: only a paused one resumes"
         )
+    try:
+        lifecycle.mark_resuming(db, campaign_id)
+    except lifecycle.TransitionError:
+        raise ConfigError(f"campaign {campaign_id} is being resumed already") from None
+    log = tempfile.NamedTemporaryFile(  # noqa: SIM115 (the child keeps writing to it)
+        "w+", prefix=f"qdlab-resume-{campaign_id}-", suffix=".log", delete=False
+    )
     process = subprocess.Popen(
         [sys.executable, "-m", "orchestrator", "campaign", "resume", str(campaign_id)],
         env={**os.environ, "QDLAB_DB": db.url},  # not in argv: a URL may hold a password
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=log,
         start_new_session=True,
     )
+    deadline = time.monotonic() + wait_s
+    while lease_holder(db, campaign_id) is None and time.monotonic() < deadline:
+        if process.poll() is not None:
+            said = Path(log.name).read_text().strip().splitlines() or [f"exit {process.returncode}"]
+            lifecycle.end_campaign(
+                db, campaign_id, CampaignStatus.PAUSED, f"resume failed: {said[-1]}"
+            )
+            raise ConfigError(f"campaign {campaign_id}: resume failed: {said[-1]}")
+        time.sleep(0.1)
     return process.pid

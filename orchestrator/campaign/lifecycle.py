@@ -7,7 +7,9 @@ Everything else asks: the campaign loop (:mod:`orchestrator.campaign.runner`) ca
 and the dashboard) call :func:`approve`, :func:`reject`, :func:`add_by_hand` and
 :func:`request_pause`. Each move is one conditional update in the database (only from a status
 the table below allows), so two processes can never both move the same experiment; a move the
-table refuses raises :class:`TransitionError` naming what the experiment is now.
+table refuses raises :class:`TransitionError` naming what the experiment is now. A driver's
+moves carry its lease's fence (:class:`db.Fence`): made by a driver that lost its lease, they
+raise :class:`db.LeaseLost` and change nothing.
 
 The moves, and who makes them:
 
@@ -30,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
-from db import Database
+from db import Database, Fence
 from db.records import CampaignStatus, ExperimentStatus
 from planners import Proposal
 
@@ -48,6 +50,7 @@ __all__ = [
     "fail",
     "finish",
     "give_back",
+    "mark_resuming",
     "propose",
     "reject",
     "request_pause",
@@ -98,11 +101,15 @@ def _move(
     to: ExperimentStatus,
     reason: str | None = None,
     workcell: str | None = None,
+    fence: Fence | None = None,
 ) -> None:
     """Move an experiment from one of ``sources`` to ``to``, or raise :class:`TransitionError`
-    naming what it is now."""
+    naming what it is now (:class:`~db.LeaseLost` if ``fence`` no longer holds)."""
     assert all(to in TRANSITIONS[s] for s in sources), (sources, to)
-    if not db.set_experiment_status(experiment_id, to, reason, workcell=workcell, expected=sources):
+    moved = db.set_experiment_status(
+        experiment_id, to, reason, workcell=workcell, expected=sources, fence=fence
+    )
+    if not moved:
         _refuse(db, experiment_id, to)
 
 
@@ -116,7 +123,12 @@ _UNDER_WAY = frozenset({S.QUEUED, S.RUNNING})
 
 # -- the campaign loop ------------------------------------------------------------------------
 def propose(
-    db: Database, campaign_id: int, proposal: Proposal, batch: int, approval_required: bool
+    db: Database,
+    campaign_id: int,
+    proposal: Proposal,
+    batch: int,
+    approval_required: bool,
+    fence: Fence | None = None,
 ) -> int:
     """Store a planner's proposal (with what produced it) as the campaign's next experiment:
     awaiting approval, or ready to run. Return its id."""
@@ -132,60 +144,97 @@ def propose(
         predicted_std=proposal.predicted_std,
         provenance={**proposal.provenance, "batch": batch},
         status=S.AWAITING_APPROVAL if approval_required else S.PROPOSED,
+        fence=fence,
     )
 
 
-def dispatch(db: Database, experiment_id: int, to: ExperimentStatus, workcell: str | None) -> None:
+def dispatch(
+    db: Database,
+    experiment_id: int,
+    to: ExperimentStatus,
+    workcell: str | None,
+    fence: Fence | None = None,
+) -> None:
     """A ready experiment goes to an executor: ``queued`` on a workcell (recorded *before* the
     item is added, so a driver killed in between finds it, or finds it missing), or
     ``running`` in process."""
-    _move(db, experiment_id, frozenset({S.PROPOSED}), to, workcell=workcell)
+    _move(db, experiment_id, frozenset({S.PROPOSED}), to, workcell=workcell, fence=fence)
 
 
-def start(db: Database, experiment_id: int, workcell: str | None) -> None:
+def start(
+    db: Database, experiment_id: int, workcell: str | None, fence: Fence | None = None
+) -> None:
     """A queued experiment's plan started."""
-    _move(db, experiment_id, frozenset({S.QUEUED}), S.RUNNING, workcell=workcell)
+    _move(db, experiment_id, frozenset({S.QUEUED}), S.RUNNING, workcell=workcell, fence=fence)
 
 
 def finish(
-    db: Database, experiment_id: int, observables: Mapping[str, Any], run_uid: str | None
+    db: Database,
+    experiment_id: int,
+    observables: Mapping[str, Any],
+    run_uid: str | None,
+    fence: Fence | None = None,
 ) -> None:
     """Its measurement is stored with its observables: done."""
-    if not db.add_observation(experiment_id, observables, run_uid, expected=_UNDER_WAY):
+    if not db.add_observation(
+        experiment_id, observables, run_uid, expected=_UNDER_WAY, fence=fence
+    ):
         _refuse(db, experiment_id, S.DONE)
 
 
-def fail(db: Database, experiment_id: int, reason: str) -> None:
+def fail(db: Database, experiment_id: int, reason: str, fence: Fence | None = None) -> None:
     """It ended without a measurement, for ``reason``."""
-    _move(db, experiment_id, _UNDER_WAY, S.FAILED, reason)
+    _move(db, experiment_id, _UNDER_WAY, S.FAILED, reason, fence=fence)
 
 
-def give_back(db: Database, experiment_id: int, reason: str) -> None:
+def give_back(db: Database, experiment_id: int, reason: str, fence: Fence | None = None) -> None:
     """It did not run to the end and runs again (the campaign paused, its worker died, the
     user interrupted it before its measurement, the database went away)."""
-    _move(db, experiment_id, _UNDER_WAY, S.PROPOSED, reason)
+    _move(db, experiment_id, _UNDER_WAY, S.PROPOSED, reason, fence=fence)
 
 
-def withdraw(db: Database, experiment_id: int, reason: str) -> bool:
+def withdraw(db: Database, experiment_id: int, reason: str, fence: Fence | None = None) -> bool:
     """It never runs and spends no budget (the target was reached before it started); False if
     it started or was decided meanwhile."""
     waiting = frozenset({S.PROPOSED, S.QUEUED})
-    return db.set_experiment_status(experiment_id, S.REJECTED, reason, expected=waiting)
+    return db.set_experiment_status(
+        experiment_id, S.REJECTED, reason, expected=waiting, fence=fence
+    )
 
 
-def start_campaign(db: Database, campaign_id: int) -> None:
+def start_campaign(db: Database, campaign_id: int, fence: Fence | None = None) -> None:
     """A driver took the campaign: running."""
-    _move_campaign(db, campaign_id, C.RUNNING, None)
+    _move_campaign(db, campaign_id, C.RUNNING, None, fence)
 
 
-def end_campaign(db: Database, campaign_id: int, status: CampaignStatus, reason: str) -> None:
+def mark_resuming(db: Database, campaign_id: int) -> None:
+    """A person asked a paused campaign to resume (its driver starts in a moment): running,
+    only from paused, so two requests cannot start two drivers."""
+    if not db.set_campaign_status(campaign_id, C.RUNNING, "resuming", expected=[C.PAUSED]):
+        now = db.campaign(campaign_id)["status"]
+        raise TransitionError(f"campaign {campaign_id} cannot become running: it is {now}")
+
+
+def end_campaign(
+    db: Database,
+    campaign_id: int,
+    status: CampaignStatus,
+    reason: str,
+    fence: Fence | None = None,
+) -> None:
     """The driver stops: ``paused`` (resumable) or ``completed``, with the reason."""
-    _move_campaign(db, campaign_id, status, reason)
+    _move_campaign(db, campaign_id, status, reason, fence)
 
 
-def _move_campaign(db: Database, campaign_id: int, to: CampaignStatus, reason: str | None) -> None:
+def _move_campaign(
+    db: Database,
+    campaign_id: int,
+    to: CampaignStatus,
+    reason: str | None,
+    fence: Fence | None = None,
+) -> None:
     sources = [s for s, targets in CAMPAIGN_TRANSITIONS.items() if to in targets]
-    if not db.set_campaign_status(campaign_id, to, reason, expected=sources):
+    if not db.set_campaign_status(campaign_id, to, reason, expected=sources, fence=fence):
         now = db.campaign(campaign_id)["status"]
         raise TransitionError(f"campaign {campaign_id} cannot become {to}: it is {now}")
 
@@ -197,10 +246,16 @@ def approve(db: Database, campaign_id: int, indices: Sequence[int] | None) -> li
     return db.decide(campaign_id, indices, S.PROPOSED)
 
 
-def reject(db: Database, campaign_id: int, indices: Sequence[int] | None, reason: str) -> list[int]:
+def reject(
+    db: Database,
+    campaign_id: int,
+    indices: Sequence[int] | None,
+    reason: str,
+    fence: Fence | None = None,
+) -> list[int]:
     """Proposals awaiting approval never run (the planner is told of them as vetoes); return
     the indices that moved."""
-    return db.decide(campaign_id, indices, S.REJECTED, reason)
+    return db.decide(campaign_id, indices, S.REJECTED, reason, fence=fence)
 
 
 def add_by_hand(

@@ -1,28 +1,50 @@
 """The loop's record step: what an executor reports is stored through the lifecycle and only
-then told to the planner; what the stop rules need (failures in a row, a safety abort, the
-best so far) is kept here."""
+then told to the planner; what the stop rules need (failures in a row, a safety abort, an
+instrument fault, the best so far) is kept here.
+
+An instrument fault (an instrument that stopped answering, a reading no sample can give) is no
+result of the chemistry: its experiment is given back (it runs again and spends no budget), a
+rejected run stays in the record marked so, and the planner is told nothing."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
-from db import Database
+from db import Database, Fence
+from db.lease import CampaignLease
 from db.records import Experiment, ExperimentStatus
 from orchestrator.campaign import lifecycle
 from orchestrator.campaign.restore import vetoed_observation
 from orchestrator.campaign.summary import Progress
 from orchestrator.execution.executor import (
     Failed,
+    Faulted,
     Finished,
     GivenBack,
     Outcome,
     Started,
     failure_reason,
 )
-from orchestrator.execution.observe import MeasurementRejected, observables_from_documents
+from orchestrator.execution.observe import (
+    InstrumentFault,
+    MeasurementRejected,
+    observables_from_documents,
+)
 from planners import Observation, Planner, Target
 
-__all__ = ["Recorder"]
+__all__ = ["InstrumentTrouble", "Recorder"]
+
+
+class InstrumentTrouble(NamedTuple):
+    """Instrument faults in a row: the last one's reason, whether the instrument may recover by
+    itself (it stopped answering) or not (it read what no sample can give), and since when
+    (``time.monotonic()``)."""
+
+    reason: str
+    may_recover: bool
+    since: float
 
 
 class Recorder:
@@ -45,6 +67,12 @@ class Recorder:
         self.failures_in_a_row = 0
         self.last_failure: str | None = None
         self.safety_stop: str | None = None  # a safety abort: the campaign pauses
+        self.lease: CampaignLease | None = None  # the driver's lease, while it holds one
+        self.fault: InstrumentTrouble | None = None  # instrument faults since the last result
+
+    @property
+    def _fence(self) -> Fence | None:
+        return None if self.lease is None else self.lease.fence
 
     def outcomes(self, outcomes: Sequence[Outcome], in_flight: Sequence[Experiment]) -> None:
         """Record what the executor reports about ``in_flight``, in order."""
@@ -53,15 +81,17 @@ class Recorder:
             experiment = by_id[outcome.experiment_id]
             match outcome:
                 case Started(workcell=workcell):
-                    lifecycle.start(self.db, experiment.id, workcell)
+                    lifecycle.start(self.db, experiment.id, workcell, self._fence)
                 case Finished(run_uid=uid):
                     self.measured(experiment, uid)
                 case Failed(reason=reason, safety=safety):
                     if safety:
                         self.safety_stop = reason
                     self.failed(experiment, reason, count=not safety)
+                case Faulted(reason=reason):
+                    self.faulted(experiment, reason, may_recover=True)
                 case GivenBack(reason=reason):
-                    lifecycle.give_back(self.db, experiment.id, reason)
+                    lifecycle.give_back(self.db, experiment.id, reason, self._fence)
 
     def measured(self, experiment: Experiment, uid: str) -> None:
         """Extract an experiment's observables from its stored run (read back from the
@@ -71,20 +101,38 @@ class Recorder:
         except MeasurementRejected as exc:
             self.failed(experiment, failure_reason(exc))
             return
-        lifecycle.finish(self.db, experiment.id, observables, uid)
+        except InstrumentFault as exc:
+            self.db.reject_run(uid, str(exc), self._fence)
+            self.faulted(experiment, str(exc), may_recover=False)
+            return
+        lifecycle.finish(self.db, experiment.id, observables, uid, self._fence)
         self.planner.tell([Observation(experiment.conditions, observables)])
         self.told.add(experiment.id)
         self.progress.observe(experiment.index, observables, experiment.conditions)
         self.failures_in_a_row = 0
+        self.fault = None
         self._report()
+
+    def faulted(self, experiment: Experiment, reason: str, may_recover: bool) -> None:
+        """An instrument failed under an experiment: it runs again (see the module docstring).
+        ``may_recover``: the instrument may answer again soon (the loop waits for it a while);
+        else (an impossible reading) the campaign pauses at once."""
+        lifecycle.give_back(
+            self.db, experiment.id, f"instrument fault: {reason}; runs again", self._fence
+        )
+        if self.fault is None:
+            self.fault = InstrumentTrouble(reason, may_recover, time.monotonic())
+        else:
+            self.fault = InstrumentTrouble(reason, may_recover, self.fault.since)
 
     def failed(self, experiment: Experiment, reason: str, count: bool = True) -> None:
         """Record that an experiment failed, and why; tell the planner. ``count``: it counts
         towards the failures in a row that pause the campaign."""
-        lifecycle.fail(self.db, experiment.id, reason)
+        lifecycle.fail(self.db, experiment.id, reason, self._fence)
         self.planner.tell([Observation(experiment.conditions, failed=True, reason=reason)])
         self.told.add(experiment.id)
         self.last_failure = reason
+        self.fault = None
         if count:
             self.failures_in_a_row += 1
         self._report()

@@ -37,10 +37,12 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
-from db import Database
-from db.lease import CampaignLease, LeaseHeld
-from db.outage import RECONNECT_WINDOW_S, is_disconnect, wait_for_database
+from db import Database, Fence
+from db.lease import CampaignLease, lease_ttl_s
+from db.outage import is_disconnect, wait_for_database
+from db.outage import reconnect_window_s as _reconnect_window_s
 from db.records import Experiment
+from db.settings import seconds
 from db.tiled import TiledSink
 from devices import Lab, build_lab
 from devices.world import twin_of
@@ -57,6 +59,8 @@ from orchestrator.campaign.summary import CampaignSummary, summarize
 from orchestrator.campaign.warm_start import warm_start_observations
 from orchestrator.execution.executor import (
     Executor,
+    Faulted,
+    GivenBack,
     Started,
 )
 from orchestrator.execution.local import LocalExecutor
@@ -116,13 +120,20 @@ class CampaignRunner:
         planner: Planner | None = None,
         max_consecutive_failures: int = MAX_CONSECUTIVE_FAILURES,
         replay_of: int | None = None,
-        reconnect_window_s: float = RECONNECT_WINDOW_S,
+        reconnect_window_s: float | None = None,
         tiled: str | None = None,
     ) -> None:
         loaded.check_code()
         self.db, self.loaded, self.config = db, loaded, loaded.config
         self.on_progress = on_progress
         # everything that can refuse the campaign happens before its row is written
+        self.reconnect_window_s = (
+            reconnect_window_s if reconnect_window_s is not None else _reconnect_window_s()
+        )
+        self.lease_ttl_s = lease_ttl_s()
+        self.instrument_wait_s = seconds("QDLAB_INSTRUMENT_WAIT_S", 60.0, 0.0, 86_400.0)
+        """How long an instrument that stopped answering is waited for before the campaign
+        pauses (``$QDLAB_INSTRUMENT_WAIT_S``)."""
         sink = None if tiled is None else TiledSink(tiled)
         workcells = connect_workcells(self.config.workcells or [], db)
         lab = None if workcells else build_lab(loaded.lab)
@@ -150,7 +161,6 @@ class CampaignRunner:
         self.campaign_id = campaign_id
         self.executor = self._executor(workcells, lab, sink)
         self.max_consecutive_failures = max_consecutive_failures
-        self.reconnect_window_s = reconnect_window_s
         self.lease: CampaignLease | None = None
         self.poll_s = 0.2  # how often the loop looks again when nothing happened
         self.recorder = Recorder(db, self.planner, loaded.target, self._report)
@@ -237,12 +247,17 @@ class CampaignRunner:
     def claim(self) -> Iterator[CampaignLease]:
         """Hold the campaign's lease (see :mod:`db.lease`) for the duration of the block;
         :class:`~db.lease.LeaseHeld` at once if another process drives the campaign."""
-        with CampaignLease(self.db, self.campaign_id) as lease:
-            self.lease = lease
+        with CampaignLease(self.db, self.campaign_id, self.lease_ttl_s) as lease:
+            self.lease = self.recorder.lease = lease
             try:
                 yield lease
             finally:
-                self.lease = None
+                self.lease = self.recorder.lease = None
+
+    @property
+    def _fence(self) -> Fence | None:
+        """What this driver's writes carry: its lease's fence (see :mod:`db.lease`)."""
+        return None if self.lease is None else self.lease.fence
 
     def _on_sigint(self) -> None:
         self._pause_requested = True
@@ -253,9 +268,9 @@ class CampaignRunner:
 
     def _drive(self) -> CampaignSummary:
         cid = self.campaign_id
-        self.recorder.safety_stop = self._pausing = None
+        self.recorder.safety_stop = self.recorder.fault = self._pausing = None
         self._restore()
-        lifecycle.start_campaign(self.db, cid)
+        lifecycle.start_campaign(self.db, cid, self._fence)
         try:
             while True:
                 try:
@@ -271,6 +286,7 @@ class CampaignRunner:
                 cid,
                 CampaignStatus.PAUSED,
                 f"interrupted by the user; `qdlab campaign resume {cid}` continues",
+                self._fence,
             )
             raise CampaignInterrupted(f"campaign {cid} paused") from None
 
@@ -304,6 +320,10 @@ class CampaignRunner:
         self._pausing = self._pausing or self._stop_reason()
         if self._pausing is not None:
             return self._wind_down(still)
+        if any(isinstance(o, GivenBack | Faulted) for o in outcomes):
+            return None  # they are ready to run again: the next step sees them so
+        if self.recorder.fault is not None:  # an instrument stopped answering: give it a moment
+            time.sleep(1.0)
         self.executor.restart_stalled()
         runnable = [r for r in rows if r.status == ExperimentStatus.PROPOSED]
         awaiting = sum(r.status == ExperimentStatus.AWAITING_APPROVAL for r in rows)
@@ -340,19 +360,28 @@ class CampaignRunner:
         return [r for r in rows if r.status != ExperimentStatus.REJECTED]
 
     def _check_lease(self) -> None:
-        if self.lease is not None and self.lease.lost.is_set():
-            raise LeaseHeld(
-                f"campaign {self.campaign_id}: another process took over its lease; stopping"
-            )
+        """:class:`~db.LeaseLost` if another process took the campaign over (this driver may
+        have been frozen past its lease)."""
+        if self.lease is not None:
+            self.lease.ensure()
 
     def _stop_reason(self) -> str | None:
-        """Why the campaign must pause now (a person asked, a safety abort, failures in a
-        row), if it must."""
+        """Why the campaign must pause now (a person asked, an instrument fault, a safety
+        abort, failures in a row), if it must."""
         cid = self.campaign_id
+        resume = f"`qdlab campaign resume {cid}`"
         campaign = self.db.campaign(cid)
         if campaign["status"] == CampaignStatus.PAUSING:  # `qdlab campaign pause`, dashboard
             return f"{campaign['status_reason']}; `qdlab campaign resume {cid}` continues"
         recorder = self.recorder
+        fault = recorder.fault
+        if fault is not None and not fault.may_recover:
+            return f"instrument fault: {fault.reason}; fix the instrument, then {resume}"
+        if fault is not None and time.monotonic() - fault.since > self.instrument_wait_s:
+            return (
+                f"an instrument did not answer for {self.instrument_wait_s:g} s (last: "
+                f"{fault.reason}); fix it, then {resume}"
+            )
         if recorder.safety_stop is not None:
             return f"{recorder.safety_stop}; make the lab safe, then `qdlab campaign resume {cid}`"
         if recorder.failures_in_a_row >= self.max_consecutive_failures:
@@ -368,7 +397,7 @@ class CampaignRunner:
         if not still:
             return self._end(CampaignStatus.PAUSED, self._pausing or "")
         for eid in self.executor.withdraw():
-            lifecycle.give_back(self.db, eid, TAKEN_BACK)
+            lifecycle.give_back(self.db, eid, TAKEN_BACK, self._fence)
         time.sleep(self.poll_s)
         return None
 
@@ -390,23 +419,23 @@ class CampaignRunner:
         to wait for."""
         if self.config.stop_on_target:
             for eid in self.executor.withdraw():
-                lifecycle.withdraw(self.db, eid, TARGET_REACHED)
+                lifecycle.withdraw(self.db, eid, TARGET_REACHED, self._fence)
             planned = [r for r in runnable if not r.by_hand]
             for r in planned:
-                lifecycle.withdraw(self.db, r.id, TARGET_REACHED)
+                lifecycle.withdraw(self.db, r.id, TARGET_REACHED, self._fence)
             runnable = [r for r in runnable if r not in planned]
         if awaiting:
-            lifecycle.reject(self.db, self.campaign_id, None, TARGET_REACHED)
+            lifecycle.reject(self.db, self.campaign_id, None, TARGET_REACHED, self._fence)
         return runnable, 0
 
     def _dispatch(self, experiment: Experiment, where: str | None) -> None:
         """Hand a ready experiment to the executor, recorded as where it goes first (a driver
         killed in between finds it there, or finds it missing)."""
-        lifecycle.dispatch(self.db, experiment.id, self.executor.dispatched, where)
+        lifecycle.dispatch(self.db, experiment.id, self.executor.dispatched, where, self._fence)
         self.executor.submit(experiment, where)
 
     def _end(self, status: CampaignStatus, reason: str) -> CampaignSummary:
-        lifecycle.end_campaign(self.db, self.campaign_id, status, reason)
+        lifecycle.end_campaign(self.db, self.campaign_id, status, reason, self._fence)
         return summarize(self.db, self.campaign_id, self.loaded)
 
     def _propose(self, n: int) -> list[int]:
@@ -418,7 +447,10 @@ class CampaignRunner:
         required = self.config.approval == "required"
         ids = []
         for proposal in self.planner.ask(n):
-            ids.append(lifecycle.propose(self.db, self.campaign_id, proposal, batch, required))
+            eid = lifecycle.propose(
+                self.db, self.campaign_id, proposal, batch, required, self._fence
+            )
+            ids.append(eid)
             self.recorder.progress.experiments += 1
         return ids
 
@@ -445,7 +477,7 @@ class CampaignRunner:
         history = planner_history(rows)
         self.recorder.told.update(history.told)
         self.recorder.progress.restore(rows)
-        self.executor.prepare(finished(self.db, rows))
+        self.executor.prepare(finished(self.db, rows), self.lease)
         if self.config.planner.options.get("warm_start"):
             self.planner.tell(
                 warm_start_observations(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import click
@@ -50,12 +52,15 @@ def dashboard(
         "127.0.0.1"
     ),
     port: Annotated[int, typer.Option(help="port", min=1, max=65535)] = 8000,
-    token: Annotated[
+    token_file: Annotated[
         str | None,
         typer.Option(
-            envvar="QDLAB_DASHBOARD_TOKEN",
-            help="token for writes (approve, reject, add); none: read-only",
+            help="file holding the token for writes (or $QDLAB_DASHBOARD_TOKEN); none: read-only"
         ),
+    ] = None,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(help="another Host name the dashboard answers to (repeatable)"),
     ] = None,
 ) -> None:
     """Serve the live dashboard: campaigns, their convergence and spectra, approvals."""
@@ -63,12 +68,39 @@ def dashboard(
 
     from db import Database, resolve_url, safe_url
     from orchestrator.dashboard import create_app
+    from orchestrator.dashboard.security import loopback_names
 
+    token = _token(token_file)
     url = resolve_url(db)
     Database(url, create=False).close()  # a missing database is one line, not a traceback
-    mode = "writes need the token" if token else "read-only (no --token)"
+    hosts = loopback_names() | {host, *(allow_host or [])}
+    if host not in loopback_names():
+        print(
+            f"warning: --host {host} exposes the dashboard beyond this machine; it answers to "
+            f"Host {', '.join(sorted(hosts))} (--allow-host adds names)",
+            file=sys.stderr,
+        )
+    mode = "writes need the token" if token else "read-only (no token)"
     print(f"dashboard on http://{host}:{port} for {safe_url(url)}, {mode}", flush=True)
-    uvicorn.run(create_app(url, token), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(url, token, hosts), host=host, port=port, log_level="warning")
+
+
+def _token(path: str | None) -> str | None:
+    """The dashboard's write token: from ``path``, else ``$QDLAB_DASHBOARD_TOKEN`` (never from
+    the command line, where ``ps`` shows it to everyone on the machine)."""
+    if path is None:
+        return os.environ.get("QDLAB_DASHBOARD_TOKEN") or None
+    try:
+        token = Path(path).read_text().strip()
+    except OSError as exc:
+        raise click.BadParameter(f"{path}: {exc.strerror}", param_hint="--token-file") from None
+    if len(token) < 16 or not token.isprintable() or " " in token:
+        raise click.BadParameter(
+            f"{path}: the token must be one line of at least 16 printable characters without "
+            "spaces (e.g. `openssl rand -hex 32`)",
+            param_hint="--token-file",
+        )
+    return token
 
 
 @app.command("ipython")

@@ -21,20 +21,26 @@ HTML, JavaScript and CSS are files in ``templates/`` and ``static/``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from fastapi import FastAPI
 
 from db import Database
 from orchestrator.dashboard import api, pages
 from orchestrator.dashboard.data import LATEST_SPECTRA, campaign_data, plotly_js
+from orchestrator.dashboard.security import Guard, loopback_names
 
 __all__ = ["LATEST_SPECTRA", "campaign_data", "create_app", "plotly_js"]
 
 
-def create_app(url: str, token: str | None = None) -> FastAPI:
-    """The dashboard over the database at ``url``; writes need ``token`` (none: read-only)."""
+def create_app(url: str, token: str | None = None, hosts: Iterable[str] | None = None) -> FastAPI:
+    """The dashboard over the database at ``url``; writes need ``token`` (none: read-only);
+    it answers to the ``Host`` names ``hosts`` (default: this machine's loopback names) and
+    refuses what :mod:`.security` refuses."""
     app = FastAPI(title="QDLab dashboard", docs_url=None, redoc_url=None)
     app.state.db = Database(url, create=False)
     app.state.token = token
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.add_middleware(Guard, token=token, hosts=loopback_names() if hosts is None else hosts)
     return app

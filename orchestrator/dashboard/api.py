@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body
 
 from orchestrator.campaign import approval
 from orchestrator.dashboard.data import campaign_data, campaign_list, experiment_detail
-from orchestrator.dashboard.deps import DatabaseDep, Writer, not_found, refused
+from orchestrator.dashboard.deps import CampaignId, DatabaseDep, Number, Writer, not_found, refused
 
 router = APIRouter(prefix="/api/campaigns")
 
@@ -21,14 +21,14 @@ def campaigns(db: DatabaseDep) -> list[dict[str, Any]]:
 
 
 @router.get("/{campaign_id}")
-def campaign(campaign_id: int, db: DatabaseDep) -> dict[str, Any]:
+def campaign(campaign_id: CampaignId, db: DatabaseDep) -> dict[str, Any]:
     """A campaign with its experiments, latest spectra and space."""
     with not_found():
         return campaign_data(db, campaign_id)
 
 
 @router.get("/{campaign_id}/experiments/{number}")
-def experiment(campaign_id: int, number: int, db: DatabaseDep) -> dict[str, Any]:
+def experiment(campaign_id: CampaignId, number: Number, db: DatabaseDep) -> dict[str, Any]:
     """One experiment (numbered from 1) with its runs and documents."""
     with not_found():
         return experiment_detail(db, campaign_id, number)
@@ -36,7 +36,9 @@ def experiment(campaign_id: int, number: int, db: DatabaseDep) -> dict[str, Any]
 
 @router.post("/{campaign_id}/approve")
 def approve(
-    campaign_id: int, db: Writer, numbers: Annotated[list[int] | None, Body(embed=True)] = None
+    campaign_id: CampaignId,
+    db: Writer,
+    numbers: Annotated[list[int] | None, Body(embed=True)] = None,
 ) -> dict[str, Any]:
     """Approve proposals (``null``: every one awaiting)."""
     return {"approved": refused(approval.approve, db, campaign_id, numbers)}
@@ -44,7 +46,7 @@ def approve(
 
 @router.post("/{campaign_id}/reject")
 def reject(
-    campaign_id: int,
+    campaign_id: CampaignId,
     db: Writer,
     number: Annotated[int, Body(embed=True)],
     reason: Annotated[str, Body(embed=True)],
@@ -56,7 +58,7 @@ def reject(
 
 @router.post("/{campaign_id}/add")
 def add(
-    campaign_id: int,
+    campaign_id: CampaignId,
     db: Writer,
     conditions: Annotated[dict[str, Any], Body(embed=True)],
     note: Annotated[str | None, Body(embed=True)] = None,
@@ -67,13 +69,13 @@ def add(
 
 @router.post("/{campaign_id}/pause")
 def pause(
-    campaign_id: int, db: Writer, reason: Annotated[str | None, Body(embed=True)] = None
+    campaign_id: CampaignId, db: Writer, reason: Annotated[str | None, Body(embed=True)] = None
 ) -> dict[str, Any]:
     """Ask a running campaign to pause after the experiment under way."""
     return {"status": refused(approval.pause, db, campaign_id, reason)}
 
 
 @router.post("/{campaign_id}/resume")
-def resume(campaign_id: int, db: Writer) -> dict[str, Any]:
+def resume(campaign_id: CampaignId, db: Writer) -> dict[str, Any]:
     """Resume a paused campaign in a process of its own."""
     return {"pid": refused(approval.resume_in_background, db, campaign_id)}

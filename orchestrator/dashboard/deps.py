@@ -1,40 +1,33 @@
-"""Dependencies every router shares: the database and the write token."""
+"""Dependencies every router shares: the database, and the ids in paths."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Request
 
 from db import Database, DatabaseError
 from devices.config import ConfigError
 
-__all__ = ["DatabaseDep", "Writer", "not_found", "refused"]
+__all__ = ["CampaignId", "DatabaseDep", "Number", "Writer", "not_found", "refused"]
+
+CampaignId = Annotated[int, Path(ge=1, le=2**63 - 1, description="campaign id")]
+"""A campaign id in the path (a number the database's integers hold: 422 otherwise)."""
+Number = Annotated[int, Path(ge=1, le=2**31 - 1, description="experiment number, from 1")]
+"""An experiment's number in the path."""
 
 
 def _database(request: Request) -> Database:
     return request.app.state.db
 
 
-def _writer(request: Request, authorization: Annotated[str | None, Header()] = None) -> Database:
-    """The database, for a request that carries the dashboard's token (403 on a read-only
-    dashboard, 401 without the token or with another)."""
-    token: str | None = request.app.state.token
-    if token is None:
-        raise HTTPException(403, "this dashboard is read-only: start it with --token")
-    given = (authorization or "").removeprefix("Bearer ").strip()
-    if not given or not secrets.compare_digest(given.encode(), token.encode()):
-        raise HTTPException(401, "a write needs the dashboard's token (--token)")
-    return request.app.state.db
-
-
 DatabaseDep = Annotated[Database, Depends(_database)]
 """The dashboard's database, for reads."""
-Writer = Annotated[Database, Depends(_writer)]
-"""The dashboard's database, for a write its token allows."""
+Writer = DatabaseDep
+"""The dashboard's database, for a write (the token was checked before the request's body was
+read: :class:`~orchestrator.dashboard.security.Guard`)."""
 
 
 @contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from functools import cache
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from orchestrator.dashboard.data import experiment_detail, plotly_js
-from orchestrator.dashboard.deps import DatabaseDep, not_found
+from orchestrator.dashboard.deps import CampaignId, DatabaseDep, Number, not_found
 
 router = APIRouter()
 _HERE = Path(__file__).resolve().parent
@@ -23,20 +24,25 @@ def _template(name: str) -> str:
     return (_HERE / "templates" / f"{name}.html").read_text()
 
 
+def _fill(template: str, values: dict[str, str]) -> str:
+    """``{{name}}`` placeholders replaced in one pass: a value is never searched for more
+    placeholders (a campaign named ``{{body}}`` stays a name)."""
+    return re.sub(r"\{\{(\w+)\}\}", lambda m: values[m.group(1)], template)
+
+
 def _page(request: Request, title: str, body: str, **data: int) -> str:
     """A page: the shell around a body template; ``data`` becomes the body's ``data-*``
     attributes, which the page's script reads."""
     writable = request.app.state.token is not None
-    attributes = "".join(f' data-{k}="{int(v)}"' for k, v in data.items())
-    text = _template(body)
-    for k, v in data.items():
-        text = text.replace("{{" + k + "}}", str(int(v)))
-    return (
-        _template("shell")
-        .replace("{{title}}", html.escape(title))
-        .replace("{{mode}}", "" if writable else '<span class="ro">read-only</span>')
-        .replace("{{data}}", attributes)
-        .replace("{{body}}", text)
+    numbers = {k: str(int(v)) for k, v in data.items()}
+    return _fill(
+        _template("shell"),
+        {
+            "title": html.escape(title),
+            "mode": "" if writable else '<span class="ro">read-only</span>',
+            "data": "".join(f' data-{k}="{v}"' for k, v in numbers.items()),
+            "body": _fill(_template(body), numbers),
+        },
     )
 
 
@@ -67,7 +73,7 @@ def index(request: Request) -> str:
 
 
 @router.get("/campaigns/{campaign_id}", response_class=HTMLResponse)
-def campaign_page(request: Request, campaign_id: int, db: DatabaseDep) -> str:
+def campaign_page(request: Request, campaign_id: CampaignId, db: DatabaseDep) -> str:
     """One campaign: convergence, spectra, explored conditions, approvals."""
     with not_found():
         name = db.campaign(campaign_id)["name"]
@@ -75,7 +81,9 @@ def campaign_page(request: Request, campaign_id: int, db: DatabaseDep) -> str:
 
 
 @router.get("/campaigns/{campaign_id}/experiments/{number}", response_class=HTMLResponse)
-def experiment_page(request: Request, campaign_id: int, number: int, db: DatabaseDep) -> str:
+def experiment_page(
+    request: Request, campaign_id: CampaignId, number: Number, db: DatabaseDep
+) -> str:
     """One experiment: conditions, observables, provenance, spectra, documents."""
     with not_found():
         experiment_detail(db, campaign_id, number)  # 404 for one that does not exist

@@ -15,13 +15,16 @@ process (:mod:`orchestrator.execution.local`) and in a workcell's worker
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
+from functools import partial
 from typing import Any
 
 from bluesky import RunEngine
-from bluesky.utils import RunEngineInterrupted, SigintHandler
+from bluesky.preprocessors import msg_mutator
+from bluesky.utils import Msg, RunEngineInterrupted, SigintHandler
 
 from db import Database, DocumentWriter
+from db.lease import CampaignLease
 from db.tiled import TiledSink
 from orchestrator.execution.safety import SafetyAbort, SafetyWatch
 
@@ -75,6 +78,22 @@ def _nothing() -> None:
     pass
 
 
+_ACTS = frozenset({"set", "trigger", "kickoff", "open_run", "stage"})
+"""Messages that act on the lab (or start a record of it): each waits for the lease."""
+
+
+def _leased(plan: Generator[Msg, Any, Any], lease: CampaignLease) -> Generator[Msg, Any, Any]:
+    """``plan``, its every act preceded by a check of the lease (a driver frozen past it would
+    otherwise move instruments another driver now owns)."""
+
+    def check(msg: Msg) -> Msg:
+        if msg.command in _ACTS:
+            lease.ensure()
+        return msg
+
+    return (yield from msg_mutator(plan, check))
+
+
 def new_run_engine(
     db: Database,
     *,
@@ -83,6 +102,7 @@ def new_run_engine(
     safety: SafetyWatch | None = None,
     sigint: bool = True,
     on_sigint: Callable[[], None] | None = None,
+    lease: CampaignLease | None = None,
 ) -> LabRunEngine:
     """A RunEngine for a campaign's experiments (see the module docstring).
 
@@ -102,12 +122,21 @@ def new_run_engine(
         worker's RunEngine (bluesky-queueserver runs it and handles signals itself).
     on_sigint
         Also called on Ctrl-C (the campaign notes that it should stop after the experiment).
+    lease
+        The campaign driver's lease: before a plan moves, triggers or opens anything the lease
+        is confirmed (:meth:`db.lease.CampaignLease.ensure`), and once it is lost no document
+        is written (another driver runs the experiment).
     """
     managers: list[Callable[[RunEngine], Any]] = []
     if sigint:
         managers.append(lambda engine: _RecordingSigintHandler(engine, on_sigint or _nothing))
     engine = LabRunEngine(dict(md or {}), context_managers=managers)
-    engine.subscribe(DocumentWriter(db))
+    writer = DocumentWriter(db)
+    if lease is None:
+        engine.subscribe(writer)
+    else:
+        engine.subscribe(lambda name, doc: None if lease.lost.is_set() else writer(name, doc))
+        engine.preprocessors.append(partial(_leased, lease=lease))
     if tiled is not None:
         engine.subscribe(tiled)
     if safety is not None:

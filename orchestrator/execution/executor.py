@@ -20,15 +20,18 @@ from typing import Protocol
 from bluesky.utils import FailedStatus
 
 from db import Database
+from db.lease import CampaignLease
 from db.records import Experiment, ExperimentStatus
 
 __all__ = [
     "Executor",
     "Failed",
+    "Faulted",
     "Finished",
     "GivenBack",
     "Outcome",
     "Started",
+    "cause",
     "failure_reason",
     "stored_run",
 ]
@@ -61,6 +64,15 @@ class Failed:
 
 
 @dataclass(frozen=True)
+class Faulted:
+    """An instrument failed under it (stopped answering): no result of the chemistry. It runs
+    again; the planner learns nothing from it and no budget is spent."""
+
+    experiment_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
 class GivenBack:
     """It did not run to the end and should run again (interrupted before its measurement,
     its worker died, taken back from a queue)."""
@@ -69,7 +81,7 @@ class GivenBack:
     reason: str
 
 
-Outcome = Started | Finished | Failed | GivenBack
+Outcome = Started | Finished | Failed | Faulted | GivenBack
 
 
 class Executor(Protocol):
@@ -79,9 +91,10 @@ class Executor(Protocol):
     """The status of an experiment handed to this executor (queued on a workcell, running in
     process)."""
 
-    def prepare(self, finished: Sequence[Experiment]) -> None:
+    def prepare(self, finished: Sequence[Experiment], lease: CampaignLease | None) -> None:
         """Before the loop starts: the experiments finished earlier, in order (a simulated lab
-        in process replays them to reach the state they left it in)."""
+        in process replays them to reach the state they left it in), and the driver's lease
+        (nothing moves once it is lost)."""
 
     def poll(self, in_flight: Sequence[Experiment]) -> list[Outcome]:
         """What became of ``in_flight`` (the campaign's experiments queued or running on this
@@ -105,24 +118,31 @@ class Executor(Protocol):
         """Release connections, threads and the lab."""
 
 
-def failure_reason(exc: BaseException) -> str:
-    """An experiment's failure reason from the exception that ended it (a failed Status says
-    what failed inside it)."""
+def cause(exc: BaseException) -> BaseException:
+    """What ended an experiment: the exception inside a failed Status, else ``exc``."""
     if isinstance(exc, FailedStatus) and exc.args:
         status = exc.args[0]
         inner = status.exception() if hasattr(status, "exception") else None
         if inner is not None:
-            exc = inner
+            return inner
+    return exc
+
+
+def failure_reason(exc: BaseException) -> str:
+    """An experiment's failure reason from the exception that ended it (a failed Status says
+    what failed inside it)."""
+    exc = cause(exc)
     text = str(exc).strip() or type(exc).__name__
     return f"{type(exc).__name__}: {text}"
 
 
 def stored_run(db: Database, experiment_id: int) -> str | None:
-    """The last successful, complete run of an experiment, if one is stored (a driver killed
-    after the run was stored finishes the experiment instead of repeating it)."""
+    """The last successful, complete run of an experiment whose measurement was not rejected,
+    if one is stored (a driver killed after the run was stored finishes the experiment instead
+    of repeating it)."""
     runs = [
         r
         for r in db.runs(experiment_id=experiment_id)
-        if r["complete"] and r["exit_status"] == "success"
+        if r["complete"] and r["exit_status"] == "success" and not r["rejected"]
     ]
     return runs[-1]["uid"] if runs else None

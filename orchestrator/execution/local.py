@@ -9,16 +9,20 @@ from bluesky import RunEngine
 from bluesky.utils import FailedStatus, RunEngineInterrupted
 from sqlalchemy.exc import DBAPIError
 
-from db import Database
+from db import Database, LeaseLost
+from db.lease import CampaignLease
 from db.records import Experiment, ExperimentStatus
 from db.tiled import TiledSink
 from devices import Lab
+from devices.epics import PVUnreachable
 from orchestrator.execution.engine import LabRunEngine, new_run_engine
 from orchestrator.execution.executor import (
     Failed,
+    Faulted,
     Finished,
     GivenBack,
     Outcome,
+    cause,
     failure_reason,
     stored_run,
 )
@@ -70,16 +74,21 @@ class LocalExecutor:
         self._run_md, self._on_sigint, self._tiled = run_md, on_sigint, tiled
         self.safety: SafetyWatch | None = None  # watching from prepare() to close()
         self.RE: LabRunEngine | None = None
+        self._lease: CampaignLease | None = None
         self._fresh = True  # no experiment has run on this lab yet
 
     def _new_run_engine(self) -> LabRunEngine:
         return new_run_engine(
-            self.db, tiled=self._tiled, safety=self.safety, on_sigint=self._on_sigint
+            self.db,
+            tiled=self._tiled,
+            safety=self.safety,
+            on_sigint=self._on_sigint,
+            lease=self._lease,
         )
 
-    def prepare(self, finished: Sequence[Experiment]) -> None:
-        """Start the lab's safety watch and a RunEngine; bring a new simulated lab to the state
-        the finished experiments left the twin in.
+    def prepare(self, finished: Sequence[Experiment], lease: CampaignLease | None) -> None:
+        """Start the lab's safety watch and a RunEngine under the driver's lease; bring a new
+        simulated lab to the state the finished experiments left the twin in.
 
         The twin carries state from one experiment to the next (the reactor's temperature, the
         reagents left, the cell's dark and reference frames, the wells used). A resumed
@@ -88,9 +97,10 @@ class LocalExecutor:
         (seed, index), so the lab ends where the interrupted campaign's lab was, and what
         follows matches the uninterrupted campaign. An EPICS lab's IOCs kept their state.
         """
+        self._lease = lease
         if self.safety is None:
             self.safety = SafetyWatch(self.lab, self.lab.config.safety)
-            self.RE = self._new_run_engine()
+        self.RE = self._new_run_engine()
         if not (self._fresh and finished) or self.lab.world is None:
             return
         self._fresh = False
@@ -145,9 +155,13 @@ class LocalExecutor:
         except KeyboardInterrupt:
             self._on_sigint()
             return GivenBack(eid, INTERRUPTED)
+        except LeaseLost:  # another driver took over: nothing of this one is recorded
+            raise
         except SafetyAbort as exc:
             return Failed(eid, str(exc), safety=True)
         except (FailedStatus, RuntimeError, TimeoutError, ValueError) as exc:
+            if isinstance(cause(exc), PVUnreachable):  # the instrument, not the chemistry
+                return Faulted(eid, failure_reason(exc))
             return Failed(eid, failure_reason(exc))
         return GivenBack(eid, INTERRUPTED) if uid is None else Finished(eid, uid)
 

@@ -5,7 +5,10 @@ was persisted is ever told to a planner), takes the primary stream's last event 
 spectral analysis of :mod:`models.analysis` on the measured absorption and PL spectra, on the
 wavelength axis and integration time recorded in the descriptor. A reading the instrument
 flagged (saturated detector, spiky spectrum from a bubble) or a spectrum without PL does not
-count as a measurement: :class:`MeasurementRejected` says why.
+count as a measurement: :class:`MeasurementRejected` says why. A reading no sample can give (a
+spectrum of another length than its wavelength axis, values that are not numbers or beyond any
+detector, more light out than absorbed) is the instrument's fault, not the chemistry's:
+:class:`InstrumentFault`.
 """
 
 from __future__ import annotations
@@ -18,11 +21,39 @@ import numpy as np
 
 from models.analysis import analyse_spectra
 
-__all__ = ["MeasurementRejected", "observables_from_documents"]
+__all__ = ["InstrumentFault", "MeasurementRejected", "observables_from_documents"]
+
+MAX_COUNTS = 1e9
+"""PL counts beyond any spectrometer's range."""
+ABSORBANCE_RANGE = (-2.0, 20.0)
+"""Absorbance (optical density) a cell can read."""
+MAX_PLQY = 1.5
+"""A PLQY estimate above this (more light out than absorbed, with margin for noise) is no
+sample's."""
 
 
 class MeasurementRejected(RuntimeError):
     """The run finished but its spectra cannot be trusted (the reason says why)."""
+
+
+class InstrumentFault(RuntimeError):
+    """The run finished but its readings are impossible: the instrument failed, not the
+    chemistry (the reason names the reading)."""
+
+
+def _checked(name: str, values: np.ndarray, points: int, low: float, high: float) -> np.ndarray:
+    if values.shape != (points,):
+        raise InstrumentFault(
+            f"{name}: {values.size} points where the wavelength axis has {points}"
+        )
+    if not np.isfinite(values).all():
+        raise InstrumentFault(f"{name}: values that are not numbers (NaN or infinite)")
+    if values.min() < low or values.max() > high:
+        raise InstrumentFault(
+            f"{name}: readings from {values.min():.3g} to {values.max():.3g}, outside what "
+            f"the instrument can read [{low:g}, {high:g}]"
+        )
+    return values
 
 
 def _cell_keys(descriptor: Mapping[str, Any]) -> tuple[str, str, str]:
@@ -62,10 +93,18 @@ def observables_from_documents(docs: Iterable[tuple[str, Mapping[str, Any]]]) ->
         raise MeasurementRejected(
             f"spiky spectrum ({data[f'{device}_spikes']} spikes): bubble in the cell?"
         )
-    pl = np.asarray(data[pl_key], dtype=float) / (integration_ms / 100.0)
-    absorbance = np.asarray(data[abs_key], dtype=float)
+    n = wavelengths.size
+    pl = _checked(pl_key, np.asarray(data[pl_key], dtype=float).ravel(), n, -MAX_COUNTS, MAX_COUNTS)
+    pl = pl / (integration_ms / 100.0)
+    absorbance = _checked(
+        abs_key, np.asarray(data[abs_key], dtype=float).ravel(), n, *ABSORBANCE_RANGE
+    )
     found = analyse_spectra(wavelengths, absorbance, pl, material)
     obs = {k: float(v[0]) for k, v in found.items()}
     if not math.isfinite(obs["pl_peak_nm"]):
         raise MeasurementRejected("no photoluminescence: nothing emitting in the cell")
+    if obs["plqy_est"] > MAX_PLQY:
+        raise InstrumentFault(
+            f"{pl_key}: a PLQY of {obs['plqy_est']:.3g} (more light out than absorbed)"
+        )
     return obs

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from db import Database
+from db.lease import CampaignLease
 from db.records import Experiment, ExperimentStatus
 from orchestrator.execution.executor import (
     Failed,
@@ -71,8 +72,9 @@ class QueueExecutor:
         self._unseen: dict[int, int] = {}  # experiment -> polls in a row no workcell knew it
         self._stalled: set[str] = set()  # workcells whose queue holds ours but stands still
 
-    def prepare(self, finished: Sequence[Experiment]) -> None:
-        """Nothing to prepare: each workcell's lab keeps its own state."""
+    def prepare(self, finished: Sequence[Experiment], lease: CampaignLease | None) -> None:
+        """Nothing to prepare: each workcell's lab keeps its own state, and nothing reaches a
+        queue but through a dispatch the lease's fence allowed."""
 
     # -- following ------------------------------------------------------------------------
     def poll(self, in_flight: Sequence[Experiment]) -> list[Outcome]:

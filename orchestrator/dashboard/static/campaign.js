@@ -1,6 +1,6 @@
 const ID = Number(document.body.dataset.campaign);
 let shown = -1;
-const cond = c => Object.entries(c).map(([k, v]) => `${k}=${fmt(v, 3)}`).join(", ");
+const cond = c => Object.entries(c).map(([k, v]) => `${k}=${text(v, 3)}`).join(", ");
 async function approve(n) {
   if (await post(`/api/campaigns/${ID}/approve`, {numbers: [n]})) load();
 }
@@ -8,6 +8,12 @@ async function reject(n) {
   const reason = document.getElementById(`reason-${n}`).value;
   if (await post(`/api/campaigns/${ID}/reject`, {number: n, reason})) load();
 }
+// (buttons made for each proposal: one listener, no inline handlers under the CSP)
+document.getElementById("awaiting").addEventListener("click", event => {
+  const n = Number(event.target.dataset.n);
+  if (event.target.matches("button.approve")) approve(n);
+  else if (event.target.matches("button.reject")) reject(n);
+});
 document.getElementById("pause").onclick = async () => {
   if (await post(`/api/campaigns/${ID}/pause`, {reason: "from the dashboard"})) load();
 };
@@ -100,14 +106,14 @@ async function load() {
   const waiting = d.experiments.filter(e => e.status === "awaiting_approval");
   document.getElementById("approval").hidden = waiting.length === 0;
   document.getElementById("awaiting").innerHTML = waiting.map(e => `<tr>
-    <td>${e.number}</td><td>${esc(cond(e.conditions))}</td>
+    <td>${fmt(e.number, 0)}</td><td>${esc(cond(e.conditions))}</td>
     <td>${fmt(e.predicted_mean)} ± ${fmt(e.predicted_std)}</td>
-    <td><button class="approve" data-n="${e.number}" onclick="approve(${e.number})">approve</button>
-    <input type="text" id="reason-${e.number}" placeholder="reason to reject">
-    <button class="reject" onclick="reject(${e.number})">reject</button></td></tr>`).join("");
+    <td><button class="approve" data-n="${fmt(e.number, 0)}">approve</button>
+    <input type="text" id="reason-${fmt(e.number, 0)}" placeholder="reason to reject">
+    <button class="reject" data-n="${fmt(e.number, 0)}">reject</button></td></tr>`).join("");
   document.getElementById("experiments").innerHTML = d.experiments.map(e => `<tr>
-    <td><a href="/campaigns/${ID}/experiments/${e.number}">${e.number}</a></td>
-    <td class="${e.status}">${e.status}</td><td>${esc(cond(e.conditions))}</td>
+    <td><a href="/campaigns/${ID}/experiments/${fmt(e.number, 0)}">${fmt(e.number, 0)}</a></td>
+    <td class="${esc(e.status)}">${esc(e.status)}</td><td>${esc(cond(e.conditions))}</td>
     <td>${fmt(e.observables.pl_peak_nm)}</td><td>${fmt(e.observables.pl_fwhm_nm)}</td>
     <td>${fmt(e.error)}</td><td>${esc(e.planner)}</td><td>${esc(e.reason)}</td></tr>`
   ).join("");

@@ -1,12 +1,15 @@
 // Shared by every page: the write token, messages, formatting, POST and polling.
+// Every value from the server reaches the page through text(), fmt() or esc(): never as HTML.
 const tokenInput = document.getElementById("token");
+document.querySelector("header form").addEventListener("submit", e => e.preventDefault());
 tokenInput.value = localStorage.getItem("qdlab-token") || "";
 tokenInput.onchange = () => localStorage.setItem("qdlab-token", tokenInput.value);
 function say(text) { document.getElementById("message").textContent = text; }
 function esc(v) {
   return String(v ?? "").replace(/[&<>"']/g, c => "&#" + c.charCodeAt(0) + ";");
 }
-function fmt(v, d = 2) { return typeof v === "number" ? v.toFixed(d) : (v ?? ""); }
+function text(v, d = 2) { return typeof v === "number" ? v.toFixed(d) : String(v ?? ""); }
+function fmt(v, d = 2) { return esc(text(v, d)); }
 async function post(path, body) {
   const r = await fetch(path, {method: "POST", body: JSON.stringify(body),
     headers: {"Content-Type": "application/json",

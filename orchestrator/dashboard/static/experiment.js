@@ -1,5 +1,5 @@
 const table = (id, obj) => document.getElementById(id).innerHTML = Object.entries(obj)
-  .map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(fmt(v, 3))}</td></tr>`).join("");
+  .map(([k, v]) => `<tr><th>${esc(k)}</th><td>${fmt(v, 3)}</td></tr>`).join("");
 (async () => {
   const d = await (await fetch(`/api/campaigns/${document.body.dataset.campaign}/experiments/${document.body.dataset.number}`)).json();
   const e = d.experiment;

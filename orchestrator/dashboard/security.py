@@ -1,0 +1,155 @@
+"""What stands between the dashboard and a hostile network or browser.
+
+- Every response carries a Content Security Policy without inline script (the pages' scripts are
+  files of ``static/``), and may not be framed.
+- A request whose ``Host`` is not one of the dashboard's names is refused (DNS rebinding would
+  otherwise let any web page read the data through a visitor's browser).
+- A write (any method but GET/HEAD) is refused before its body is read: 403 on a read-only
+  dashboard, 401 without the token (compared in constant time); its body may hold at most
+  :data:`MAX_BODY` bytes (413).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+
+__all__ = ["CSP", "MAX_BODY", "Guard", "loopback_names"]
+
+MAX_BODY = 64 * 1024
+"""The largest request body a write may send (a note, conditions, a reason)."""
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+"""The pages' Content Security Policy (Plotly sets styles from script: inline styles stay)."""
+
+_HEADERS = [
+    (b"content-security-policy", CSP.encode()),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def loopback_names() -> set[str]:
+    """The names a dashboard on this machine answers to when bound to loopback."""
+    return {"localhost", "127.0.0.1", "::1"}
+
+
+def _host(scope: Scope) -> str:
+    raw = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1").strip().lower()
+    if raw.startswith("["):  # [::1]:8000
+        return raw[1 : raw.find("]")] if "]" in raw else raw
+    return raw.rsplit(":", 1)[0] if raw.count(":") == 1 else raw
+
+
+class Guard:
+    """ASGI middleware doing the checks of the module docstring.
+
+    Parameters
+    ----------
+    app
+        The dashboard.
+    token
+        The write token (None: read-only, every write refused).
+    hosts
+        The ``Host`` names it answers to.
+    """
+
+    def __init__(self, app: ASGIApp, token: str | None, hosts: Iterable[str]) -> None:
+        self.app, self.token = app, token
+        self.hosts = {h.lower().strip("[]") for h in hosts}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def secured(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *_HEADERS]
+            await send(message)
+
+        if _host(scope) not in self.hosts:
+            await _refuse(secured, 400, "this dashboard does not answer to that Host name")
+            return
+        if scope["method"] in ("GET", "HEAD"):
+            await self.app(scope, receive, secured)
+            return
+        refusal = self._refusal(scope)
+        if refusal is not None:
+            await _refuse(secured, *refusal)
+            return
+        body = await _body(receive)
+        if body is None:
+            await _refuse(secured, 413, f"a request body may hold at most {MAX_BODY} bytes")
+            return
+        await self.app(scope, _replay(body, receive), secured)
+
+    def _refusal(self, scope: Scope) -> tuple[int, str] | None:
+        """Why a write is refused before its body is read (None: it is not)."""
+        if self.token is None:
+            return 403, "this dashboard is read-only: start it with a token"
+        headers = dict(scope.get("headers") or [])
+        given = headers.get(b"authorization", b"").decode("latin-1")
+        given = given.removeprefix("Bearer ").strip()
+        if not given or not secrets.compare_digest(given.encode(), self.token.encode()):
+            return 401, "a write needs the dashboard's token"
+        length = headers.get(b"content-length", b"0").decode("latin-1")
+        if not length.isdigit() or int(length) > MAX_BODY:
+            return 413, f"a request body may hold at most {MAX_BODY} bytes"
+        return None
+
+
+async def _body(receive: Receive) -> bytes | None:
+    """The whole request body, or None once it exceeds :data:`MAX_BODY` (chunked bodies
+    declare no length)."""
+    body, more = b"", True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b""
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+        if len(body) > MAX_BODY:
+            return None
+    return body
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def again() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return again
+
+
+async def _refuse(send: Send, status: int, detail: str) -> None:
+    payload = json.dumps({"detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
