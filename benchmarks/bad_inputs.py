@@ -30,6 +30,8 @@ class Case:
     name: str
     args: tuple[str, ...]
     expect: str
+    env: tuple[tuple[str, str], ...] = ()
+    """Environment variables set for this case."""
 
 
 def _yaml(path: Path, data: Any) -> str:
@@ -39,6 +41,11 @@ def _yaml(path: Path, data: Any) -> str:
 
 def _campaign(tmp: Path, name: str, **changes: Any) -> str:
     return _yaml(tmp / f"{name}.yaml", {**CAMPAIGN, **changes})
+
+
+def _text(tmp: Path, name: str, text: str) -> str:
+    (tmp / f"{name}.yaml").write_text(text)
+    return str(tmp / f"{name}.yaml")
 
 
 def _lab(tmp: Path, name: str, edit: Callable[[dict], None]) -> str:
@@ -198,7 +205,96 @@ def hand_written(tmp: Path, db_url: str) -> list[Case]:
             ("replay", "2"),
             "does not import code named in a database",
         ),
+        *_hostile(tmp, run, setdeep),
     ]
+
+
+def _hostile(tmp: Path, run: tuple[str, ...], setdeep: Callable[..., Any]) -> list[Case]:
+    """The inputs of the reliability and security review (issue 30)."""
+    text = yaml.safe_dump(CAMPAIGN, sort_keys=False)
+    budget = f"budget: {CAMPAIGN['budget']}"
+    hand = '{"br_pb_ratio": 8, "temperature_c": 150, "ligand": "oa_olam", "time_s": 30}'
+    cases = [
+        Case(
+            "a YAML complex key",
+            (*run, _text(tmp, "ck", text + "? [a, b]\n: 1\n")),
+            "a key must be a plain value",
+        ),
+        Case(
+            "nesting 5,000 deep",
+            (*run, _text(tmp, "deep", text + "x: " + "[" * 5000 + "]" * 5000 + "\n")),
+            "nested deeper than 50 levels",
+        ),
+        Case(
+            "budget: 1:30 (YAML 1.1 base 60)",
+            (*run, _text(tmp, "b60", text.replace(budget, "budget: 1:30"))),
+            "budget",
+        ),
+        Case(
+            "budget: true",
+            (*run, _text(tmp, "btrue", text.replace(budget, "budget: true"))),
+            "budget: Value error, a number, not true/false",
+        ),
+        Case(
+            "QDLAB_RECONNECT_S=abc",
+            (*run, _campaign(tmp, "rc")),
+            "$QDLAB_RECONNECT_S: 'abc'",
+            (("QDLAB_RECONNECT_S", "abc"),),
+        ),
+        Case(
+            "QDLAB_RECONNECT_S=-5",
+            (*run, _campaign(tmp, "rc5")),
+            "$QDLAB_RECONNECT_S: '-5'",
+            (("QDLAB_RECONNECT_S", "-5"),),
+        ),
+        Case(
+            "QDLAB_INSTRUMENT_WAIT_S=nan",
+            (*run, _campaign(tmp, "iw")),
+            "$QDLAB_INSTRUMENT_WAIT_S: 'nan'",
+            (("QDLAB_INSTRUMENT_WAIT_S", "nan"),),
+        ),
+        Case(
+            "export --out /dev/full",
+            ("campaign", "export", "1", "--out", "/dev/full"),
+            "No space left on device",
+        ),
+        Case("report --out /proc/x", ("campaign", "report", "1", "--out", "/proc/x"), "/proc/x"),
+        Case(
+            "a clock of 1e-9 lab seconds per second",
+            (*run, _lab(tmp, "slow", setdeep("simulator", "speed", value=1e-9))),
+            "simulator.speed",
+        ),
+        Case("ioc --prefix with a space", ("ioc", "--prefix", "QD: x"), "--prefix"),
+        Case(
+            "a NaN temperature limit",
+            (*run, _lab(tmp, "nan", setdeep("reactor", "min_temperature_c", value=float("nan")))),
+            "reactor.min_temperature_c",
+        ),
+        Case(
+            "an infinite transfer time",
+            (*run, _lab(tmp, "inf", setdeep("robot", "seconds_per_transfer", value=float("inf")))),
+            "robot.seconds_per_transfer",
+        ),
+        Case(
+            "an ANSI escape in a name",
+            (*run, _yaml(tmp / "ansi.yaml", {**CAMPAIGN, "name": "\x1b[31mred"})),
+            "name",
+        ),
+        Case(
+            "a NUL in a name",
+            (*run, _yaml(tmp / "nul.yaml", {**CAMPAIGN, "name": "a\x00b"})),
+            "name",
+        ),
+        Case(
+            "a control character in a note",
+            ("campaign", "add", "1", "--conditions", hand, "--note", "x\x1b[2J"),
+            "--note: control characters are not allowed",
+        ),
+    ]
+    for model in ("os:system", "builtins:eval", "subprocess:run", "shutil:rmtree", "os:_exit"):
+        cfg = _campaign(tmp, f"um-{model.replace(':', '-')}", simulator={"outcome_model": model})
+        cases.append(Case(f"outcome model {model}", (*run, cfg), "is Python's own library"))
+    return cases  # fmt: skip
 
 
 def _mutations(value: Any) -> list[Any]:

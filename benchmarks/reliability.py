@@ -69,7 +69,7 @@ def bad_inputs(tmp: Path) -> dict:
     before = _state(url)
     clean = tracebacks = accepted = 0
     for case in cases:
-        out = qdlab(*case.args, env=env, cwd=tmp)
+        out = qdlab(*case.args, env={**env, **dict(case.env)}, cwd=tmp)
         if "Traceback" in out.stderr:
             tracebacks += 1
             print(f"  traceback: {case.name}", file=sys.stderr)

@@ -11,12 +11,21 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from models.configfile import ConfigError, read_yaml
 from models.parameters import LIGANDS, MATERIAL_NAMES, ParameterError
 
 __all__ = [
+    "PRINTABLE_NAME",
     "CellConfig",
     "ConfigError",
     "FaultConfig",
@@ -29,13 +38,33 @@ __all__ = [
     "PumpConfig",
     "ReactorConfig",
     "RobotConfig",
+    "StrictModel",
     "load_lab_config",
     "validation_message",
 ]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_NUMBERS = (int, float, int | None, float | None)
+PRINTABLE_NAME = r"^[^\x00-\x1f\x7f]{1,200}$"
+"""A name a person gives (a campaign, a lab): 1 to 200 characters, none of them a control
+character (an escape sequence would reach the terminal; a NUL, PostgreSQL refuses)."""
+
+
+class StrictModel(BaseModel):
+    """A config section: unknown keys, NaN and infinities, and booleans for numbers are
+    refused."""
+
+    # a NaN or an infinity is never a setting (a NaN limit would refuse every setpoint)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _numbers_are_not_booleans(cls, value: Any, info: ValidationInfo) -> Any:
+        """``budget: true`` is a mistake, not 1 (pydantic reads a boolean as a number)."""
+        field = cls.model_fields.get(info.field_name or "")
+        if isinstance(value, bool) and field is not None and field.annotation in _NUMBERS:
+            raise ValueError("a number, not true/false")
+        return value
 
 
 def _ordered(config: BaseModel, low: str, high: str) -> None:
@@ -45,7 +74,7 @@ def _ordered(config: BaseModel, low: str, high: str) -> None:
         raise ValueError(f"{low} ({lo:g}) must be below {high} ({hi:g})")
 
 
-class Contents(_Strict):
+class Contents(StrictModel):
     """What a reservoir holds: concentrations (mM) and/or a ligand or solvent name."""
 
     pb_mm: float = Field(0.0, ge=0)
@@ -65,7 +94,7 @@ class Contents(_Strict):
         return self
 
 
-class LabwareConfig(_Strict):
+class LabwareConfig(StrictModel):
     """One deck position: a reservoir, vial, well plate, the reactor flask or the cell."""
 
     kind: Literal["reservoir", "vial", "plate", "reactor", "cell", "waste"]
@@ -82,7 +111,7 @@ class LabwareConfig(_Strict):
         return self
 
 
-class RobotConfig(_Strict):
+class RobotConfig(StrictModel):
     """Pipetting robot: pipette range, tips, transfer speed and the deck."""
 
     min_volume_ul: float = Field(1.0, gt=0)
@@ -98,7 +127,7 @@ class RobotConfig(_Strict):
         return self
 
 
-class HeaterConfig(_Strict):
+class HeaterConfig(StrictModel):
     """A temperature-controlled vessel: safe limits, ramp, settle tolerance, thermal response."""
 
     min_temperature_c: float = 20.0
@@ -121,7 +150,7 @@ class HeaterConfig(_Strict):
         return self
 
 
-class MaterialSources(_Strict):
+class MaterialSources(StrictModel):
     """The deck reservoirs hot injection makes one material from."""
 
     pb_source: str
@@ -194,7 +223,7 @@ class ReactorConfig(HeaterConfig):
         return tuple(dict.fromkeys(names))
 
 
-class LarpConfig(_Strict):
+class LarpConfig(StrictModel):
     """Room-temperature LARP by pipetting: where the reagents and the well plate are."""
 
     antisolvent: str = "toluene"
@@ -205,7 +234,7 @@ class LarpConfig(_Strict):
     mix_ul: float = Field(500.0, gt=0)
 
 
-class PumpConfig(_Strict):
+class PumpConfig(StrictModel):
     """A syringe pump: its reagent, syringe size and flow-rate range."""
 
     source: Contents
@@ -226,7 +255,7 @@ class FlowConfig(HeaterConfig):
     kpa_per_ul_min: float = Field(0.02, gt=0)
 
 
-class CellConfig(_Strict):
+class CellConfig(StrictModel):
     """In-situ absorption/PL cell: spectrometer grid, integration time, detector."""
 
     location: str = "cell"
@@ -253,7 +282,7 @@ class CellConfig(_Strict):
         return self
 
 
-class FaultConfig(_Strict):
+class FaultConfig(StrictModel):
     """Probability per operation of each injectable fault (simulated backends only)."""
 
     heater_timeout: float = Field(0.0, ge=0, le=1)
@@ -267,11 +296,13 @@ class FaultConfig(_Strict):
     cell_bubble: float = Field(0.0, ge=0, le=1)
 
 
-class SimulatorConfig(_Strict):
+class SimulatorConfig(StrictModel):
     """Simulated backend: clock, seed, run-to-run variability, user outcome models."""
 
     clock: Literal["fast", "realtime"] = "fast"
-    speed: float = Field(1.0, gt=0)
+    speed: float = Field(1.0, ge=0.01, le=1e6)
+    """Lab seconds per wall-clock second of a ``realtime`` clock (at 0.01 an hour of lab time
+    takes four days of wall clock)."""
     seed: int | None = 0
     variability: bool = True
     outcome_models: dict[str, str] = Field(default_factory=dict)
@@ -280,7 +311,7 @@ class SimulatorConfig(_Strict):
     faults: FaultConfig = FaultConfig()
 
 
-class SafetyConfig(_Strict):
+class SafetyConfig(StrictModel):
     """What suspends a running plan until it clears (bluesky suspenders, installed by the
     campaign runner and the IPython session), and when a suspension becomes a safety abort."""
 
@@ -298,7 +329,7 @@ class SafetyConfig(_Strict):
     """How often the watched readings are read (wall-clock seconds)."""
 
 
-class EpicsConfig(_Strict):
+class EpicsConfig(StrictModel):
     """Channel Access: where each device's PVs are (see docs/backends.md for the PV names).
 
     A PV's name is ``prefix`` + its suffix (``reactor:heater:SP``) unless ``pvs`` maps the
@@ -314,11 +345,11 @@ class EpicsConfig(_Strict):
     pvs: dict[str, str] = Field(default_factory=dict)
 
 
-class LabConfig(_Strict):
+class LabConfig(StrictModel):
     """A whole lab. ``backend: simulated`` drives the devices with the physics of ``models``;
     ``backend: epics`` talks to IOCs over Channel Access (``epics:`` says where)."""
 
-    name: str
+    name: str = Field(pattern=PRINTABLE_NAME)
     backend: Literal["simulated", "epics"] = "simulated"
     epics: EpicsConfig = EpicsConfig()
     robot: RobotConfig

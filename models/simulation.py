@@ -8,6 +8,8 @@ a time; benchmarks and planners' physics priors call them vectorised.
 
 from __future__ import annotations
 
+import inspect
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -79,9 +81,26 @@ def load_outcome_model(path: str) -> OutcomeModel:
         raise OutcomeModelError(
             f"outcome_model {path!r} must have the form 'package.module:function'"
         )
+    top = module_name.split(".")[0]
+    if top in sys.stdlib_module_names or top in ("builtins", "__main__"):
+        raise OutcomeModelError(
+            f"outcome_model {path!r}: {top} is Python's own library, not an outcome model; name "
+            "a function 'outcome(conditions, rng)' of your package"
+        )
     func = import_user_object(path, f"outcome_model {path!r}", OutcomeModelError)
     if not callable(func):
         raise OutcomeModelError(f"outcome_model {path!r}: {module_name} has no function {attr!r}")
+    if not inspect.isfunction(func):
+        raise OutcomeModelError(
+            f"outcome_model {path!r}: {type(func).__name__} is not a Python function "
+            "'outcome(conditions, rng)'"
+        )
+    try:
+        inspect.signature(func).bind({}, None)
+    except TypeError:
+        raise OutcomeModelError(
+            f"outcome_model {path!r}: takes {inspect.signature(func)}, not (conditions, rng)"
+        ) from None
     return func
 
 

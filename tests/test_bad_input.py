@@ -56,7 +56,7 @@ def test_every_known_bad_input_exits_2_with_one_line_and_writes_nothing(lab_db):
     env = {**os.environ, "QDLAB_DB": url, "HOME": str(tmp)}
     failures = []
     for case in hand_written(tmp / "inputs", url):
-        out = qdlab(*case.args, env=env, cwd=tmp)
+        out = qdlab(*case.args, env={**env, **dict(case.env)}, cwd=tmp)
         lines = out.stderr.strip().splitlines()
         clean = (
             out.returncode == 2

@@ -113,3 +113,14 @@ def test_in_process_the_planners_proposals_not_started_at_the_target_are_withdra
     assert [r.failure_reason for r in rows[1:]] == [TARGET_REACHED] * 2
     assert summary.experiments == 1 and summary.first_hit_experiment == 1
     assert {run["experiment_id"] for run in db.runs(summary.campaign_id)} == {rows[0].id}
+
+
+def test_a_campaign_whose_every_experiment_failed_is_paused_not_completed(tmp_path):
+    db = Database(f"sqlite:///{tmp_path / 'fail.db'}")
+    runner = CampaignRunner(db, load_campaign(write_config(tmp_path, budget=2)))
+    runner.executor.lab.world.set_fault("spectrometer_timeout", 1.0)
+    summary = runner.run()
+    assert summary.status == "paused" and summary.experiments == 2
+    assert summary.reason.startswith("the budget is spent and no experiment gave a measurement")
+    assert summary.reason.endswith("then `qdlab campaign resume 1` with `--budget N`")
+    assert [r.status for r in db.experiments(1)] == [S.FAILED, S.FAILED]

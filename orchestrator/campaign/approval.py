@@ -68,14 +68,26 @@ def reject(db: Database, campaign_id: int, number: int, reason: str) -> None:
     """Reject proposal ``number`` (1-based) with ``reason``: it never runs, and the campaign's
     planner is told that a person vetoed it."""
     db.campaign(campaign_id)
-    reason = reason.strip()
-    if not reason or len(reason) > 1000:
+    reason = _words(reason, "--reason")
+    if not reason:
         raise ConfigError("--reason: say why, in 1 to 1000 characters")
     moved = lifecycle.reject(
         db, campaign_id, _indices(db, campaign_id, [number]), f"rejected: {reason}"
     )
     if not moved:
         raise ConfigError(f"N: experiment {number} was decided meanwhile")
+
+
+def _words(text: str, flag: str) -> str:
+    """What a person wrote (a reason, a note), stripped: at most 1000 characters, no control
+    characters but line breaks and tabs (an escape sequence would reach a terminal; a NUL,
+    PostgreSQL refuses)."""
+    text = text.strip()
+    if len(text) > 1000:
+        raise ConfigError(f"{flag}: at most 1000 characters")
+    if any((ord(c) < 32 and c not in "\n\t") or ord(c) == 127 for c in text):
+        raise ConfigError(f"{flag}: control characters are not allowed")
+    return text
 
 
 def parse_conditions(text: str) -> dict[str, Any]:
@@ -100,8 +112,7 @@ def add(
     provenance ``human`` and runs without waiting for approval (a person chose it).
     """
     campaign = db.campaign(campaign_id)
-    if note is not None and len(note) > 1000:
-        raise ConfigError("--note: at most 1000 characters")
+    note = None if note is None else _words(note, "--note")
     loaded = loaded_from_stored(campaign["config"], campaign["name"])
     route, space = loaded.config.route, loaded.space
     unknown = sorted(set(conditions) - set(space.order))
@@ -155,9 +166,7 @@ def pause(db: Database, campaign_id: int, reason: str | None = None) -> Campaign
         raise ConfigError(
             f"campaign {campaign_id} is {campaign['status']}, not running: nothing to pause"
         )
-    why = f"paused by a person: {(reason or '').strip() or 'no reason given'}"
-    if len(why) > 1000:
-        raise ConfigError("--reason: at most 1000 characters")
+    why = f"paused by a person: {_words(reason or '', '--reason') or 'no reason given'}"
     driven = lease_holder(db, campaign_id) is not None
     return lifecycle.request_pause(db, campaign_id, why, driven)
 

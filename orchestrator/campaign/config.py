@@ -27,7 +27,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from devices.config import ConfigError, FaultConfig, LabConfig, load_lab_config, validation_message
+from devices.config import (
+    PRINTABLE_NAME,
+    ConfigError,
+    FaultConfig,
+    LabConfig,
+    StrictModel,
+    load_lab_config,
+    validation_message,
+)
 from models.configfile import read_yaml
 from models.errors import UserError
 from models.parameters import MAX_SEED, CategoricalParameter, ParameterError, get_route
@@ -46,7 +54,7 @@ __all__ = [
     "target_of",
 ]
 
-MAX_BUDGET = 1000
+MAX_BUDGET = 100_000
 
 TARGET_OBSERVABLES = {"pl_peak_nm": "pl_peak_nm", "edge_length_nm": "edge_length_est_nm"}
 SECONDARY = ("pl_fwhm_nm", "plqy_est", "abs_peak_nm")
@@ -67,11 +75,7 @@ def target_of(record: Mapping[str, Any]) -> Target:
     )
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TargetSpec(_Strict):
+class TargetSpec(StrictModel):
     """``{pl_peak_nm: 470, tolerance_nm: 1}`` or ``{edge_length_nm: 3.6, ...}``, of cubes by
     default; ``{shape: platelets, layers: 3}`` aims at the material's 3-monolayer platelet line
     (or ``{shape: platelets, pl_peak_nm: 456}``); ``shape: any`` counts either shape.
@@ -83,8 +87,8 @@ class TargetSpec(_Strict):
     pl_peak_nm: float | None = Field(None, ge=380, le=700)
     edge_length_nm: float | None = Field(None, ge=1, le=50)
     tolerance_nm: float = Field(1.0, gt=0, le=50)
-    minimize: list[Literal["pl_fwhm_nm"]] = []
-    maximize: list[Literal["plqy_est"]] = []
+    minimize: list[Literal["pl_fwhm_nm"]] = Field(default_factory=list)
+    maximize: list[Literal["plqy_est"]] = Field(default_factory=list)
     shape: Literal["cubes", "platelets", "any"] = "cubes"
     layers: int | None = Field(None, ge=1, le=6)
     """Platelets of this many monolayers: the target is the material's line for them."""
@@ -155,7 +159,7 @@ class PlannerSpec(BaseModel):
         return dict(self.model_extra or {})
 
 
-class SimulatorSpec(_Strict):
+class SimulatorSpec(StrictModel):
     """Simulated-lab settings of a campaign (override the lab config's)."""
 
     outcome_model: str | None = None
@@ -165,7 +169,7 @@ class SimulatorSpec(_Strict):
     variability: bool | None = None
 
 
-class WorkcellSpec(_Strict):
+class WorkcellSpec(StrictModel):
     """One workcell a campaign dispatches to: ``{name: A, zmq: tcp://127.0.0.1:60615}``, or
     ``{name: A, http: http://host:60610, api_key_env: QDLAB_API_KEY}`` through
     bluesky-httpserver, or ``{name: A}`` alone: the address ``qdlab workcell serve`` registered
@@ -184,7 +188,7 @@ class WorkcellSpec(_Strict):
         return self
 
 
-class CampaignConfig(_Strict):
+class CampaignConfig(StrictModel):
     """A closed-loop campaign (see ``configs/campaigns/``).
 
     ``workcells`` dispatches its experiments to RE Managers (``qdlab workcell serve``) instead
@@ -197,7 +201,7 @@ class CampaignConfig(_Strict):
     thinks (0: propose only for idle workcells, each proposal seeing every result before it).
     """
 
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(pattern=PRINTABLE_NAME)
     lab: str
     route: Literal["hot_injection", "flow", "larp"]
     target: TargetSpec

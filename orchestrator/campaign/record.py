@@ -137,6 +137,34 @@ class Recorder:
             self.failures_in_a_row += 1
         self._report()
 
+    def why_pause(self, max_failures: int, instrument_wait_s: float, resume: str) -> str | None:
+        """Why the campaign must pause from what was recorded (an instrument fault, one that
+        does not answer for ``instrument_wait_s``, a safety abort, ``max_failures`` failures in
+        a row), if it must; ``resume`` is how to go on."""
+        fault = self.fault
+        if fault is not None and not fault.may_recover:
+            return f"instrument fault: {fault.reason}; fix the instrument, then {resume}"
+        if fault is not None and time.monotonic() - fault.since > instrument_wait_s:
+            return (
+                f"an instrument did not answer for {instrument_wait_s:g} s (last: "
+                f"{fault.reason}); fix it, then {resume}"
+            )
+        if self.safety_stop is not None:
+            return f"{self.safety_stop}; make the lab safe, then {resume}"
+        if self.failures_in_a_row >= max_failures:
+            return (
+                f"{max_failures} experiments failed in a row (last: {self.last_failure}); fix "
+                f"the lab, then {resume}"
+            )
+        return None
+
+    def nothing_measured(self, resume: str) -> str:
+        """Why a campaign whose budget is spent without a single measurement pauses."""
+        return (
+            "the budget is spent and no experiment gave a measurement (last failure: "
+            f"{self.last_failure}); fix the lab, then {resume} with `--budget N`"
+        )
+
     def vetoes(self, rows: Sequence[Experiment]) -> None:
         """Tell the planner of proposals a person rejected since it was last told."""
         vetoed = [

@@ -331,6 +331,9 @@ class CampaignRunner:
         if done is not None and self.recorder.progress.first_hit is not None:
             runnable, awaiting = self._withdraw_at_target(runnable, awaiting)
         if done is not None and not (still or runnable or awaiting):
+            if not self.recorder.progress.measured:  # a lab that measured nothing is not done
+                why = self.recorder.nothing_measured(f"`qdlab campaign resume {self.campaign_id}`")
+                return self._end(CampaignStatus.PAUSED, why)
             return self._end(CampaignStatus.COMPLETED, done)
         slots = self.executor.slots(still)
         dispatched = list(zip(runnable, slots, strict=False))
@@ -373,23 +376,9 @@ class CampaignRunner:
         campaign = self.db.campaign(cid)
         if campaign["status"] == CampaignStatus.PAUSING:  # `qdlab campaign pause`, dashboard
             return f"{campaign['status_reason']}; `qdlab campaign resume {cid}` continues"
-        recorder = self.recorder
-        fault = recorder.fault
-        if fault is not None and not fault.may_recover:
-            return f"instrument fault: {fault.reason}; fix the instrument, then {resume}"
-        if fault is not None and time.monotonic() - fault.since > self.instrument_wait_s:
-            return (
-                f"an instrument did not answer for {self.instrument_wait_s:g} s (last: "
-                f"{fault.reason}); fix it, then {resume}"
-            )
-        if recorder.safety_stop is not None:
-            return f"{recorder.safety_stop}; make the lab safe, then `qdlab campaign resume {cid}`"
-        if recorder.failures_in_a_row >= self.max_consecutive_failures:
-            return (
-                f"{self.max_consecutive_failures} experiments failed in a row (last: "
-                f"{recorder.last_failure}); fix the lab, then `qdlab campaign resume {cid}`"
-            )
-        return None
+        return self.recorder.why_pause(
+            self.max_consecutive_failures, self.instrument_wait_s, resume
+        )
 
     def _wind_down(self, still: Sequence[Experiment]) -> CampaignSummary | None:
         """Pausing: nothing new starts; what waits in a queue is taken back (it runs on

@@ -187,6 +187,7 @@ class Progress:
     def __init__(self, target: Target) -> None:
         self.target = target
         self.experiments = 0
+        self.measured = 0  # experiments that gave a measurement
         self.best_error = math.inf
         self.first_hit: int | None = None  # 1-based, as users count
 
@@ -201,6 +202,7 @@ class Progress:
         self, index: int, observables: Mapping[str, Any], conditions: Mapping[str, Any]
     ) -> None:
         """A new measurement of experiment ``index`` (0-based)."""
+        self.measured += 1
         if self.target.shape_ok(observables, conditions):  # best of the shape asked for
             self.best_error = min(self.best_error, self.target.error(observables))
         if self.target.hit(observables, conditions):

@@ -55,5 +55,9 @@ def main(argv: list[str] | None = None) -> None:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(getattr(exc, "exit_code", 2))
+    except OSError as exc:  # a path the user gave that cannot be written (a full disk, /proc)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        sys.exit(2)
     if isinstance(code, int) and code:  # typer returns typer.Exit codes when not standalone
         sys.exit(code)

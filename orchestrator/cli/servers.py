@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -33,10 +34,13 @@ def ioc(
     from devices.ioc import serve
     from orchestrator.execution.workcell_server import parse_speedup
 
-    config = load_lab_config(lab)
+    if not re.fullmatch(r"[A-Za-z0-9_:.\-]{1,40}", prefix):
+        raise click.BadParameter(
+            f"{prefix!r}: 1 to 40 letters, digits, '_', ':', '.' or '-' (an EPICS PV name)",
+            param_hint="--prefix",
+        )
     rate = parse_speedup(speedup)
-    if not prefix or len(prefix) > 40:
-        raise click.BadParameter(f"{prefix!r}: 1 to 40 characters", param_hint="--prefix")
+    config = load_lab_config(lab)
     print(
         f"serving lab {config.name!r} as {prefix}* (speed-up {speedup}); Ctrl-C stops",
         file=sys.stderr,
