@@ -124,3 +124,32 @@ def test_a_campaign_whose_every_experiment_failed_is_paused_not_completed(tmp_pa
     assert summary.reason.startswith("the budget is spent and no experiment gave a measurement")
     assert summary.reason.endswith("then `qdlab campaign resume 1` with `--budget N`")
     assert [r.status for r in db.experiments(1)] == [S.FAILED, S.FAILED]
+
+
+def test_a_run_of_other_conditions_than_proposed_is_not_recorded_as_its_result(tmp_path, lab):
+    """A queue item forged or swapped by another client ran other conditions under this
+    experiment's id: the run's own start document gives it away."""
+    from bluesky import RunEngine
+
+    from db import DocumentWriter
+    from orchestrator.campaign.record import Recorder
+    from orchestrator.execution.plans import hot_injection_synthesis
+    from planners import SearchSpace, Target, make_planner
+
+    db = Database(f"sqlite:///{tmp_path / 'forged.db'}")
+    eid = _experiment(db)
+    lifecycle.dispatch(db, eid, S.RUNNING, None)
+    forged = {**HOT, "temperature_c": 199.0, "ligand": "olpa"}
+    engine = RunEngine({})
+    engine.subscribe(DocumentWriter(db))
+    (uid,) = engine(hot_injection_synthesis(lab, forged, md={"experiment_id": eid}))
+    ranges = {"br_pb_ratio": [2, 30], "temperature_c": [90, 200], "ligand": ["oa_olam", "olpa"]}
+    space = SearchSpace.from_config({**ranges, "time_s": [1, 120]})
+    target = Target("pl_peak_nm", 470.0, 1.0)
+    planner = make_planner("random", space, target, 0)
+    Recorder(db, planner, target, lambda: None).measured(db.experiment(eid), uid)
+    row = db.experiment(eid)
+    assert row.status is S.FAILED and row.observables is None
+    assert row.failure_reason == (
+        f"not recorded: run {uid} ran temperature_c = 199.0, not the proposed 150.0"
+    )

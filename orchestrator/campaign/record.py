@@ -8,9 +8,10 @@ rejected run stays in the record marked so, and the planner is told nothing."""
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 from db import Database, Fence
 from db.lease import CampaignLease
@@ -34,7 +35,7 @@ from orchestrator.execution.observe import (
 )
 from planners import Observation, Planner, Target
 
-__all__ = ["InstrumentTrouble", "Recorder"]
+__all__ = ["InstrumentTrouble", "Recorder", "ran_otherwise"]
 
 
 class InstrumentTrouble(NamedTuple):
@@ -45,6 +46,25 @@ class InstrumentTrouble(NamedTuple):
     reason: str
     may_recover: bool
     since: float
+
+
+def ran_otherwise(start: Mapping[str, Any], experiment: Experiment) -> str | None:
+    """How a run's start document shows it did not run ``experiment`` as proposed (None when
+    it did): another experiment id, or a condition of another value."""
+    if start.get("experiment_id") != experiment.id:
+        return (
+            f"run {start.get('uid', '?')} is of experiment {start.get('experiment_id')!r}, not "
+            f"{experiment.id}"
+        )
+    ran = start.get("conditions") or {}
+    for key, proposed in experiment.conditions.items():
+        got = ran.get(key)
+        numbers = all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in (got, proposed)
+        )
+        if not (got == proposed or (numbers and math.isclose(got, proposed, rel_tol=1e-9))):
+            return f"run {start.get('uid', '?')} ran {key} = {got!r}, not the proposed {proposed!r}"
+    return None
 
 
 class Recorder:
@@ -95,9 +115,17 @@ class Recorder:
 
     def measured(self, experiment: Experiment, uid: str) -> None:
         """Extract an experiment's observables from its stored run (read back from the
-        database), store them, then tell the planner; a rejected measurement is a failure."""
+        database), store them, then tell the planner; a rejected measurement is a failure, and
+        so is a run whose own start document shows it ran another experiment or other
+        conditions than proposed (a queue item forged or swapped by another client)."""
+        documents = self.db.run_documents(uid)
+        start = next((doc for name, doc in documents if name == "start"), {})
+        other = ran_otherwise(start, experiment)
+        if other is not None:
+            self.failed(experiment, f"not recorded: {other}", count=False)
+            return
         try:
-            observables = observables_from_documents(self.db.run_documents(uid))
+            observables = observables_from_documents(documents)
         except MeasurementRejected as exc:
             self.failed(experiment, failure_reason(exc))
             return
