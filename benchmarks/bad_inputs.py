@@ -291,6 +291,13 @@ def _hostile(tmp: Path, run: tuple[str, ...], setdeep: Callable[..., Any]) -> li
             "--note: control characters are not allowed",
         ),
     ]
+    cases.append(
+        Case(
+            "a workcell queue open to the network",
+            ("workcell", "serve", "--lab", str(LAB), "--name", "W", "--zmq", "tcp://0.0.0.0:60615"),
+            "--zmq: tcp://0.0.0.0:60615 would open the queue to the network",
+        )
+    )
     for model in ("os:system", "builtins:eval", "subprocess:run", "shutil:rmtree", "os:_exit"):
         cfg = _campaign(tmp, f"um-{model.replace(':', '-')}", simulator={"outcome_model": model})
         cases.append(Case(f"outcome model {model}", (*run, cfg), "is Python's own library"))

@@ -8,6 +8,7 @@ any server starts; the worker's namespace is :mod:`orchestrator.execution.workce
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import math
 import os
 import re
@@ -89,6 +90,14 @@ def _host_port(address: str, flag: str, default_port: int) -> tuple[str, int]:
     return host, int(port)
 
 
+def _loopback(host: str) -> bool:
+    """Whether ``host`` names this machine's loopback interface."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def _answers(host: str, port: int, timeout: float = 1.0) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):
@@ -139,6 +148,13 @@ def _checked(
     flag, before anything starts."""
     if not re.fullmatch(NAME_PATTERN, name):
         raise WorkcellError(f"--name: {name!r} must be 1 to 100 letters, digits, '_', '.' or '-'")
+    zmq_host, zmq_port = _host_port(zmq, "--zmq", 60615)
+    if not _loopback(zmq_host):
+        raise WorkcellError(
+            f"--zmq: {zmq} would open the queue to the network without authentication; keep "
+            "it on loopback and give --http (bluesky-httpserver with an API key) for remote "
+            "clients"
+        )
     config = lab_config(lab, speedup)
     database = Database(db)
     if tiled is not None:
@@ -148,7 +164,6 @@ def _checked(
     redis_host, redis_port = _host_port(redis, "--redis", 6379)
     if not _answers(redis_host, redis_port):
         raise WorkcellError(f"--redis: no Redis server answers at {redis_host}:{redis_port}")
-    zmq_host, zmq_port = _host_port(zmq, "--zmq", 60615)
     if zmq_info is None:
         zmq_info = f"tcp://{zmq_host}:{zmq_port + 10}"
     info_host, info_port = _host_port(zmq_info, "--zmq-info", 60625)
