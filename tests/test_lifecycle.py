@@ -12,7 +12,7 @@ from models.simulation import simulate
 from orchestrator.campaign import lifecycle
 from orchestrator.campaign.config import load_campaign
 from orchestrator.campaign.lifecycle import TRANSITIONS, TransitionError
-from orchestrator.campaign.runner import TARGET_REACHED, CampaignRunner
+from orchestrator.campaign.runner import TARGET_REACHED, CampaignInterrupted, CampaignRunner
 from planners import Planner, Proposal
 from tests.conftest import ROOT
 from tests.test_campaign import write_config
@@ -153,3 +153,29 @@ def test_a_run_of_other_conditions_than_proposed_is_not_recorded_as_its_result(t
     assert row.failure_reason == (
         f"not recorded: run {uid} ran temperature_c = 199.0, not the proposed 150.0"
     )
+
+
+class _InterruptedWhileThinking(_Batch):
+    """Ctrl-C pressed while the planner thinks about its second proposal."""
+
+    def _propose(self, n: int) -> list[Proposal]:
+        if len(self.observations) == 1:
+            import os
+            import signal
+
+            os.kill(os.getpid(), signal.SIGINT)
+        return super()._propose(n)
+
+
+def test_ctrl_c_between_experiments_leaves_nothing_marked_running(tmp_path):
+    config = write_config(tmp_path, budget=3, stop_on_target=False)
+    loaded = load_campaign(config)
+    others = [{**HOT, "temperature_c": t} for t in (120.0, 180.0)]
+    planner = _InterruptedWhileThinking(loaded.space, loaded.target, 0, [HOT, *others])
+    db = Database(f"sqlite:///{tmp_path / 'ctrl-c.db'}")
+    with pytest.raises(CampaignInterrupted):
+        CampaignRunner(db, loaded, planner=planner).run()
+    rows = db.experiments(1)
+    assert [r.status for r in rows] == [S.DONE, S.PROPOSED]  # the second never started
+    assert rows[1].failure_reason == "interrupted; runs again on resume"
+    assert db.campaign(1)["status"] == "paused"

@@ -116,7 +116,11 @@ def test_a_user_model_missing_population_keys_is_refused(user_model_module):
     [
         ("no_colon_here", "package.module:function"),
         ("surely_not_a_module_xyz:f", "cannot import"),
-        ("math:no_such_function", "has no function"),
+        ("models.synthesis:no_such_function", "has no function"),
+        ("os:system", "os is Python's own library, not an outcome model"),
+        ("models.synthesis:POPULATION_KEYS", "has no function"),
+        ("models.synthesis:LigandChemistry", "is not a Python function"),
+        ("models.synthesis:_logit", "not \\(conditions, rng\\)"),
     ],
 )
 def test_outcome_model_paths_that_do_not_load_are_explained(path, text):

@@ -63,7 +63,7 @@ from orchestrator.execution.executor import (
     GivenBack,
     Started,
 )
-from orchestrator.execution.local import LocalExecutor
+from orchestrator.execution.local import INTERRUPTED, LocalExecutor
 from orchestrator.execution.queue import QueueExecutor, connect_workcells
 from orchestrator.execution.workcell import Workcell
 from planners import Planner, make_planner
@@ -281,6 +281,9 @@ class CampaignRunner:
                 if summary is not None:
                     return summary
         except (KeyboardInterrupt, CampaignInterrupted):
+            in_flight = [r for r in self.db.open_experiments(cid)[0] if r.status.in_flight]
+            for eid in self.executor.not_started(in_flight):  # interrupted between experiments
+                lifecycle.give_back(self.db, eid, INTERRUPTED, self._fence)
             lifecycle.end_campaign(
                 self.db,
                 cid,

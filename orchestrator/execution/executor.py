@@ -111,6 +111,11 @@ class Executor(Protocol):
         """Take back the experiments waiting that have not started; return their ids (one
         that started meanwhile runs to its end)."""
 
+    def not_started(self, in_flight: Sequence[Experiment]) -> list[int]:
+        """Of ``in_flight``, the experiments handed over whose run never started and never will
+        without this driver (Ctrl-C between experiments in process); a queue's items wait in
+        their queue, to be followed on resume."""
+
     def restart_stalled(self) -> None:
         """Start queues that stand still with the campaign's experiments in them."""
 

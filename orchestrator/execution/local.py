@@ -187,6 +187,10 @@ class LocalExecutor:
         """Nothing waits here: an experiment runs as soon as it is dispatched."""
         return []
 
+    def not_started(self, in_flight: Sequence[Experiment]) -> list[int]:
+        """Those dispatched that :meth:`poll` has not started (no run of theirs is stored)."""
+        return [r.id for r in in_flight if not self.db.runs(experiment_id=r.id)]
+
     def restart_stalled(self) -> None:
         """No queue to restart."""
 

@@ -194,6 +194,10 @@ class QueueExecutor:
                     taken.append(eid)
         return taken
 
+    def not_started(self, in_flight: Sequence[Experiment]) -> list[int]:
+        """None: a queued item waits in its workcell's queue and is followed on resume."""
+        return []
+
     def restart_stalled(self) -> None:
         """Start the queues the last poll found standing still with our experiments in them."""
         for name in sorted(self._stalled):
