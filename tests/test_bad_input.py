@@ -123,3 +123,17 @@ def test_help_screens_read_like_a_normal_cli():
     assert out.returncode == 0
     assert "<bool>" not in out.stdout and "{config}" not in out.stdout
     assert "CONFIG" in out.stdout and "campaign YAML" in out.stdout
+
+
+def test_stored_escape_sequences_and_markup_are_shown_not_obeyed_in_the_terminal(tmp_path):
+    url = f"sqlite:///{tmp_path / 'esc.db'}"
+    db = Database(url)
+    name = "\x1b[2J\x1b[31mred[bold]loud[/bold]"
+    config = {"campaign": {"space": {"br_pb_ratio": [2, 30]}}}
+    cid = db.create_campaign(name, "hot_injection", config, "", {"pl_peak_nm": 470.0})
+    db.add_experiment(cid, None, {"br_pb_ratio": 5.0}, planner_name=name, planner_version="1")
+    for args in (("campaign", "list"), ("campaign", "show", "1")):
+        out = qdlab(*args, "--db", url, env={**os.environ, "COLUMNS": "300"})
+        assert out.returncode == 0, out.stderr
+        assert "\x1b" not in out.stdout
+        assert "\\x1b[2J\\x1b[31mred[bold]loud[/bold]" in out.stdout

@@ -15,7 +15,7 @@ from models.errors import UserError
 from models.parameters import MAX_SEED
 from orchestrator.campaign.config import target_of
 from orchestrator.campaign.summary import describe_summary, pareto_front, pareto_text, target_text
-from orchestrator.cli.options import DbOption, TiledOption, quiet_bluesky
+from orchestrator.cli.options import DbOption, TiledOption, quiet_bluesky, shown
 
 app = typer.Typer(help="Closed-loop campaigns.", no_args_is_help=True)
 
@@ -206,8 +206,8 @@ def campaign_list(
     for c in rows:
         table.add_row(
             str(c["id"]),
-            c["name"],
-            c["route"],
+            shown(c["name"]),
+            shown(c["route"]),
             c["status"],
             str(c["experiments"]),
             target_text(c["target"]),
@@ -267,9 +267,9 @@ def campaign_show(
         return
     console = Console()
     console.print(
-        f"campaign {campaign_id} [bold]{campaign['name']}[/bold]: {campaign['status']}"
-        f" ({campaign['status_reason'] or ''}), route {campaign['route']}, target "
-        f"{target_text(campaign['target'])}"
+        f"campaign {campaign_id} [bold]{shown(campaign['name'])}[/bold]: {campaign['status']}"
+        f" ({shown(campaign['status_reason'])}), route {shown(campaign['route'])}, target "
+        f"{shown(target_text(campaign['target']))}"
     )
     names = list(campaign["config"]["campaign"]["space"])
     table = Table("#", "status", *names, "PL nm", "FWHM nm", "shape", "by", "note")
@@ -278,11 +278,11 @@ def campaign_show(
         table.add_row(
             str(r.number),
             r.status,
-            *(c if isinstance(c := r.conditions[n], str) else f"{c:.4g}" for n in names),
+            *(shown(c) if isinstance(c := r.conditions[n], str) else f"{c:.4g}" for n in names),
             *("" if obs.get(k) is None else f"{obs[k]:.2f}" for k in ("pl_peak_nm", "pl_fwhm_nm")),
             _shape(r) or "",
-            r.planner_name + (f" @ {r.workcell}" if r.workcell else ""),
-            r.failure_reason or "",
+            shown(r.planner_name + (f" @ {r.workcell}" if r.workcell else "")),
+            shown(r.failure_reason),
         )
     console.print(table)
     if target.pareto:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-__all__ = ["DbOption", "TiledOption", "json_value", "quiet_bluesky"]
+__all__ = ["DbOption", "TiledOption", "json_value", "quiet_bluesky", "shown"]
 
 DbOption = Annotated[
     str | None,
@@ -36,3 +36,12 @@ def quiet_bluesky(verbose: bool) -> None:
 def json_value(value: object) -> object:
     """NaN as JSON null."""
     return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def shown(value: object) -> str:
+    """A stored value as the terminal shows it: control characters (an escape sequence a name
+    may hold) made visible, rich's markup escaped (a name may hold ``[bold]``)."""
+    from rich.markup import escape
+
+    text = "" if value is None else str(value)
+    return escape("".join(c if c.isprintable() else repr(c)[1:-1] for c in text))
