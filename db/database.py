@@ -360,6 +360,20 @@ class Database:
                 raise DatabaseError(f"no campaign {campaign_id} in {safe_url(self.url)}")
             return _campaign_dict(row, self._experiment_count(s, campaign_id))
 
+    def version(self, campaign_id: int | None = None) -> str:
+        """A token that changes whenever a campaign (``None``: any campaign) or one of its
+        experiments changes: what a page that polls can compare before it asks for more."""
+        experiments = select(func.count(), func.max(Experiment.updated_at))
+        campaigns = select(func.count(), func.max(Campaign.updated_at))
+        if campaign_id is not None:
+            experiments = experiments.where(Experiment.campaign_id == campaign_id)
+            campaigns = campaigns.where(Campaign.id == campaign_id)
+        with self.session() as s:
+            stamp = (*s.execute(campaigns).one(), *s.execute(experiments).one())
+        if campaign_id is not None and stamp[0] == 0:
+            raise DatabaseError(f"no campaign {campaign_id} in {safe_url(self.url)}")
+        return uuid.uuid5(uuid.NAMESPACE_OID, repr(stamp)).hex
+
     def campaigns(self) -> list[dict[str, Any]]:
         """Every campaign, oldest first, with its experiment count."""
         with self.session() as s:

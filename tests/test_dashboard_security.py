@@ -138,3 +138,18 @@ def test_a_resume_that_fails_says_why_and_leaves_the_campaign_paused(tmp_path):
     campaign = db.campaign(cid)
     assert campaign["status"] == CampaignStatus.PAUSED
     assert campaign["status_reason"].startswith(said)
+
+
+def test_a_poll_that_finds_nothing_new_is_a_304_without_the_data(hostile):
+    client = _client(hostile)
+    first = client.get("/api/campaigns/1")
+    etag = first.headers["etag"]
+    again = client.get("/api/campaigns/1", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b""
+    Database(hostile).add_experiment(1, None, HOT, planner_name="p", planner_version="1")
+    changed = client.get("/api/campaigns/1", headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and changed.headers["etag"] != etag
+    assert len(changed.json()["experiments"]) == 2
+    listed = client.get("/api/campaigns")
+    assert client.get("/api/campaigns", headers={"If-None-Match": listed.headers["etag"]}
+                      ).status_code == 304  # fmt: skip

@@ -21,6 +21,7 @@ HTML, JavaScript and CSS are files in ``templates/`` and ``static/``.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable
 
 from fastapi import FastAPI
@@ -40,6 +41,7 @@ def create_app(url: str, token: str | None = None, hosts: Iterable[str] | None =
     app = FastAPI(title="QDLab dashboard", docs_url=None, redoc_url=None)
     app.state.db = Database(url, create=False)
     app.state.token = token
+    app.state.kept = OrderedDict()  # the polled data by version (api._unless_unchanged)
     app.include_router(api.router)
     app.include_router(pages.router)
     app.add_middleware(Guard, token=token, hosts=loopback_names() if hosts is None else hosts)
