@@ -22,7 +22,7 @@ def _config(tmp_path, budget: int) -> str:
     lab = tmp_path / "lab.yaml"
     lab.write_text(
         yaml.safe_dump(
-            {"base": LAB, "name": "slow", "simulator": {"clock": "realtime", "speed": 300.0}}
+            {"base": LAB, "name": "slow", "simulator": {"clock": "realtime", "speed": 100.0}}
         )
     )
     campaign = {
@@ -50,11 +50,15 @@ def test_a_driver_woken_after_a_takeover_stops_with_one_line_and_writes_nothing(
     frozen = spawn("campaign", "run", _config(tmp_path, 6), "--db", url, capture=True, env=env)
     db = Database(url)
     wait_for(lambda: _done(db) >= 1, 60, "the first experiment")
+    # frozen while its next plan heats the reactor, not inside a write: SQLite's one writer
+    # lock, held by a stopped process, would stop every other writer too
+    wait_for(lambda: any(not run["complete"] for run in db.runs(1)), 60, "the next run")
+    time.sleep(0.5)
     frozen.send_signal(signal.SIGSTOP)
     try:
         time.sleep(3.0)  # its lease (2 s) runs out
         taker = spawn("campaign", "resume", "1", "--db", url, "--json", capture=True, env=env)
-        wait_for(lambda: _done(db) >= 3, 60, "the new driver to run on")
+        wait_for(lambda: _done(db) >= 3, 90, "the new driver to run on")
     finally:
         frozen.send_signal(signal.SIGCONT)
     _, err = frozen.communicate(timeout=60)
