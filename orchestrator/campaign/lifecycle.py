@@ -210,9 +210,7 @@ def start_campaign(db: Database, campaign_id: int, fence: Fence | None = None) -
 def mark_resuming(db: Database, campaign_id: int) -> None:
     """A person asked a paused campaign to resume (its driver starts in a moment): running,
     only from paused, so two requests cannot start two drivers."""
-    if not db.set_campaign_status(campaign_id, C.RUNNING, "resuming", expected=[C.PAUSED]):
-        now = db.campaign(campaign_id)["status"]
-        raise TransitionError(f"campaign {campaign_id} cannot become running: it is {now}")
+    _move_campaign(db, campaign_id, C.RUNNING, "resuming", sources=[C.PAUSED])
 
 
 def end_campaign(
@@ -232,8 +230,12 @@ def _move_campaign(
     to: CampaignStatus,
     reason: str | None,
     fence: Fence | None = None,
+    sources: Sequence[CampaignStatus] | None = None,
 ) -> None:
-    sources = [s for s, targets in CAMPAIGN_TRANSITIONS.items() if to in targets]
+    """Move a campaign to ``to`` from ``sources`` (default: every status the table allows it
+    from), or raise :class:`TransitionError` naming what it is now."""
+    if sources is None:
+        sources = [s for s, targets in CAMPAIGN_TRANSITIONS.items() if to in targets]
     if not db.set_campaign_status(campaign_id, to, reason, expected=sources, fence=fence):
         now = db.campaign(campaign_id)["status"]
         raise TransitionError(f"campaign {campaign_id} cannot become {to}: it is {now}")

@@ -91,7 +91,8 @@ class Recorder:
         self.fault: InstrumentTrouble | None = None  # instrument faults since the last result
 
     @property
-    def _fence(self) -> Fence | None:
+    def fence(self) -> Fence | None:
+        """What the driver's writes carry: its lease's fence (see :mod:`db.lease`)."""
         return None if self.lease is None else self.lease.fence
 
     def outcomes(self, outcomes: Sequence[Outcome], in_flight: Sequence[Experiment]) -> None:
@@ -101,7 +102,7 @@ class Recorder:
             experiment = by_id[outcome.experiment_id]
             match outcome:
                 case Started(workcell=workcell):
-                    lifecycle.start(self.db, experiment.id, workcell, self._fence)
+                    lifecycle.start(self.db, experiment.id, workcell, self.fence)
                 case Finished(run_uid=uid):
                     self.measured(experiment, uid)
                 case Failed(reason=reason, safety=safety):
@@ -111,7 +112,7 @@ class Recorder:
                 case Faulted(reason=reason):
                     self.faulted(experiment, reason, may_recover=True)
                 case GivenBack(reason=reason):
-                    lifecycle.give_back(self.db, experiment.id, reason, self._fence)
+                    lifecycle.give_back(self.db, experiment.id, reason, self.fence)
 
     def measured(self, experiment: Experiment, uid: str) -> None:
         """Extract an experiment's observables from its stored run (read back from the
@@ -130,10 +131,10 @@ class Recorder:
             self.failed(experiment, failure_reason(exc))
             return
         except InstrumentFault as exc:
-            self.db.reject_run(uid, str(exc), self._fence)
+            self.db.reject_run(uid, str(exc), self.fence)
             self.faulted(experiment, str(exc), may_recover=False)
             return
-        lifecycle.finish(self.db, experiment.id, observables, uid, self._fence)
+        lifecycle.finish(self.db, experiment.id, observables, uid, self.fence)
         self.planner.tell([Observation(experiment.conditions, observables)])
         self.told.add(experiment.id)
         self.progress.observe(experiment.index, observables, experiment.conditions)
@@ -146,7 +147,7 @@ class Recorder:
         ``may_recover``: the instrument may answer again soon (the loop waits for it a while);
         else (an impossible reading) the campaign pauses at once."""
         lifecycle.give_back(
-            self.db, experiment.id, f"instrument fault: {reason}; runs again", self._fence
+            self.db, experiment.id, f"instrument fault: {reason}; runs again", self.fence
         )
         if self.fault is None:
             self.fault = InstrumentTrouble(reason, may_recover, time.monotonic())
@@ -156,7 +157,7 @@ class Recorder:
     def failed(self, experiment: Experiment, reason: str, count: bool = True) -> None:
         """Record that an experiment failed, and why; tell the planner. ``count``: it counts
         towards the failures in a row that pause the campaign."""
-        lifecycle.fail(self.db, experiment.id, reason, self._fence)
+        lifecycle.fail(self.db, experiment.id, reason, self.fence)
         self.planner.tell([Observation(experiment.conditions, failed=True, reason=reason)])
         self.told.add(experiment.id)
         self.last_failure = reason

@@ -166,6 +166,7 @@ class CampaignRunner:
         self.recorder = Recorder(db, self.planner, loaded.target, self._report)
         self._pause_requested = False  # Ctrl-C
         self._pausing: str | None = None  # why it pauses: no new experiment starts
+        self._next_index = 0  # the campaign's next free experiment index, as last synced
 
     def _executor(
         self, workcells: list[Workcell], lab: Lab | None, sink: TiledSink | None
@@ -257,7 +258,7 @@ class CampaignRunner:
     @property
     def _fence(self) -> Fence | None:
         """What this driver's writes carry: its lease's fence (see :mod:`db.lease`)."""
-        return None if self.lease is None else self.lease.fence
+        return self.recorder.fence
 
     def _on_sigint(self) -> None:
         self._pause_requested = True
@@ -360,7 +361,7 @@ class CampaignRunner:
     def _sync(self) -> list[Experiment]:
         """Read the campaign's open experiments back (a person may have approved, rejected or
         added some); tell the planner of new vetoes; return the open experiments."""
-        rows, counted, _ = self.db.open_experiments(self.campaign_id)
+        rows, counted, self._next_index = self.db.open_experiments(self.campaign_id)
         self.recorder.progress.experiments = counted
         self.recorder.vetoes(rows)
         return [r for r in rows if r.status != ExperimentStatus.REJECTED]
@@ -435,7 +436,7 @@ class CampaignRunner:
         ``approval: required``, as awaiting a person's approval; return their ids."""
         if n <= 0:
             return []
-        _, _, batch = self.db.open_experiments(self.campaign_id)
+        batch = self._next_index  # as read by this step's sync: its proposals' batch
         required = self.config.approval == "required"
         ids = []
         for proposal in self.planner.ask(n):
