@@ -298,10 +298,12 @@ def ioc(epics_port):
 
 
 class RedisServer:
-    """A throwaway ``redis-server`` on a free loopback port, nothing saved to disk."""
+    """A throwaway ``redis-server`` on a free loopback port; nothing saved to disk unless
+    ``persist`` (then a restart reads back what it held when it stopped, as a lab's Redis
+    does)."""
 
-    def __init__(self, tmp: Path) -> None:
-        self.tmp, self.port = tmp, _free_port()
+    def __init__(self, tmp: Path, persist: bool = False) -> None:
+        self.tmp, self.port, self.persist = tmp, _free_port(), persist
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -317,7 +319,8 @@ class RedisServer:
         if binary is None:
             pytest.skip("redis-server is not installed here (the Makefile installs it with apt)")
         self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "3600 1" if self.persist else "",
              "--appendonly", "no", "--dir", str(self.tmp)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
@@ -357,8 +360,10 @@ class WorkcellServer:
         api_key: str | None = None,
         lab: str = "configs/labs/sim.yaml",
         tiled: str | None = None,
+        zmq_key_file: str | None = None,
     ) -> None:
         self.name, self.db_url, self.redis, self.speedup = name, db_url, redis, speedup
+        self.zmq_key_file = zmq_key_file
         self.lab, self.tiled = lab, tiled
         self.zmq = f"tcp://127.0.0.1:{_free_port()}"
         self.zmq_info = f"tcp://127.0.0.1:{_free_port()}"
@@ -380,7 +385,8 @@ class WorkcellServer:
              "--redis", self.redis, "--zmq", self.zmq, "--zmq-info", self.zmq_info,
              "--speedup", self.speedup,
              *(["--http", self.http.rsplit(":", 1)[1]] if self.http else []),
-             *(["--tiled", self.tiled] if self.tiled else [])],
+             *(["--tiled", self.tiled] if self.tiled else []),
+             *(["--zmq-key-file", self.zmq_key_file] if self.zmq_key_file else [])],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=self._log, text=True,
             env={**os.environ, "QSERVER_HTTP_SERVER_SINGLE_USER_API_KEY": self.api_key or ""},
         )  # fmt: skip
@@ -395,6 +401,12 @@ class WorkcellServer:
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"workcell {self.name} not ready within {timeout:g} s: {self.log}")
+
+    def read_log(self) -> str:
+        """What the server wrote to stderr so far."""
+        self._log.seek(0)
+        self.log = self._log.read()
+        return self.log
 
     def worker_pid(self) -> int | None:
         """The RE Worker process (the one under the manager that has the database open)."""

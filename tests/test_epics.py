@@ -4,6 +4,7 @@ to it, on loopback on this session's own port (tests/conftest.py: epics_port).""
 import json
 import os
 import time
+from pathlib import Path
 
 import bluesky.plans as bp
 import pytest
@@ -196,4 +197,40 @@ def test_an_ioc_restarted_within_the_wait_is_ridden_out(epics_port, tmp_path):
         assert "Traceback" not in err
     finally:
         server.stop()
+    _spent_nothing_on_the_outage(Database(url), 6)
+
+
+@pytest.mark.slow
+def test_an_ioc_down_under_a_workcell_pauses_naming_it_and_spends_nothing(
+    epics_port, redis_server, tmp_path
+):
+    """The same outage under a workcell: its plan fails there with PVUnreachable, which is no
+    result of the chemistry; the experiment is queued again until the wait is over, then the
+    campaign pauses naming the PV, and a resume once the IOC is back spends nothing on it."""
+    from tests.conftest import WorkcellServer, qdlab
+
+    server = IOC(speedup="2000").start()
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    workcell = WorkcellServer("E", url, redis_server.address, lab=EPICS_LAB).start()
+    cfg = yaml.safe_load(Path(_campaign(tmp_path, EPICS_LAB, "w.yaml", budget=6)).read_text())
+    cfg["workcells"] = [{"name": "E", "zmq": workcell.zmq}]
+    (tmp_path / "w.yaml").write_text(yaml.safe_dump(cfg))
+    env = {**os.environ, "QDLAB_INSTRUMENT_WAIT_S": "8"}
+    try:
+        proc = start_qdlab(
+            "campaign", "run", str(tmp_path / "w.yaml"), "--db", url, capture=True, env=env
+        )
+        _wait_done(url, 2)
+        server.kill()
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 1, err
+        assert "Traceback" not in err
+        assert "an instrument did not answer for 8 s (last: workcell E: PVUnreachable: PV QD:" in out, out
+        assert "PVUnreachable" in out, out
+        server = IOC(speedup="max").start()
+        out = qdlab("campaign", "resume", "1", "--db", url, timeout=300)
+        assert out.returncode == 0, out.stderr
+    finally:
+        server.stop()
+        workcell.stop()
     _spent_nothing_on_the_outage(Database(url), 6)

@@ -33,10 +33,15 @@ def serve(redis_server, db_path):
     started: list[WorkcellServer] = []
 
     def start(
-        *names: str, speedup: str = "max", url: str | None = None, **options: str
+        *names: str,
+        speedup: str = "max",
+        url: str | None = None,
+        redis: str | None = None,
+        **options: str,
     ) -> list[WorkcellServer]:
         url = url or f"sqlite:///{db_path}"
-        servers = [WorkcellServer(n, url, redis_server.address, speedup, **options) for n in names]
+        redis = redis or redis_server.address
+        servers = [WorkcellServer(n, url, redis, speedup, **options) for n in names]
         started.extend(servers)
         return [s.start() for s in servers]
 
@@ -290,11 +295,20 @@ def test_bad_workcells_are_refused_in_one_line_before_anything_is_stored(
 
 def test_workcell_serve_refuses_bad_input_in_one_line(tmp_path, redis_server):
     url = f"sqlite:///{tmp_path / 'q.db'}"
+    open_key, bad_key = tmp_path / "open.key", tmp_path / "bad.key"
+    open_key.write_text("x" * 40)
+    bad_key.write_text("not a key")
+    bad_key.chmod(0o600)
     cases = [
         (["--redis", "127.0.0.1:1"], "--redis: no Redis server answers at 127.0.0.1:1"),
         (["--speedup", "fast"], "--speedup: 'fast' must be a number in (0, 1e6] or 'max'"),
         (["--name", "a b"], "--name"),
         (["--lab", "nowhere.yaml"], "nowhere.yaml"),
+        (["--zmq", "tcp://0.0.0.0:1"], "--zmq: tcp://0.0.0.0:1 would open the queue"),
+        (["--zmq-info", "tcp://0.0.0.0:1"], "--zmq-info: tcp://0.0.0.0:1 would publish"),
+        (["--zmq-key-file", str(open_key)], "--zmq-key-file: " + f"{open_key} is readable by"),
+        (["--zmq-key-file", str(bad_key)], "--zmq-key-file: not a CurveZMQ private key"),
+        (["--zmq-key-file", str(tmp_path / "none")], "--zmq-key-file: cannot read"),
     ]
     for args, message in cases:
         base = ["--lab", "configs/labs/sim.yaml", "--db", url, "--redis", redis_server.address]
@@ -303,29 +317,104 @@ def test_workcell_serve_refuses_bad_input_in_one_line(tmp_path, redis_server):
         assert out.stderr.count("\n") == 1 and message in out.stderr, out.stderr
 
 
-def test_a_redis_restart_loses_no_experiment(serve, spawn, redis_server, tmp_path, db_path):
-    serve("A", speedup="100")
-    url = f"sqlite:///{db_path}"
-    config = campaign_file(tmp_path, [{"name": "A"}], budget=6)
-    agent = spawn("campaign", "run", config, "--db", url, "--json", capture=True)
-    db = Database(url)
-    wait_for(
-        lambda: (
-            statuses(db).count("done") + statuses(db).count("failed") >= 2
-            and "running" in statuses(db)
-        ),
-        120,
-        "a campaign under way",
-    )
-    redis_server.stop()  # nothing saved: the restarted Redis is empty
-    time.sleep(1.0)
-    redis_server.start()
-    _, err = agent.communicate(timeout=300)
-    assert agent.returncode == 0, err
+@pytest.mark.parametrize("persist", [False, True], ids=["emptied", "persisted"])
+def test_a_redis_restart_as_plans_end_loses_no_experiment(serve, spawn, tmp_path, db_path, persist):
+    """Redis goes away while plans run and stays away until they have ended: the managers'
+    handling of the plans' reports fails on Redis (bluesky-queueserver then stays "executing"
+    with an idle worker for good); `serve` restarts them, and the campaign finishes with every
+    experiment run once. A Redis that kept its data gives back a queue whose running item the
+    restarted manager records as "exit status lost": its stored run is its result."""
+    from tests.conftest import RedisServer
+
+    redis = RedisServer(tmp_path / "redis", persist=persist)
+    (tmp_path / "redis").mkdir()
+    redis.start()
+    try:
+        a, b = serve("A", "B", speedup="100", redis=redis.address)
+        url = f"sqlite:///{db_path}"
+        config = campaign_file(tmp_path, [{"name": "A"}, {"name": "B"}], budget=8)
+        agent = spawn("campaign", "run", config, "--db", url, "--json", capture=True)
+        db = Database(url)
+        wait_for(lambda: statuses(db).count("running") == 2, 120, "a plan on each workcell")
+        running = [r.id for r in db.experiments(1) if r.status == "running"]
+        redis.stop()
+        # the plans end (the workers write their runs to the database) while Redis is away
+        ended = lambda: all(  # noqa: E731
+            any(run["complete"] for run in db.runs(experiment_id=e)) for e in running
+        )
+        wait_for(ended, 120, "the running plans to end")
+        time.sleep(1.0)
+        redis.start()
+        _, err = agent.communicate(timeout=300)
+        assert agent.returncode == 0, err
+    finally:
+        redis.stop()
     rows = db.experiments(1)
-    assert len(rows) == 6 and {r.status for r in rows} <= {"done", "failed"}
+    assert len(rows) == 8 and {r.status for r in rows} <= {"done", "failed"}
+    assert not [r.failure_reason for r in rows if "workcell" in (r.failure_reason or "")]
     runs = runs_by_experiment(db, 1)
     assert all(len([x for x in runs[r.id] if x["complete"]]) == 1 for r in rows), runs
+    for server in (a, b):
+        assert "restarting the manager" in server.read_log(), server.log
+
+
+def test_a_redis_that_stays_down_pauses_the_campaign_naming_it(
+    serve, spawn, redis_server, tmp_path, db_path
+):
+    serve("A", speedup="100")
+    url = f"sqlite:///{db_path}"
+    config = campaign_file(tmp_path, [{"name": "A"}], budget=4)
+    env = {**os.environ, "QDLAB_INSTRUMENT_WAIT_S": "3"}
+    agent = spawn("campaign", "run", config, "--db", url, "--json", capture=True, env=env)
+    db = Database(url)
+    wait_for(lambda: "running" in statuses(db), 120, "a plan running")
+    redis_server.stop()
+    out, err = agent.communicate(timeout=120)
+    campaign = db.campaign(1)
+    assert campaign["status"] == "paused", (out, err)
+    assert (
+        f"its queue's Redis at {redis_server.address} does not answer"
+        in (campaign["status_reason"])
+    )
+    assert "failed" not in statuses(db) and "Traceback" not in err
+    redis_server.start()
+    out = qdlab("campaign", "resume", "1", "--db", url, "--json", timeout=300)
+    assert out.returncode == 0, out.stderr
+    rows = db.experiments(1)
+    assert len(rows) == 4 and {r.status for r in rows} <= {"done", "failed"}
+    runs = runs_by_experiment(db, 1)
+    assert all(len([x for x in runs[r.id] if x["complete"]]) == 1 for r in rows), runs
+
+
+def test_an_encrypted_workcell_answers_only_clients_given_its_key(serve, tmp_path, db_path):
+    """`serve --zmq-key-file`: the queue server's CurveZMQ encryption; a client with only the
+    address (the forger of queue items) or with another key gets no answer."""
+    import zmq
+
+    from orchestrator.execution.workcell import Workcell, WorkcellError
+
+    public, private = zmq.curve_keypair()
+    key = tmp_path / "workcell.key"
+    key.write_bytes(private)
+    key.chmod(0o600)
+    (server,) = serve("K", zmq_key_file=str(key))
+    assert f"clients give public key {public.decode()}" in server.log
+    other, _ = zmq.curve_keypair()
+    for stranger in (None, other.decode()):
+        client = Workcell("K", zmq=server.zmq, zmq_public_key=stranger, timeout=1.0)
+        with pytest.raises(WorkcellError, match="no RE Manager answers"):
+            client.status()
+        client.close()
+    url = f"sqlite:///{db_path}"
+    spec = {"name": "K", "zmq": server.zmq, "zmq_key_env": "K_ZMQ_KEY"}
+    config = campaign_file(tmp_path, [spec], budget=2)
+    out = qdlab("campaign", "run", config, "--db", url, "--json")
+    assert out.returncode == 2 and "$K_ZMQ_KEY is not set" in out.stderr, out.stderr
+    env = {**os.environ, "K_ZMQ_KEY": public.decode()}
+    out = qdlab("campaign", "run", config, "--db", url, "--json", env=env)
+    assert out.returncode == 0, out.stderr
+    rows = Database(url).experiments(json.loads(out.stdout)["campaign_id"])
+    assert len(rows) == 2 and {r.workcell for r in rows} == {"K"}
 
 
 def test_a_workcell_over_rest_needs_its_api_key(redis_server, tmp_path, db_path):

@@ -172,14 +172,18 @@ class SimulatorSpec(StrictModel):
 class WorkcellSpec(StrictModel):
     """One workcell a campaign dispatches to: ``{name: A, zmq: tcp://127.0.0.1:60615}``, or
     ``{name: A, http: http://host:60610, api_key_env: QDLAB_API_KEY}`` through
-    bluesky-httpserver, or ``{name: A}`` alone: the address ``qdlab workcell serve`` registered
-    in the campaign database."""
+    bluesky-httpserver, ``{name: A, zmq: tcp://lab-pc:60615, zmq_key_env: A_ZMQ_KEY}`` for a
+    queue encrypted with CurveZMQ (``workcell serve --zmq-key-file``), or ``{name: A}`` alone:
+    the address ``qdlab workcell serve`` registered in the campaign database."""
 
     name: str = Field(pattern=NAME_PATTERN)
     zmq: str | None = Field(None, pattern=r"^tcp://[^\s:]+:\d{1,5}$")
     http: str | None = Field(None, pattern=r"^https?://\S+$")
     api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     """The environment variable holding the HTTP server's API key (never the key itself)."""
+    zmq_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """The environment variable holding an encrypted 0MQ queue's CurveZMQ public key (else
+    ``$QSERVER_ZMQ_PUBLIC_KEY``, the queue server's own)."""
 
     @model_validator(mode="after")
     def _one_address(self) -> WorkcellSpec:

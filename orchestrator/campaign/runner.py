@@ -321,6 +321,13 @@ class CampaignRunner:
         self._honour_ctrl_c()
         ended = {o.experiment_id for o in outcomes if not isinstance(o, Started)}
         still = [r for r in in_flight if r.id not in ended]
+        out_of_reach = self.executor.out_of_reach(self.instrument_wait_s)
+        if out_of_reach is not None:  # what is under way there stays, followed on resume
+            return self._end(
+                CampaignStatus.PAUSED,
+                f"{out_of_reach}; its experiments stay there: once it answers, `qdlab campaign "
+                f"resume {self.campaign_id}` follows them",
+            )
         self._pausing = self._pausing or self._stop_reason()
         if self._pausing is not None:
             return self._wind_down(still)

@@ -43,12 +43,22 @@ def workcell_serve(
         str, typer.Option(help="simulated lab: lab seconds per wall-clock second, or 'max'")
     ] = "max",
     tiled: TiledOption = None,
+    zmq_key_file: Annotated[
+        str | None,
+        typer.Option(
+            help="encrypt the 0MQ control socket with this CurveZMQ private key (a file only "
+            "its owner reads; `qserver-zmq-keys` makes a pair): only clients given the public "
+            "key get in, and --zmq may then listen beyond loopback"
+        ),
+    ] = None,
 ) -> None:
     """Serve a workcell until Ctrl-C: an RE Manager whose worker holds the lab's devices and
     QDLab's plans, writing every document to the campaign database (and to a tiled catalog)."""
     from orchestrator.execution.workcell_server import serve
 
-    serve(lab, db, name, redis, zmq, zmq_info, http, speedup, tiled=tiled)
+    serve(
+        lab, db, name, redis, zmq, zmq_info, http, speedup, tiled=tiled, zmq_key_file=zmq_key_file
+    )
 
 
 @app.command("status")

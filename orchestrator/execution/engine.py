@@ -21,11 +21,13 @@ from typing import Any
 
 from bluesky import RunEngine
 from bluesky.preprocessors import msg_mutator
-from bluesky.utils import Msg, RunEngineInterrupted, SigintHandler
+from bluesky.utils import FailedStatus, Msg, RunEngineInterrupted, SigintHandler
 
 from db import Database, DocumentWriter
 from db.lease import CampaignLease
 from db.tiled import TiledSink
+from devices.epics import PVUnreachable
+from orchestrator.execution.executor import cause
 from orchestrator.execution.safety import SafetyAbort, SafetyWatch
 
 __all__ = ["LabRunEngine", "new_run_engine"]
@@ -57,7 +59,9 @@ class _RecordingSigintHandler(SigintHandler):
 
 class LabRunEngine(RunEngine):
     """A RunEngine whose plan, aborted by its safety watch (or by bluesky, suspended where the
-    plan could not wait), raises :class:`SafetyAbort` with the reason."""
+    plan could not wait), raises :class:`SafetyAbort` with the reason; an instrument that
+    stopped answering inside a Status raises its :class:`~devices.epics.PVUnreachable` (what
+    a workcell's agent reads in the queue item's traceback)."""
 
     safety: SafetyWatch | None = None
 
@@ -71,6 +75,10 @@ class LabRunEngine(RunEngine):
                     raise SafetyAbort(watch.abort_reason) from None
                 if watch.tripped():
                     raise SafetyAbort(watch.uncheckpointed_abort()) from None
+            raise
+        except FailedStatus as exc:
+            if isinstance(cause(exc), PVUnreachable):
+                raise cause(exc) from None
             raise
 
 

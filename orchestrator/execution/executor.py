@@ -119,6 +119,10 @@ class Executor(Protocol):
     def restart_stalled(self) -> None:
         """Start queues that stand still with the campaign's experiments in them."""
 
+    def out_of_reach(self, wait_s: float) -> str | None:
+        """Why the campaign cannot go on, when no place it runs experiments has answered for
+        ``wait_s`` seconds (each workcell's queue or its Redis down); else None."""
+
     def close(self) -> None:
         """Release connections, threads and the lab."""
 

@@ -194,6 +194,11 @@ class LocalExecutor:
     def restart_stalled(self) -> None:
         """No queue to restart."""
 
+    def out_of_reach(self, wait_s: float) -> str | None:
+        """None: the lab is in this process (an instrument that stops answering is an
+        instrument fault of its experiment)."""
+        return None
+
     def close(self) -> None:
         """Stop the safety watch."""
         if self.safety is not None:

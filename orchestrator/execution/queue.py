@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -13,6 +16,7 @@ from db.lease import CampaignLease
 from db.records import Experiment, ExperimentStatus
 from orchestrator.execution.executor import (
     Failed,
+    Faulted,
     Finished,
     GivenBack,
     Outcome,
@@ -71,6 +75,7 @@ class QueueExecutor:
         self._snapshots: dict[str, Snapshot | None] = {}
         self._unseen: dict[int, int] = {}  # experiment -> polls in a row no workcell knew it
         self._stalled: set[str] = set()  # workcells whose queue holds ours but stands still
+        self._silent: dict[str, tuple[float, str]] = {}  # workcell -> (since, why), unanswered
 
     def prepare(self, finished: Sequence[Experiment], lease: CampaignLease | None) -> None:
         """Nothing to prepare: each workcell's lab keeps its own state, and nothing reaches a
@@ -80,7 +85,15 @@ class QueueExecutor:
     def poll(self, in_flight: Sequence[Experiment]) -> list[Outcome]:
         """Read every workcell once, then follow each experiment in flight to where its queue
         item is; one on a workcell that does not answer stays where it is."""
-        self._snapshots = {w.name: _snapshot(w, self.campaign_uid) for w in self.workcells}
+        self._snapshots = {}
+        for w in self.workcells:
+            snapshot = _snapshot(w, self.campaign_uid)
+            if isinstance(snapshot, str):
+                since = self._silent.get(w.name, (time.monotonic(), ""))[0]
+                self._silent[w.name] = (since, snapshot)
+            else:
+                self._silent.pop(w.name, None)
+                self._snapshots[w.name] = snapshot
         self._stalled.clear()
         outcomes: list[Outcome] = []
         for r in in_flight:
@@ -107,11 +120,14 @@ class QueueExecutor:
         ended = [s for s in states if s.where == "finished"]
         if last.where == "queued":
             # put back by the queue server: after its worker died, or an operator aborted it
-            if ended and not (ended[-1].worker_died and self.requeue):
+            if ended and ended[-1].attempt == last.attempt and not self._requeued(ended[-1]):
                 workcell.remove(last.item_uid)  # don't rerun it
                 return [self._failed_item(workcell, eid, ended[-1])]
             self._stalled.add(workcell.name)  # a stopped queue, or put back: started after
             return []
+        if last.exit_status == "unknown":  # a restarted manager lost the plan's report
+            recorded = self._recorded(eid, workcell, status)
+            return [GivenBack(eid, last.reason(workcell.name))] if recorded is None else recorded
         if last.exit_status == "completed":
             uid = last.run_uids[-1] if last.run_uids else stored_run(self.db, eid)
             if uid is None:
@@ -121,10 +137,18 @@ class QueueExecutor:
             return [GivenBack(eid, last.reason(workcell.name))]
         return [self._failed_item(workcell, eid, last)]
 
-    def _failed_item(self, workcell: Workcell, eid: int, item: ItemState) -> Failed:
+    def _requeued(self, item: ItemState) -> bool:
+        """Whether the queue server's putting ``item`` back runs it again: its worker died
+        under it, with ``requeue_on_worker_death``."""
+        return item.worker_died and self.requeue
+
+    def _failed_item(self, workcell: Workcell, eid: int, item: ItemState) -> Failed | Faulted:
         """An experiment whose queue item ended badly fails with the worker's safety abort,
         else its run's own stop reason when it has one (the queue server's message may only
-        say the RunEngine was interrupted), else that message."""
+        say the RunEngine was interrupted), else that message; an instrument that stopped
+        answering under it is an instrument fault (it runs again, nothing learnt or spent)."""
+        if item.instrument_fault:
+            return Faulted(eid, item.reason(workcell.name))
         runs = [r for r in self.db.runs(experiment_id=eid) if r["complete"]]
         stop = runs[-1]["reason"] if runs and runs[-1]["exit_status"] != "success" else ""
         message = item.reason(workcell.name)
@@ -136,10 +160,24 @@ class QueueExecutor:
         self, experiment: Experiment, workcell: Workcell, status: Mapping[str, Any]
     ) -> list[Outcome]:
         """An experiment its workcell's queue does not know: the database says what became of
-        it. A finished run is its outcome; a run still open waits while the worker is busy (it
-        goes on without its queue record) and fails once the worker is idle; an experiment
-        that never started is queued again."""
+        it (:meth:`_recorded`); one that never started is queued again."""
         eid = experiment.id
+        recorded = self._recorded(eid, workcell, status)
+        if recorded is not None:
+            return recorded
+        self._unseen[eid] = self._unseen.get(eid, 0) + 1
+        if self._unseen[eid] >= 2:  # seen in no queue twice in a row, and it never started
+            self._unseen.pop(eid)
+            self.submit(experiment, workcell.name)  # still recorded as queued there
+        return []
+
+    def _recorded(
+        self, eid: int, workcell: Workcell, status: Mapping[str, Any]
+    ) -> list[Outcome] | None:
+        """What the experiment's runs in the database say became of it when its queue lost
+        track: a finished run is its outcome; a run still open waits while the worker is busy
+        (it goes on without its queue record) and fails once the worker is idle; None if no
+        run of it started."""
         runs = self.db.runs(experiment_id=eid)
         finished = [r for r in runs if r["complete"]]
         if finished:
@@ -147,16 +185,12 @@ class QueueExecutor:
             if last["exit_status"] == "success":
                 return [Finished(eid, last["uid"])]
             return [_failed_on(workcell, eid, last["reason"] or f"run {last['exit_status']}")]
-        if runs:
-            if status.get("worker_environment_state") == "executing_plan":
-                return []
-            why = "its run stopped unrecorded (the queue server lost track of it)"
-            return [_failed_on(workcell, eid, why)]
-        self._unseen[eid] = self._unseen.get(eid, 0) + 1
-        if self._unseen[eid] >= 2:  # seen in no queue twice in a row, and it never started
-            self._unseen.pop(eid)
-            self.submit(experiment, workcell.name)  # still recorded as queued there
-        return []
+        if not runs:
+            return None
+        if status.get("worker_environment_state") == "executing_plan":
+            return []
+        why = "its run stopped unrecorded (the queue server lost track of it)"
+        return [_failed_on(workcell, eid, why)]
 
     # -- dispatching ----------------------------------------------------------------------
     def slots(self, in_flight: Sequence[Experiment]) -> list[str | None]:
@@ -180,6 +214,7 @@ class QueueExecutor:
             **self._run_md(experiment),
             "campaign_uid": self.campaign_uid,
             "seed": self.seed,  # a simulated workcell reseeds its twin by it
+            "attempt": uuid.uuid4().hex,  # an item put back keeps it; one queued again does not
         }
         with contextlib.suppress(Exception):  # not added: found missing, and queued again
             self._workcell(where).submit(PLAN_OF_ROUTE[self.route], experiment.conditions, md)
@@ -206,6 +241,19 @@ class QueueExecutor:
                 self._workcell(name).start(snapshot[0])
         self._stalled.clear()
 
+    def out_of_reach(self, wait_s: float) -> str | None:
+        """Why the campaign cannot go on once no workcell has answered for ``wait_s`` (one
+        that answers keeps it going: the others' experiments wait there)."""
+        now = time.monotonic()
+        if not self.workcells or any(
+            now - self._silent.get(w.name, (now, ""))[0] < wait_s for w in self.workcells
+        ):
+            return None
+        return "; ".join(
+            f"workcell {name} has not answered for {now - since:.0f} s ({why})"
+            for name, (since, why) in sorted(self._silent.items())
+        )
+
     def close(self) -> None:
         """Close the connections."""
         for workcell in self.workcells:
@@ -229,15 +277,26 @@ def _failed_on(workcell: Workcell, eid: int, why: str) -> Failed:
     return Failed(eid, reason, safety=reason.startswith(prefix + SAFETY_ABORT))
 
 
-def _snapshot(workcell: Workcell, campaign_uid: str) -> Snapshot | None:
-    """(status, this campaign's items by experiment id) of a workcell; None if it does not
+def _snapshot(workcell: Workcell, campaign_uid: str) -> Snapshot | str:
+    """(status, this campaign's items by experiment id) of a workcell; why not, if it does not
     answer (its experiments wait until it does)."""
     try:
         status = workcell.status()
         return status, workcell.items(campaign_uid, status)
-    except Exception:
+    except Exception as exc:
         workcell.reconnect()
-        return None
+        return _why_silent(workcell, exc)
+
+
+def _why_silent(workcell: Workcell, exc: Exception) -> str:
+    """What a workcell's failed request says: its Redis is down (the manager answers but
+    cannot read its queue), or its manager does not answer."""
+    redis = re.search(r"connecting to ([\w.\-\[\]:]+?)\.? ", str(exc))
+    if redis is not None:
+        return f"its queue's Redis at {redis.group(1)} does not answer"
+    if isinstance(exc, WorkcellError):
+        return str(exc).removeprefix(f"workcell {workcell.name!r}: ")
+    return f"{type(exc).__name__}: {str(exc)[:200]}"
 
 
 def _ready(snapshot: Snapshot | None) -> bool:
@@ -249,6 +308,16 @@ def _ready(snapshot: Snapshot | None) -> bool:
     if status["manager_state"] == "idle":
         return status.get("worker_environment_state") == "idle"
     return status["manager_state"] in ("executing_queue", "starting_queue")
+
+
+def _secret(field: str, env: str | None) -> str | None:
+    """The value of environment variable ``env`` a workcell's spec names, if it names one."""
+    if env is None:
+        return None
+    value = os.environ.get(env)
+    if not value:
+        raise WorkcellError(f"{field}: ${env} is not set")
+    return value
 
 
 def connect_workcells(specs: Sequence[Any], db: Database) -> list[Workcell]:
@@ -271,12 +340,8 @@ def connect_workcells(specs: Sequence[Any], db: Database) -> list[Workcell]:
                         "or give its zmq address"
                     )
                 zmq, http = known["zmq"], None if known["zmq"] else known["http"]
-            key = None
-            if spec.api_key_env is not None:
-                key = os.environ.get(spec.api_key_env)
-                if not key:
-                    raise WorkcellError(f"{field}: ${spec.api_key_env} is not set")
-            client = Workcell(spec.name, zmq=zmq, http=http, api_key=key)
+            key, zmq_key = (_secret(field, env) for env in (spec.api_key_env, spec.zmq_key_env))
+            client = Workcell(spec.name, zmq=zmq, http=http, api_key=key, zmq_public_key=zmq_key)
             clients.append(client)
             try:
                 client.status()

@@ -50,6 +50,8 @@ class ItemState:
     exit_status: str | None = None
     run_uids: tuple[str, ...] = ()
     message: str = ""
+    error: str = ""  # the exception that ended it, as its traceback's last line names it
+    attempt: str = ""  # which dispatch of the experiment it is (kept when put back)
 
     @property
     def worker_died(self) -> bool:
@@ -57,9 +59,16 @@ class ItemState:
         has it destroy the environment)."""
         return "RE Worker environment was destroyed" in self.message
 
+    @property
+    def instrument_fault(self) -> bool:
+        """An instrument stopped answering under the item: no result of the chemistry."""
+        return self.error == "PVUnreachable"
+
     def reason(self, workcell: str) -> str:
         """A failed item's reason, as an experiment's failure reason."""
         message = self.message.removeprefix("Plan failed:").strip()
+        if self.instrument_fault:
+            return f"workcell {workcell}: {self.error}: {message}"
         if self.worker_died:
             return f"workcell {workcell}: its worker died mid-plan ({message})"
         return f"workcell {workcell}: {message or f'plan {self.exit_status}'}"
@@ -73,7 +82,8 @@ class Workcell:
     name
         The workcell's name (recorded with each experiment it runs).
     zmq
-        The RE Manager's control address, ``tcp://host:port``.
+        The RE Manager's control address, ``tcp://host:port``; with ``zmq_public_key`` (its
+        CurveZMQ public key, else ``$QSERVER_ZMQ_PUBLIC_KEY``) for an encrypted one.
     http
         Or the URL of its bluesky-httpserver, with ``api_key``.
     """
@@ -85,12 +95,14 @@ class Workcell:
         http: str | None = None,
         api_key: str | None = None,
         timeout: float = _REQUEST_TIMEOUT_S,
+        zmq_public_key: str | None = None,
     ) -> None:
         self.name = name
         self.address = zmq or http or ""
         if zmq is None and http is None:
             raise WorkcellError(f"workcell {name!r}: give its zmq or http address")
         self._zmq, self._http, self._api_key, self._timeout = zmq, http, api_key, timeout
+        self._zmq_key = zmq_public_key
         self._api = self._connect()
         self._history_uid: str | None = None
         self._history: list[dict[str, Any]] = []
@@ -103,7 +115,10 @@ class Workcell:
             from bluesky_queueserver_api.zmq import REManagerAPI
 
             return REManagerAPI(
-                zmq_control_addr=self._zmq, timeout_recv=self._timeout, timeout_send=self._timeout
+                zmq_control_addr=self._zmq,
+                zmq_public_key=self._zmq_key,
+                timeout_recv=self._timeout,
+                timeout_send=self._timeout,
             )
         from bluesky_queueserver_api.http import REManagerAPI as HttpAPI
 
@@ -202,6 +217,24 @@ class Workcell:
             time.sleep(0.2)
         self.open()
 
+    def restart_manager(self, wait_s: float = 60.0) -> None:
+        """Have the queue server's watchdog restart the RE Manager (its worker, and a plan it
+        runs, go on); return once the new manager answers. The manager reads its queue back
+        from Redis and its worker's state from the worker."""
+        with contextlib.suppress(Exception):  # it never answers: its loop is blocked for good
+            self._api.send_request(method="manager_kill")
+        self.reconnect()
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                if self._api.status(reload=True)["manager_state"] != "initializing":
+                    return
+            except Exception:
+                self.reconnect()
+            if time.monotonic() > deadline:
+                raise WorkcellError(f"workcell {self.name!r}: its RE Manager did not come back")
+            time.sleep(0.5)
+
     def remove(self, item_uid: str) -> bool:
         """Take an item out of the queue; False if it is no longer there (it started)."""
         try:
@@ -242,16 +275,22 @@ class Workcell:
                         result.get("exit_status"),
                         tuple(result.get("run_uids") or ()),
                         (result.get("msg") or "").strip(),
+                        _error_type(result.get("traceback") or ""),
+                        _attempt(item),
                     )
                 )
         running = queue.get("running_item") or {}
         eid = _experiment_of(running, campaign_uid)
         if eid is not None:
-            found.setdefault(eid, []).append(ItemState("running", running["item_uid"]))
+            found.setdefault(eid, []).append(
+                ItemState("running", running["item_uid"], attempt=_attempt(running))
+            )
         for item in queue["items"]:
             eid = _experiment_of(item, campaign_uid)
             if eid is not None:
-                found.setdefault(eid, []).append(ItemState("queued", item["item_uid"]))
+                found.setdefault(eid, []).append(
+                    ItemState("queued", item["item_uid"], attempt=_attempt(item))
+                )
         return found
 
     def summary(self) -> dict[str, Any]:
@@ -274,6 +313,19 @@ class Workcell:
                 else None
             ),
         }
+
+
+def _error_type(traceback: str) -> str:
+    """The exception class a traceback ends with (``devices.epics.PVUnreachable: PV ...``
+    gives ``PVUnreachable``), or ''."""
+    lines = traceback.strip().splitlines()
+    head = lines[-1].split(":", 1)[0] if lines else ""
+    name = head.rsplit(".", 1)[-1]
+    return name if name.isidentifier() else ""
+
+
+def _attempt(item: Mapping[str, Any]) -> str:
+    return str(((item.get("kwargs") or {}).get("md") or {}).get("attempt", ""))
 
 
 def _experiment_of(item: Mapping[str, Any], campaign_uid: str) -> int | None:

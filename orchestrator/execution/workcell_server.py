@@ -131,6 +131,48 @@ class _Settings:
     http: int | None
     speedup: str
     tiled: str | None
+    zmq_key: str | None  # the control socket's CurveZMQ private key
+    connect: str  # where this host reaches the control socket
+
+    @property
+    def zmq_public_key(self) -> str | None:
+        """The key a client needs to reach an encrypted control socket."""
+        return None if self.zmq_key is None else zmq_public_key(self.zmq_key)
+
+
+def zmq_public_key(private_key: str) -> str:
+    """The CurveZMQ public key (Z85) of a private key."""
+    import zmq
+
+    return zmq.curve_public(private_key.encode()).decode()
+
+
+def _private_key(path: str | None) -> str | None:
+    """The control socket's CurveZMQ private key: from file ``path`` (readable by its owner
+    only, as an ssh key), else ``$QSERVER_ZMQ_PRIVATE_KEY_FOR_SERVER`` (the queue server's own
+    variable), else None."""
+    if path is None:
+        key = os.environ.get("QSERVER_ZMQ_PRIVATE_KEY_FOR_SERVER") or None
+        where = "$QSERVER_ZMQ_PRIVATE_KEY_FOR_SERVER"
+    else:
+        where = "--zmq-key-file"
+        try:
+            if os.stat(path).st_mode & 0o077:
+                raise WorkcellError(f"{where}: {path} is readable by others; chmod 600 it")
+            key = Path(path).read_text().strip()
+        except OSError as exc:
+            raise WorkcellError(f"{where}: cannot read {path} ({exc.strerror})") from None
+    if key is not None:
+        try:
+            zmq_public_key(key)
+            if len(key) != 40:
+                raise ValueError
+        except ValueError:
+            raise WorkcellError(
+                f"{where}: not a CurveZMQ private key (40 Z85 characters, the private key "
+                "`qserver-zmq-keys` prints)"
+            ) from None
+    return key
 
 
 def _checked(
@@ -143,17 +185,20 @@ def _checked(
     http: int | None,
     speedup: str,
     tiled: str | None,
+    zmq_key_file: str | None,
 ) -> _Settings:
     """Refuse what cannot be served (the lab, the database, Redis, the addresses), naming the
     flag, before anything starts."""
     if not re.fullmatch(NAME_PATTERN, name):
         raise WorkcellError(f"--name: {name!r} must be 1 to 100 letters, digits, '_', '.' or '-'")
     zmq_host, zmq_port = _host_port(zmq, "--zmq", 60615)
-    if not _loopback(zmq_host):
+    zmq_key = _private_key(zmq_key_file)
+    if not _loopback(zmq_host) and zmq_key is None:
         raise WorkcellError(
             f"--zmq: {zmq} would open the queue to the network without authentication; keep "
-            "it on loopback and give --http (bluesky-httpserver with an API key) for remote "
-            "clients"
+            "it on loopback, or give --zmq-key-file (the CurveZMQ private key "
+            "`qserver-zmq-keys` makes: only clients given its public key get in), or --http "
+            "(bluesky-httpserver with an API key)"
         )
     config = lab_config(lab, speedup)
     database = Database(db)
@@ -165,8 +210,14 @@ def _checked(
     if not _answers(redis_host, redis_port):
         raise WorkcellError(f"--redis: no Redis server answers at {redis_host}:{redis_port}")
     if zmq_info is None:
-        zmq_info = f"tcp://{zmq_host}:{zmq_port + 10}"
+        zmq_info = f"tcp://{zmq_host if _loopback(zmq_host) else '127.0.0.1'}:{zmq_port + 10}"
     info_host, info_port = _host_port(zmq_info, "--zmq-info", 60625)
+    if not _loopback(info_host):
+        raise WorkcellError(
+            f"--zmq-info: {zmq_info} would publish the worker's console to the network "
+            "unencrypted (the queue server encrypts only its control socket); keep it on "
+            "loopback"
+        )
     _check_free(zmq_host, zmq_port, "--zmq")
     _check_free(info_host, info_port, "--zmq-info")
     if http is not None:
@@ -188,6 +239,8 @@ def _checked(
         http,
         speedup,
         tiled,
+        zmq_key,
+        f"tcp://{'127.0.0.1' if zmq_host in ('0.0.0.0', '*') else zmq_host}:{zmq_port}",
     )
 
 
@@ -207,6 +260,7 @@ def _manager(s: _Settings, state: Path) -> tuple[list[str], dict[str, str]]:
         "QDLAB_DB": s.database.url,
         "QDLAB_WORKCELL_PIDFILE": str(state / "worker.pid"),
         **({"QDLAB_TILED": s.tiled} if s.tiled else {}),
+        **({"QSERVER_ZMQ_PRIVATE_KEY_FOR_SERVER": s.zmq_key} if s.zmq_key else {}),
     }
     command = [
         str(Path(sys.executable).parent / "start-re-manager"),
@@ -227,7 +281,13 @@ def _manager(s: _Settings, state: Path) -> tuple[list[str], dict[str, str]]:
 def _start_http(s: _Settings, env: dict[str, str], state: Path) -> subprocess.Popen:
     """bluesky-httpserver in front of the manager, on loopback port ``s.http``."""
     assert s.http is not None
-    http_env = {**env, "QSERVER_ZMQ_CONTROL_ADDRESS": s.control, "QSERVER_ZMQ_INFO_ADDRESS": s.info}
+    http_env = {
+        **env,
+        "QSERVER_ZMQ_CONTROL_ADDRESS": s.connect,
+        "QSERVER_ZMQ_INFO_ADDRESS": s.info,
+        **({"QSERVER_ZMQ_PUBLIC_KEY": s.zmq_public_key} if s.zmq_key else {}),
+    }
+    http_env.pop("QSERVER_ZMQ_PRIVATE_KEY_FOR_SERVER", None)
     command = [
         str(Path(sys.executable).parent / "start-bluesky-httpserver"),
         "--host", "127.0.0.1", "--port", str(s.http),
@@ -245,12 +305,20 @@ def _start_http(s: _Settings, env: dict[str, str], state: Path) -> subprocess.Po
     return process
 
 
+STUCK_S = 5.0
+"""How long an RE Manager may execute its queue with an idle worker before ``serve`` restarts
+it (moving from one item to the next takes milliseconds)."""
+
+
 def _watch(
     s: _Settings, client: Workcell, children: list[subprocess.Popen], state: Path, stopping: list
 ) -> None:
     """Until a signal: reopen the worker environment when its process dies (the manager does
-    not notice a worker killed under it); :class:`WorkcellError` if a server exits."""
+    not notice a worker killed under it), and restart a manager stuck by a Redis outage
+    (:func:`_unstick`); :class:`WorkcellError` if a server exits."""
     pidfile = state / "worker.pid"
+    stuck_since: float | None = None
+    next_look = 0.0
     while not stopping and all(c.poll() is None for c in children):
         time.sleep(0.2)
         if pidfile.exists() and not _alive(int(pidfile.read_text() or 0)):
@@ -258,8 +326,50 @@ def _watch(
             print(f"workcell {s.name!r}: its worker died; reopening", file=sys.stderr)
             client.recover()
             print(f"workcell {s.name!r} ready again", file=sys.stderr, flush=True)
+        if time.monotonic() >= next_look:
+            next_look = time.monotonic() + 1.0
+            stuck_since = _unstick(s, client, stuck_since)
     if not stopping:
         raise WorkcellError(f"workcell {s.name!r}: its RE Manager exited")
+
+
+def _stuck(status: dict[str, Any]) -> bool:
+    """The manager executes its queue while its worker is idle, with no plan to report.
+
+    What a Redis that went away as a plan ended leaves: the manager's handling of the plan's
+    report fails on Redis, and bluesky-queueserver 0.0.25 never tries again, so nothing more
+    starts until the manager restarts."""
+    return (
+        status["manager_state"] == "executing_queue"
+        and status.get("worker_environment_state") == "idle"
+        and status.get("re_state") == "idle"
+    )
+
+
+def _unstick(s: _Settings, client: Workcell, since: float | None) -> float | None:
+    """Restart the RE Manager once it has been stuck (:func:`_stuck`) for :data:`STUCK_S` and
+    Redis answers again (a restarted manager reads its queue there); return since when it is
+    stuck, or None."""
+    try:
+        status = client.status()
+    except WorkcellError:  # restarting, or busy: look again later
+        client.reconnect()
+        return since
+    if not _stuck(status):
+        return None
+    now = time.monotonic()
+    if since is None or now - since < STUCK_S or not _answers(*_host_port(s.redis, "", 6379)):
+        return now if since is None else since
+    print(
+        f"workcell {s.name!r}: its RE Manager has executed its queue with an idle worker for "
+        f"{now - since:.0f} s (Redis at {s.redis} went away as a plan ended); restarting the "
+        "manager",
+        file=sys.stderr,
+        flush=True,
+    )
+    client.restart_manager()
+    print(f"workcell {s.name!r} ready again", file=sys.stderr, flush=True)
+    return None
 
 
 def serve(
@@ -273,6 +383,7 @@ def serve(
     speedup: str = "max",
     ready: Any = None,
     tiled: str | None = None,
+    zmq_key_file: str | None = None,
 ) -> None:
     """Serve workcell ``name`` until SIGINT/SIGTERM: an RE Manager for lab ``lab`` with its
     queue in Redis at ``redis`` and its documents in database ``db``; with ``http``, also
@@ -281,9 +392,11 @@ def serve(
     Everything that can be refused (the lab, the database, Redis, the addresses) is checked
     before any server starts. ``ready`` (a callable) is told the control address once the
     worker environment is open. ``tiled``: the worker also writes every run to this tiled
-    catalog (:class:`db.tiled.TiledSink`).
+    catalog (:class:`db.tiled.TiledSink`). ``zmq_key_file``: the control socket's CurveZMQ
+    private key (else ``$QSERVER_ZMQ_PRIVATE_KEY_FOR_SERVER``); only clients given its public
+    key reach the queue, which may then listen beyond loopback.
     """
-    s = _checked(lab, db, name, redis, zmq, zmq_info, http, speedup, tiled)
+    s = _checked(lab, db, name, redis, zmq, zmq_info, http, speedup, tiled, zmq_key_file)
     state = Path(tempfile.mkdtemp(prefix=f"qdlab-workcell-{name}-"))
     command, env = _manager(s, state)
     children = [subprocess.Popen(command, env=env, start_new_session=True)]
@@ -294,7 +407,7 @@ def serve(
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        client = Workcell(name, zmq=s.control)
+        client = Workcell(name, zmq=s.connect, zmq_public_key=s.zmq_public_key)
         client.open(wait_s=ENVIRONMENT_TIMEOUT_S, process=children[0])
         http_url = None
         if http is not None:
@@ -302,7 +415,7 @@ def serve(
             http_url = f"http://127.0.0.1:{http}"
         s.database.register_workcell(
             name,
-            zmq=s.control,
+            zmq=_registered(s.control),
             http=http_url,
             lab=s.config.name,
             host=socket.gethostname(),
@@ -310,6 +423,7 @@ def serve(
         )
         print(
             f"workcell {name!r} ready: lab {s.config.name!r}, queue at {s.control}"
+            + (f" (encrypted; clients give public key {s.zmq_public_key})" if s.zmq_key else "")
             + (f", REST at {http_url}" if http_url else "")
             + "; Ctrl-C stops it",
             file=sys.stderr,
@@ -328,6 +442,13 @@ def serve(
         for f in state.iterdir():
             f.unlink()
         state.rmdir()
+
+
+def _registered(control: str) -> str:
+    """The control address as other hosts reach it (a socket on every interface is reached by
+    this host's name)."""
+    host, port = _host_port(control, "--zmq", 60615)
+    return f"tcp://{socket.getfqdn()}:{port}" if host in ("0.0.0.0", "*") else control
 
 
 def _alive(pid: int) -> bool:
