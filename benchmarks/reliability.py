@@ -257,6 +257,8 @@ def redis_restart(tmp: Path) -> dict:
             except Exception:
                 agent.kill()
                 _, err = agent.communicate()
+            if agent.returncode != 0:
+                print(f"  Redis restart (kept: {persist}): {err[-500:]}", file=sys.stderr)
             rows.append((agent.returncode == 0, "Traceback" in err, _anomalies(url, 1, 8)))
         finally:
             for s in servers:

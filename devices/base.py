@@ -29,6 +29,7 @@ __all__ = [
     "ComputedSignal",
     "LimitError",
     "LimitedSignal",
+    "Selector",
     "Step",
     "check_range",
     "run_step",
@@ -69,6 +70,30 @@ class ComputedSignal(SignalRO):
         if self._units:
             desc[self.name]["units"] = self._units
         return desc
+
+
+class Selector(Signal):
+    """A switch among named ``positions`` (a selector valve, a fibre switch): a value outside
+    them is refused before a Status exists; ``put`` turns the switch through the root device's
+    backend method ``backend_method``."""
+
+    positions: tuple[str, ...] = ()
+    backend_method = ""
+
+    def check_value(self, value: Any) -> None:
+        if value not in self.positions:
+            raise LimitError(f"{self.name} = {value!r} is not one of {list(self.positions)}")
+
+    def set(self, value: Any, **kwargs: Any) -> Any:
+        self.check_value(value)  # refused here, before a Status exists
+        return super().set(value, **kwargs)
+
+    def put(self, value: Any, **kwargs: Any) -> None:
+        self.check_value(value)
+        backend = getattr(self.root, "backend", None)
+        if backend is not None:
+            getattr(backend, self.backend_method)(value)
+        super().put(value, **kwargs)
 
 
 def check_range(name: str, value: Any, low: float, high: float, units: str = "") -> float:

@@ -28,7 +28,7 @@ from ophyd import Component as Cpt
 from ophyd import Device, Signal
 from ophyd.status import Status
 
-from devices.base import LimitedSignal, then
+from devices.base import LimitedSignal, Selector, then
 from devices.clock import VirtualClock
 from devices.config import CellConfig
 
@@ -51,6 +51,10 @@ class CellBackend(Protocol):
         """The last measurement: component name (``absorbance``, ``pl``, ``pl_peak``, ...) ->
         value."""
 
+    def select_view(self, view: str) -> None:
+        """Turn the fibre switch in front of the spectrometer: ``cell`` (the optical cell) or
+        ``reactor`` (a dip probe in the reactor flask)."""
+
 
 class _Frame(Device):
     """A calibration frame of the spectrometer: ``trigger()`` acquires it."""
@@ -67,11 +71,20 @@ class _Frame(Device):
         return acquire(cell.integration_time.get())
 
 
+class _ViewSwitch(Selector):
+    """The fibre switch in front of the spectrometer: what it looks through."""
+
+    positions = ("cell", "reactor")
+    backend_method = "select_view"
+
+
 class OpticalCell(Device):
     """In-situ absorption/PL cell (see the module docstring).
 
     ``dark_frame`` and ``reference_frame`` are Triggerable: ``bps.trigger(cell.reference_frame)``
     takes a lamp reference through whatever is in the cell (fill it with solvent first).
+    ``view`` switches the spectrometer between the cell and a dip probe in the reactor flask
+    (a lab with ``reactor.in_situ_interval_s``): ``bps.mv(cell.view, "reactor")``.
     """
 
     pl_peak = Cpt(Signal, value=math.nan, kind="hinted")
@@ -88,6 +101,7 @@ class OpticalCell(Device):
     wavelengths = Cpt(Signal, value=[0.0], kind="config")
     integration_time = Cpt(LimitedSignal, value=100.0, units="ms", kind="config")
     reference_age = Cpt(Signal, value=math.nan, kind="normal")
+    view = Cpt(_ViewSwitch, value="cell", kind="config")
     dark_frame = Cpt(_Frame, frame="dark", kind="omitted")
     reference_frame = Cpt(_Frame, frame="reference", kind="omitted")
 

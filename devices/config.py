@@ -189,6 +189,10 @@ class ReactorConfig(HeaterConfig):
     materials: dict[str, MaterialSources] = Field(default_factory=dict)
     min_stir_rpm: float = 0.0
     max_stir_rpm: float = 1500.0
+    in_situ_interval_s: float | None = Field(None, gt=0, allow_inf_nan=False)
+    """With a dip probe in the flask: read its absorption and PL every this many seconds from
+    injection to quench (the ``insitu`` stream); None: no probe. At least the spectrometer's
+    acquisition time (:attr:`CellConfig.acquisition_s`)."""
 
     @model_validator(mode="after")
     def _ranges(self) -> ReactorConfig:
@@ -255,6 +259,11 @@ class FlowConfig(HeaterConfig):
     kpa_per_ul_min: float = Field(0.02, gt=0)
 
 
+def acquisition_s(integration_ms: float) -> float:
+    """Seconds one absorption + PL acquisition takes (two exposures and the read-out)."""
+    return 2 * integration_ms / 1000.0 + 0.2
+
+
 class CellConfig(StrictModel):
     """In-situ absorption/PL cell: spectrometer grid, integration time, detector."""
 
@@ -271,6 +280,12 @@ class CellConfig(StrictModel):
     lamp_counts: float = Field(40000.0, gt=0)
     lamp_drift_per_hour: float = Field(0.005, ge=0)
     timeout_s: float = Field(30.0, gt=0)
+
+    @property
+    def acquisition_s(self) -> float:
+        """The fastest the spectrometer takes spectra: :func:`acquisition_s` at
+        ``integration_ms``."""
+        return acquisition_s(self.integration_ms)
 
     @model_validator(mode="after")
     def _ranges(self) -> CellConfig:
@@ -385,6 +400,24 @@ class LabConfig(StrictModel):
         ):
             if name not in deck:
                 raise ValueError(f"{field} {name!r} is not on the robot deck ({sorted(deck)})")
+        return self
+
+    @model_validator(mode="after")
+    def _probe(self) -> LabConfig:
+        interval = self.reactor.in_situ_interval_s
+        if interval is None:
+            return self
+        if self.backend != "simulated":
+            raise ValueError(
+                "reactor.in_situ_interval_s: the flask's dip probe is served by the simulated "
+                "backend only (not over EPICS yet); leave it out"
+            )
+        if interval < self.cell.acquisition_s:
+            raise ValueError(
+                f"reactor.in_situ_interval_s {interval:g} s is shorter than one acquisition "
+                f"({self.cell.acquisition_s:g} s at cell.integration_ms "
+                f"{self.cell.integration_ms:g}); allowed: >= {self.cell.acquisition_s:g} s"
+            )
         return self
 
 

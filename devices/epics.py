@@ -429,6 +429,10 @@ class EpicsCell(_Backend):
     def measure(self, integration_ms: float) -> Status:
         return self._request("ACQ", integration_ms)
 
+    def select_view(self, view: str) -> None:
+        if view != "cell":  # the lab config refuses a dip probe over EPICS before this
+            raise PVUnreachable(f"the IOC serves no dip probe: cannot view {view!r}")
+
     def reading(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for attr, suffix in CELL_READINGS.items():

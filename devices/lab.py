@@ -127,6 +127,7 @@ class _SimulatedParts:
 
     def __init__(self, config: LabConfig, clock: VirtualClock, world: SimulatedWorld) -> None:
         self.config, self.clock, self.world = config, clock, world
+        self._heaters: dict[str, SimHeater] = {}
 
     def robot(self, name: str) -> SimRobot:
         rb = self.config.robot
@@ -134,10 +135,13 @@ class _SimulatedParts:
 
     def heater(self, name: str, cfg: HeaterConfig, suffix: str) -> SimHeater:
         ambient = self.config.reactor.ambient_c
-        return SimHeater(name, self.clock, cfg, ambient, self.world.fault)
+        self._heaters[suffix] = SimHeater(name, self.clock, cfg, ambient, self.world.fault)
+        return self._heaters[suffix]
 
     def reactor(self) -> SimReactor:
-        return SimReactor(self.world, self.config.reactor.flask, self.config.reactor.cs_source)
+        rc = self.config.reactor
+        flask_c = self._heaters["reactor:heater"].temperature  # what the dip probe sits in
+        return SimReactor(self.world, rc.flask, rc.cs_source, flask_c)
 
     def flow(self, name: str, coil: Any) -> SimFlow:
         return SimFlow(name, self.world, self.config.flow, coil)

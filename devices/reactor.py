@@ -18,7 +18,7 @@ from ophyd import Component as Cpt
 from ophyd import Device, Signal
 from ophyd.status import Status
 
-from devices.base import ComputedSignal, LimitedSignal, LimitError, check_range, then
+from devices.base import ComputedSignal, LimitedSignal, Selector, check_range, then
 from devices.clock import VirtualClock
 from devices.heater import Heater
 
@@ -43,25 +43,11 @@ class ReactorBackend(Protocol):
         """Seconds since injection (frozen at the quench); NaN before injection."""
 
 
-class _SourceValve(Signal):
-    """Selector valve in front of the injection syringe: one of the reactor's cation sources."""
+class _SourceValve(Selector):
+    """Selector valve in front of the injection syringe: one of the reactor's cation sources
+    (set by :meth:`HotInjectionReactor.attach`)."""
 
-    positions: tuple[str, ...] = ()
-
-    def check_value(self, value: Any) -> None:
-        if value not in self.positions:
-            raise LimitError(f"{self.name} = {value!r} is not one of {list(self.positions)}")
-
-    def set(self, value: Any, **kwargs: Any) -> Any:
-        self.check_value(value)  # refused here, before a Status exists
-        return super().set(value, **kwargs)
-
-    def put(self, value: Any, **kwargs: Any) -> None:
-        self.check_value(value)
-        backend = self.root.backend
-        if backend is not None:
-            backend.select_source(value)
-        super().put(value, **kwargs)
+    backend_method = "select_source"
 
 
 class Injector(Device):

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -34,11 +35,12 @@ from scipy.ndimage import median_filter
 from devices.base import Step, run_step
 from devices.cell import wavelength_grid
 from devices.clock import VirtualClock
-from devices.config import CellConfig, FlowConfig, HeaterConfig, PumpConfig
+from devices.config import CellConfig, FlowConfig, HeaterConfig, PumpConfig, acquisition_s
 from devices.flow import residence_time_s
 from devices.robot import Aspirate, Dispense, RobotAction, Transfer
 from devices.world import Liquid, Sample, SimulatedWorld, WorldError
 from models.analysis import analyse_spectra
+from models.optics import hot_population
 from models.simulation import render_spectra
 from models.synthesis import yellow_phase_fraction
 
@@ -202,7 +204,13 @@ class SimHeater:
 class SimReactor:
     """The simulated flask: reaction bookkeeping on the :class:`SimulatedWorld`."""
 
-    def __init__(self, world: SimulatedWorld, flask: str, source: str) -> None:
+    def __init__(
+        self,
+        world: SimulatedWorld,
+        flask: str,
+        source: str,
+        temperature: Callable[[], float] | None = None,
+    ) -> None:
         self.world = world
         self.clock = world.clock
         self.flask = flask
@@ -210,6 +218,9 @@ class SimReactor:
         self.injected_at: float | None = None
         self.injection_temperature_c: float | None = None
         self.quenched_at: float | None = None
+        self._batch: np.random.Generator | None = None  # the chemistry stream at injection
+        world.flask_view = self.in_situ
+        self.temperature = temperature  # the flask's, °C (its heater): what the probe sits in
 
     def growth_time(self) -> float:
         """Seconds since injection (frozen at the quench); NaN before injection."""
@@ -232,6 +243,9 @@ class SimReactor:
             self.injected_at = self.clock.now()
             self.injection_temperature_c = temperature_c
             self.quenched_at = None
+            chemistry = self.world.chemistry_rng
+            self._batch = np.random.Generator(type(chemistry.bit_generator)())
+            self._batch.bit_generator.state = chemistry.bit_generator.state
 
         return run_step(self.clock, Step(_INJECTION_S, action=act), self)
 
@@ -249,23 +263,44 @@ class SimReactor:
         def act() -> None:
             self.quenched_at = self.clock.now() - _QUENCH_S
             flask = self.world.location(self.flask).liquid
-            ligands = flask.ligand_ul or {"oa_olam": 1.0}
-            # the lab's standard load (reactor.ligand_ul per batch_pb_umol of Pb) is amount 1
-            standard = self.world.config.reactor
-            per_pb = sum(flask.ligand_ul.values()) / flask.pb_umol if flask.ligand_ul else None
-            conditions = {
-                "br_pb_ratio": (flask.br_umol + flask.i_umol) / flask.pb_umol,
-                "temperature_c": self.injection_temperature_c,
-                "ligand": max(ligands, key=ligands.get),
-                "time_s": self.growth_time(),
-                "material": self.world.material_of(flask),
-                "ligand_amount": 1.0
-                if per_pb is None
-                else per_pb * standard.batch_pb_umol / standard.ligand_ul,
-            }
-            flask.sample = self.world.make_sample("hot_injection", conditions)
+            flask.sample = self.world.make_sample("hot_injection", self._conditions())
 
         return run_step(self.clock, Step(wait + _QUENCH_S, action=act), self)
+
+    def _conditions(self) -> dict[str, Any]:
+        """What the flask's contents, the injection and the growth so far make."""
+        flask = self.world.location(self.flask).liquid
+        ligands = flask.ligand_ul or {"oa_olam": 1.0}
+        # the lab's standard load (reactor.ligand_ul per batch_pb_umol of Pb) is amount 1
+        standard = self.world.config.reactor
+        per_pb = sum(flask.ligand_ul.values()) / flask.pb_umol if flask.ligand_ul else None
+        return {
+            "br_pb_ratio": (flask.br_umol + flask.i_umol) / flask.pb_umol,
+            "temperature_c": self.injection_temperature_c,
+            "ligand": max(ligands, key=ligands.get),
+            "time_s": self.growth_time(),
+            "material": self.world.material_of(flask),
+            "ligand_amount": 1.0
+            if per_pb is None
+            else per_pb * standard.batch_pb_umol / standard.ligand_ul,
+        }
+
+    def in_situ(self, now: float) -> Sample | None:
+        """What a dip probe in the flask sees at ``now``: nothing before injection; while the
+        dots grow, the batch as grown so far (its own chemistry stream, so the trajectory ends
+        at the product the quench fixes) in the mixture at the flask's temperature; after the
+        quench, the product."""
+        if self.injected_at is None or self._batch is None:
+            return None
+        flask = self.world.location(self.flask).liquid
+        if self.quenched_at is not None:
+            return flask.sample
+        batch = np.random.Generator(type(self._batch.bit_generator)())
+        batch.bit_generator.state = self._batch.bit_generator.state
+        conditions = {**self._conditions(), "time_s": max(now - self.injected_at, 1e-3)}
+        sample = self.world.make_sample("hot_injection", conditions, chemistry=batch)
+        hot_c = self.temperature() if self.temperature is not None else conditions["temperature_c"]
+        return replace(sample, conditions={**sample.conditions, "in_situ_c": hot_c})
 
 
 class SimRobot:
@@ -418,6 +453,9 @@ class SimCell:
     def reading(self) -> dict[str, Any]:
         return self._reading
 
+    def select_view(self, view: str) -> None:
+        self.world.spectrometer_view = view
+
     # -- instrument model -----------------------------------------------------------------
     def _lamp(self) -> np.ndarray:
         drift = 1.0 + self.config.lamp_drift_per_hour * self.world.clock.elapsed() / 3600.0
@@ -446,7 +484,9 @@ class SimCell:
             for k in sample.components[0][1]
         }
         material = sample.conditions.get("material", "CsPbBr3")
-        if "material" in sample.conditions:  # hot injection: CsPbI3 yellows while it waits
+        if "in_situ_c" in sample.conditions:  # the hot reaction mixture, through the probe
+            populations = hot_population(populations, sample.conditions["in_situ_c"])
+        elif "material" in sample.conditions:  # hot injection: CsPbI3 yellows while it waits
             age_s = self.clock.now() - sample.made_at
             populations["plqy"] = populations["plqy"] * (
                 1.0
@@ -496,7 +536,7 @@ class SimCell:
                 self._play_next() if self._playback is not None else self._measure(integration_ms)
             )
 
-        return run_step(self.clock, Step(2 * integration_ms / 1000.0 + 0.2, act), self)
+        return run_step(self.clock, Step(acquisition_s(integration_ms), act), self)
 
     def _play_next(self) -> dict[str, Any]:
         if not self._playback:

@@ -200,6 +200,8 @@ class SimulatedWorld:
         self.hood_open = False  # the safety interlock: an operator (or a test) opens the hood
         self.cell_source: str = "robot"  # or "flow": what feeds the optical cell
         self.flow_outlet: Any = None  # set by the flow reactor: callable(now) -> Sample | None
+        self.spectrometer_view = "cell"  # or "reactor": the dip probe in the flask
+        self.flask_view: Any = None  # set by the reactor: callable(now) -> Sample | None
         self.last_sample: Sample | None = None
 
     def reseed(self, *key: int) -> None:
@@ -323,9 +325,16 @@ class SimulatedWorld:
             )
         return material
 
-    def make_sample(self, route: str, conditions: Mapping[str, Any]) -> Sample:
-        """Run the route's outcome model on ``conditions`` and return the sample."""
-        rng = self.chemistry_rng if self.variability else None
+    def make_sample(
+        self,
+        route: str,
+        conditions: Mapping[str, Any],
+        chemistry: np.random.Generator | None = None,
+    ) -> Sample:
+        """Run the route's outcome model on ``conditions`` and return the sample.
+        ``chemistry``: the batch's own random stream (default: the world's), so a growing
+        batch looked at in situ is the same batch at every moment."""
+        rng = (chemistry or self.chemistry_rng) if self.variability else None
         population = check_population(self.outcome_models[route](dict(conditions), rng))
         population = {k: float(np.asarray(v).reshape(-1)[0]) for k, v in population.items()}
         sample = Sample(((1.0, population),), route, dict(conditions), self.clock.now())
@@ -333,8 +342,11 @@ class SimulatedWorld:
         return sample
 
     def cell_sample(self) -> Sample | None:
-        """What the optical cell sees now: the flow outlet, or the liquid the robot put there."""
+        """What the spectrometer sees now: through the dip probe, the reactor flask; in the cell,
+        the flow outlet or the liquid the robot put there."""
         with self.lock:
+            if self.spectrometer_view == "reactor":
+                return None if self.flask_view is None else self.flask_view(self.clock.now())
             if self.cell_source == "flow" and self.flow_outlet is not None:
                 return self.flow_outlet(self.clock.now())
             cell = self.location(self.config.cell.location)

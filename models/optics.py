@@ -27,6 +27,14 @@ their thickness in monolayers. Absorption holds the first exciton, a second tran
 continuum, scaled by concentration. PL intensity is ``plqy`` times the light absorbed at the
 excitation wavelength, which is how a relative PLQY is measured.
 
+Hot spectra
+-----------
+A spectrum taken in situ is that of the hot reaction mixture, not of the quenched product at room
+temperature (:func:`hot_population`): the gap of lead-halide perovskites widens on heating, so the
+lines move to the blue by :data:`GAP_SHIFT_MEV_PER_K`; exciton-LO-phonon scattering broadens them
+(:math:`\\Gamma_{LO}/(e^{E_{LO}/k T} - 1)`); and the PL is thermally quenched (an activated
+non-radiative channel). All three are reversible: the quenched product shows none of them.
+
 All functions are pure and vectorised: population arrays of shape ``(n,)`` give spectra of shape
 ``(n, n_wavelengths)``.
 """
@@ -345,15 +353,62 @@ def get_material(name: str) -> Material:
 
 
 def pl_fwhm_ev(
-    edge_nm: ArrayLike, size_dispersion: ArrayLike, material: str = "CsPbBr3"
+    edge_nm: ArrayLike,
+    size_dispersion: ArrayLike,
+    material: str = "CsPbBr3",
+    thermal_broadening_ev: ArrayLike = 0.0,
 ) -> NDArray[np.float64]:
-    """Ensemble PL FWHM (eV): homogeneous and inhomogeneous widths in quadrature."""
+    """Ensemble PL FWHM (eV): homogeneous and inhomogeneous widths in quadrature; a hot
+    sample's extra phonon broadening (:func:`hot_population`) adds to the homogeneous one."""
     edge = np.asarray(edge_nm, dtype=float)
     homogeneous = 1e-3 * (_GAMMA_H0_MEV + _GAMMA_H2_MEV_NM2 / edge**2)
+    homogeneous = homogeneous + np.asarray(thermal_broadening_ev, dtype=float)
     sigma_edge = np.asarray(size_dispersion, dtype=float) * edge
     curve = get_material(material).sizing
     inhomogeneous = _FWHM_PER_SIGMA * np.abs(curve.dpl_ev_dedge(edge)) * sigma_edge
     return np.hypot(homogeneous, inhomogeneous)
+
+
+ROOM_C = 25.0
+"""The temperature the sizing curves and line widths describe (a quenched product)."""
+GAP_SHIFT_MEV_PER_K = 0.3
+"""dE/dT of the lines, meV/K: positive for lead-halide perovskites (the gap widens on heating),
+~0.3 meV/K for CsPbBr3 nanocrystals (Diroll et al., Adv. Funct. Mater. 2017, 27, 1606750);
+taken for every material (an assumption for FAPbBr3 and CsPbI3)."""
+LO_PHONON_MEV = 17.0
+"""Energy of the LO phonon that broadens the exciton line, meV (CsPbBr3: 16-19 meV)."""
+LO_COUPLING_MEV = 45.0
+"""Exciton-LO-phonon coupling :math:`\\Gamma_{LO}`, meV (CsPbBr3 nanocrystals: 40-60 meV)."""
+_QUENCH_ACTIVATION_EV = 0.3
+_QUENCH_RATIO = 1.0e4
+"""Thermal PL quenching, :math:`1/(1 + A e^{-E_a/kT})` relative to room temperature: an
+assumption set so that the PL of the hot mixture at 150-180 °C is ~4-7x weaker than the
+product's, as the reversible loss of CsPbBr3 nanocrystal PL on heating is reported (Diroll et
+al. 2017)."""
+_K_B_EV = 8.617333e-5
+
+
+def hot_population(
+    population: Mapping[str, ArrayLike], temperature_c: float
+) -> dict[str, ArrayLike]:
+    """``population`` as a spectrometer sees it in the mixture at ``temperature_c``: lines
+    shifted to the blue by :data:`GAP_SHIFT_MEV_PER_K`, broadened by LO phonons, PL weaker by
+    thermal quenching (all relative to :data:`ROOM_C`, where the population is described)."""
+    t_k, room_k = temperature_c + 273.15, ROOM_C + 273.15
+
+    def phonons(kelvin: float) -> float:
+        return 1.0 / math.expm1(LO_PHONON_MEV * 1e-3 / (_K_B_EV * kelvin))
+
+    def quenching(kelvin: float) -> float:
+        return 1.0 / (1.0 + _QUENCH_RATIO * math.exp(-_QUENCH_ACTIVATION_EV / (_K_B_EV * kelvin)))
+
+    hot = dict(population)
+    shift = GAP_SHIFT_MEV_PER_K * 1e-3 * (temperature_c - ROOM_C)
+    hot["energy_shift_ev"] = np.asarray(population.get("energy_shift_ev", 0.0)) + shift
+    extra = LO_COUPLING_MEV * 1e-3 * (phonons(t_k) - phonons(room_k))
+    hot["thermal_broadening_ev"] = max(extra, -0.5 * _GAMMA_H0_MEV * 1e-3)  # colder: narrower
+    hot["plqy"] = np.asarray(population.get("plqy", 0.5)) * quenching(t_k) / quenching(room_k)
+    return hot
 
 
 def _gaussian_ev(
@@ -388,6 +443,7 @@ def _population_arrays(
         get("concentration", 1.0),
         get("platelet_layers", 3.0),
         get("energy_shift_ev", 0.0),
+        get("thermal_broadening_ev", 0.0),
     )
 
 
@@ -403,12 +459,12 @@ def absorption_spectrum(
     Platelets: narrow excitonic lines at their emission energies plus a continuum.
     ``concentration`` 1 gives an absorbance of about 0.35 at 400 nm.
     """
-    edge, dispersion, f_pl, _, conc, layers, shift = _population_arrays(population)
+    edge, dispersion, f_pl, _, conc, layers, shift, hot = _population_arrays(population)
     energy = HC_EV_NM / np.asarray(wavelengths_nm, dtype=float)
     mat = get_material(material)
     e1 = mat.sizing.exciton_ev(edge) + shift
     confinement = np.clip(e1 - shift - mat.sizing.e_inf_ev, 0.0, None)
-    width = 1.15 * pl_fwhm_ev(edge, dispersion, material)
+    width = 1.15 * pl_fwhm_ev(edge, dispersion, material, hot)
     exciton_height = 0.25 + 0.9 * confinement
     onset = e1 + 0.06 + 0.5 * confinement
     continuum = (1.0 + 0.5 * (energy[None, :] - onset[:, None])) / (
@@ -446,7 +502,7 @@ def pl_spectrum(
     between dots and platelets by their fractions; each line is a Gaussian in energy
     normalised to unit area on the grid.
     """
-    edge, dispersion, f_pl, plqy, _, layers, shift = _population_arrays(population)
+    edge, dispersion, f_pl, plqy, _, layers, shift, hot = _population_arrays(population)
     wl = np.asarray(wavelengths_nm, dtype=float)
     energy = HC_EV_NM / wl
     if absorbance_at_excitation is None:
@@ -456,7 +512,7 @@ def pl_spectrum(
 
     mat = get_material(material)
     dots = _gaussian_ev(
-        energy, mat.sizing.pl_ev(edge) + shift, pl_fwhm_ev(edge, dispersion, material)
+        energy, mat.sizing.pl_ev(edge) + shift, pl_fwhm_ev(edge, dispersion, material, hot)
     )
     weights = _platelet_weights(layers)
     plate_e = HC_EV_NM / np.array(mat.platelet_pl_nm)

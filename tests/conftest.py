@@ -91,6 +91,12 @@ def wait_for(predicate, timeout: float = 60.0, what: str = "a condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def primary_events(docs) -> list[dict]:
+    """The events of the primary stream in ``docs`` (a synthesis also records ``baseline``)."""
+    streams = {d["uid"]: d.get("name") for n, d in docs if n == "descriptor"}
+    return [d for n, d in docs if n == "event" and streams[d["descriptor"]] == "primary"]
+
+
 def validate_documents(docs):
     """Validate every (name, doc) pair with event-model's JSON schemas; return the count."""
     for name, doc in docs:

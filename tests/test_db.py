@@ -18,7 +18,7 @@ from db import Database, DatabaseError, DocumentWriter, export_csv, export_jsonl
 from db.database import dumps, resolve_url
 from db.schema import Base
 from db.synthetic import synthetic_run
-from tests.conftest import ROOT, validate_documents
+from tests.conftest import ROOT, primary_events, validate_documents
 
 HOT = {"br_pb_ratio": 12.0, "temperature_c": 150.0, "ligand": "oa_olam", "time_s": 10.0}
 
@@ -67,7 +67,7 @@ def test_documents_round_trip_from_the_run_engine(db_url, lab, RE):
     assert validate_documents(stored) == 6
     spectra = db.spectra(uid)
     assert [s.data_key for s in spectra] == ["cell_absorbance", "cell_pl"] * 3
-    event = [d for n, d in RE.docs if n == "event"][1]
+    event = primary_events(RE.docs)[1]
     assert np.array_equal(spectra[3].values, event["data"]["cell_pl"])
     assert np.array_equal(spectra[3].wavelengths_nm, lab.cell.wavelengths.get())
     run = db.runs()[0]

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from devices import Aspirate, ConfigError, Dispense, Mix, Transfer, VirtualClock, build_lab
+from tests.conftest import primary_events
 from tests.test_devices_bluesky import _sim_config
 
 
@@ -92,7 +93,7 @@ def test_larp_in_a_well_makes_dots_that_the_cell_measures(lab, RE):
     assert sample.conditions["precursor_ul"] == pytest.approx(20.0)
     assert sample.conditions["ligand_ul"] == pytest.approx(10.0)
     assert sample.conditions["time_s"] > 120
-    peak = [d for n, d in RE.docs if n == "event"][-1]["data"]["cell_pl_peak"]
+    peak = primary_events(RE.docs)[-1]["data"]["cell_pl_peak"]
     assert 450 < peak < 520
 
 
@@ -101,7 +102,7 @@ def test_more_oleylamine_in_larp_gives_bluer_dots(RE):
     for amine in (0.0, 15.0):
         lab = build_lab({**_sim_config(), "simulator": {"variability": False}})
         RE(larp(lab, 20.0, amine))
-        peaks.append([d for n, d in RE.docs if n == "event"][-1]["data"]["cell_pl_peak"])
+        peaks.append(primary_events(RE.docs)[-1]["data"]["cell_pl_peak"])
     assert peaks[1] < peaks[0] - 3
 
 
@@ -133,7 +134,7 @@ def test_flow_product_reaches_steady_state_after_a_few_residence_times(RE):
     RE(bp.count([lab.cell]))
     RE(bps.mv(lab.timer, 5 * tau))
     RE(bp.count([lab.cell]))
-    old, early, steady, later = [d["data"]["cell_pl_peak"] for n, d in RE.docs if n == "event"]
+    old, early, steady, later = [d["data"]["cell_pl_peak"] for d in primary_events(RE.docs)]
     assert steady < old - 5
     assert abs(early - old) < abs(early - steady)
     assert later == pytest.approx(steady, abs=1.0)  # the spectrometer noise: ±0.4 nm
@@ -177,7 +178,7 @@ def test_a_user_outcome_model_drives_the_simulated_lab(RE):
 
     RE(load_and_inject(lab))
     RE(bp.count([lab.cell]))
-    peak = [d for n, d in RE.docs if n == "event"][-1]["data"]["cell_pl_peak"]
+    peak = primary_events(RE.docs)[-1]["data"]["cell_pl_peak"]
     from models import sizing_curve
 
     assert peak == pytest.approx(float(sizing_curve.pl_nm(5.0)), abs=0.5)
@@ -191,7 +192,7 @@ def test_same_seed_same_documents_data(RE):
         RE.docs.clear()
         RE(load_and_inject(lab))
         RE(bp.count([lab.cell]))
-        return np.asarray([d for n, d in RE.docs if n == "event"][-1]["data"]["cell_pl"])
+        return np.asarray(primary_events(RE.docs)[-1]["data"]["cell_pl"])
 
     assert np.array_equal(run(5), run(5))
     assert not np.array_equal(run(5), run(6))
@@ -212,6 +213,6 @@ def test_a_slow_mixer_broadens_the_flow_product(RE):
         RE(start_flow(lab, pb=500.0, br=250.0, cs=1500.0))  # unequal streams: mixing matters
         RE(bps.mv(lab.timer, 600))
         RE(bp.count([lab.cell]))
-        widths.append([d for n, d in RE.docs if n == "event"][-1]["data"]["cell_pl_fwhm"])
+        widths.append(primary_events(RE.docs)[-1]["data"]["cell_pl_fwhm"])
         assert lab.world.last_sample.conditions["mixer_rpm"] == rpm
     assert widths[0] > widths[1] + 0.5

@@ -8,7 +8,7 @@ from bluesky.simulators import check_limits, summarize_plan
 from ophyd.utils import LimitError
 
 from devices import Transfer, build_lab
-from tests.conftest import validate_documents
+from tests.conftest import primary_events, validate_documents
 
 
 def load_and_inject(lab, br_pb=12.0, temperature=150.0, ligand="oa_olam", growth_s=10.0):
@@ -37,7 +37,7 @@ def test_count_on_the_cell_emits_valid_documents_with_spectra(lab, RE):
         "cell_pl_fwhm",
         "cell_abs_peak",
     ]
-    event = next(d for n, d in RE.docs if n == "event")
+    event = primary_events(RE.docs)[0]
     pl = np.asarray(event["data"]["cell_pl"])
     assert abs(pl.mean()) < 5 and pl.std() < 40  # empty cell: dark-corrected noise, no PL
 
@@ -45,21 +45,21 @@ def test_count_on_the_cell_emits_valid_documents_with_spectra(lab, RE):
 def test_scan_of_reactor_temperature_moves_and_reads_it(lab, RE):
     RE(bp.scan([lab.cell], lab.reactor.temperature, 100, 150, 3))
     validate_documents(RE.docs)
-    temps = [d["data"]["reactor_temperature"] for n, d in RE.docs if n == "event"]
+    temps = [d["data"]["reactor_temperature"] for d in primary_events(RE.docs)]
     assert temps == pytest.approx([100, 125, 150], abs=1.0)
 
 
 def test_list_scan_over_a_pump_flow_rate(lab, RE):
     RE(bp.list_scan([lab.cell, lab.flow.residence_time], lab.flow.pb, [200, 400, 800]))
     validate_documents(RE.docs)
-    events = [d["data"] for n, d in RE.docs if n == "event"]
+    events = [d["data"] for d in primary_events(RE.docs)]
     assert [e["flow_pb"] for e in events] == [200, 400, 800]
     assert [e["flow_pb_setpoint"] for e in events] == [200, 400, 800]
 
 
 def test_reading_timestamps_come_from_the_virtual_clock(lab, RE):
     RE(bp.scan([lab.cell], lab.reactor.temperature, 25, 145, 2))
-    events = [d for n, d in RE.docs if n == "event"]
+    events = primary_events(RE.docs)
     heating = (
         events[1]["timestamps"]["reactor_temperature"]
         - events[0]["timestamps"]["reactor_temperature"]
@@ -83,7 +83,7 @@ def test_cell_measures_the_physics_of_the_conditions_the_reactor_ran(RE):
     lab = build_lab({**_sim_config(), "simulator": {"variability": False, "seed": 3}})
     RE(load_and_inject(lab, br_pb=16.0, temperature=160.0, growth_s=30.0))
     RE(bp.count([lab.cell]))
-    measured = next(d for n, d in RE.docs if n == "event")["data"]["cell_pl_peak"]
+    measured = primary_events(RE.docs)[0]["data"]["cell_pl_peak"]
     ran = lab.world.last_sample.conditions
     assert ran["br_pb_ratio"] == pytest.approx(16.0)
     assert ran["time_s"] == pytest.approx(30.0)
@@ -95,11 +95,11 @@ def test_cell_measures_the_physics_of_the_conditions_the_reactor_ran(RE):
 def test_the_chemical_state_reaches_the_cell_only_through_the_robot(lab, RE):
     RE(load_and_inject(lab))
     RE(bp.count([lab.cell]))
-    first = [d for n, d in RE.docs if n == "event"][-1]["data"]["cell_pl_peak"]
+    first = primary_events(RE.docs)[-1]["data"]["cell_pl_peak"]
     assert 440 < first < 500
     RE(bps.mv(lab.robot, Transfer("octadecene", "cell", 400.0)))  # flush the cell with solvent
     RE(bp.count([lab.cell]))
-    assert np.isnan([d for n, d in RE.docs if n == "event"][-1]["data"]["cell_pl_peak"])
+    assert np.isnan(primary_events(RE.docs)[-1]["data"]["cell_pl_peak"])
 
 
 def _sim_config():

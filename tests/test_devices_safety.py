@@ -7,6 +7,7 @@ from bluesky.utils import FailedStatus
 from ophyd.utils import LimitError
 
 from devices import Dispense, Mix, Transfer, WorldError
+from tests.conftest import primary_events
 from tests.test_devices_bluesky import load_and_inject
 
 
@@ -147,7 +148,7 @@ def test_fault_spectrometer_timeout_fails_the_trigger(lab, RE):
 def test_fault_saturation_is_flagged_in_the_reading(lab, RE):
     RE(load_and_inject(lab))
     RE(bp.count([with_fault(lab, "spectrometer_saturation").cell]))
-    data = [d for n, d in RE.docs if n == "event"][-1]["data"]
+    data = primary_events(RE.docs)[-1]["data"]
     assert data["cell_saturated"] == 1 and data["cell_pl_max_counts"] == 65535
 
 
@@ -155,7 +156,7 @@ def test_fault_bubble_gives_a_spiky_spectrum_that_is_flagged(lab, RE):
     RE(load_and_inject(lab))
     RE(bp.count([lab.cell]))
     RE(bp.count([with_fault(lab, "cell_bubble").cell]))
-    clean, bubbly = [d["data"]["cell_spikes"] for n, d in RE.docs if n == "event"]
+    clean, bubbly = [d["data"]["cell_spikes"] for d in primary_events(RE.docs)]
     assert clean == 0 and bubbly >= 4
 
 

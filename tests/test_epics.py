@@ -18,7 +18,7 @@ from devices.config import load_lab_config
 from devices.epics import PVUnreachable, pv_suffixes
 from devices.ioc import LabIOC
 from orchestrator.execution.plans import hot_injection_synthesis
-from tests.conftest import IOC, ROOT, start_qdlab
+from tests.conftest import IOC, ROOT, primary_events, start_qdlab
 from tests.test_campaign import write_config
 
 EPICS_LAB = str(ROOT / "configs" / "labs" / "sim-epics.yaml")
@@ -58,7 +58,7 @@ def test_a_campaign_over_channel_access_measures_what_the_in_process_one_does(
     start = next(d for n, d in docs if n == "start")
     stop = next(d for n, d in docs if n == "stop")
     assert stop["time"] > start["time"]
-    events = [d for n, d in docs if n == "event"]
+    events = primary_events(docs)
     # readings carry lab time: the synthesis took minutes of lab time, not the wall's second
     assert events[-1]["timestamps"]["reactor_growth_time"] - start["time"] > 60
 
@@ -68,7 +68,7 @@ def test_standard_plans_and_a_green_synthesis_run_over_channel_access_limits_ref
     docs = []
     RE.subscribe(lambda name, doc: docs.append((name, doc)))
     RE(bp.scan([lab.reactor], lab.reactor.temperature, 60, 90, 3))
-    events = [d for n, d in docs if n == "event"]
+    events = primary_events(docs)
     temperatures = [e["data"]["reactor_temperature"] for e in events]
     assert temperatures == pytest.approx([60, 75, 90], abs=1.0)  # settled within tolerance
     assert events[0]["data"]["reactor_temperature_setpoint"] == 60
@@ -92,7 +92,7 @@ def test_standard_plans_and_a_green_synthesis_run_over_channel_access_limits_ref
     assert lab.reactor.injector.source.get() == "fa_oleate"
     assert lab.robot.volume_of("fa_oleate") == pytest.approx(fa - 500.0)
     assert lab.robot.volume_of("cs_oleate") == cs  # no caesium: FAPbBr3, green
-    event = [d for n, d in docs if n == "event"][-1]
+    event = primary_events(docs)[-1]
     assert 485 < event["data"]["cell_pl_peak"] < 505  # FAPbBr3 of ~4.6 nm (CsPbBr3: 476 nm)
 
 
@@ -225,7 +225,9 @@ def test_an_ioc_down_under_a_workcell_pauses_naming_it_and_spends_nothing(
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 1, err
         assert "Traceback" not in err
-        assert "an instrument did not answer for 8 s (last: workcell E: PVUnreachable: PV QD:" in out, out
+        assert (
+            "an instrument did not answer for 8 s (last: workcell E: PVUnreachable: PV QD:" in out
+        ), out
         assert "PVUnreachable" in out, out
         server = IOC(speedup="max").start()
         out = qdlab("campaign", "resume", "1", "--db", url, timeout=300)

@@ -16,7 +16,7 @@ from orchestrator.execution.plans import (
     larp_synthesis,
     measure_sample,
 )
-from tests.conftest import validate_documents
+from tests.conftest import primary_events, validate_documents
 from tests.test_devices_bluesky import _sim_config
 
 HOT = {"br_pb_ratio": 12.0, "temperature_c": 150.0, "ligand": "oa_olam", "time_s": 10.0}
@@ -35,16 +35,19 @@ PLANS = [(hot_injection_synthesis, HOT), (flow_synthesis, FLOW), (larp_synthesis
 def test_each_synthesis_is_one_run_with_spectra_and_campaign_metadata(lab, RE, plan, conditions):
     RE(plan(lab, conditions, md={"campaign_id": 7, "experiment_index": 3}))
     names = [n for n, _ in RE.docs]
-    assert names == ["start", "descriptor", "event", "stop"]
+    assert names[0] == "start" and names[-1] == "stop" and names.count("start") == 1
     validate_documents(RE.docs)
+    streams = {d["uid"]: d["name"] for n, d in RE.docs if n == "descriptor"}
+    events = [(streams[d["descriptor"]], d) for n, d in RE.docs if n == "event"]
+    assert [s for s, _ in events] == ["baseline", "primary", "baseline"]
     start = RE.docs[0][1]
     # what was made, in full: a hot injection records the material and ligand amount it used
     assert start["conditions"] == get_route(start["route"]).validate(conditions)
     assert start["conditions"].items() >= conditions.items() and start["campaign_id"] == 7
     assert start["experiment_index"] == 3 and start["plan_name"] == plan.__name__
-    data = RE.docs[2][1]["data"]
+    data = events[1][1]["data"]
     assert len(data["cell_pl"]) == 901 and 440 < data["cell_pl_peak"] < 525
-    assert RE.docs[3][1]["exit_status"] == "success"
+    assert RE.docs[-1][1]["exit_status"] == "success"
 
 
 @pytest.mark.parametrize(("plan", "conditions"), PLANS, ids=["hot", "flow", "larp"])
@@ -153,7 +156,7 @@ def test_red_and_green_are_made_from_their_own_reservoirs(
     assert used[made_from[-1]] == pytest.approx(500.0)  # the injection, through the valve
     made = lab.world.last_sample.conditions  # what the flask's contents made
     assert made["material"] == material and made["br_pb_ratio"] == pytest.approx(4.0)
-    event = next(d for n, d in RE.docs if n == "event")
+    event = primary_events(RE.docs)[0]
     assert pl_range[0] < event["data"]["cell_pl_peak"] < pl_range[1]
 
 
@@ -182,7 +185,7 @@ def test_cspbi3_measured_hours_after_synthesis_has_lost_pl_to_its_yellow_phase(l
         RE(hot_injection_synthesis(lab, conditions))  # measured straight after the quench
         RE(bps.mv(lab.timer, 3 * 3600.0))  # the sample waits in the cell
         RE(bp.count([lab.cell]))
-        fresh, late = [d["data"] for n, d in RE.docs if n == "event"][-2:]
+        fresh, late = [d["data"] for d in primary_events(RE.docs)][-2:]
         assert late["cell_pl_peak"] == pytest.approx(fresh["cell_pl_peak"], abs=1.0)
         return fresh["cell_plqy_est"], late["cell_plqy_est"]
 

@@ -107,8 +107,8 @@ def test_playback_recreates_the_recorded_documents_field_by_field(recorded):
     for (name, a), (_, b) in zip(original, played, strict=True):
         a, b = json.loads(dumps(stable(a))), json.loads(dumps(stable(b)))
         assert a.keys() == b.keys(), name
-        for key in a:
-            assert dumps(a[key]) == dumps(b[key]), (name, key)
+        for key in a:  # (the database keeps a document's keys sorted)
+            assert a[key] == b[key], (name, key)
 
 
 def test_backtest_reports_experiments_to_goal_beside_original_and_random_orders(

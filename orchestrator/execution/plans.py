@@ -2,8 +2,11 @@
 
 Every synthesis plan is one bluesky run whose start document carries ``route``, ``conditions``
 and whatever ``md`` the caller adds (campaign id, experiment index, target); its primary stream
-carries the spectra and the observables the cell extracts. Conditions are validated and turned
-into a recipe before the first message, so bad input fails before any device moves.
+carries the spectra and the observables the cell extracts, its ``baseline`` stream the lab's
+temperatures at the start and the end. On a lab with a dip probe in the flask
+(``reactor.in_situ_interval_s``) hot injection also reads the growing dots in the hot mixture:
+the ``insitu`` stream (:func:`watch_growth`). Conditions are validated and turned into a recipe
+before the first message, so bad input fails before any device moves.
 
 Plans take the :class:`~devices.lab.Lab` and work with any lab config, with
 ``bluesky.simulators.summarize_plan`` / ``check_limits`` and with standard callbacks.
@@ -25,6 +28,7 @@ from models.parameters import get_route
 from orchestrator.execution.recipes import flow_recipe, hot_injection_recipe, larp_recipe
 
 __all__ = [
+    "IN_SITU_STREAM",
     "PLANS",
     "calibrate_cell",
     "empty",
@@ -34,12 +38,15 @@ __all__ = [
     "load_cell",
     "measure",
     "measure_sample",
+    "watch_growth",
 ]
 
 Plan = Generator[Msg, Any, Any]
 
 STEADY_STATE_RESIDENCE_TIMES = 3.0
 """A flow plan waits this many residence times before it measures (washout > 95 %)."""
+IN_SITU_STREAM = "insitu"
+"""The event stream of spectra taken while the dots grow (:func:`watch_growth`)."""
 
 
 # -- stubs ------------------------------------------------------------------------------------
@@ -72,6 +79,33 @@ def measure(lab: Lab, extra: Sequence[Any] = ()) -> Plan:
     reading = yield from bps.trigger_and_read([lab.cell, *extra])
     yield from bps.checkpoint()
     return reading
+
+
+def watch_growth(lab: Lab, until_s: float, interval_s: float) -> Plan:
+    """Read the flask through the dip probe every ``interval_s`` seconds of growth, up to
+    ``until_s``: each reading an event of the :data:`IN_SITU_STREAM` stream with the cell's
+    spectra, the flask's temperature and the growth time. The spectrometer looks through the
+    cell again afterwards, also if the plan stops here."""
+    last_start = until_s - lab.config.cell.acquisition_s  # the quench comes on time
+
+    def readings() -> Plan:
+        yield from bps.mv(lab.cell.view, "reactor")
+        at = interval_s
+        while at <= last_start:
+            grown = yield from bps.rd(lab.reactor.growth_time, default_value=at)
+            if grown < at:
+                yield from bps.mv(lab.timer, at - grown)
+            yield from bps.trigger_and_read(
+                [lab.cell, lab.reactor.temperature, lab.reactor.growth_time], name=IN_SITU_STREAM
+            )
+            at += interval_s
+
+    return (yield from bpp.finalize_wrapper(readings(), bps.mv(lab.cell.view, "cell")))
+
+
+def _baseline(lab: Lab) -> list[Any]:
+    """What a synthesis records at its start and end (its ``baseline`` stream)."""
+    return [lab.reactor.temperature, *([lab.flow.coil] if lab.flow is not None else [])]
 
 
 def measure_sample(
@@ -161,6 +195,8 @@ def hot_injection_synthesis(
         yield from bps.mv(lab.reactor.temperature, conditions["temperature_c"])
         yield from bps.clear_checkpoint()  # injection to quench cannot wait: suspending aborts
         yield from bps.mv(lab.reactor.injector, recipe.cation_ul)
+        if rc.in_situ_interval_s is not None:
+            yield from watch_growth(lab, conditions["time_s"], rc.in_situ_interval_s)
         yield from bps.mv(lab.reactor.quench, conditions["time_s"])
         yield from bps.checkpoint()  # quenched: the product keeps
         yield from load_cell(lab, flask)
@@ -168,7 +204,7 @@ def hot_injection_synthesis(
         yield from empty(lab, flask)
         return reading
 
-    return (yield from protocol())
+    return (yield from bpp.baseline_wrapper(protocol(), _baseline(lab)))
 
 
 def flow_synthesis(
@@ -197,7 +233,7 @@ def flow_synthesis(
         yield from bps.mv(*(x for pump, _ in pumps for x in (pump, 0.0)))
         return reading
 
-    return (yield from protocol())
+    return (yield from bpp.baseline_wrapper(protocol(), _baseline(lab)))
 
 
 def _free_well(lab: Lab) -> str:
@@ -236,7 +272,7 @@ def larp_synthesis(
         yield from load_cell(lab, well)
         return (yield from measure(lab))
 
-    return (yield from protocol())
+    return (yield from bpp.baseline_wrapper(protocol(), _baseline(lab)))
 
 
 PLANS = {

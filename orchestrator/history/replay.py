@@ -200,10 +200,11 @@ def parity_plot(result: ReplayResult, out_dir: str | Path) -> Path:
 # -- playback ---------------------------------------------------------------------------------
 def playback_documents(db: Database, campaign_id: int) -> list[tuple[str, dict[str, Any]]]:
     """Run a campaign's experiments again through the same plans on playback devices (the cell
-    serves the recorded readings in order) and return the documents they emit."""
+    serves the recorded readings in order: a run's in-situ readings, then its measurement) and
+    return the documents they emit."""
     from bluesky import RunEngine
 
-    from orchestrator.execution.plans import PLANS
+    from orchestrator.execution.plans import IN_SITU_STREAM, PLANS
 
     campaign, _ = _stored(db, campaign_id)
     loaded = loaded_from_stored(campaign["config"], campaign["name"])
@@ -212,11 +213,16 @@ def playback_documents(db: Database, campaign_id: int) -> list[tuple[str, dict[s
     starts, readings = [], []
     for run in db.runs(campaign_id):
         docs = db.run_documents(run["uid"])
-        events = [d for n, d in docs if n == "event"]
-        if not run["complete"] or not events:
+        streams = {d["uid"]: d.get("name") for n, d in docs if n == "descriptor"}
+        cell = [
+            {k: v for k, v in d["data"].items() if k.startswith("cell_")}
+            for n, d in docs
+            if n == "event" and streams.get(d["descriptor"]) in ("primary", IN_SITU_STREAM)
+        ]
+        if not run["complete"] or not cell:
             continue
         starts.append(docs[0][1])
-        readings.append({k: v for k, v in events[-1]["data"].items() if k.startswith("cell_")})
+        readings.extend(cell)
     lab.cell.play(readings)
     RE = RunEngine({})
     RE.record_interruptions = True  # as campaigns record them (orchestrator.execution.safety)

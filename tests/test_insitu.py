@@ -1,0 +1,148 @@
+"""In-situ spectra during hot-injection growth: the dip probe, the hot mixture's lines and the
+runs' ``insitu`` and ``baseline`` streams."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from bluesky import RunEngine
+from bluesky.simulators import check_limits, summarize_plan
+from ophyd.utils import LimitError
+
+from db import Database
+from devices import build_lab
+from devices.cell import wavelength_grid
+from devices.config import ConfigError, load_lab_config
+from models.analysis import analyse_spectra
+from models.optics import GAP_SHIFT_MEV_PER_K, HC_EV_NM, hot_population, pl_spectrum
+from orchestrator.execution.plans import IN_SITU_STREAM, hot_injection_synthesis
+from tests.conftest import ROOT, validate_documents
+from tests.test_campaign import write_config
+
+INSITU_LAB = str(ROOT / "configs" / "labs" / "sim-insitu.yaml")
+WL = np.linspace(350.0, 650.0, 1201)
+WL_OF_CELL = wavelength_grid(load_lab_config(INSITU_LAB).cell)
+DOTS = {"edge_length_nm": 5.5, "size_dispersion": 0.08, "plqy": 0.8, "concentration": 1.0}
+
+
+def _line(population) -> dict[str, float]:
+    from models.optics import absorption_spectrum
+
+    found = analyse_spectra(
+        WL, absorption_spectrum(population, WL)[0], pl_spectrum(population, WL)[0]
+    )
+    return {k: float(v[0]) for k, v in found.items()}
+
+
+def test_the_hot_mixture_emits_bluer_broader_and_weaker_than_its_product():
+    cold, hot = _line(hot_population(DOTS, 25.0)), _line(hot_population(DOTS, 170.0))
+    assert cold == pytest.approx(_line(DOTS))  # room temperature is the product itself
+    shift_mev = 1e3 * (HC_EV_NM / hot["pl_peak_nm"] - HC_EV_NM / cold["pl_peak_nm"])
+    assert shift_mev == pytest.approx(GAP_SHIFT_MEV_PER_K * 145.0, rel=0.1)
+    assert 3.0 < hot["pl_fwhm_nm"] - cold["pl_fwhm_nm"] < 10.0  # LO-phonon broadening
+    assert 0.1 < hot["plqy_est"] / cold["plqy_est"] < 0.4  # thermally quenched, reversibly
+
+
+def _run(lab, conditions):
+    RE = RunEngine({})
+    docs: list = []
+    RE.subscribe(lambda name, doc: docs.append((name, doc)))
+    RE(hot_injection_synthesis(lab, conditions))
+    return docs
+
+
+def _stream(docs, stream: str) -> list[dict]:
+    names = {d["uid"]: d["name"] for n, d in docs if n == "descriptor"}
+    return [d["data"] for n, d in docs if n == "event" and names[d["descriptor"]] == stream]
+
+
+def _pl_nm(data) -> float:
+    found = analyse_spectra(
+        WL_OF_CELL, np.asarray(data["cell_absorbance"]), np.asarray(data["cell_pl"])
+    )
+    return float(found["pl_peak_nm"][0])
+
+
+def test_hot_injection_on_a_lab_with_a_probe_records_the_growth_in_its_own_stream():
+    conditions = {"br_pb_ratio": 3.0, "temperature_c": 140.0, "ligand": "oa_olam", "time_s": 20.0}
+    docs = _run(build_lab(load_lab_config(INSITU_LAB), seed=0), conditions)
+    assert validate_documents(docs) == len(docs)
+    insitu = _stream(docs, IN_SITU_STREAM)
+    times = [e["reactor_growth_time"] for e in insitu]
+    assert len(insitu) == 9  # every 2 s of growth while a reading still ends before the quench
+    assert np.allclose(np.diff(times), 2.0, atol=0.05) and times[-1] < 20.0
+    assert all(abs(e["reactor_temperature"] - 140.0) < 2.0 for e in insitu)
+    (product,) = _stream(docs, "primary")
+    pls = [_pl_nm(e) for e in insitu if math.isfinite(_pl_nm(e))]
+    assert pls, "the dots emit before the quench"
+    # the hot mixture is bluer than the cold product, by the gap's temperature shift
+    assert 5.0 < _pl_nm(product) - pls[-1] < 12.0
+    baseline = _stream(docs, "baseline")
+    assert [round(b["reactor_temperature"]) for b in baseline] == [25, 140]
+
+
+def test_watching_changes_nothing_the_quench_fixes():
+    conditions = {"br_pb_ratio": 8.0, "temperature_c": 165.0, "ligand": "oa_olam", "time_s": 15.0}
+    watched = build_lab(load_lab_config(INSITU_LAB), seed=4)
+    plain = build_lab(load_lab_config(ROOT / "configs" / "labs" / "sim.yaml"), seed=4)
+    for lab in (watched, plain):
+        _run(lab, conditions)
+    assert watched.world.last_sample.components == plain.world.last_sample.components
+
+
+def test_growth_is_seen_early_and_the_plan_summarises():
+    conditions = {"br_pb_ratio": 3.0, "temperature_c": 140.0, "ligand": "oa_olam", "time_s": 8.0}
+    config = load_lab_config(INSITU_LAB)
+    config = config.model_copy(
+        update={"reactor": config.reactor.model_copy(update={"in_situ_interval_s": 0.5})}
+    )
+    docs = _run(build_lab(config, seed=0), conditions)
+    pls = [p for p in map(_pl_nm, _stream(docs, IN_SITU_STREAM)) if math.isfinite(p)]
+    assert len(pls) >= 5 and pls[-1] - pls[0] > 1.0  # the dots grow: the line moves red
+    summarize_plan(hot_injection_synthesis(build_lab(config), conditions))
+    check_limits(hot_injection_synthesis(build_lab(config), conditions))
+
+
+def test_the_spectrometer_views_only_what_it_has_a_fibre_to():
+    lab = build_lab(load_lab_config(INSITU_LAB))
+    with pytest.raises(
+        LimitError, match=r"cell_view = 'flask' is not one of \['cell', 'reactor'\]"
+    ):
+        lab.cell.view.set("flask")
+    assert lab.cell.view.get() == "cell" and lab.world.spectrometer_view == "cell"
+    lab.cell.view.set("reactor").wait(1)
+    assert lab.world.spectrometer_view == "reactor" and lab.world.cell_sample() is None  # no batch
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"reactor": {"in_situ_interval_s": 0.1}}, "reactor.in_situ_interval_s 0.1 s is shorter"),
+        ({"reactor": {"in_situ_interval_s": -1}}, "in_situ_interval_s"),
+        ({"backend": "epics", "reactor": {"in_situ_interval_s": 2}}, "not over EPICS yet"),
+    ],
+)
+def test_a_probe_the_lab_cannot_serve_is_refused(tmp_path, changes, message):
+    import yaml
+
+    path = tmp_path / "lab.yaml"
+    path.write_text(
+        yaml.safe_dump({"base": str(ROOT / "configs" / "labs" / "sim.yaml"), **changes})
+    )
+    with pytest.raises(ConfigError, match=message):
+        load_lab_config(path)
+
+
+def test_a_campaign_on_the_probe_lab_stores_the_streams(run_qdlab, tmp_path):
+    url = f"sqlite:///{tmp_path / 'insitu.db'}"
+    config = write_config(tmp_path, lab=INSITU_LAB, budget=3, stop_on_target=False)
+    out = run_qdlab("campaign", "run", config, "--db", url)
+    assert out.returncode == 0, out.stderr
+    db = Database(url)
+    for run in db.runs(1):
+        docs = db.run_documents(run["uid"])
+        validate_documents(docs)
+        streams = {d["name"] for n, d in docs if n == "descriptor"}
+        assert {"primary", "baseline", IN_SITU_STREAM} <= streams  # (and "interruptions")
