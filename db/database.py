@@ -57,7 +57,7 @@ __all__ = [
 DEFAULT_URL = "sqlite:///qdlab.db"
 OBSERVATION_FIELDS = ("pl_peak_nm", "pl_fwhm_nm", "abs_peak_nm", "edge_length_est_nm", "plqy_est")
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-_HEAD = "0004"  # newest migration; a test checks it matches db/migrations
+_HEAD = "0005"  # newest migration; a test checks it matches db/migrations
 _MIGRATION_LOCK = threading.Lock()  # alembic's context is process-global
 _SCHEMA_LOCK_KEY = 0x71646C6162  # "qdlab": PostgreSQL advisory lock held while migrating
 
@@ -154,12 +154,14 @@ def _finite_or_none(value: Any) -> float | None:
 
 @dataclass(frozen=True)
 class SpectrumRecord:
-    """One stored spectrum: data key (e.g. ``cell_pl``), event number, axis and values."""
+    """One stored spectrum: data key (e.g. ``cell_pl``), event number, axis and values, and
+    the event stream it came from (``primary``: a measurement; ``insitu``: during growth)."""
 
     data_key: str
     seq_num: int
     wavelengths_nm: np.ndarray | None
     values: np.ndarray
+    stream: str = "primary"
 
 
 class Database:
@@ -716,13 +718,20 @@ class Database:
             yield name, doc
 
     def spectra(
-        self, run_uid: str | None = None, *, experiment_id: int | None = None
+        self,
+        run_uid: str | None = None,
+        *,
+        experiment_id: int | None = None,
+        stream: str | None = None,
     ) -> list[SpectrumRecord]:
-        """Spectra of a run (or of an experiment's runs) as numpy arrays, in event order."""
+        """Spectra of a run (or of an experiment's runs) as numpy arrays, in event order; of
+        one event ``stream`` only (``primary``: the measurements), or of all."""
         with self.session() as s:
             query = select(Spectrum, WavelengthGrid).outerjoin(
                 WavelengthGrid, WavelengthGrid.id == Spectrum.grid_id
             )
+            if stream is not None:
+                query = query.where(Spectrum.stream == stream)
             if experiment_id is not None:
                 uids = select(Run.uid).where(Run.experiment_id == experiment_id)
                 query = query.where(Spectrum.run_uid.in_(uids))
@@ -735,6 +744,7 @@ class Database:
                     sp.seq_num,
                     None if grid is None else np.frombuffer(grid.values, dtype="<f8"),
                     np.frombuffer(sp.values, dtype="<f8"),
+                    sp.stream,
                 )
                 for sp, grid in rows
             ]

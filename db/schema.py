@@ -154,6 +154,7 @@ class Spectrum(Base):
     grid_id: Mapped[int | None] = mapped_column(ForeignKey("wavelength_grids.id"), nullable=True)
     points: Mapped[int] = mapped_column(Integer)
     values: Mapped[bytes] = mapped_column(LargeBinary)
+    stream: Mapped[str] = mapped_column(String(100), server_default="primary")
 
 
 class Observation(Base):

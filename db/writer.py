@@ -45,6 +45,7 @@ class DocumentWriter:
         self._seq: dict[str, int] = {}
         self._descriptor_run: dict[str, str] = {}
         self._spectral: dict[str, dict[str, int | None]] = {}
+        self._stream: dict[str, str] = {}  # descriptor uid -> its stream's name
         self._uncommitted = 0
 
     def __call__(self, name: str, doc: Mapping[str, Any]) -> None:
@@ -67,6 +68,7 @@ class DocumentWriter:
         if name == "descriptor":
             self._descriptor_run[doc["uid"]] = run_uid
             self._spectral[doc["uid"]] = self._grids(doc)
+            self._stream[doc["uid"]] = doc.get("name", "primary")
         elif name == "event":
             stored, spectra = self._split_event(run_uid, doc)
         seq = self._seq.get(run_uid, 0)
@@ -188,6 +190,7 @@ class DocumentWriter:
                     "grid_id": grid_id,
                     "points": len(values),
                     "values": values.tobytes(),
+                    "stream": self._stream.get(doc["descriptor"], "primary"),
                 }
             )
             data[key] = None  # put back on read from the spectra table

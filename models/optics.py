@@ -403,8 +403,7 @@ def hot_population(
         return 1.0 / (1.0 + _QUENCH_RATIO * math.exp(-_QUENCH_ACTIVATION_EV / (_K_B_EV * kelvin)))
 
     hot = dict(population)
-    shift = GAP_SHIFT_MEV_PER_K * 1e-3 * (temperature_c - ROOM_C)
-    hot["energy_shift_ev"] = np.asarray(population.get("energy_shift_ev", 0.0)) + shift
+    hot["thermal_shift_ev"] = GAP_SHIFT_MEV_PER_K * 1e-3 * (temperature_c - ROOM_C)
     extra = LO_COUPLING_MEV * 1e-3 * (phonons(t_k) - phonons(room_k))
     hot["thermal_broadening_ev"] = max(extra, -0.5 * _GAMMA_H0_MEV * 1e-3)  # colder: narrower
     hot["plqy"] = np.asarray(population.get("plqy", 0.5)) * quenching(t_k) / quenching(room_k)
@@ -444,6 +443,7 @@ def _population_arrays(
         get("platelet_layers", 3.0),
         get("energy_shift_ev", 0.0),
         get("thermal_broadening_ev", 0.0),
+        get("thermal_shift_ev", 0.0),
     )
 
 
@@ -459,11 +459,11 @@ def absorption_spectrum(
     Platelets: narrow excitonic lines at their emission energies plus a continuum.
     ``concentration`` 1 gives an absorbance of about 0.35 at 400 nm.
     """
-    edge, dispersion, f_pl, _, conc, layers, shift, hot = _population_arrays(population)
+    edge, dispersion, f_pl, _, conc, layers, shift, hot, warm = _population_arrays(population)
     energy = HC_EV_NM / np.asarray(wavelengths_nm, dtype=float)
     mat = get_material(material)
-    e1 = mat.sizing.exciton_ev(edge) + shift
-    confinement = np.clip(e1 - shift - mat.sizing.e_inf_ev, 0.0, None)
+    confinement = np.clip(mat.sizing.exciton_ev(edge) - mat.sizing.e_inf_ev, 0.0, None)
+    e1 = mat.sizing.exciton_ev(edge) + shift + warm
     width = 1.15 * pl_fwhm_ev(edge, dispersion, material, hot)
     exciton_height = 0.25 + 0.9 * confinement
     onset = e1 + 0.06 + 0.5 * confinement
@@ -481,8 +481,12 @@ def absorption_spectrum(
     plates = np.zeros_like(dots)
     for k, e_k in enumerate(plate_e):
         w_k = weights[:, k][:, None]
+        e_k = e_k + warm[:, None]
         plates += w_k * (
-            0.9 * np.exp(-0.5 * ((energy[None, :] - e_k) / 0.025) ** 2)
+            0.9
+            * np.exp(
+                -0.5 * ((energy[None, :] - e_k) / (0.025 + hot[:, None] / _FWHM_PER_SIGMA)) ** 2
+            )
             + 1.0 / (1.0 + np.exp(-(energy[None, :] - e_k - 0.12) / 0.03))
         )
     return 0.35 * conc[:, None] * ((1.0 - f_pl)[:, None] * dots + f_pl[:, None] * plates)
@@ -502,7 +506,7 @@ def pl_spectrum(
     between dots and platelets by their fractions; each line is a Gaussian in energy
     normalised to unit area on the grid.
     """
-    edge, dispersion, f_pl, plqy, _, layers, shift, hot = _population_arrays(population)
+    edge, dispersion, f_pl, plqy, _, layers, shift, hot, warm = _population_arrays(population)
     wl = np.asarray(wavelengths_nm, dtype=float)
     energy = HC_EV_NM / wl
     if absorbance_at_excitation is None:
@@ -512,12 +516,22 @@ def pl_spectrum(
 
     mat = get_material(material)
     dots = _gaussian_ev(
-        energy, mat.sizing.pl_ev(edge) + shift, pl_fwhm_ev(edge, dispersion, material, hot)
+        energy, mat.sizing.pl_ev(edge) + shift + warm, pl_fwhm_ev(edge, dispersion, material, hot)
     )
     weights = _platelet_weights(layers)
     plate_e = HC_EV_NM / np.array(mat.platelet_pl_nm)
-    plates = weights @ np.exp(
-        -0.5 * ((energy[None, :] - plate_e[:, None]) / (_PLATELET_FWHM_EV / _FWHM_PER_SIGMA)) ** 2
+    plate_sigma = (_PLATELET_FWHM_EV + hot) / _FWHM_PER_SIGMA  # (n,)
+    plates = np.einsum(
+        "nk,nkw->nw",
+        weights,
+        np.exp(
+            -0.5
+            * (
+                (energy[None, None, :] - plate_e[None, :, None] - warm[:, None, None])
+                / plate_sigma[:, None, None]
+            )
+            ** 2
+        ),
     )
     spacing = np.abs(np.gradient(wl))
     dots /= np.maximum((dots * spacing).sum(axis=1, keepdims=True), 1e-12)

@@ -334,6 +334,39 @@ def test_a_ctrl_c_as_an_experiment_ends_pauses_the_campaign_after_it(tmp_path, m
     assert db.campaign(runner.campaign_id)["status"] == "paused"
 
 
+def test_a_ctrl_c_before_the_measurement_aborts_the_run_and_runs_the_experiment_again(
+    tmp_path, monkeypatch
+):
+    """Interrupted while heating (the run already holds its baseline reading, no measurement;
+    bluesky fails to pause there and aborts the run itself, which left the experiment failed
+    with "RunEngine is already idle"): the run is not the experiment's result, and the
+    experiment runs again on resume."""
+    import bluesky.plan_stubs as bps
+
+    real_plan = PLANS["hot_injection"]
+
+    def ctrl_c_while_heating(lab, conditions, md=None):
+        def interrupt(msg):
+            if msg.command == "set" and msg.obj is lab.reactor.temperature:
+                os.kill(os.getpid(), signal.SIGINT)
+                return bps.sleep(0.5), None  # the RunEngine sees the Ctrl-C here
+            return None, None
+
+        from bluesky.preprocessors import plan_mutator
+
+        return (yield from plan_mutator(real_plan(lab, conditions, md=md), interrupt))
+
+    monkeypatch.setitem(PLANS, "hot_injection", ctrl_c_while_heating)
+    db = Database(f"sqlite:///{tmp_path / 'h.db'}")
+    runner = CampaignRunner(db, load_campaign(write_config(tmp_path, budget=3)))
+    with pytest.raises(CampaignInterrupted):
+        runner.run()
+    (row,) = db.experiments(runner.campaign_id)
+    assert row.status == "proposed" and row.observables is None
+    (run,) = db.runs(runner.campaign_id)
+    assert run["complete"] and run["exit_status"] in ("abort", "fail")
+
+
 def test_ipython_session_gives_re_lab_db_and_plans_and_keeps_scan_ids(tmp_path, run_qdlab):
     script = (
         "from orchestrator.session import *\n"

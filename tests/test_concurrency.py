@@ -60,9 +60,9 @@ def test_a_lease_of_a_dead_process_on_this_host_is_free_at_once(tmp_path):
 @pytest.mark.slow
 def test_two_resumes_at_once_one_refused_and_every_experiment_runs_once(run_qdlab, tmp_path):
     url = f"sqlite:///{tmp_path / 'two.db'}"
-    # ~3 s per experiment: the first run must outlast the start of a second qdlab (torch, scipy
+    # ~6 s per experiment: the first run must outlast the start of a second qdlab (torch, scipy
     # and ophyd imports take seconds on a loaded machine)
-    slower = {"simulator": {"clock": "realtime", "speed": 200.0}}
+    slower = {"simulator": {"clock": "realtime", "speed": 100.0}}
     cfg = write_config(tmp_path, budget=8, stop_on_target=False, **slower)
     first = start_qdlab("campaign", "run", cfg, "--db", url)
     _wait_for(url, 1)
@@ -101,9 +101,9 @@ def _upgrade_at_once(url: str, n: int) -> list[subprocess.CompletedProcess]:
 def test_schema_creation_races_are_safe(db_url, n):
     results = _upgrade_at_once(db_url, n)
     assert all(p.returncode == 0 for p, _, _ in results), [err for _, _, err in results]
-    assert sum("schema empty -> 0004" in out for _, out, _ in results) >= 1
+    assert sum("schema empty -> 0005" in out for _, out, _ in results) >= 1
     db = Database(db_url, migrate=False)
-    assert db.revision() == "0004" and db.integrity_check()
+    assert db.revision() == "0005" and db.integrity_check()
 
 
 def test_campaigns_started_at_once_on_a_new_database_all_run(tmp_path, db_url):

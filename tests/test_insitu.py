@@ -146,3 +146,28 @@ def test_a_campaign_on_the_probe_lab_stores_the_streams(run_qdlab, tmp_path):
         validate_documents(docs)
         streams = {d["name"] for n, d in docs if n == "descriptor"}
         assert {"primary", "baseline", IN_SITU_STREAM} <= streams  # (and "interruptions")
+
+
+def test_trajectories_are_analysed_and_drawn_in_the_report(run_qdlab, tmp_path):
+    from orchestrator.execution.observe import trajectory_from_documents
+
+    url = f"sqlite:///{tmp_path / 'grown.db'}"
+    config = write_config(tmp_path, lab=INSITU_LAB, budget=3, stop_on_target=False)
+    assert run_qdlab("campaign", "run", config, "--db", url).returncode == 0
+    db = Database(url)
+    done = [r for r in db.experiments(1) if r.status == "done"]
+    assert done
+    for r in done:
+        points = trajectory_from_documents(db.run_documents(r.run_uid))
+        assert len(points) == int((r.conditions["time_s"] - 0.4) // 2.0)
+        lit = [p for p in points if math.isfinite(p["pl_peak_nm"])]
+        assert lit and all(p["temperature_c"] > 100.0 for p in points)
+        # the hot mixture is bluer than its quenched product
+        assert lit[-1]["pl_peak_nm"] < r.observables["pl_peak_nm"]
+        primary = [s for s in db.spectra(experiment_id=r.id, stream="primary")]
+        assert [s.data_key for s in primary] == ["cell_absorbance", "cell_pl"]
+        assert len(db.spectra(experiment_id=r.id)) == 2 + 2 * len(points)
+    out = run_qdlab("campaign", "report", "1", "--db", url, "--out", str(tmp_path / "report"))
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "report" / "growth.png").stat().st_size > 10_000
+    assert "Growth in situ" in (tmp_path / "report" / "report.html").read_text()

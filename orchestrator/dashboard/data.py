@@ -96,7 +96,7 @@ def _experiment_row(r: Experiment, target: Target) -> dict[str, Any]:
 
 def _spectra(db: Database, experiment_id: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for sp in db.spectra(experiment_id=experiment_id):
+    for sp in db.spectra(experiment_id=experiment_id, stream="primary"):
         kind = next((k for k in ("pl", "absorbance") if sp.data_key.endswith(f"_{k}")), None)
         if kind is not None:
             if sp.wavelengths_nm is not None:

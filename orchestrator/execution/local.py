@@ -26,6 +26,7 @@ from orchestrator.execution.executor import (
     failure_reason,
     stored_run,
 )
+from orchestrator.execution.observe import measurements
 from orchestrator.execution.plans import PLANS
 from orchestrator.execution.safety import SafetyAbort, SafetyWatch
 
@@ -173,10 +174,10 @@ class LocalExecutor:
             return uids[-1] if isinstance(uids, tuple | list) else uids
         except RunEngineInterrupted:
             self._on_sigint()
+            if self.RE.state == "idle":  # it could not pause there and aborted the run itself
+                return None
             runs = [r for r in self.db.runs(experiment_id=experiment_id) if not r["complete"]]
-            measured = bool(runs) and any(
-                name == "event" for name, _ in self.db.run_documents(runs[-1]["uid"])
-            )
+            measured = bool(runs) and bool(measurements(self.db.run_documents(runs[-1]["uid"])))
             if measured:
                 self.RE.stop()  # the sample is measured and stored: close the run as done
                 return runs[-1]["uid"]

@@ -21,8 +21,17 @@ import numpy as np
 
 from models.analysis import analyse_spectra
 
-__all__ = ["InstrumentFault", "MeasurementRejected", "observables_from_documents"]
+__all__ = [
+    "IN_SITU_STREAM",
+    "InstrumentFault",
+    "MeasurementRejected",
+    "measurements",
+    "observables_from_documents",
+    "trajectory_from_documents",
+]
 
+IN_SITU_STREAM = "insitu"
+"""The event stream of spectra taken while the dots grow (the plans' ``watch_growth``)."""
 MAX_COUNTS = 1e9
 """PL counts beyond any spectrometer's range."""
 ABSORBANCE_RANGE = (-2.0, 20.0)
@@ -65,10 +74,12 @@ def _cell_keys(descriptor: Mapping[str, Any]) -> tuple[str, str, str]:
     raise MeasurementRejected(f"no absorption/PL spectra among {sorted(keys)}")
 
 
-def observables_from_documents(docs: Iterable[tuple[str, Mapping[str, Any]]]) -> dict[str, Any]:
-    """Observables of the last primary event of a run (see the module docstring)."""
+def _streams(
+    docs: Iterable[tuple[str, Mapping[str, Any]]],
+) -> tuple[str, list[tuple[str, Mapping[str, Any], Mapping[str, Any]]]]:
+    """The material a run made and its events in order, each as (stream, descriptor, event)."""
     descriptors: dict[str, Mapping[str, Any]] = {}
-    last: tuple[Mapping[str, Any], Mapping[str, Any]] | None = None
+    events = []
     material = "CsPbBr3"
     for name, doc in docs:
         if name == "start":  # what the plan made sets the sizing curve the edge comes from
@@ -77,22 +88,34 @@ def observables_from_documents(docs: Iterable[tuple[str, Mapping[str, Any]]]) ->
             descriptors[doc["uid"]] = doc
         elif name == "event":
             descriptor = descriptors[doc["descriptor"]]
-            if descriptor.get("name") == "primary":
-                last = (descriptor, doc)
-    if last is None:
-        raise MeasurementRejected("the run has no measurement (no primary event)")
-    descriptor, event = last
+            events.append((descriptor.get("name", ""), descriptor, doc))
+    return material, events
+
+
+def measurements(docs: Iterable[tuple[str, Mapping[str, Any]]]) -> list[Mapping[str, Any]]:
+    """The events of a run's primary stream, in order: its measurements (its ``baseline`` and
+    in-situ readings are not)."""
+    return [event for stream, _, event in _streams(docs)[1] if stream == "primary"]
+
+
+def _flagged(device: str, data: Mapping[str, Any]) -> str | None:
+    """Why the instrument says its reading cannot be trusted, if it does."""
+    if data.get(f"{device}_saturated"):
+        return "detector saturated: shorten the integration time"
+    if data.get(f"{device}_spikes", 0) >= 3:
+        return f"spiky spectrum ({data[f'{device}_spikes']} spikes): bubble in the cell?"
+    return None
+
+
+def _analysed(
+    descriptor: Mapping[str, Any], data: Mapping[str, Any], material: str
+) -> dict[str, float]:
+    """The observables of one event's spectra (NaN where they show no line), on the axis and
+    integration time its descriptor recorded; :class:`InstrumentFault` for impossible ones."""
     device, pl_key, abs_key = _cell_keys(descriptor)
     config = descriptor["configuration"][device]["data"]
     wavelengths = np.asarray(config[f"{device}_wavelengths"], dtype=float)
     integration_ms = float(config.get(f"{device}_integration_time", 100.0))
-    data = event["data"]
-    if data.get(f"{device}_saturated"):
-        raise MeasurementRejected("detector saturated: shorten the integration time")
-    if data.get(f"{device}_spikes", 0) >= 3:
-        raise MeasurementRejected(
-            f"spiky spectrum ({data[f'{device}_spikes']} spikes): bubble in the cell?"
-        )
     n = wavelengths.size
     pl = _checked(pl_key, np.asarray(data[pl_key], dtype=float).ravel(), n, -MAX_COUNTS, MAX_COUNTS)
     pl = pl / (integration_ms / 100.0)
@@ -101,10 +124,47 @@ def observables_from_documents(docs: Iterable[tuple[str, Mapping[str, Any]]]) ->
     )
     found = analyse_spectra(wavelengths, absorbance, pl, material)
     obs = {k: float(v[0]) for k, v in found.items()}
-    if not math.isfinite(obs["pl_peak_nm"]):
-        raise MeasurementRejected("no photoluminescence: nothing emitting in the cell")
     if obs["plqy_est"] > MAX_PLQY:
         raise InstrumentFault(
             f"{pl_key}: a PLQY of {obs['plqy_est']:.3g} (more light out than absorbed)"
         )
     return obs
+
+
+def observables_from_documents(docs: Iterable[tuple[str, Mapping[str, Any]]]) -> dict[str, Any]:
+    """Observables of the last primary event of a run (see the module docstring)."""
+    material, events = _streams(docs)
+    primary = [(descriptor, event) for stream, descriptor, event in events if stream == "primary"]
+    if not primary:
+        raise MeasurementRejected("the run has no measurement (no primary event)")
+    descriptor, event = primary[-1]
+    flagged = _flagged(_cell_keys(descriptor)[0], event["data"])
+    if flagged is not None:
+        raise MeasurementRejected(flagged)
+    obs = _analysed(descriptor, event["data"], material)
+    if not math.isfinite(obs["pl_peak_nm"]):
+        raise MeasurementRejected("no photoluminescence: nothing emitting in the cell")
+    return obs
+
+
+def trajectory_from_documents(
+    docs: Iterable[tuple[str, Mapping[str, Any]]], stream: str = IN_SITU_STREAM
+) -> list[dict[str, float]]:
+    """The observables of each reading of a run's in-situ ``stream``, in order, with its growth
+    time (``growth_time_s``) and the mixture's temperature (``temperature_c``): what the hot
+    mixture showed while the dots grew (NaN where it showed no line yet; a reading the
+    instrument flagged is left out). Empty for a run without one."""
+    material, events = _streams(docs)
+    points = []
+    for name, descriptor, event in events:
+        data = event["data"]
+        if name != stream or _flagged(_cell_keys(descriptor)[0], data) is not None:
+            continue
+        points.append(
+            {
+                "growth_time_s": float(data.get("reactor_growth_time", math.nan)),
+                "temperature_c": float(data.get("reactor_temperature", math.nan)),
+                **_analysed(descriptor, data, material),
+            }
+        )
+    return points

@@ -25,6 +25,7 @@ from bluesky.utils import Msg
 
 from devices import Lab, Mix, Transfer
 from models.parameters import get_route
+from orchestrator.execution.observe import IN_SITU_STREAM
 from orchestrator.execution.recipes import flow_recipe, hot_injection_recipe, larp_recipe
 
 __all__ = [
@@ -45,8 +46,6 @@ Plan = Generator[Msg, Any, Any]
 
 STEADY_STATE_RESIDENCE_TIMES = 3.0
 """A flow plan waits this many residence times before it measures (washout > 95 %)."""
-IN_SITU_STREAM = "insitu"
-"""The event stream of spectra taken while the dots grow (:func:`watch_growth`)."""
 
 
 # -- stubs ------------------------------------------------------------------------------------

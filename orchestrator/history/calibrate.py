@@ -35,6 +35,7 @@ from db.records import Experiment, ExperimentStatus
 from models.analysis import is_platelet_like
 from models.simulation import simulate
 from models.twin import TwinParameters
+from orchestrator.execution.observe import measurements
 
 __all__ = ["Calibration", "calibrate"]
 
@@ -103,7 +104,7 @@ def _realised_conditions(db: Database, row: Experiment) -> dict[str, Any]:
     falling back on the requested ones."""
     conditions = dict(row.conditions)
     if row.run_uid:
-        events = [d for n, d in db.run_documents(row.run_uid) if n == "event"]
+        events = measurements(db.run_documents(row.run_uid))
         if events:
             data = events[-1]["data"]
             for key, name in _REALISED.items():

@@ -9,6 +9,9 @@
 - ``conditions.png``: the explored conditions, pairwise, coloured by the target observable;
 - ``pareto.png`` (a ``target.pareto`` campaign): PLQY against FWHM of every measured sample,
   the hits marked and their Pareto front drawn, so the trade-off found is seen at once;
+- ``growth.png`` (runs read in situ, a lab with ``reactor.in_situ_interval_s``): the PL peak of
+  the hot mixture against growth time, one line per experiment, each ending at its quenched
+  product's peak (a marker at the quench), so the growth and the hot-to-cold offset are seen;
 - ``report.html``: the figures embedded (base64) with the campaign's summary and table.
 """
 
@@ -27,6 +30,7 @@ from db.records import Experiment, ExperimentStatus
 from models.errors import UserError
 from orchestrator.campaign.config import target_of
 from orchestrator.campaign.summary import pareto_front, pareto_text, target_text
+from orchestrator.execution.observe import trajectory_from_documents
 from planners import Target
 
 __all__ = ["write_comparison", "write_report"]
@@ -163,7 +167,7 @@ def _spectra(
     n = max(len(rows), 1)
     for r in rows:
         color = cmap(r.index / max(n - 1, 1))
-        for sp in db.spectra(experiment_id=r.id):
+        for sp in db.spectra(experiment_id=r.id, stream="primary"):
             x = sp.wavelengths_nm if sp.wavelengths_nm is not None else np.arange(sp.values.size)
             if sp.data_key.endswith("_pl"):
                 peak = np.max(sp.values) or 1.0
@@ -192,6 +196,44 @@ def _spectra(
     )
     sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(1, n))
     fig.colorbar(sm, ax=[ax_pl, ax_abs], label="experiment", fraction=0.03)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+GROWTH_LINES = 40
+"""The growth figure draws the last this many experiments read in situ."""
+
+
+def _trajectories(db: Database, rows: list[Experiment]) -> list[tuple[Experiment, list]]:
+    """The in-situ trajectories of the last :data:`GROWTH_LINES` measured experiments that
+    have one."""
+    found = []
+    for r in reversed(rows):
+        if r.status == ExperimentStatus.DONE and r.run_uid and len(found) < GROWTH_LINES:
+            points = trajectory_from_documents(db.run_documents(r.run_uid))
+            if points:
+                found.append((r, points))
+    return found[::-1]
+
+
+def _growth(plt: Any, found: list[tuple[Experiment, list]], target: dict, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=110)
+    cmap = plt.get_cmap("viridis")
+    last = max((r.index for r, _ in found), default=1) or 1
+    for r, points in found:
+        color = cmap(r.index / last)
+        t = [p["growth_time_s"] for p in points]
+        ax.plot(t, [p["pl_peak_nm"] for p in points], color=color, lw=1.2, marker=".")
+        quench = r.conditions.get("time_s", t[-1])
+        ax.plot([quench], [r.observables["pl_peak_nm"]], color=color, marker="*", ms=9)
+    if "pl_peak_nm" in target:
+        ax.axhline(target["pl_peak_nm"], color="k", ls="--", lw=1, label="target (quenched)")
+        ax.legend(fontsize=8)
+    ax.set(
+        xlabel="growth time (s)",
+        ylabel="PL peak (nm)",
+        title="In situ: the hot mixture while the dots grow (* the quenched product)",
+    )
     fig.savefig(path)
     plt.close(fig)
 
@@ -332,12 +374,17 @@ def write_report(db: Database, campaign_id: int, out_dir: str | Path) -> Path:
     }
     if target.get("pareto"):
         figures["pareto.png"] = lambda p: _pareto(plt, rows, target, p)
-    embedded = []
+    grown = _trajectories(db, rows)
+    if grown:
+        figures["growth.png"] = lambda p: _growth(plt, grown, target, p)
+    embedded: dict[str, str] = {}
     for name, draw in figures.items():
         path = out / name
         draw(path)
         data = base64.b64encode(path.read_bytes()).decode()
-        embedded.append(f'<img alt="{name}" src="data:image/png;base64,{data}">')
+        embedded[name] = f'<img alt="{name}" src="data:image/png;base64,{data}">'
+    pareto = [embedded["pareto.png"]] if "pareto.png" in embedded else []
+    growth = embedded.get("growth.png", "")
     goal = target_text(target)
     page = f"""<!doctype html><html><head><meta charset="utf-8">
 <title>QDLab campaign {campaign_id}: {html.escape(campaign["name"])}</title>
@@ -349,9 +396,10 @@ td,th{{border:1px solid #ccc;padding:2px 6px}}</style>
 <p>Route <b>{html.escape(campaign["route"])}</b>, target <b>{html.escape(goal)}</b>,
 planner <b>{html.escape(config["planner"]["kind"])}</b>. Status <b>{campaign["status"]}</b>
 ({html.escape(campaign["status_reason"] or "")}), {len(rows)} experiments.</p>
-{"".join(embedded[:1])}
-{_pareto_section(rows, target, embedded[3:])}
-{"".join(embedded[1:3])}
+{embedded["convergence.png"]}
+{_pareto_section(rows, target, pareto)}
+{embedded["spectra.png"]}{embedded["conditions.png"]}
+{f"<h2>Growth in situ</h2>{growth}" if growth else ""}
 <h2>Experiments</h2>
 {_table(rows, list(config["space"]))}
 </body></html>"""
