@@ -121,6 +121,13 @@ def kills(tmp: Path, n: int) -> dict:
     cfg = _config(tmp, "k", budget=budget, **slow)
     rng = random.Random(0)
     proc = start_qdlab("campaign", "run", cfg, "--db", url)
+    # the kills land mid-run, once the campaign exists (imports take seconds on a busy machine)
+    path = tmp / "kills.db"
+    wait_for(
+        lambda: path.exists() and _count(Database(url, migrate=False), ExperimentStatus.RUNNING),
+        120,
+        "the first run",
+    )
     for _ in range(n):
         time.sleep(rng.uniform(0.3, 2.0))  # lands mid-run: experiments take ~0.5 s
         proc.send_signal(signal.SIGKILL)

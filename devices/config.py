@@ -117,7 +117,7 @@ class RobotConfig(StrictModel):
     min_volume_ul: float = Field(1.0, gt=0)
     max_volume_ul: float = Field(1000.0, gt=0)
     tips: int = Field(96, ge=0)
-    seconds_per_transfer: float = Field(8.0, ge=0)
+    seconds_per_transfer: float = Field(8.0, ge=0, le=3600.0)
     deck: dict[str, LabwareConfig]
 
     @model_validator(mode="after")
@@ -134,8 +134,8 @@ class HeaterConfig(StrictModel):
     max_temperature_c: float = Field(200.0, le=350.0)
     ramp_c_per_min: float = Field(30.0, gt=0)
     max_ramp_c_per_min: float = Field(30.0, gt=0)
-    tolerance_c: float = Field(1.0, gt=0)
-    time_constant_s: float = Field(10.0, gt=0)
+    tolerance_c: float = Field(1.0, gt=0, le=20.0)  # wider is no temperature control
+    time_constant_s: float = Field(10.0, gt=0, le=3600.0)
     overshoot_fraction: float = Field(0.02, ge=0, le=0.5)
     heat_timeout_s: float = Field(1800.0, gt=0)
 
@@ -181,7 +181,7 @@ class ReactorConfig(HeaterConfig):
     solvent: str = "octadecene"
     max_temperature_c: float = Field(220.0, le=350.0)
     ramp_c_per_min: float = Field(20.0, gt=0)
-    time_constant_s: float = Field(15.0, gt=0)
+    time_constant_s: float = Field(15.0, gt=0, le=3600.0)
     ambient_c: float = 25.0
     injection_min_ul: float = Field(50.0, gt=0)
     injection_max_ul: float = Field(2000.0, gt=0)
@@ -269,8 +269,8 @@ class CellConfig(StrictModel):
 
     location: str = "cell"
     fill_ul: float = Field(400.0, gt=0)
-    wavelength_min_nm: float = 350.0
-    wavelength_max_nm: float = 650.0
+    wavelength_min_nm: float = Field(350.0, ge=150.0)  # UV-vis-NIR spectrometers: 150-2500 nm
+    wavelength_max_nm: float = Field(650.0, le=2500.0)
     points: int = Field(601, ge=64, le=4096)
     integration_ms: float = Field(100.0, gt=0)
     min_integration_ms: float = Field(1.0, gt=0)
