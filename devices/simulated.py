@@ -243,9 +243,7 @@ class SimReactor:
             self.injected_at = self.clock.now()
             self.injection_temperature_c = temperature_c
             self.quenched_at = None
-            chemistry = self.world.chemistry_rng
-            self._batch = np.random.Generator(type(chemistry.bit_generator)())
-            self._batch.bit_generator.state = chemistry.bit_generator.state
+            self._batch = _copy(self.world.chemistry_rng)
 
         return run_step(self.clock, Step(_INJECTION_S, action=act), self)
 
@@ -295,12 +293,17 @@ class SimReactor:
         flask = self.world.location(self.flask).liquid
         if self.quenched_at is not None:
             return flask.sample
-        batch = np.random.Generator(type(self._batch.bit_generator)())
-        batch.bit_generator.state = self._batch.bit_generator.state
         conditions = {**self._conditions(), "time_s": max(now - self.injected_at, 1e-3)}
-        sample = self.world.make_sample("hot_injection", conditions, chemistry=batch)
+        sample = self.world.make_sample("hot_injection", conditions, chemistry=_copy(self._batch))
         hot_c = self.temperature() if self.temperature is not None else conditions["temperature_c"]
         return replace(sample, conditions={**sample.conditions, "in_situ_c": hot_c})
+
+
+def _copy(rng: np.random.Generator) -> np.random.Generator:
+    """A generator that draws what ``rng`` would draw next (``rng`` itself is untouched)."""
+    copy = np.random.Generator(type(rng.bit_generator)())
+    copy.bit_generator.state = rng.bit_generator.state
+    return copy
 
 
 class SimRobot:

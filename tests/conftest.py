@@ -93,8 +93,9 @@ def wait_for(predicate, timeout: float = 60.0, what: str = "a condition"):
 
 def primary_events(docs) -> list[dict]:
     """The events of the primary stream in ``docs`` (a synthesis also records ``baseline``)."""
-    streams = {d["uid"]: d.get("name") for n, d in docs if n == "descriptor"}
-    return [d for n, d in docs if n == "event" and streams[d["descriptor"]] == "primary"]
+    from orchestrator.execution.observe import measurements
+
+    return list(measurements(docs))
 
 
 def validate_documents(docs):

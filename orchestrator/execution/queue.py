@@ -72,7 +72,7 @@ class QueueExecutor:
         self.route, self.seed, self._run_md = route, seed, run_md
         self.depth = 1 + queue_ahead
         self.requeue = requeue_on_worker_death
-        self._snapshots: dict[str, Snapshot | None] = {}
+        self._snapshots: dict[str, Snapshot] = {}  # of the workcells that answered
         self._unseen: dict[int, int] = {}  # experiment -> polls in a row no workcell knew it
         self._stalled: set[str] = set()  # workcells whose queue holds ours but stands still
         self._silent: dict[str, tuple[float, str]] = {}  # workcell -> (since, why), unanswered
@@ -133,7 +133,7 @@ class QueueExecutor:
             if uid is None:
                 return [_failed_on(workcell, eid, "the plan stored no run")]
             return [Finished(eid, uid)]
-        if last.worker_died and self.requeue:
+        if self._requeued(last):
             return [GivenBack(eid, last.reason(workcell.name))]
         return [self._failed_item(workcell, eid, last)]
 
