@@ -21,11 +21,14 @@ Spectra
 -------
 Quantum-dot lines are Gaussian in energy. The PL full width combines, in quadrature, a homogeneous
 width :math:`\\Gamma_h(L) = \\Gamma_0 + \\Gamma_2/L^2` (exciton-surface-phonon coupling grows as
-the dot shrinks) and the inhomogeneous width of the size distribution,
-:math:`2.3548\\,|dE_\\mathrm{PL}/dL|\\,\\sigma_L`. Nanoplatelets emit at discrete energies set by
-their thickness in monolayers. Absorption holds the first exciton, a second transition and a
-continuum, scaled by concentration. PL intensity is ``plqy`` times the light absorbed at the
-excitation wavelength, which is how a relative PLQY is measured.
+the dot shrinks), the inhomogeneous width of the size distribution,
+:math:`2.3548\\,|dE_\\mathrm{PL}/dL|\\,\\sigma_L`, and a size-independent disorder width
+(shape and surface: what keeps weakly confined, green CsPbBr3 lines at ~18-20 nm).
+Nanoplatelets emit at discrete energies set by their thickness in monolayers. Absorption holds
+the first exciton and the continuum above it, scaled by concentration: cubes show no resolved
+higher transition (the review, §3.1, attributes those to spheroidal dots). PL intensity is
+``plqy`` times the light absorbed at the excitation wavelength, which is how a relative PLQY is
+measured.
 
 Hot spectra
 -----------
@@ -91,6 +94,7 @@ PLATELET_PL_NM: NDArray[np.float64] = np.array([405.0, 433.0, 456.0, 471.0, 481.
 
 _GAMMA_H0_MEV = 70.0
 _GAMMA_H2_MEV_NM2 = 600.0
+_GAMMA_DISORDER_MEV = 40.0
 _PLATELET_FWHM_EV = 0.055
 _FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 
@@ -250,12 +254,16 @@ class SizingCurve:
         return np.where(inside, edge, np.nan)
 
 
-def fit_sizing_curve(rows: list[SizingTableRow], interpolate: bool = False) -> SizingCurve:
+def fit_sizing_curve(
+    rows: list[SizingTableRow], interpolate: bool = False, smooth: bool = False
+) -> SizingCurve:
     """Least-squares fit of :math:`(E_\\infty, A, \\delta)` to the rows' representative points.
 
     Residuals are taken in PL wavelength at each row's middle size against the middle of its
     PL range. ``interpolate``: the curve also passes through those points (see
-    :class:`SizingCurve`'s ``knots``).
+    :class:`SizingCurve`'s ``knots``); ``smooth``: through the fitted law's own PL at the rows'
+    sizes instead (smooth in size where a column jumps; the Stokes term, fitted on CsPbBr3,
+    stays out of the law's continuation below them).
     """
     from scipy.optimize import least_squares
 
@@ -266,8 +274,12 @@ def fit_sizing_curve(rows: list[SizingTableRow], interpolate: bool = False) -> S
         return SizingCurve(*p).pl_nm(size) - pl
 
     fit = least_squares(residuals, x0=[2.38, 6.0, 0.5])
-    knots = (tuple(size.tolist()), tuple(pl.tolist())) if interpolate else None
-    return SizingCurve(*(float(v) for v in fit.x), knots=knots)
+    law = SizingCurve(*(float(v) for v in fit.x))
+    if smooth:  # the law's PL, from the strongest confinement to beyond the table
+        size = np.round(np.geomspace(2.5, 2.0 * size[-1], 12), 2)
+        pl = np.round(law.pl_nm(size), 2)
+    knots = (tuple(size.tolist()), tuple(pl.tolist())) if interpolate or smooth else None
+    return SizingCurve(law.e_inf_ev, law.a_ev_nm2, law.delta_nm, knots=knots)
 
 
 #: The calibrated curve: :func:`fit_sizing_curve` of the CsPbBr3 table (a test re-derives it).
@@ -312,11 +324,30 @@ _CSPBI3 = SizingCurve(  # fit_sizing_curve(load_sizing_table("CsPbI3"), interpol
     delta_nm=4.321124,
     knots=((4.0, 5.3, 6.1, 7.5, 10.8), (623.0, 636.0, 648.0, 663.0, 677.5)),
 )
-_FAPBBR3 = SizingCurve(  # fit_sizing_curve(load_sizing_table("FAPbBr3"), interpolate=True)
+# the law alone, not its knots: FAPbBr3's column jumps (491 nm at 4.0 nm, 500 at 5.3, 515 at 6.1),
+# and a curve through it is flat then steep, so line widths jumped to 36 nm at 505-510 nm; the
+# law stays within 5 nm of every row
+_FAPBBR3 = SizingCurve(  # fit_sizing_curve(load_sizing_table("FAPbBr3"), smooth=True)
     e_inf_ev=2.260075,
     a_ev_nm2=19.97979,
     delta_nm=3.832654,
-    knots=((3.6, 4.0, 5.3, 6.1, 7.5, 10.8), (490.0, 491.0, 500.0, 515.0, 521.0, 530.0)),
+    knots=(
+        (2.5, 3.04, 3.7, 4.5, 5.48, 6.66, 8.11, 9.86, 12.0, 14.59, 17.75, 21.6),
+        (
+            476.44,
+            481.74,
+            489.19,
+            497.65,
+            506.37,
+            514.62,
+            522.15,
+            528.63,
+            534.06,
+            538.43,
+            541.86,
+            544.5,
+        ),
+    ),
 )
 
 MATERIALS: dict[str, Material] = {
@@ -327,10 +358,10 @@ MATERIALS: dict[str, Material] = {
     # no FAPbBr3 platelet line in the review: CsPbBr3's confinement over FAPbBr3's gap
     "FAPbBr3": Material("FAPbBr3", 7.0, _FAPBBR3, _platelet_lines(_FAPBBR3.e_inf_ev, 1.0), 0.60),
 }
-"""The materials of the twin. CsPbI3's and FAPbBr3's published size -> PL columns are not
-concave in size (FAPbBr3: 500 nm at 5.3 nm, 515 nm at 6.1 nm, 521 nm at 7.5 nm), which no
-confinement law follows within the rows' ranges, so their curves interpolate the rows inside
-the table (``knots``) and follow the fitted law's slope outside it."""
+"""The materials of the twin. CsPbI3's published size -> PL column is not concave in size, which
+no confinement law follows within the rows' ranges, so its curve interpolates the rows inside the
+table (``knots``) and follows the fitted law's slope outside it. FAPbBr3's column jumps by 15 nm
+between 5.3 and 6.1 nm: its curve follows the fitted law, smooth and within 5 nm of every row."""
 
 
 def spectrometer_grid(material: str = "CsPbBr3") -> NDArray[np.float64]:
@@ -358,15 +389,16 @@ def pl_fwhm_ev(
     material: str = "CsPbBr3",
     thermal_broadening_ev: ArrayLike = 0.0,
 ) -> NDArray[np.float64]:
-    """Ensemble PL FWHM (eV): homogeneous and inhomogeneous widths in quadrature; a hot
-    sample's extra phonon broadening (:func:`hot_population`) adds to the homogeneous one."""
+    """Ensemble PL FWHM (eV): homogeneous, size-inhomogeneous and disorder widths in
+    quadrature; a hot sample's extra phonon broadening (:func:`hot_population`) adds to the
+    homogeneous one."""
     edge = np.asarray(edge_nm, dtype=float)
     homogeneous = 1e-3 * (_GAMMA_H0_MEV + _GAMMA_H2_MEV_NM2 / edge**2)
     homogeneous = homogeneous + np.asarray(thermal_broadening_ev, dtype=float)
     sigma_edge = np.asarray(size_dispersion, dtype=float) * edge
     curve = get_material(material).sizing
     inhomogeneous = _FWHM_PER_SIGMA * np.abs(curve.dpl_ev_dedge(edge)) * sigma_edge
-    return np.hypot(homogeneous, inhomogeneous)
+    return np.sqrt(homogeneous**2 + inhomogeneous**2 + (1e-3 * _GAMMA_DISORDER_MEV) ** 2)
 
 
 ROOM_C = 25.0
@@ -454,8 +486,8 @@ def absorption_spectrum(
 ) -> NDArray[np.float64]:
     """Absorbance (OD, 1 cm) of the population on the wavelength grid, shape ``(n, w)``.
 
-    Quantum dots: a first-exciton Gaussian (relatively sharper for smaller dots), a second
-    transition, and a continuum that sets in above the exciton and rises towards the UV.
+    Quantum dots: a first-exciton Gaussian (relatively sharper for smaller dots) and a continuum
+    that sets in above the exciton and rises towards the UV.
     Platelets: narrow excitonic lines at their emission energies plus a continuum.
     ``concentration`` 1 gives an absorbance of about 0.35 at 400 nm.
     """
@@ -470,11 +502,7 @@ def absorption_spectrum(
     continuum = (1.0 + 0.5 * (energy[None, :] - onset[:, None])) / (
         1.0 + np.exp(-(energy[None, :] - onset[:, None]) / 0.035)
     )
-    dots = (
-        exciton_height[:, None] * _gaussian_ev(energy, e1, width)
-        + 0.45 * exciton_height[:, None] * _gaussian_ev(energy, onset + 0.12, 1.5 * width)
-        + continuum
-    )
+    dots = exciton_height[:, None] * _gaussian_ev(energy, e1, width) + continuum
 
     plate_e = HC_EV_NM / np.array(mat.platelet_pl_nm) + 0.015  # small Stokes shift
     weights = _platelet_weights(layers)

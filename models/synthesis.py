@@ -25,23 +25,53 @@ bromide lowers the surface energy and with it the equilibrium size:
 
 where :math:`L_{free}` is the bulk-like size reached without extra bromide (4-15 nm over
 140-200 °C for oleic acid/oleylamine, Protesescu 2015). The size dispersion shrinks with the
-same coverage (more Br-, more uniform). Growth relaxes to :math:`L_{eq}` with a time constant
-:math:`\\tau = \\tau_{ref} e^{E_a/R (1/T - 1/T_{ref})} / (1 + a x)`: a few tenths of a second with
-excess bromide (saturated within ~1 s), ~6 s without (~25 s), ~110 s with oleylphosphonic acid
-at 100 °C (9.2 -> 5 nm over 45-600 s). The yield (concentration) rises on a slower clock, so PL
-intensity keeps growing after the size has settled. Below a ligand-dependent temperature the
-product turns into nanoplatelets (logistic in T), thinner the colder (Bekenstein; Otero-Martinez;
-Almeida: more oleylammonium -> platelets at higher T).
+same coverage (more Br-, more uniform). How the dots grow
+-----------------
+A burst of nuclei (:math:`L_0` = 2.5 nm) at injection, then three stages in time:
+
+- *growth* from the supersaturated solution relaxes the edge to :math:`L_{eq}` with a time
+  constant :math:`\\tau = \\tau_{ref} e^{E_a/R (1/T - 1/T_{ref})} / (1 + a x)`: a few tenths of
+  a second with excess bromide (saturated within ~1 s), ~6 s without (~25 s), ~110 s with
+  oleylphosphonic acid at 100 °C (5 -> 9.2 nm over 45-600 s). The size distribution is broad
+  while the dots grow and focuses as growth ends;
+- *Ostwald ripening* once the monomer is spent: large dots grow at the expense of small ones,
+  the mean edge creeps up (at most :data:`RIPENING_GAIN`) and the distribution defocuses towards
+  the self-similar LSW width, on a clock :data:`RIPENING_CLOCK` times the growth's (~30 min at
+  170 °C). Bound bromide (:math:`(1-\\theta)^2`) and phosphonic acid hold the surface, so
+  equilibrium dots keep their size and colour (Dong et al.: the peak stays put);
+- the *yield* (concentration) rises on a slower clock than the size, so PL intensity keeps
+  growing after the size has settled.
+
+Shape
+-----
+Below a temperature :math:`T_p` the product turns into nanoplatelets (logistic in T), thinner the
+colder. :math:`T_p` is the ligand's (more oleic acid: higher, Almeida), raised by more
+oleylammonium (Almeida), lowered by excess halide (a doubling of Br/Pb lowers it by
+:data:`PLATELET_BR_C_PER_DOUBLING`: bromide-rich syntheses give small isotropic dots where
+stoichiometric ones give platelets, Dong et al. against Bekenstein et al.), and shifted by the
+lab's ``TwinParameters.platelet_shift_c``: the reports the review cites put it ~40 °C apart
+(Bekenstein: cubes to platelets from 150 to 130 °C; Otero-Martinez: platelets only below
+~100 °C), and the review calls this selectivity open.
+
+Run-to-run scatter
+------------------
+Each route scatters by its own :class:`RouteScatter`: the size (which dominates the colour
+scatter of strongly confined, blue dots, where the sizing curve is steep) and the line energy
+itself (surface and composition from batch to batch, which dominates for weakly confined, green
+ones). Flow mixes reproducibly (the review, §2.2.2) and scatters least; LARP, mixed by hand in a
+vial at room temperature, most.
 
 Materials (``material``: :data:`MATERIAL_CHEMISTRY`)
 -----------------------------------------------------
 CsPbI3 follows the same free-growth law (CsPbX3: 4-15 nm over 140-200 °C by injection
 temperature, Protesescu 2015), with iodide binding the surface less than bromide; its black
-perovskite phase turns into the non-emissive yellow phase at room temperature within hours,
-faster for larger crystals and slower with strongly binding ligands
-(:func:`yellow_phase_fraction`), so a sample measured late has lost PL. FAPbBr3 grows from
-3 nm at 50 °C to 14 nm at 200 °C (Otero-Martinez, reviewed by Ye et al. 2024), so it gives
-platelets only below ~60 °C. Their sizing curves are in :data:`models.optics.MATERIALS`.
+perovskite phase turns into the non-emissive yellow phase at room temperature
+(:func:`yellow_phase_fraction`), faster for larger crystals and slower with strongly binding
+ligands, so a sample measured late has lost PL. The review states the instability but gives no
+rate: the time constant (two hours at 5 nm) is this twin's assumption, to be calibrated.
+FAPbBr3 grows from 3 nm at 50 °C to 14 nm at 200 °C (Otero-Martinez, reviewed by Ye et al.
+2024), so it gives platelets only below ~60 °C. Their sizing curves are in
+:data:`models.optics.MATERIALS`.
 """
 
 from __future__ import annotations
@@ -58,9 +88,14 @@ from models.twin import TwinParameters
 __all__ = [
     "L_MIN_NM",
     "MATERIAL_CHEMISTRY",
+    "PLATELET_BR_C_PER_DOUBLING",
     "POPULATION_KEYS",
+    "RIPENING_CLOCK",
+    "RIPENING_GAIN",
+    "ROUTE_SCATTER",
     "LigandChemistry",
     "MaterialChemistry",
+    "RouteScatter",
     "flow_outcome",
     "hot_injection_outcome",
     "larp_outcome",
@@ -102,6 +137,8 @@ class LigandChemistry:
     black_phase_stability: float  # how much longer it keeps CsPbI3 black than oa_olam does
     amount_size_sensitivity: float  # k: free growth times exp(-k (amount - 1))
     amount_platelet_shift_c: float  # platelet temperature raised by this times ln(amount)
+    ripening: float = 1.0  # 0: the ligand holds the surface, no Ostwald ripening
+    line_shift_ev: float = 0.0  # its dots' lines, above the sizing curve
 
 
 LIGAND_CHEMISTRY: dict[str, LigandChemistry] = {
@@ -115,11 +152,26 @@ LIGAND_CHEMISTRY: dict[str, LigandChemistry] = {
     # phosphonic acid holds the surface itself, so excess bromide barely matters: 5 -> 9.2 nm
     # over 45-600 s at 100 °C whatever the Br/Pb; PLQY > 80 % over 5-9 nm
     "olpa": LigandChemistry(
-        6.6, 100.0, 120.0, 0.002, -50.0, 110.0, 60e3, 0.0, 0.95, 0.3, 5.0, 0.1, 0.0
+        6.6, 100.0, 120.0, 0.002, -50.0, 110.0, 60e3, 0.0, 0.95, 0.3, 5.0, 0.1, 0.0, ripening=0.0
     ),
-    # the ligand brings its own bromide: 17.5 -> 3.8 nm by its amount at fixed temperature
+    # the ligand brings its own bromide: 17.5 -> 3.8 nm by its amount at fixed temperature,
+    # PL 510 -> 465 nm: its dots emit ~55 meV above the size -> PL table's
     "alkylammonium_br": LigandChemistry(
-        3.5, 140.0, 45.0, 2.0, 105.0, 4.0, 40e3, 3.0, 0.93, 0.8, 3.0, 1.0, 15.0
+        3.5,
+        140.0,
+        45.0,
+        2.0,
+        105.0,
+        4.0,
+        40e3,
+        3.0,
+        0.93,
+        0.8,
+        3.0,
+        1.0,
+        15.0,
+        ripening=0.3,  # its own bromide holds the surface
+        line_shift_ev=0.055,
     ),
 }
 
@@ -145,7 +197,8 @@ class MaterialChemistry:
 _NAN, _INF = float("nan"), float("inf")
 MATERIAL_CHEMISTRY: dict[str, MaterialChemistry] = {
     "CsPbBr3": MaterialChemistry(_NAN, _NAN, _NAN, 1.0, 0.0, 1.0, _INF),
-    # iodide binds the surface less than bromide; the black phase turns yellow in hours
+    # iodide binds the surface less than bromide; the black phase turns yellow in hours (the
+    # two hours at 5 nm are an assumption: the review gives no rate)
     "CsPbI3": MaterialChemistry(_NAN, _NAN, _NAN, 0.7, 0.0, 0.9, 7200.0),
     # FAPbBr3: 14 -> 3 nm from 200 -> 50 °C (Otero-Martinez), so platelets only below ~60 °C
     "FAPbBr3": MaterialChemistry(11.0, 200.0, 40.0, 1.0, -55.0, 0.95, _INF),
@@ -155,6 +208,34 @@ MATERIAL_CHEMISTRY: dict[str, MaterialChemistry] = {
 _ADSORPTION_ENTHALPY_J = -50e3  # exothermic Br- binding: less coverage when hot
 _DISPERSION_FREE = 0.14
 _DISPERSION_MIN = 0.065
+_DISPERSION_LSW = 0.20  # the self-similar width ripening defocuses towards
+
+RIPENING_GAIN = 0.12
+"""How much Ostwald ripening can add to the mean edge length once it has run its course."""
+RIPENING_CLOCK = 600.0
+"""Ostwald ripening's time constant, in units of the growth's without excess bromide (~30 min at
+170 °C for oleic acid/oleylamine): slow enough that the size seen at ~25 s has settled to ~2 %."""
+PLATELET_BR_C_PER_DOUBLING = 3.0
+"""°C by which the cube/platelet boundary falls per doubling of Br/Pb (0 at Br/Pb 12)."""
+
+
+@dataclass(frozen=True)
+class RouteScatter:
+    """Run-to-run scatter of one route: relative size noise (``size``), relative
+    size-dispersion noise (``dispersion``) and line-energy noise (``line_ev``), all standard
+    deviations at ``TwinParameters.variability`` 1."""
+
+    size: float
+    dispersion: float
+    line_ev: float
+
+
+ROUTE_SCATTER: dict[str, RouteScatter] = {
+    "hot_injection": RouteScatter(0.02, 0.08, 0.003),
+    "flow": RouteScatter(0.008, 0.04, 0.001),
+    "larp": RouteScatter(0.03, 0.08, 0.005),
+}
+"""Per route (see the module docstring): flow scatters least, LARP most."""
 
 
 def _as_array(value: ArrayLike) -> NDArray[np.float64]:
@@ -225,11 +306,17 @@ def _logit(p: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.log(p / (1.0 - p))
 
 
+_LARGE_PLQY_FLOOR = 0.65
+
+
 def _size_plqy(edge_nm: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Size factor of the PLQY: peaks near 5.7 nm (Naghadeh: 9.3/5.7/3.1 nm -> 54/91/76 %)."""
+    """Size factor of the PLQY: peaks near 5.7 nm (Naghadeh: 9.3/5.7/3.1 nm -> 54/91/76 %) and
+    levels off at :data:`_LARGE_PLQY_FLOOR` for weakly confined crystals (50-90 % is typical
+    of CsPbBr3 nanocrystals above ~9 nm; Naghadeh's 9.3 nm sample sits at the low end)."""
     log_ratio = np.log(edge_nm / 5.7)
-    width = np.where(log_ratio < 0, 0.985, 0.474)
-    return np.exp(-0.5 * (log_ratio / width) ** 2)
+    small = np.exp(-0.5 * (log_ratio / 0.985) ** 2)
+    large = _LARGE_PLQY_FLOOR + (1.0 - _LARGE_PLQY_FLOOR) * np.exp(-0.5 * (log_ratio / 0.18) ** 2)
+    return np.where(log_ratio < 0, small, large)
 
 
 def _hot_injection_core(
@@ -243,6 +330,8 @@ def _hot_injection_core(
     material: ArrayLike = "CsPbBr3",
     age_s: ArrayLike = 0.0,
     ligand_amount: ArrayLike = 1.0,
+    scatter: RouteScatter = ROUTE_SCATTER["hot_injection"],
+    platelet_layer_shift: ArrayLike = 0.0,
 ) -> dict[str, NDArray[np.float64]]:
     lig = _ligand_table(ligand)
     amount = np.asarray(ligand_amount, dtype=float)
@@ -266,49 +355,57 @@ def _hot_injection_core(
     l_free = L_MIN_NM + twin.size_scale * delta * np.exp((temperature_c - reference) / scale)
     l_eq = L_MIN_NM + (l_free - L_MIN_NM) * (1.0 - coverage)
 
-    tau = (
-        lig["growth_tau_s"]
-        * _arrhenius(temperature_c, lig["reference_c"], lig["growth_activation_j"])
-        / (1.0 + lig["br_growth_acceleration"] * excess_br)
+    tau_free = lig["growth_tau_s"] * _arrhenius(
+        temperature_c, lig["reference_c"], lig["growth_activation_j"]
     )
+    tau = tau_free / (1.0 + lig["br_growth_acceleration"] * excess_br)
     progress = 1.0 - np.exp(-time_s / tau)
-    # yield grows without the bromide speed-up: intensity keeps rising after size settles
-    tau_yield = (
-        4.0
-        * lig["growth_tau_s"]
-        * _arrhenius(temperature_c, lig["reference_c"], lig["growth_activation_j"])
+    ripened = (
+        lig["ripening"]
+        * (1.0 - coverage) ** 2
+        * (1.0 - np.exp(-time_s / (RIPENING_CLOCK * tau_free)))
     )
+    # yield grows without the bromide speed-up: intensity keeps rising after size settles
+    tau_yield = 4.0 * tau_free
     concentration = (1.0 - np.exp(-time_s / tau_yield)) * (
         0.6 + 0.4 * _logistic((temperature_c - 120.0) / 20.0)
     )
 
-    dispersion = (
+    focused = (
         _DISPERSION_MIN
         + (_DISPERSION_FREE - _DISPERSION_MIN) * (1.0 - coverage)
         + 0.06 * (1.0 - progress)  # still growing: defocused
+    )
+    dispersion = (
+        focused
+        + 0.5 * (_DISPERSION_LSW - focused) * ripened  # ripening defocuses
         + np.asarray(extra_dispersion, dtype=float)
     ) * twin.dispersion_scale
-    platelet_fraction = _logistic(
-        (
-            lig["platelet_below_c"]
-            + mat["platelet_shift_c"]
-            + lig["amount_platelet_shift_c"] * np.log(amount)
-            - temperature_c
-        )
-        / 7.0
+    platelet_below_c = (
+        lig["platelet_below_c"]
+        + mat["platelet_shift_c"]
+        + lig["amount_platelet_shift_c"] * np.log(amount)
+        - PLATELET_BR_C_PER_DOUBLING * np.log2(np.clip(br_pb_ratio, 2.0, None) / 12.0)
+        + twin.platelet_shift_c
     )
-    platelet_layers = np.clip(2.0 + (temperature_c - 60.0) / 25.0, 1.5, 6.0)
+    platelet_fraction = _logistic((platelet_below_c - temperature_c) / 7.0)
+    platelet_layers = np.clip(
+        2.0 + (temperature_c - 60.0) / 25.0 + np.asarray(platelet_layer_shift), 1.5, 6.0
+    )
 
+    shape = np.broadcast(l_eq, time_s).shape
+    line_shift = np.broadcast_to(twin.sizing_offset_ev + lig["line_shift_ev"], shape)
     if rng is not None:
-        shape = np.broadcast(l_eq, time_s).shape
         v = twin.variability
-        l_eq = l_eq * np.exp(0.02 * v * rng.standard_normal(shape))
-        dispersion = dispersion * np.exp(0.08 * v * rng.standard_normal(shape))
+        l_eq = l_eq * np.exp(scatter.size * v * rng.standard_normal(shape))
+        dispersion = dispersion * np.exp(scatter.dispersion * v * rng.standard_normal(shape))
         platelet_fraction = _logistic(_logit(platelet_fraction) + 0.3 * rng.standard_normal(shape))
         concentration = concentration * np.exp(0.05 * rng.standard_normal(shape))
+        line_shift = line_shift + scatter.line_ev * v * rng.standard_normal(shape)
 
-    edge = l_eq - (l_eq - _L_NUCLEUS_NM) * (1.0 - progress)
-    hot_quench = 1.0 - 0.3 * _logistic((temperature_c - 185.0) / 8.0)  # defects when too hot
+    grown = l_eq - (l_eq - _L_NUCLEUS_NM) * (1.0 - progress)
+    edge = grown * (1.0 + RIPENING_GAIN * ripened)
+    hot_quench = 1.0 - 0.2 * _logistic((temperature_c - 195.0) / 8.0)  # defects when too hot
     size_factor = 1.0 - lig["plqy_size_sensitivity"] * (1.0 - _size_plqy(edge))
     plqy = lig["plqy_max"] * size_factor * (1.0 - 0.55 * platelet_fraction) * hot_quench
     plqy = plqy * mat["plqy_scale"]
@@ -323,6 +420,7 @@ def _hot_injection_core(
         "plqy": np.clip(plqy, 0.0, 1.0),
         "concentration": np.clip(concentration, 0.0, None),
         "platelet_layers": platelet_layers,
+        "energy_shift_ev": line_shift,
     }
 
 
@@ -358,7 +456,6 @@ def hot_injection_outcome(
         age_s=_as_array(conditions.get("age_s", 0.0)),
         ligand_amount=_as_array(conditions.get("ligand_amount", 1.0)),
     )
-    result["energy_shift_ev"] = np.full(np.shape(result["edge_length_nm"]), twin.sizing_offset_ev)
     return _scalars_if_scalar(result, conditions)
 
 
@@ -375,7 +472,9 @@ def flow_outcome(
     unequal streams, short residence times and a slow mixer (``mixer_rpm``, optional, default
     1000) mix poorly and broaden the size distribution;
     Cs-poor mixtures (ratio < 1) lower the yield and Cs-rich ones (ratio > 1.5) form
-    Cs4PbBr6 that lowers the PLQY.
+    Cs4PbBr6 that lowers the PLQY. Mixing also sets the platelets' thickness: a fast mixer
+    nucleates them thinner (Zhang et al.: 2.2 nm, four monolayers, in flow), one monolayer less
+    per doubling of ``mixer_rpm``. Flow scatters least of the routes (:data:`ROUTE_SCATTER`).
     """
     ratio = _as_array(conditions["flow_ratio"])
     residence = _as_array(conditions["residence_time_s"])
@@ -394,8 +493,9 @@ def flow_outcome(
         rng,
         extra_dispersion=mixing,
         twin=twin,
+        scatter=ROUTE_SCATTER["flow"],
+        platelet_layer_shift=-np.log2(mixer_rpm / 1000.0),
     )
-    result["energy_shift_ev"] = np.full(np.shape(result["edge_length_nm"]), twin.sizing_offset_ev)
     result["concentration"] = result["concentration"] * np.minimum(ratio, 1.0)
     result["plqy"] = result["plqy"] * (1.0 - 0.4 * _logistic((ratio - 1.5) / 0.3))
     return _scalars_if_scalar(result, conditions)
@@ -409,9 +509,11 @@ def larp_outcome(
     """Population from room-temperature ligand-assisted reprecipitation (LARP).
 
     ``precursor_ul`` of DMF precursor into 1 mL toluene sets the supersaturation: more precursor,
-    larger dots, more yield, broader sizes. Extra oleylamine (``ligand_ul``) caps growth
-    (smaller dots, better passivation, higher PLQY) and, in excess, turns dots into
-    nanoplatelets. Growth and yield settle over tens of seconds (``time_s``).
+    larger dots, more yield, broader sizes. Dilution (less precursor) gives smaller dots that
+    finish growing sooner (Akkerman et al., the review's Fig. 2a: "dilution -> smaller and
+    faster"); extra oleylamine (``ligand_ul``) caps growth (smaller dots at an unchanged rate,
+    better passivation, higher PLQY) and, in excess, turns dots into nanoplatelets. Growth and
+    yield settle over tens of seconds (``time_s``).
     """
     precursor = _as_array(conditions["precursor_ul"])
     ligand = _as_array(conditions["ligand_ul"])
@@ -419,18 +521,21 @@ def larp_outcome(
     l_eq = (
         L_MIN_NM + 4.0 * twin.size_scale * (precursor / 20.0) ** 0.35 / (1.0 + ligand / 15.0) ** 0.5
     )
-    tau = 20.0 * (20.0 / precursor) ** 0.5
+    tau = 20.0 * (precursor / 20.0) ** 0.5
     progress = 1.0 - np.exp(-time_s / tau)
     dispersion = (0.10 + 0.04 * precursor / 100.0 + 0.05 * (1.0 - progress)) * (
         twin.dispersion_scale
     )
     platelet_fraction = _logistic((ligand - 28.0) / 5.0)
     concentration = (precursor / 50.0) * (1.0 - np.exp(-time_s / (3.0 * tau)))
+    shape = np.broadcast(l_eq, time_s).shape
+    line_shift = np.full(shape, twin.sizing_offset_ev)
     if rng is not None:
-        shape = np.broadcast(l_eq, time_s).shape
-        l_eq = l_eq * np.exp(0.03 * twin.variability * rng.standard_normal(shape))
-        dispersion = dispersion * np.exp(0.08 * twin.variability * rng.standard_normal(shape))
+        scatter, v = ROUTE_SCATTER["larp"], twin.variability
+        l_eq = l_eq * np.exp(scatter.size * v * rng.standard_normal(shape))
+        dispersion = dispersion * np.exp(scatter.dispersion * v * rng.standard_normal(shape))
         concentration = concentration * np.exp(0.05 * rng.standard_normal(shape))
+        line_shift = line_shift + scatter.line_ev * v * rng.standard_normal(shape)
     edge = l_eq - (l_eq - _L_NUCLEUS_NM) * (1.0 - progress)
     plqy = (
         (0.45 + 0.45 * ligand / (ligand + 8.0)) * _size_plqy(edge) * (1.0 - 0.5 * platelet_fraction)
@@ -442,6 +547,6 @@ def larp_outcome(
         "plqy": np.clip(plqy, 0.0, 1.0),
         "concentration": concentration,
         "platelet_layers": np.full(np.shape(edge), 3.0),
-        "energy_shift_ev": np.full(np.shape(edge), twin.sizing_offset_ev),
+        "energy_shift_ev": line_shift,
     }
     return _scalars_if_scalar(result, conditions)

@@ -7,9 +7,12 @@
 - ``br_affinity_scale``: the Br- surface equilibrium constant :math:`K` (Dong et al.), scaled;
 - ``size_scale``: the bulk-like size reached without extra bromide, :math:`\\Delta L`, scaled;
 - ``dispersion_scale``: the size dispersion, scaled (PL linewidth);
-- ``variability``: the run-to-run scatter of the outcomes, scaled (the noise level).
+- ``variability``: the run-to-run scatter of the outcomes, scaled (the noise level);
+- ``platelet_shift_c``: where the cube/nanoplatelet boundary sits, °C added to its temperature
+  (the reports the review cites put it ~40 °C apart: Bekenstein, cubes to platelets from 150 to
+  130 °C; Otero-Martinez, platelets only below ~100 °C).
 
-The defaults (0, 1, 1, 1, 1) are the published-calibrated twin. ``qdlab calibrate`` fits them to
+The defaults (0, 1, 1, 1, 1, 0) are the published-calibrated twin. ``qdlab calibrate`` fits them to
 recorded campaigns and writes a YAML file that a lab config names as ``simulator.twin``.
 """
 
@@ -36,6 +39,7 @@ _RANGES = {
     "size_scale": (0.2, 5.0),
     "dispersion_scale": (0.2, 5.0),
     "variability": (0.0, 10.0),
+    "platelet_shift_c": (-60.0, 60.0),
 }
 
 
@@ -48,6 +52,7 @@ class TwinParameters:
     size_scale: float = 1.0
     dispersion_scale: float = 1.0
     variability: float = 1.0
+    platelet_shift_c: float = 0.0
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -5,10 +5,13 @@ import pytest
 
 from models.analysis import analyse_spectra
 from models.optics import (
+    HC_EV_NM,
     MATERIALS,
+    SizingCurve,
     fit_sizing_curve,
     get_material,
     load_sizing_table,
+    pl_fwhm_ev,
     sizing_curve,
 )
 from models.simulation import render_spectra
@@ -52,14 +55,31 @@ def test_inverse_curves_recover_the_edge_length():
 
 @pytest.mark.parametrize(("material", "row"), ALL_ROWS, ids=lambda v: str(getattr(v, "size_nm", v)))
 def test_every_material_meets_every_published_row_within_2nm(material, row):
+    # FAPbBr3's column jumps 15 nm between 5.3 and 6.1 nm: its smooth curve stays within 5 nm
+    tolerance = 5.0 if material == "FAPbBr3" else 2.0
     pl = float(get_material(material).sizing.pl_nm(row.size_nm))
-    assert row.pl_min_nm - 2.0 <= pl <= row.pl_max_nm + 2.0
+    assert row.pl_min_nm - tolerance <= pl <= row.pl_max_nm + tolerance
 
 
-@pytest.mark.parametrize("material", ["CsPbI3", "FAPbBr3"])
-def test_shipped_curves_of_the_other_materials_are_their_tables_fits(material):
+def test_fapbbr3_lines_widen_smoothly_as_dots_shrink():
+    # the audit: a curve through FAPbBr3's column was flat at 3.6-4.5 nm and steep at 5.3-6.1,
+    # so the line width jumped to 36 nm at 505-510 nm
+    curve = get_material("FAPbBr3").sizing
+    edges = np.linspace(3.0, 12.0, 400)
+    law = SizingCurve(curve.e_inf_ev, curve.a_ev_nm2, curve.delta_nm)
+    assert np.allclose(curve.dpl_ev_dedge(edges), law.dpl_ev_dedge(edges), rtol=0.1)
+    fwhm_ev = pl_fwhm_ev(edges, 0.08, "FAPbBr3")
+    pl = curve.pl_nm(edges)
+    fwhm_nm = HC_EV_NM / (HC_EV_NM / pl - fwhm_ev / 2) - HC_EV_NM / (HC_EV_NM / pl + fwhm_ev / 2)
+    green = (pl > 500) & (pl < 515)
+    assert np.all(fwhm_nm[green] < 26.0)
+    assert np.all(np.abs(np.diff(fwhm_nm) / np.diff(pl)) < 1.0)  # no jump (it was 6-10 nm per nm)
+
+
+@pytest.mark.parametrize(("material", "smooth"), [("CsPbI3", False), ("FAPbBr3", True)])
+def test_shipped_curves_of_the_other_materials_are_their_tables_fits(material, smooth):
     shipped = get_material(material).sizing
-    refit = fit_sizing_curve(load_sizing_table(material), interpolate=True)
+    refit = fit_sizing_curve(load_sizing_table(material), interpolate=not smooth, smooth=smooth)
     assert refit.e_inf_ev == pytest.approx(shipped.e_inf_ev, abs=1e-5)
     assert refit.a_ev_nm2 == pytest.approx(shipped.a_ev_nm2, rel=1e-5)
     assert refit.delta_nm == pytest.approx(shipped.delta_nm, abs=1e-5)

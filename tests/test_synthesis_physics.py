@@ -98,7 +98,16 @@ def test_plqy_peaks_at_intermediate_size_as_measured_by_naghadeh():
     factors = _size_plqy(np.array([3.1, 5.7, 9.3]))
     assert factors[1] == 1.0 and factors[0] > factors[2]
     assert factors[0] * 0.91 == pytest.approx(0.76, abs=0.02)
-    assert factors[2] * 0.91 == pytest.approx(0.54, abs=0.02)
+    # weakly confined crystals level off at 50-90 %: Naghadeh's 9.3 nm sample is at the low end
+    assert factors[2] * 0.91 == pytest.approx(0.54, abs=0.07)
+
+
+@pytest.mark.parametrize("temperature", [180.0, 187.0, 194.0])
+def test_large_crystals_keep_a_plqy_of_50_to_90_percent(temperature):
+    # the audit: 8 % at 15 nm from a three-point fit; weakly confined CsPbBr3 NCs are 50-90 %
+    out = hot(2.0, temperature, time_s=120.0)
+    assert out["edge_length_nm"] > 9.0
+    assert 0.5 <= out["plqy"] <= 0.9
 
 
 def test_rng_adds_run_to_run_variability_and_none_is_deterministic():
@@ -249,9 +258,9 @@ def test_more_alkylammonium_bromide_tunes_17_5_down_to_3_8_nm_at_fixed_temperatu
     sizes, peaks = batch.population["edge_length_nm"], batch.observables["pl_peak_nm"]
     assert np.all(np.diff(sizes) < 0) and np.all(np.diff(peaks) < 0)  # more ligand: smaller
     assert sizes[0] == pytest.approx(17.5, abs=0.5) and sizes[-1] == pytest.approx(3.8, abs=0.3)
-    # green to blue by the ligand alone (the review's 465 nm for 3.8 nm is bluer than its own
-    # size -> PL table, which the sizing curve follows: 476-481 nm at 4 nm)
-    assert peaks[0] > 510 and peaks[-1] < 480
+    # green to blue by the ligand alone, 510 -> 465 nm as the review reports ([55]: bluer than
+    # its own size -> PL table, 476-481 nm at 4 nm, so these dots' lines sit above it)
+    assert peaks[0] == pytest.approx(510.0, abs=3.0) and peaks[-1] == pytest.approx(465.0, abs=3.0)
     assert np.all(batch.population["platelet_fraction"] < 0.05)  # cubes all along
 
 
@@ -261,11 +270,114 @@ def test_the_oleylammonium_amount_and_temperature_span_16_4_to_4_nm_and_make_pla
     assert big.population["edge_length_nm"][0] == pytest.approx(16.4, abs=0.5)
     assert small.population["edge_length_nm"][0] == pytest.approx(4.0, abs=0.5)
     # more oleylammonium: platelets at temperatures that gave cubes (Almeida)
-    at_125 = amount_series("oa_olam", 125.0, [1.0, 3.0]).population["platelet_fraction"]
-    assert at_125[0] < 0.25 < at_125[1]
+    at_135 = amount_series("oa_olam", 135.0, [1.0, 3.0]).population["platelet_fraction"]
+    assert at_135[0] < 0.25 < at_135[1]
 
 
 def test_campaigns_that_do_not_name_the_ligand_amount_keep_todays_outcome():
     base = {"br_pb_ratio": 12.0, "temperature_c": 150.0, "ligand": "oa_olam", "time_s": 30.0}
     assert hot_injection_outcome(base) == hot_injection_outcome({**base, "ligand_amount": 1.0})
     assert simulate("hot_injection", base).conditions["ligand_amount"][0] == 1.0
+
+
+# --- the audit of the twin against the review (issue 29) -------------------------------------
+
+
+def test_the_cube_platelet_boundary_moves_with_br_pb_acid_oleylammonium_and_the_lab():
+    from models.twin import TwinParameters
+
+    def boundary(br_pb=12.0, ligand="oa_olam", amount=1.0, twin=None):
+        """The temperature where half the product is platelets."""
+        temperatures = np.linspace(60.0, 200.0, 1401)
+        conditions = {"br_pb_ratio": br_pb, "temperature_c": temperatures, "ligand": ligand,
+                      "time_s": 30.0, "ligand_amount": amount}  # fmt: skip
+        outcome = hot_injection_outcome(conditions, twin=twin or TwinParameters())
+        fraction = outcome["platelet_fraction"]
+        return float(np.interp(0.5, fraction[::-1], temperatures[::-1]))
+
+    base = boundary()
+    # stoichiometric halide gives platelets where bromide-rich syntheses give isotropic dots
+    assert boundary(br_pb=2.0) > base + 5.0 > boundary(br_pb=30.0) + 5.0
+    assert boundary(ligand="oa_olam_acid_rich") > base + 15.0  # more acid (Almeida)
+    assert boundary(amount=3.0) > base + 10.0  # more oleylammonium (Almeida)
+    # the lab parameter moves it across the ~40 C that separates the cited reports
+    assert boundary(twin=TwinParameters(platelet_shift_c=-40.0)) == pytest.approx(base - 40.0)
+    assert 100.0 <= boundary(br_pb=2.0) <= 150.0  # between Otero-Martinez and Bekenstein
+
+
+@pytest.mark.parametrize("edge", [3.2, 4.0, 6.0, 9.0, 14.0])
+def test_cube_absorption_has_no_higher_transition_above_the_exciton(edge):
+    # the audit: every cube spectrum showed a second peak 35-48 nm blue of the exciton, which
+    # the review (section 3.1) attributes to spheroidal dots only
+    from models.simulation import render_spectra
+
+    population = {"edge_length_nm": np.array([edge]), "size_dispersion": 0.07,
+                  "platelet_fraction": 0.0, "plqy": 0.8, "concentration": 1.0}  # fmt: skip
+    absorbance = render_spectra(population)[0][0]
+    interior = absorbance[1:-1]
+    maxima = np.flatnonzero((interior > absorbance[:-2]) & (interior > absorbance[2:]))
+    assert len(maxima) <= 1  # the first exciton (a bulk-like one may merge into the edge)
+
+
+def _peak_scatter(route, conditions, n=120):
+    rng = np.random.default_rng(7)
+    rows = [dict(conditions) for _ in range(n)]
+    return float(np.std(simulate(route, rows, rng).observables["pl_peak_nm"]))
+
+
+def test_flow_is_more_reproducible_than_batch_at_the_same_colour():
+    hot_green = {"br_pb_ratio": 3.0, "temperature_c": 170.0, "ligand": "oa_olam", "time_s": 60.0}
+    flow_green = {"br_pb_ratio": 3.0, "temperature_c": 170.0, "ligand": "oa_olam",
+                  "residence_time_s": 60.0, "flow_ratio": 1.0}  # fmt: skip
+    batch_colour = simulate("hot_injection", hot_green).observables["pl_peak_nm"][0]
+    flow_colour = simulate("flow", flow_green).observables["pl_peak_nm"][0]
+    assert abs(batch_colour - flow_colour) < 5.0  # the same colour
+    assert _peak_scatter("flow", flow_green) < 0.6 * _peak_scatter("hot_injection", hot_green)
+
+
+def test_batch_scatter_depends_on_colour_and_green_is_not_too_reproducible():
+    blue = {"br_pb_ratio": 20.0, "temperature_c": 150.0, "ligand": "oa_olam", "time_s": 60.0}
+    green = {"br_pb_ratio": 2.0, "temperature_c": 180.0, "ligand": "oa_olam", "time_s": 60.0}
+    blue_sd, green_sd = _peak_scatter("hot_injection", blue), _peak_scatter("hot_injection", green)
+    assert blue_sd > 1.5 * green_sd  # the sizing curve is steep where dots are small
+    assert green_sd > 0.4  # surface and composition still move a green line from batch to batch
+    # and green lines are as broad as measured (~18-20 nm), not the sizes' few nm
+    fwhm = simulate("hot_injection", green).observables["pl_fwhm_nm"][0]
+    assert 17.0 < fwhm < 24.0
+
+
+def test_dots_ripen_without_excess_bromide_and_hold_with_it():
+    times = np.array([60.0, 600.0])
+    poor = hot(2.0, 190.0, time_s=times)
+    rich = hot(20.0, 190.0, time_s=times)
+    olpa = hot(2.0, 190.0, "olpa", time_s=times)
+    # Ostwald ripening: the mean creeps up and the distribution defocuses
+    assert poor["edge_length_nm"][1] > 1.03 * poor["edge_length_nm"][0]
+    assert poor["size_dispersion"][1] > poor["size_dispersion"][0] + 0.01
+    # bound bromide and phosphonic acid hold the surface: the colour stays put (Dong et al.)
+    assert rich["edge_length_nm"][1] == pytest.approx(rich["edge_length_nm"][0], rel=0.005)
+    assert olpa["size_dispersion"][1] <= olpa["size_dispersion"][0]
+
+
+def test_room_temperature_dilution_gives_smaller_dots_sooner_and_ligand_keeps_the_rate():
+    # Akkerman et al. (the review's Fig. 2a): dilution -> smaller and faster; less ligand
+    # (TOPO there) -> another size at an unchanged rate
+    def growth(precursor, ligand):
+        times = np.linspace(1.0, 600.0, 600)
+        conditions = {"precursor_ul": precursor, "ligand_ul": ligand, "time_s": times}
+        edge = larp_outcome(conditions)["edge_length_nm"]
+        settled = times[np.argmax(edge - 2.5 >= 0.9 * (edge[-1] - 2.5))]
+        return edge[-1], settled
+
+    (dilute, dilute_t), (dense, dense_t) = growth(10.0, 10.0), growth(80.0, 10.0)
+    assert dilute < dense and dilute_t < 0.6 * dense_t
+    (capped, capped_t) = growth(80.0, 30.0)
+    assert capped < dense and capped_t == pytest.approx(dense_t, rel=0.05)
+
+
+def test_a_faster_flow_mixer_makes_thinner_platelets():
+    cold = {**FLOW_BASE, "temperature_c": 90.0}
+    slow = flow_outcome({**cold, "mixer_rpm": 500.0})
+    fast = flow_outcome({**cold, "mixer_rpm": 2000.0})
+    assert slow["platelet_fraction"] > 0.5 and fast["platelet_fraction"] > 0.5
+    assert fast["platelet_layers"] == pytest.approx(slow["platelet_layers"] - 2.0)
