@@ -48,12 +48,37 @@ def _clock_of(signal: Signal) -> VirtualClock | None:
 
 
 class ComputedSignal(SignalRO):
-    """Read-only signal computed by the parent's method ``getter`` on every read."""
+    """Read-only signal computed by the parent's method ``getter`` on every read.
+
+    With ``monitor_period_s`` set, a value subscription (a bluesky ``monitor``) is called every
+    that many seconds of lab time (:meth:`VirtualClock.watch`) for as long as it lasts.
+    """
 
     def __init__(self, *args: Any, getter: str, units: str = "", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._getter = getter
         self._units = units
+        self.monitor_period_s: float | None = None
+        self._stop_watch: Callable[[], None] | None = None
+
+    def subscribe(self, callback: Callable[..., Any], event_type: str | None = None,
+                  run: bool = True) -> int:  # fmt: skip
+        cid = super().subscribe(callback, event_type=event_type, run=run)
+        clock = _clock_of(self)
+        value_sub = (event_type or self._default_sub) == self.SUB_VALUE
+        if value_sub and self.monitor_period_s and clock is not None and self._stop_watch is None:
+            self._stop_watch = clock.watch(self.monitor_period_s, self._sample)
+            self._sample()  # the monitor starts with the value now
+        return cid
+
+    def unsubscribe(self, cid: int) -> None:
+        super().unsubscribe(cid)
+        if self._stop_watch is not None and not self._callbacks[self.SUB_VALUE]:
+            self._stop_watch()
+            self._stop_watch = None
+
+    def _sample(self) -> None:
+        self._run_subs(sub_type=self.SUB_VALUE, value=self.get(), timestamp=self.timestamp)
 
     def get(self, **kwargs: Any) -> Any:
         value = getattr(self.parent, self._getter)()

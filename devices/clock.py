@@ -11,6 +11,11 @@ Reactions and instrument steps take seconds to minutes. On the virtual clock a s
   clock follows the wall clock (``speed`` > 1 runs a demo faster than life).
 
 Timestamps start at the wall-clock time the clock was made, so documents read naturally.
+
+:meth:`VirtualClock.watch` calls back every so many seconds of lab time: in fast mode at each
+such instant a step passes through (the clock stops there for the callback), in realtime mode
+from a thread. A monitored reading (a heater's readback in a ``monitor`` stream) samples the lab
+this way, so a heating trajectory is recorded in fast mode too.
 """
 
 from __future__ import annotations
@@ -26,6 +31,22 @@ from ophyd.status import Status
 __all__ = ["ClockMode", "VirtualClock"]
 
 ClockMode = Literal["fast", "realtime"]
+_MAX_SAMPLES_PER_STEP = 2000
+
+
+class _Watch:
+    """One :meth:`VirtualClock.watch`: its period, its callback and when it is next due."""
+
+    def __init__(self, period_s: float, callback: Callable[[], None], next_at: float) -> None:
+        self.period_s = period_s
+        self.callback = callback
+        self.next_at = next_at
+        self.stopped = threading.Event()
+
+    def run_in_realtime(self, clock: VirtualClock) -> None:
+        while not self.stopped.wait(self.period_s / clock.speed):
+            if clock.mode == "realtime":  # a clock catching up in fast mode samples itself
+                self.callback()
 
 
 class VirtualClock:
@@ -53,6 +74,8 @@ class VirtualClock:
         self._virtual = self._start
         self._wall0 = time.monotonic()
         self._virtual_at_wall0 = self._start  # realtime: now() = this + wall seconds * speed
+        self._watches: dict[int, _Watch] = {}
+        self._next_watch = 0
 
     def now(self) -> float:
         """Current virtual time, epoch seconds."""
@@ -81,14 +104,47 @@ class VirtualClock:
         return self.now() - self._start
 
     def advance(self, seconds: float) -> float:
-        """Fast mode: move the clock ``seconds`` forward and return the new time."""
+        """Fast mode: move the clock ``seconds`` forward and return the new time; each watch
+        due on the way is called at its instant."""
         if seconds < 0:
             raise ValueError(f"cannot advance the clock by a negative {seconds} s")
         if self.mode == "realtime":
             return self.now()
         with self._lock:
-            self._virtual += seconds
-            return self._virtual
+            end = self._virtual + seconds
+        while True:
+            with self._lock:
+                due = min(self._watches.values(), key=lambda w: w.next_at, default=None)
+                if due is None or due.next_at > end:
+                    self._virtual = max(self._virtual, end)
+                    return self._virtual
+                self._virtual = max(self._virtual, due.next_at)
+                # a long wait is sampled at most MAX_SAMPLES_PER_STEP times per watch
+                due.next_at += max(due.period_s, seconds / _MAX_SAMPLES_PER_STEP)
+            due.callback()
+
+    def watch(self, period_s: float, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` every ``period_s`` seconds of lab time from now on; returns the
+        function that stops it (see the module docstring)."""
+        if not period_s > 0:
+            raise ValueError(f"a watch period must be > 0 s, got {period_s}")
+        with self._lock:
+            key = self._next_watch
+            self._next_watch += 1
+            watch = _Watch(float(period_s), callback, self._virtual + period_s)
+            self._watches[key] = watch
+        if self.mode == "realtime":
+            thread = threading.Thread(
+                target=watch.run_in_realtime, args=(self,), daemon=True, name="clock-watch"
+            )
+            thread.start()
+
+        def stop() -> None:
+            watch.stopped.set()
+            with self._lock:
+                self._watches.pop(key, None)
+
+        return stop
 
     def run(
         self,

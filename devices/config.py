@@ -138,6 +138,9 @@ class HeaterConfig(StrictModel):
     time_constant_s: float = Field(10.0, gt=0, le=3600.0)
     overshoot_fraction: float = Field(0.02, ge=0, le=0.5)
     heat_timeout_s: float = Field(1800.0, gt=0)
+    monitor_interval_s: float = Field(10.0, ge=0.1, le=3600.0)
+    """A synthesis records the vessel's temperature this often (its ``<heater>_monitor``
+    stream)."""
 
     @model_validator(mode="after")
     def _temperatures(self) -> HeaterConfig:
@@ -257,6 +260,10 @@ class FlowConfig(HeaterConfig):
     max_mixer_rpm: float = Field(3000.0, gt=0)
     max_pressure_kpa: float = Field(500.0, gt=0)
     kpa_per_ul_min: float = Field(0.02, gt=0)
+    sweep_points: int = Field(0, ge=0, le=20)
+    """A flow synthesis first measures the product at this many shorter residence times
+    (``k/(n+1)`` of the one asked for, the pumps ramped up; each after its own washout) into
+    its ``insitu`` stream: the growth curve of one experiment. 0: one measurement."""
 
 
 def acquisition_s(integration_ms: float) -> float:

@@ -61,9 +61,12 @@ class Heater(Device):
         max_ramp_c_per_min: float,
         ramp_c_per_min: float,
         tolerance_c: float,
+        monitor_period_s: float | None = None,
     ) -> None:
-        """Connect the backend and the config's limits (done by build_lab)."""
+        """Connect the backend and the config's limits (done by build_lab); a ``monitor`` of
+        the readback samples it every ``monitor_period_s`` seconds."""
         self.backend = backend
+        self.readback.monitor_period_s = monitor_period_s
         self.clock = clock
         self._limits = limits
         self.ramp_rate.set_limits(0.1, max_ramp_c_per_min)

@@ -85,6 +85,7 @@ def _attach_heater(
         max_ramp_c_per_min=cfg.max_ramp_c_per_min,
         ramp_c_per_min=cfg.ramp_c_per_min,
         tolerance_c=cfg.tolerance_c,
+        monitor_period_s=cfg.monitor_interval_s,
     )
 
 

@@ -258,6 +258,14 @@ class Observation:
     vetoed: bool = False
     """A person rejected the proposal before it ran: it counts as a failure, and the planner
     never proposes these conditions again."""
+    trajectory: Sequence[Mapping[str, Any]] = ()
+    """What the lab saw while the experiment's dots grew, in order: one point per in-situ
+    reading, with ``growth_time_s``, ``temperature_c``, ``hot`` and the observables of its
+    spectra (NaN where no line showed yet). A ``hot`` reading (a dip probe in the flask) is
+    bluer, broader and weaker than the quenched product's ``observables``; one that is not (a
+    flow sweep's shorter residence times) is product
+    (:func:`orchestrator.execution.observe.trajectory_from_documents`). Empty where the lab
+    reads nothing in situ."""
 
 
 class Planner(ABC):

@@ -4,6 +4,7 @@ runs' ``insitu`` and ``baseline`` streams."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +23,7 @@ from tests.conftest import ROOT, validate_documents
 from tests.test_campaign import write_config
 
 INSITU_LAB = str(ROOT / "configs" / "labs" / "sim-insitu.yaml")
+MONITOR = "reactor_temperature_monitor"
 WL = np.linspace(350.0, 650.0, 1201)
 WL_OF_CELL = wavelength_grid(load_lab_config(INSITU_LAB).cell)
 DOTS = {"edge_length_nm": 5.5, "size_dispersion": 0.08, "plqy": 0.8, "concentration": 1.0}
@@ -81,6 +83,73 @@ def test_hot_injection_on_a_lab_with_a_probe_records_the_growth_in_its_own_strea
     assert 5.0 < _pl_nm(product) - pls[-1] < 12.0
     baseline = _stream(docs, "baseline")
     assert [round(b["reactor_temperature"]) for b in baseline] == [25, 140]
+
+
+def test_the_heated_vessel_s_temperature_is_recorded_all_along_in_a_monitor_stream():
+    conditions = {"br_pb_ratio": 12.0, "temperature_c": 160.0, "ligand": "oa_olam", "time_s": 30.0}
+    lab = build_lab(load_lab_config(ROOT / "configs" / "labs" / "sim.yaml"), seed=0)
+    docs = _run(lab, conditions)
+    assert validate_documents(docs) == len(docs)
+    names = {d["uid"]: d["name"] for n, d in docs if n == "descriptor"}
+    monitor = [d for n, d in docs if n == "event" and names[d["descriptor"]] == MONITOR]
+    temperatures = [e["data"]["reactor_temperature"] for e in monitor]
+    stamps = np.array([e["timestamps"]["reactor_temperature"] for e in monitor])
+    # from ambient up to the setpoint and held there through growth, on the lab's clock
+    assert temperatures[0] == pytest.approx(25.0, abs=1.0)
+    assert max(temperatures) == pytest.approx(160.0, abs=5.0)
+    assert sum(abs(t - 160.0) < 2.0 for t in temperatures) >= 3  # growth at temperature
+    rising = temperatures[: int(np.argmax(temperatures))]
+    assert len(rising) >= 5 and np.all(np.diff(rising) >= 0)
+    assert np.all(np.diff(stamps[1:]) == pytest.approx(10.0))  # monitor_interval_s
+    # the monitor stops with the run: the readback has no subscriber left to sample for
+    assert not lab.reactor.temperature.readback._callbacks["value"]
+    count = len(docs)
+    lab.timer.set(600).wait(1)
+    assert len(docs) == count
+
+
+def test_flow_monitors_its_coil_and_larp_has_no_heater_to_monitor():
+    from orchestrator.execution.plans import flow_synthesis, larp_synthesis
+
+    lab = build_lab(load_lab_config(ROOT / "configs" / "labs" / "sim.yaml"), seed=0)
+    for plan, conditions, monitored in [
+        (flow_synthesis, {"br_pb_ratio": 12.0, "temperature_c": 150.0, "ligand": "oa_olam",
+                          "residence_time_s": 20.0, "flow_ratio": 1.0}, {"flow_coil_monitor"}),
+        (larp_synthesis, {"precursor_ul": 20.0, "ligand_ul": 10.0, "time_s": 60.0}, set()),
+    ]:  # fmt: skip
+        RE = RunEngine({})
+        docs: list = []
+        RE.subscribe(lambda name, doc, docs=docs: docs.append((name, doc)))
+        RE(plan(lab, conditions))
+        streams = {d["name"] for n, d in docs if n == "descriptor"}
+        assert {s for s in streams if s.endswith("_monitor")} == monitored
+
+
+def test_the_clock_samples_a_watch_at_its_period_in_fast_and_realtime_mode():
+    import time
+
+    from devices.clock import VirtualClock
+
+    clock = VirtualClock("fast", start=0.0)
+    seen: list[float] = []
+    stop = clock.watch(5.0, lambda: seen.append(clock.now()))
+    clock.advance(12.0)
+    clock.advance(3.0)
+    assert seen == [5.0, 10.0, 15.0] and clock.now() == 15.0
+    stop()
+    clock.advance(10.0)
+    assert seen == [5.0, 10.0, 15.0]
+    with pytest.raises(ValueError, match="period must be > 0"):
+        clock.watch(0.0, lambda: None)
+
+    realtime = VirtualClock("realtime", speed=100.0)
+    ticks: list[float] = []
+    stop = realtime.watch(2.0, lambda: ticks.append(realtime.now()))  # 20 ms of wall time
+    time.sleep(0.5)
+    stop()
+    count = len(ticks)
+    time.sleep(0.1)
+    assert 8 <= count <= 30 and len(ticks) == count
 
 
 def test_watching_changes_nothing_the_quench_fixes():
@@ -145,7 +214,29 @@ def test_a_campaign_on_the_probe_lab_stores_the_streams(run_qdlab, tmp_path):
         docs = db.run_documents(run["uid"])
         validate_documents(docs)
         streams = {d["name"] for n, d in docs if n == "descriptor"}
-        assert {"primary", "baseline", IN_SITU_STREAM} <= streams  # (and "interruptions")
+        assert {"primary", "baseline", IN_SITU_STREAM, MONITOR} <= streams  # ("interruptions")
+    # exported, every stream is there and every document validates with event-model
+    jsonl, csv_path = tmp_path / "docs.jsonl", tmp_path / "grown.csv"
+    for fmt, path in (("jsonl", jsonl), ("trajectories", csv_path)):
+        out = run_qdlab("campaign", "export", "1", "--format", fmt, "--out", str(path),
+                        "--db", url)  # fmt: skip
+        assert out.returncode == 0, out.stderr
+    import csv
+    import json
+
+    exported = [tuple(json.loads(line)) for line in jsonl.read_text().splitlines()]
+    assert validate_documents(exported) == len(exported)
+    names = {d["uid"]: d["name"] for n, d in exported if n == "descriptor"}
+    in_situ = [d for n, d in exported if n == "event" and names[d["descriptor"]] == IN_SITU_STREAM]
+    assert {MONITOR, "baseline", IN_SITU_STREAM} <= set(names.values())
+    from orchestrator.execution.observe import trajectory_from_documents
+
+    table = list(csv.DictReader(csv_path.open()))
+    measured = [r for r in db.experiments(1) if r.status == "done"]
+    points = sum(len(trajectory_from_documents(db.run_documents(r.run_uid))) for r in measured)
+    assert 0 < len(table) == points <= len(in_situ)  # the measured experiments' readings
+    assert {"experiment", "hot", "growth_time_s", "pl_peak_nm", "product_pl_nm"} <= set(table[0])
+    assert {row["hot"] for row in table} == {"1"}  # the flask probe sees the hot mixture
 
 
 def test_trajectories_are_analysed_and_drawn_in_the_report(run_qdlab, tmp_path):
@@ -171,3 +262,65 @@ def test_trajectories_are_analysed_and_drawn_in_the_report(run_qdlab, tmp_path):
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "report" / "growth.png").stat().st_size > 10_000
     assert "Growth in situ" in (tmp_path / "report" / "report.html").read_text()
+
+
+def test_the_planner_is_told_each_experiment_s_trajectory_and_gets_it_back_on_resume(tmp_path):
+    import yaml
+
+    from orchestrator.campaign.config import parse_campaign
+    from orchestrator.campaign.restore import planner_history
+    from orchestrator.campaign.runner import CampaignRunner
+
+    db = Database(f"sqlite:///{tmp_path / 'told.db'}")
+    space = {"br_pb_ratio": [2, 30], "temperature_c": [140, 200], "ligand": ["oa_olam"],
+             "time_s": [20, 120]}  # fmt: skip
+    path = write_config(tmp_path, lab=INSITU_LAB, budget=2, space=space, stop_on_target=False)
+    config = yaml.safe_load(Path(path).read_text())
+    runner = CampaignRunner(db, parse_campaign(config, "", ROOT))
+    result = runner.run()
+    told = [o for o in runner.planner.observations if not o.failed]
+    assert len(told) == 2
+    for observation in told:
+        times = [p["growth_time_s"] for p in observation.trajectory]
+        assert len(times) >= 2 and np.all(np.diff(times) > 0)
+        assert times[-1] <= observation.conditions["time_s"]
+        assert {"pl_peak_nm", "temperature_c"} <= set(observation.trajectory[0])
+    # a resumed planner is told the same trajectories, read back from the stored runs
+    history = planner_history(db.experiments(result.campaign_id), db)
+    restored = [o.trajectory for o in history.observations]
+    assert [len(t) for t in restored] == [len(o.trajectory) for o in told]
+    for again, live in zip(restored, (o.trajectory for o in told), strict=True):
+        for a, b in zip(again, live, strict=True):
+            assert a.keys() == b.keys()
+            assert np.allclose(list(a.values()), list(b.values()), equal_nan=True)
+    # without the database (a lab with no probe) there is nothing to read
+    assert all(o.trajectory == () for o in planner_history(db.experiments(1)).observations)
+
+
+def test_a_flow_synthesis_sweeps_shorter_residence_times_into_its_growth_curve():
+    from orchestrator.execution.observe import observables_from_documents, trajectory_from_documents
+    from orchestrator.execution.plans import flow_synthesis, sweep_residence_times
+
+    # oleylphosphonic acid at 100 C grows slowly (minutes): the sweep follows it
+    conditions = {"br_pb_ratio": 2.5, "temperature_c": 100.0, "ligand": "olpa",
+                  "residence_time_s": 120.0, "flow_ratio": 1.0}  # fmt: skip
+    lab = build_lab(load_lab_config(INSITU_LAB), seed=0)
+    assert sweep_residence_times(lab, conditions) == pytest.approx([24.0, 48.0, 72.0, 96.0])
+    RE = RunEngine({})
+    docs: list = []
+    RE.subscribe(lambda name, doc: docs.append((name, doc)))
+    RE(flow_synthesis(lab, conditions))
+    assert validate_documents(docs) == len(docs)
+    points = trajectory_from_documents(docs)
+    assert [round(p["growth_time_s"], 3) for p in points] == [24.0, 48.0, 72.0, 96.0]
+    assert not any(p["hot"] for p in points)  # product that left the coil, not a hot mixture
+    assert all(abs(p["temperature_c"] - 100.0) < 2.0 for p in points)
+    # the dots grow along the coil: longer residence, redder, up to the measurement itself
+    peaks = [p["pl_peak_nm"] for p in points] + [observables_from_documents(docs)["pl_peak_nm"]]
+    assert np.all(np.diff(peaks) > 0) and peaks[-1] - peaks[0] > 10.0
+    # a residence time faster than the pumps can go is left out of the sweep (4 s of 20 s
+    # needs the Cs pump at 7,500 uL/min, above its 6,000)
+    faster = {**conditions, "residence_time_s": 20.0}
+    assert sweep_residence_times(lab, faster) == pytest.approx([8.0, 12.0, 16.0])
+    plain = build_lab(load_lab_config(ROOT / "configs" / "labs" / "sim.yaml"))
+    assert sweep_residence_times(plain, conditions) == []

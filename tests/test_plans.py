@@ -38,8 +38,13 @@ def test_each_synthesis_is_one_run_with_spectra_and_campaign_metadata(lab, RE, p
     assert names[0] == "start" and names[-1] == "stop" and names.count("start") == 1
     validate_documents(RE.docs)
     streams = {d["uid"]: d["name"] for n, d in RE.docs if n == "descriptor"}
-    events = [(streams[d["descriptor"]], d) for n, d in RE.docs if n == "event"]
+    every_event = [(streams[d["descriptor"]], d) for n, d in RE.docs if n == "event"]
+    events = [(s, d) for s, d in every_event if not s.endswith("_monitor")]
     assert [s for s, _ in events] == ["baseline", "primary", "baseline"]
+    monitored = {s for s, _ in every_event} - {s for s, _ in events}
+    assert monitored == ({"flow_coil_monitor"} if plan is flow_synthesis else
+                         {"reactor_temperature_monitor"} if plan is hot_injection_synthesis else
+                         set())  # fmt: skip
     start = RE.docs[0][1]
     # what was made, in full: a hot injection records the material and ligand amount it used
     assert start["conditions"] == get_route(start["route"]).validate(conditions)

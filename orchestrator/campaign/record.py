@@ -32,6 +32,7 @@ from orchestrator.execution.observe import (
     InstrumentFault,
     MeasurementRejected,
     observables_from_documents,
+    trajectory_from_documents,
 )
 from planners import Observation, Planner, Target
 
@@ -135,7 +136,8 @@ class Recorder:
             self.faulted(experiment, str(exc), may_recover=False)
             return
         lifecycle.finish(self.db, experiment.id, observables, uid, self.fence)
-        self.planner.tell([Observation(experiment.conditions, observables)])
+        trajectory = tuple(trajectory_from_documents(documents))
+        self.planner.tell([Observation(experiment.conditions, observables, trajectory=trajectory)])
         self.told.add(experiment.id)
         self.progress.observe(experiment.index, observables, experiment.conditions)
         self.failures_in_a_row = 0

@@ -13,6 +13,7 @@ from devices.config import ConfigError
 from orchestrator.campaign.config import MAX_BUDGET
 from orchestrator.campaign.lifecycle import CampaignStatus, ExperimentStatus
 from orchestrator.execution.executor import stored_run
+from orchestrator.execution.observe import trajectory_from_documents
 from planners import Observation
 
 __all__ = ["PlannerHistory", "finished", "planner_history", "resumed_config", "vetoed_observation"]
@@ -60,9 +61,11 @@ class PlannerHistory:
     told: set[int] = field(default_factory=set)
 
 
-def planner_history(rows: Sequence[Experiment]) -> PlannerHistory:
+def planner_history(rows: Sequence[Experiment], db: Database | None = None) -> PlannerHistory:
     """The planner's history from a campaign's experiments: its proposals by batch (a person's
-    experiment was never asked for), and what it learnt (measurements, failures, vetoes)."""
+    experiment was never asked for), and what it learnt (measurements, failures, vetoes).
+    With ``db``, each measurement carries the in-situ trajectory of its stored run, as it was
+    told when it ran."""
     history = PlannerHistory()
     batches: dict[int, list[Experiment]] = {}
     for r in rows:
@@ -72,7 +75,12 @@ def planner_history(rows: Sequence[Experiment]) -> PlannerHistory:
     history.batches = [[r.conditions for r in b] for _, b in sorted(batches.items())]
     for r in rows:
         if r.status == ExperimentStatus.DONE and r.observables:
-            history.observations.append(Observation(r.conditions, r.observables))
+            trajectory = ()
+            if db is not None and r.run_uid is not None:
+                trajectory = tuple(trajectory_from_documents(db.run_documents(r.run_uid)))
+            history.observations.append(
+                Observation(r.conditions, r.observables, trajectory=trajectory)
+            )
         elif r.status == ExperimentStatus.FAILED:
             reason = r.failure_reason
             history.observations.append(Observation(r.conditions, failed=True, reason=reason))

@@ -24,14 +24,21 @@ app = typer.Typer(help="Closed-loop campaigns.", no_args_is_help=True)
 def campaign_export(
     campaign_id: Annotated[int, typer.Argument(help="campaign id")],
     out: Annotated[str, typer.Option("--out", help="file to write")],
-    fmt: Annotated[str, typer.Option("--format", help="jsonl (documents) or csv")] = "jsonl",
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format", help="jsonl (documents), csv (experiments) or trajectories (in situ, CSV)"
+        ),
+    ] = "jsonl",
     db: DbOption = None,
 ) -> None:
-    """Export a campaign: its bluesky documents as JSONL, or its experiments as CSV."""
+    """Export a campaign: its bluesky documents (every stream) as JSONL, its experiments as
+    CSV, or every in-situ reading of its experiments as CSV (``trajectories``)."""
     from db import Database, export_csv, export_jsonl
+    from orchestrator.history.report import export_trajectories
 
-    if fmt not in ("jsonl", "csv"):
-        raise typer.BadParameter(f"--format {fmt!r} is not one of {{jsonl, csv}}")
+    if fmt not in ("jsonl", "csv", "trajectories"):
+        raise typer.BadParameter(f"--format {fmt!r} is not one of {{jsonl, csv, trajectories}}")
     target = Path(out)
     if target.is_dir():
         raise UserError(f"--out: {out} is a folder; name the file to write")
@@ -41,9 +48,12 @@ def campaign_export(
     if fmt == "jsonl":
         n = export_jsonl(database, campaign_id, out)
         print(f"wrote {n} documents of campaign {campaign_id} to {out}")
-    else:
+    elif fmt == "csv":
         n = export_csv(database, campaign_id, out)
         print(f"wrote {n} experiments of campaign {campaign_id} to {out}")
+    else:
+        n = export_trajectories(database, campaign_id, out)
+        print(f"wrote {n} in-situ readings of campaign {campaign_id} to {out}")
 
 
 def _run_campaign(runner: object, as_json: bool) -> None:

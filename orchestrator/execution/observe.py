@@ -147,23 +147,37 @@ def observables_from_documents(docs: Iterable[tuple[str, Mapping[str, Any]]]) ->
     return obs
 
 
+_GROWTH_READINGS = (
+    ("reactor_growth_time", "reactor_temperature", True),  # the flask's dip probe
+    ("flow_residence_time", "flow_coil", False),  # the in-line cell, after the coil
+)
+"""Per kind of in-situ reading: its growth-time and temperature keys, and whether the
+spectrometer saw the hot mixture (a dip probe) or the product that left the coil."""
+
+
 def trajectory_from_documents(
     docs: Iterable[tuple[str, Mapping[str, Any]]], stream: str = IN_SITU_STREAM
-) -> list[dict[str, float]]:
+) -> list[dict[str, Any]]:
     """The observables of each reading of a run's in-situ ``stream``, in order, with its growth
-    time (``growth_time_s``) and the mixture's temperature (``temperature_c``): what the hot
-    mixture showed while the dots grew (NaN where it showed no line yet; a reading the
-    instrument flagged is left out). Empty for a run without one."""
+    time (``growth_time_s``: time since injection in the flask, residence time in a flow coil),
+    the reaction's temperature (``temperature_c``) and ``hot``: True where the spectrometer saw
+    the hot mixture (bluer, broader, weaker than the product), False where it saw product that
+    had left the reactor. NaN where no line showed yet; a reading the instrument flagged is
+    left out. Empty for a run without one."""
     material, events = _streams(docs)
     points = []
     for name, descriptor, event in events:
         data = event["data"]
         if name != stream or _flagged(_cell_keys(descriptor)[0], data) is not None:
             continue
+        time_key, temperature_key, hot = next(
+            (k for k in _GROWTH_READINGS if k[0] in data), _GROWTH_READINGS[0]
+        )
         points.append(
             {
-                "growth_time_s": float(data.get("reactor_growth_time", math.nan)),
-                "temperature_c": float(data.get("reactor_temperature", math.nan)),
+                "growth_time_s": float(data.get(time_key, math.nan)),
+                "temperature_c": float(data.get(temperature_key, math.nan)),
+                "hot": hot,
                 **_analysed(descriptor, data, material),
             }
         )

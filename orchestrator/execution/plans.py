@@ -3,10 +3,12 @@
 Every synthesis plan is one bluesky run whose start document carries ``route``, ``conditions``
 and whatever ``md`` the caller adds (campaign id, experiment index, target); its primary stream
 carries the spectra and the observables the cell extracts, its ``baseline`` stream the lab's
-temperatures at the start and the end. On a lab with a dip probe in the flask
-(``reactor.in_situ_interval_s``) hot injection also reads the growing dots in the hot mixture:
-the ``insitu`` stream (:func:`watch_growth`). Conditions are validated and turned into a recipe
-before the first message, so bad input fails before any device moves.
+temperatures at the start and the end, and a ``<heater>_monitor`` stream the heated vessel's
+temperature all along (every ``monitor_interval_s`` of the heater's config). On a lab with a
+dip probe in the flask (``reactor.in_situ_interval_s``) hot injection also reads the growing
+dots in the hot mixture: the ``insitu`` stream (:func:`watch_growth`). Conditions are
+validated and turned into a recipe before the first message, so bad input fails before any
+device moves.
 
 Plans take the :class:`~devices.lab.Lab` and work with any lab config, with
 ``bluesky.simulators.summarize_plan`` / ``check_limits`` and with standard callbacks.
@@ -39,6 +41,7 @@ __all__ = [
     "load_cell",
     "measure",
     "measure_sample",
+    "sweep_residence_times",
     "watch_growth",
 ]
 
@@ -105,6 +108,14 @@ def watch_growth(lab: Lab, until_s: float, interval_s: float) -> Plan:
 def _baseline(lab: Lab) -> list[Any]:
     """What a synthesis records at its start and end (its ``baseline`` stream)."""
     return [lab.reactor.temperature, *([lab.flow.coil] if lab.flow is not None else [])]
+
+
+def _recorded(plan: Plan, lab: Lab, heater: Any = None) -> Plan:
+    """``plan`` with the lab's ``baseline`` stream and, for a heated route, the monitor stream
+    of ``heater``'s temperature."""
+    if heater is not None:
+        plan = bpp.monitor_during_wrapper(plan, [heater.readback])
+    return (yield from bpp.baseline_wrapper(plan, _baseline(lab)))
 
 
 def measure_sample(
@@ -203,18 +214,43 @@ def hot_injection_synthesis(
         yield from empty(lab, flask)
         return reading
 
-    return (yield from bpp.baseline_wrapper(protocol(), _baseline(lab)))
+    return (yield from _recorded(protocol(), lab, lab.reactor.temperature))
+
+
+def sweep_residence_times(lab: Lab, conditions: Mapping[str, Any]) -> list[float]:
+    """The shorter residence times a flow synthesis measures first (``flow.sweep_points`` of
+    the lab config): ``k/(n+1)`` of the one asked for, those the route and the pumps allow."""
+    n = lab.config.flow.sweep_points if lab.config.flow is not None else 0
+    route = get_route("flow")
+    times = []
+    for k in range(1, n + 1):
+        residence = conditions["residence_time_s"] * k / (n + 1)
+        try:
+            flow_recipe(route.validate({**conditions, "residence_time_s": residence}), lab.config)
+        except ValueError:
+            continue  # faster than the pumps (or the route) allow: not part of this sweep
+        times.append(residence)
+    return times
 
 
 def flow_synthesis(
     lab: Lab, conditions: Mapping[str, Any], md: Mapping[str, Any] | None = None
 ) -> Plan:
     """Flow: set the ligand valve, coil temperature and pump rates, wait a few residence times
-    for steady state, measure in the in-line cell, stop the pumps."""
+    for steady state, measure in the in-line cell, stop the pumps. On a lab with
+    ``flow.sweep_points``, the pumps first run faster: the product at each shorter residence
+    time (:func:`sweep_residence_times`) is read into the :data:`IN_SITU_STREAM` stream after
+    its own washout, then the one asked for is the measurement."""
     conditions = get_route("flow").validate(conditions)
     recipe = flow_recipe(conditions, lab.config)
     flow = lab.flow
-    pumps = [(getattr(flow, name), rate) for name, rate in recipe.rates.items()]
+    sweep = [
+        (residence, flow_recipe({**conditions, "residence_time_s": residence}, lab.config))
+        for residence in sweep_residence_times(lab, conditions)
+    ]
+
+    def pump_at(rates: Mapping[str, float]) -> Plan:
+        yield from bps.mv(*(x for name, rate in rates.items() for x in (getattr(flow, name), rate)))
 
     outlet = f"{lab.config.cell.location} (in line with the flow reactor)"
 
@@ -225,14 +261,19 @@ def flow_synthesis(
         yield from bps.mv(flow.ligand, conditions["ligand"])
         yield from bps.mv(flow.coil, conditions["temperature_c"])
         yield from bps.checkpoint()
-        yield from bps.mv(*(x for pump, rate in pumps for x in (pump, rate)))
+        for residence, faster in sweep:
+            yield from pump_at(faster.rates)
+            yield from bps.checkpoint()  # suspended: this point's washout again after it
+            yield from bps.mv(lab.timer, STEADY_STATE_RESIDENCE_TIMES * residence)
+            yield from bps.trigger_and_read([lab.cell, flow], name=IN_SITU_STREAM)
+        yield from pump_at(recipe.rates)
         yield from bps.checkpoint()  # suspended: wait for steady state again after it
         yield from bps.mv(lab.timer, STEADY_STATE_RESIDENCE_TIMES * recipe.residence_time_s)
         reading = yield from measure(lab, [flow])
-        yield from bps.mv(*(x for pump, _ in pumps for x in (pump, 0.0)))
+        yield from pump_at(dict.fromkeys(recipe.rates, 0.0))
         return reading
 
-    return (yield from bpp.baseline_wrapper(protocol(), _baseline(lab)))
+    return (yield from _recorded(protocol(), lab, flow.coil))
 
 
 def _free_well(lab: Lab) -> str:
@@ -271,7 +312,7 @@ def larp_synthesis(
         yield from load_cell(lab, well)
         return (yield from measure(lab))
 
-    return (yield from bpp.baseline_wrapper(protocol(), _baseline(lab)))
+    return (yield from _recorded(protocol(), lab))  # at room temperature: nothing to monitor
 
 
 PLANS = {

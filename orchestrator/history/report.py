@@ -33,7 +33,7 @@ from orchestrator.campaign.summary import pareto_front, pareto_text, target_text
 from orchestrator.execution.observe import trajectory_from_documents
 from planners import Target
 
-__all__ = ["write_comparison", "write_report"]
+__all__ = ["export_trajectories", "write_comparison", "write_report"]
 
 
 def _figure_setup() -> Any:
@@ -204,16 +204,54 @@ GROWTH_LINES = 40
 """The growth figure draws the last this many experiments read in situ."""
 
 
-def _trajectories(db: Database, rows: list[Experiment]) -> list[tuple[Experiment, list]]:
-    """The in-situ trajectories of the last :data:`GROWTH_LINES` measured experiments that
+def _trajectories(
+    db: Database, rows: list[Experiment], limit: int | None = GROWTH_LINES
+) -> list[tuple[Experiment, list]]:
+    """The in-situ trajectories of the last ``limit`` (None: all) measured experiments that
     have one."""
     found = []
     for r in reversed(rows):
-        if r.status == ExperimentStatus.DONE and r.run_uid and len(found) < GROWTH_LINES:
+        if limit is not None and len(found) >= limit:
+            break
+        if r.status == ExperimentStatus.DONE and r.run_uid:
             points = trajectory_from_documents(db.run_documents(r.run_uid))
             if points:
                 found.append((r, points))
     return found[::-1]
+
+
+TRAJECTORY_FIELDS = (
+    "growth_time_s",
+    "temperature_c",
+    "pl_peak_nm",
+    "pl_fwhm_nm",
+    "abs_peak_nm",
+    "edge_length_est_nm",
+    "plqy_est",
+)
+"""The columns of an in-situ point in :func:`export_trajectories`."""
+
+
+def export_trajectories(db: Database, campaign_id: int, path: str | Path) -> int:
+    """Write every in-situ point of a campaign as CSV, one row per reading (experiment, run,
+    point, ``hot``: 1 for the hot mixture, 0 for product out of a flow coil, then
+    :data:`TRAJECTORY_FIELDS`, empty where no line showed yet) with the experiment's measured
+    product PL peak for comparison; return the row count."""
+    import csv
+
+    db.campaign(campaign_id)  # raises if there is no such campaign
+    rows = 0
+    with Path(path).open("w", newline="") as out:
+        writer = csv.writer(out)
+        header = ["experiment", "run_uid", "point", "hot", *TRAJECTORY_FIELDS, "product_pl_nm"]
+        writer.writerow(header)
+        for r, points in _trajectories(db, db.experiments(campaign_id), limit=None):
+            for i, p in enumerate(points, start=1):
+                values = ("" if not math.isfinite(p[k]) else p[k] for k in TRAJECTORY_FIELDS)
+                product = r.observables["pl_peak_nm"]
+                writer.writerow([r.number, r.run_uid, i, int(p["hot"]), *values, product])
+                rows += 1
+    return rows
 
 
 def _growth(plt: Any, found: list[tuple[Experiment, list]], target: dict, path: Path) -> None:
@@ -224,7 +262,7 @@ def _growth(plt: Any, found: list[tuple[Experiment, list]], target: dict, path: 
         color = cmap(r.index / last)
         t = [p["growth_time_s"] for p in points]
         ax.plot(t, [p["pl_peak_nm"] for p in points], color=color, lw=1.2, marker=".")
-        quench = r.conditions.get("time_s", t[-1])
+        quench = r.conditions.get("time_s", r.conditions.get("residence_time_s", t[-1]))
         ax.plot([quench], [r.observables["pl_peak_nm"]], color=color, marker="*", ms=9)
     if "pl_peak_nm" in target:
         ax.axhline(target["pl_peak_nm"], color="k", ls="--", lw=1, label="target (quenched)")
