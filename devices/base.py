@@ -50,8 +50,10 @@ def _clock_of(signal: Signal) -> VirtualClock | None:
 class ComputedSignal(SignalRO):
     """Read-only signal computed by the parent's method ``getter`` on every read.
 
-    With ``monitor_period_s`` set, a value subscription (a bluesky ``monitor``) is called every
-    that many seconds of lab time (:meth:`VirtualClock.watch`) for as long as it lasts.
+    With ``monitor_period_s`` set, a value subscription (a bluesky ``monitor``) samples it
+    every that many seconds of lab time (:meth:`VirtualClock.watch`) for as long as it lasts,
+    and is called when the value has moved by ``monitor_deadband`` or more since it was last
+    called (as an EPICS record's MDEL: a held temperature posts nothing new).
     """
 
     def __init__(self, *args: Any, getter: str, units: str = "", **kwargs: Any) -> None:
@@ -59,7 +61,9 @@ class ComputedSignal(SignalRO):
         self._getter = getter
         self._units = units
         self.monitor_period_s: float | None = None
+        self.monitor_deadband = 0.0
         self._stop_watch: Callable[[], None] | None = None
+        self._posted: Any = None
 
     def subscribe(self, callback: Callable[..., Any], event_type: str | None = None,
                   run: bool = True) -> int:  # fmt: skip
@@ -67,6 +71,7 @@ class ComputedSignal(SignalRO):
         clock = _clock_of(self)
         value_sub = (event_type or self._default_sub) == self.SUB_VALUE
         if value_sub and self.monitor_period_s and clock is not None and self._stop_watch is None:
+            self._posted = None
             self._stop_watch = clock.watch(self.monitor_period_s, self._sample)
             self._sample()  # the monitor starts with the value now
         return cid
@@ -78,7 +83,11 @@ class ComputedSignal(SignalRO):
             self._stop_watch = None
 
     def _sample(self) -> None:
-        self._run_subs(sub_type=self.SUB_VALUE, value=self.get(), timestamp=self.timestamp)
+        value = self.get()
+        if self._posted is not None and abs(value - self._posted) < self.monitor_deadband:
+            return
+        self._posted = value
+        self._run_subs(sub_type=self.SUB_VALUE, value=value, timestamp=self.timestamp)
 
     def get(self, **kwargs: Any) -> Any:
         value = getattr(self.parent, self._getter)()

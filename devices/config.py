@@ -138,9 +138,12 @@ class HeaterConfig(StrictModel):
     time_constant_s: float = Field(10.0, gt=0, le=3600.0)
     overshoot_fraction: float = Field(0.02, ge=0, le=0.5)
     heat_timeout_s: float = Field(1800.0, gt=0)
-    monitor_interval_s: float = Field(10.0, ge=0.1, le=3600.0)
-    """A synthesis records the vessel's temperature this often (its ``<heater>_monitor``
-    stream)."""
+    monitor_interval_s: float = Field(30.0, ge=0.1, le=3600.0)
+    """A synthesis samples the vessel's temperature this often for its ``<heater>_monitor``
+    stream ..."""
+    monitor_deadband_c: float = Field(0.5, ge=0.0, le=20.0)
+    """... and records a sample that moved at least this far from the last one recorded (a
+    held temperature adds nothing; EPICS's MDEL)."""
 
     @model_validator(mode="after")
     def _temperatures(self) -> HeaterConfig:

@@ -62,11 +62,14 @@ class Heater(Device):
         ramp_c_per_min: float,
         tolerance_c: float,
         monitor_period_s: float | None = None,
+        monitor_deadband: float = 0.0,
     ) -> None:
         """Connect the backend and the config's limits (done by build_lab); a ``monitor`` of
-        the readback samples it every ``monitor_period_s`` seconds."""
+        the readback samples it every ``monitor_period_s`` seconds and records what moved by
+        ``monitor_deadband`` °C."""
         self.backend = backend
         self.readback.monitor_period_s = monitor_period_s
+        self.readback.monitor_deadband = monitor_deadband
         self.clock = clock
         self._limits = limits
         self.ramp_rate.set_limits(0.1, max_ramp_c_per_min)

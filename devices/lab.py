@@ -86,6 +86,7 @@ def _attach_heater(
         ramp_c_per_min=cfg.ramp_c_per_min,
         tolerance_c=cfg.tolerance_c,
         monitor_period_s=cfg.monitor_interval_s,
+        monitor_deadband=cfg.monitor_deadband_c,
     )
 
 

@@ -511,3 +511,19 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+@pytest.fixture
+def browser():
+    """Debian's Chromium driven by Playwright (skipped, saying why, where it is missing)."""
+    import shutil
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (the Makefile installs it with apt)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        engine = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        yield engine
+        engine.close()

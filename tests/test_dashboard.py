@@ -4,7 +4,6 @@ driven by Playwright, against a campaign running in the background, as a chemist
 from __future__ import annotations
 
 import os
-import shutil
 import time
 import urllib.error
 import urllib.request
@@ -14,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from db import Database
 from orchestrator.dashboard import create_app
-from tests.conftest import CHROMIUM_ARGS, _free_port, wait_for
+from tests.conftest import _free_port, wait_for
 from tests.test_approval import rows_with
 from tests.test_campaign import write_config
 
@@ -91,19 +90,6 @@ def _serve(spawn, url: str, token: str | None = TOKEN) -> str:
 
     wait_for(up, timeout=30, what="the dashboard")
     return address
-
-
-@pytest.fixture
-def browser():
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.skip("Debian's chromium is not installed (the Makefile installs it with apt)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        engine = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        yield engine
-        engine.close()
 
 
 @pytest.mark.slow

@@ -61,6 +61,18 @@ def test_a_campaign_over_channel_access_measures_what_the_in_process_one_does(
     events = primary_events(docs)
     # readings carry lab time: the synthesis took minutes of lab time, not the wall's second
     assert events[-1]["timestamps"]["reactor_growth_time"] - start["time"] > 60
+    # the same streams as in process: the measurement, the baseline, the temperature monitor
+    local_runs = Database(in_process).runs(1)
+    local_docs = Database(in_process).run_documents(local_runs[0]["uid"])
+    assert (
+        _streams(docs)
+        == _streams(local_docs)
+        >= {"primary", "baseline", "reactor_temperature_monitor"}
+    )
+
+
+def _streams(docs) -> set[str]:
+    return {d["name"] for n, d in docs if n == "descriptor"}
 
 
 def test_standard_plans_and_a_green_synthesis_run_over_channel_access_limits_refused(ioc, RE):

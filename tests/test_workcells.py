@@ -85,6 +85,9 @@ def test_a_campaign_across_two_workcells_runs_every_experiment_once(serve, tmp_p
     starts = start_documents(db, summary["campaign_id"])
     by_experiment = {d["experiment_id"]: d["workcell"] for d in starts}
     assert {r.workcell for r in rows} == {"A", "B"}  # both were kept busy
+    for (run,) in runs.values():  # the streams an in-process synthesis records
+        streams = {d["name"] for n, d in db.run_documents(run["uid"]) if n == "descriptor"}
+        assert streams >= {"primary", "baseline", "reactor_temperature_monitor"}
     assert all(by_experiment[r.id] == r.workcell for r in rows)
 
     status = qdlab("workcell", "status", "--db", url, "--json")

@@ -13,7 +13,12 @@ from fastapi import APIRouter, Body, Request
 from fastapi.responses import Response
 
 from orchestrator.campaign import approval
-from orchestrator.dashboard.data import campaign_data, campaign_list, experiment_detail
+from orchestrator.dashboard.data import (
+    campaign_data,
+    campaign_growth,
+    campaign_list,
+    experiment_detail,
+)
 from orchestrator.dashboard.deps import CampaignId, DatabaseDep, Number, Writer, not_found, refused
 
 router = APIRouter(prefix="/api/campaigns")
@@ -59,6 +64,17 @@ def campaign(request: Request, campaign_id: CampaignId, db: DatabaseDep) -> Resp
         version = db.version(campaign_id)
         return _unless_unchanged(
             request, campaign_id, version, lambda: campaign_data(db, campaign_id)
+        )
+
+
+@router.get("/{campaign_id}/growth")
+def growth(request: Request, campaign_id: CampaignId, db: DatabaseDep) -> Response:
+    """The in-situ trajectories of a campaign's latest experiments (an empty list for a lab
+    that reads nothing in situ)."""
+    with not_found():
+        version = db.version(campaign_id)
+        return _unless_unchanged(
+            request, ("growth", campaign_id), version, lambda: campaign_growth(db, campaign_id)
         )
 
 

@@ -12,11 +12,14 @@ from db import Database, DatabaseError
 from db.records import Experiment, ExperimentStatus
 from orchestrator.campaign.config import target_of
 from orchestrator.campaign.summary import target_text
+from orchestrator.execution.observe import campaign_trajectories, trajectory_from_documents
 from planners import Target
 
 __all__ = [
+    "GROWTH_SHOWN",
     "LATEST_SPECTRA",
     "campaign_data",
+    "campaign_growth",
     "campaign_list",
     "experiment_detail",
     "plotly_js",
@@ -129,6 +132,50 @@ def campaign_data(db: Database, campaign_id: int) -> dict[str, Any]:
     }
 
 
+GROWTH_SHOWN = 20
+"""How many of the last experiments read in situ the campaign page overlays."""
+
+
+def _growth(points: list[dict[str, Any]]) -> dict[str, Any]:
+    """A trajectory as the pages plot it (NaN as null)."""
+    return {
+        "hot": bool(points[0]["hot"]) if points else None,
+        **{
+            key: [_finite(p[key]) for p in points]
+            for key in ("growth_time_s", "temperature_c", "pl_peak_nm", "pl_fwhm_nm", "plqy_est")
+        },
+    }
+
+
+def _monitored(documents: list[tuple[str, dict[str, Any]]]) -> dict[str, list[float]]:
+    """The vessel temperature of a run's monitor stream, seconds from the run's start."""
+    start = next((d["time"] for n, d in documents if n == "start"), 0.0)
+    monitors = {d["uid"] for n, d in documents if n == "descriptor"
+                and d.get("name", "").endswith("_monitor")}  # fmt: skip
+    out: dict[str, list[float]] = {"time_s": [], "temperature_c": []}
+    for name, doc in documents:
+        if name == "event" and doc["descriptor"] in monitors:
+            ((key, value),) = doc["data"].items()
+            out["time_s"].append(doc["timestamps"][key] - start)
+            out["temperature_c"].append(value)
+    return out
+
+
+def campaign_growth(db: Database, campaign_id: int) -> list[dict[str, Any]]:
+    """The in-situ trajectories of the last :data:`GROWTH_SHOWN` experiments read in situ,
+    each with its number, when it was quenched and what the product measured."""
+    rows = db.experiments(campaign_id)
+    return [
+        {
+            "number": r.number,
+            "quench_s": r.conditions.get("time_s", r.conditions.get("residence_time_s")),
+            "product_pl_nm": _finite(r.observables.get("pl_peak_nm")),
+            **_growth(points),
+        }
+        for r, points in campaign_trajectories(db, rows, GROWTH_SHOWN)
+    ]
+
+
 def experiment_detail(db: Database, campaign_id: int, number: int) -> dict[str, Any]:
     """Everything the experiment page shows: its row, provenance, runs, documents, spectra."""
     campaign = db.campaign(campaign_id)
@@ -139,8 +186,13 @@ def experiment_detail(db: Database, campaign_id: int, number: int) -> dict[str, 
     row = db.experiment(eid)
     runs = db.runs(experiment_id=eid)
     documents = []
+    growth: dict[str, Any] = {}
+    temperature: dict[str, list[float]] = {}
     for run in runs:
-        for name, doc in db.run_documents(run["uid"]):
+        stored = db.run_documents(run["uid"])
+        growth = _growth(trajectory_from_documents(stored))  # the last run's
+        temperature = _monitored(stored)
+        for name, doc in stored:
             if name == "event":  # the spectra are shown as plots, not as numbers
                 doc = {
                     **doc,
@@ -156,6 +208,8 @@ def experiment_detail(db: Database, campaign_id: int, number: int) -> dict[str, 
         "runs": runs,
         "documents": documents,
         "spectra": _spectra(db, eid),
+        "growth": growth,
+        "temperature": temperature,
     }
 
 

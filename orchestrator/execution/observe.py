@@ -14,17 +14,20 @@ detector, more light out than absorbed) is the instrument's fault, not the chemi
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from db import Database
+from db.records import Experiment, ExperimentStatus
 from models.analysis import analyse_spectra
 
 __all__ = [
     "IN_SITU_STREAM",
     "InstrumentFault",
     "MeasurementRejected",
+    "campaign_trajectories",
     "measurements",
     "observables_from_documents",
     "trajectory_from_documents",
@@ -107,28 +110,55 @@ def _flagged(device: str, data: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _analysed(
-    descriptor: Mapping[str, Any], data: Mapping[str, Any], material: str
-) -> dict[str, float]:
-    """The observables of one event's spectra (NaN where they show no line), on the axis and
-    integration time its descriptor recorded; :class:`InstrumentFault` for impossible ones."""
+def _spectra(
+    descriptor: Mapping[str, Any], data: Mapping[str, Any]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One event's wavelength axis, absorbance and PL (per 100 ms of integration), on the axis
+    and integration time its descriptor recorded; :class:`InstrumentFault` for impossible
+    readings."""
     device, pl_key, abs_key = _cell_keys(descriptor)
     config = descriptor["configuration"][device]["data"]
     wavelengths = np.asarray(config[f"{device}_wavelengths"], dtype=float)
     integration_ms = float(config.get(f"{device}_integration_time", 100.0))
     n = wavelengths.size
     pl = _checked(pl_key, np.asarray(data[pl_key], dtype=float).ravel(), n, -MAX_COUNTS, MAX_COUNTS)
-    pl = pl / (integration_ms / 100.0)
     absorbance = _checked(
         abs_key, np.asarray(data[abs_key], dtype=float).ravel(), n, *ABSORBANCE_RANGE
     )
-    found = analyse_spectra(wavelengths, absorbance, pl, material)
-    obs = {k: float(v[0]) for k, v in found.items()}
-    if obs["plqy_est"] > MAX_PLQY:
-        raise InstrumentFault(
-            f"{pl_key}: a PLQY of {obs['plqy_est']:.3g} (more light out than absorbed)"
-        )
-    return obs
+    return wavelengths, absorbance, pl / (integration_ms / 100.0)
+
+
+def _analysed(
+    descriptor: Mapping[str, Any], readings: Sequence[Mapping[str, Any]], material: str
+) -> list[dict[str, float] | InstrumentFault]:
+    """The observables of each reading's spectra (NaN where they show no line), all of one
+    descriptor, analysed together; an :class:`InstrumentFault` in place of an impossible
+    one."""
+    out: list[dict[str, float] | InstrumentFault] = []
+    good, spectra = [], []
+    for data in readings:
+        try:
+            spectra.append(_spectra(descriptor, data))
+        except InstrumentFault as exc:
+            out.append(exc)
+            continue
+        good.append(len(out))
+        out.append({})
+    if spectra:
+        wavelengths = spectra[0][0]
+        absorbance = np.stack([a for _, a, _ in spectra])
+        pl = np.stack([p for _, _, p in spectra])
+        found = analyse_spectra(wavelengths, absorbance, pl, material)
+        pl_key = _cell_keys(descriptor)[1]
+        for row, i in enumerate(good):
+            obs = {k: float(v[row]) for k, v in found.items()}
+            if obs["plqy_est"] > MAX_PLQY:
+                out[i] = InstrumentFault(
+                    f"{pl_key}: a PLQY of {obs['plqy_est']:.3g} (more light out than absorbed)"
+                )
+            else:
+                out[i] = obs
+    return out
 
 
 def observables_from_documents(docs: Iterable[tuple[str, Mapping[str, Any]]]) -> dict[str, Any]:
@@ -141,7 +171,9 @@ def observables_from_documents(docs: Iterable[tuple[str, Mapping[str, Any]]]) ->
     flagged = _flagged(_cell_keys(descriptor)[0], event["data"])
     if flagged is not None:
         raise MeasurementRejected(flagged)
-    obs = _analysed(descriptor, event["data"], material)
+    (obs,) = _analysed(descriptor, [event["data"]], material)
+    if isinstance(obs, InstrumentFault):
+        raise obs
     if not math.isfinite(obs["pl_peak_nm"]):
         raise MeasurementRejected("no photoluminescence: nothing emitting in the cell")
     return obs
@@ -162,14 +194,27 @@ def trajectory_from_documents(
     time (``growth_time_s``: time since injection in the flask, residence time in a flow coil),
     the reaction's temperature (``temperature_c``) and ``hot``: True where the spectrometer saw
     the hot mixture (bluer, broader, weaker than the product), False where it saw product that
-    had left the reactor. NaN where no line showed yet; a reading the instrument flagged is
-    left out. Empty for a run without one."""
+    had left the reactor. NaN where no line showed yet; a reading the instrument flagged, or
+    one no sample can give, is left out. Empty for a run without one."""
     material, events = _streams(docs)
-    points = []
+    by_descriptor: dict[str, tuple[Mapping[str, Any], list[Mapping[str, Any]]]] = {}
+    order = []
     for name, descriptor, event in events:
         data = event["data"]
         if name != stream or _flagged(_cell_keys(descriptor)[0], data) is not None:
             continue
+        by_descriptor.setdefault(descriptor["uid"], (descriptor, []))[1].append(data)
+        order.append((descriptor["uid"], len(by_descriptor[descriptor["uid"]][1]) - 1))
+    analysed = {
+        uid: _analysed(descriptor, readings, material)
+        for uid, (descriptor, readings) in by_descriptor.items()
+    }
+    points = []
+    for uid, i in order:
+        found = analysed[uid][i]
+        if isinstance(found, InstrumentFault):
+            continue  # one impossible reading (a barely absorbing early mixture): not a point
+        data = by_descriptor[uid][1][i]
         time_key, temperature_key, hot = next(
             (k for k in _GROWTH_READINGS if k[0] in data), _GROWTH_READINGS[0]
         )
@@ -178,7 +223,23 @@ def trajectory_from_documents(
                 "growth_time_s": float(data.get(time_key, math.nan)),
                 "temperature_c": float(data.get(temperature_key, math.nan)),
                 "hot": hot,
-                **_analysed(descriptor, data, material),
+                **found,
             }
         )
     return points
+
+
+def campaign_trajectories(
+    db: Database, rows: Sequence[Experiment], limit: int | None = None
+) -> list[tuple[Experiment, list[dict[str, Any]]]]:
+    """The in-situ trajectories (:func:`trajectory_from_documents`) of the last ``limit``
+    (None: all) measured experiments of ``rows`` that have one, in order."""
+    found = []
+    for r in reversed(rows):
+        if limit is not None and len(found) >= limit:
+            break
+        if r.status == ExperimentStatus.DONE and r.run_uid:
+            points = trajectory_from_documents(db.run_documents(r.run_uid))
+            if points:
+                found.append((r, points))
+    return found[::-1]

@@ -30,7 +30,7 @@ from db.records import Experiment, ExperimentStatus
 from models.errors import UserError
 from orchestrator.campaign.config import target_of
 from orchestrator.campaign.summary import pareto_front, pareto_text, target_text
-from orchestrator.execution.observe import trajectory_from_documents
+from orchestrator.execution.observe import campaign_trajectories
 from planners import Target
 
 __all__ = ["export_trajectories", "write_comparison", "write_report"]
@@ -204,22 +204,6 @@ GROWTH_LINES = 40
 """The growth figure draws the last this many experiments read in situ."""
 
 
-def _trajectories(
-    db: Database, rows: list[Experiment], limit: int | None = GROWTH_LINES
-) -> list[tuple[Experiment, list]]:
-    """The in-situ trajectories of the last ``limit`` (None: all) measured experiments that
-    have one."""
-    found = []
-    for r in reversed(rows):
-        if limit is not None and len(found) >= limit:
-            break
-        if r.status == ExperimentStatus.DONE and r.run_uid:
-            points = trajectory_from_documents(db.run_documents(r.run_uid))
-            if points:
-                found.append((r, points))
-    return found[::-1]
-
-
 TRAJECTORY_FIELDS = (
     "growth_time_s",
     "temperature_c",
@@ -245,7 +229,7 @@ def export_trajectories(db: Database, campaign_id: int, path: str | Path) -> int
         writer = csv.writer(out)
         header = ["experiment", "run_uid", "point", "hot", *TRAJECTORY_FIELDS, "product_pl_nm"]
         writer.writerow(header)
-        for r, points in _trajectories(db, db.experiments(campaign_id), limit=None):
+        for r, points in campaign_trajectories(db, db.experiments(campaign_id), limit=None):
             for i, p in enumerate(points, start=1):
                 values = ("" if not math.isfinite(p[k]) else p[k] for k in TRAJECTORY_FIELDS)
                 product = r.observables["pl_peak_nm"]
@@ -412,7 +396,7 @@ def write_report(db: Database, campaign_id: int, out_dir: str | Path) -> Path:
     }
     if target.get("pareto"):
         figures["pareto.png"] = lambda p: _pareto(plt, rows, target, p)
-    grown = _trajectories(db, rows)
+    grown = campaign_trajectories(db, rows, GROWTH_LINES)
     if grown:
         figures["growth.png"] = lambda p: _growth(plt, grown, target, p)
     embedded: dict[str, str] = {}

@@ -91,6 +91,29 @@ function plots(d) {
      xaxis: {title: {text: `predicted ${t.observable}`}},
      yaxis: {title: {text: `measured ${t.observable}`}}});
 }
+// the in-situ trajectories overlaid (a lab that reads nothing in situ has none: no plot)
+let grown = -1;
+async function growth(t) {
+  const r = await fetch(`/api/campaigns/${ID}/growth`);
+  if (!r.ok) return;
+  const g = await r.json(), box = document.getElementById("growth");
+  box.hidden = g.length === 0;
+  const stamp = g.map(e => e.number).join(",");
+  if (g.length === 0 || stamp === grown) return;
+  grown = stamp;
+  const last = Math.max(...g.map(e => e.number));
+  const traces = g.flatMap(e => [
+    {x: e.growth_time_s, y: e.pl_peak_nm, mode: "lines+markers", marker: {size: 4},
+     name: `#${e.number}${e.hot ? " (hot)" : ""}`, legendgroup: String(e.number),
+     line: {color: `hsl(${240 - 200 * e.number / last}, 60%, 45%)`}},
+    {x: [e.quench_s], y: [e.product_pl_nm], mode: "markers", showlegend: false,
+     legendgroup: String(e.number), marker: {symbol: "star", size: 11,
+     color: `hsl(${240 - 200 * e.number / last}, 60%, 45%)`}, name: `#${e.number} product`}]);
+  Plotly.react("growth", traces, {title: {text: "Growth in situ (lines) and the product (stars)"},
+    xaxis: {title: {text: "growth time (s)"}}, yaxis: {title: {text: "PL peak (nm)"}},
+    margin: {t: 40}, shapes: t.observable === "pl_peak_nm" ? [{type: "line", xref: "paper",
+      x0: 0, x1: 1, y0: t.value, y1: t.value, line: {color: "black", dash: "dash"}}] : []});
+}
 async function load() {
   const r = await fetch(`/api/campaigns/${ID}`);
   if (!r.ok) { say(`campaign ${ID}: ${r.status}`); return; }
@@ -118,6 +141,6 @@ async function load() {
     <td>${fmt(e.error)}</td><td>${esc(e.planner)}</td><td>${esc(e.reason)}</td></tr>`
   ).join("");
   const stamp = d.experiments.length * 1000 + d.experiments.filter(e => e.error !== null).length;
-  if (stamp !== shown) { shown = stamp; plots(d); }  // redraw only when something changed
+  if (stamp !== shown) { shown = stamp; plots(d); growth(d.target); }  // only what changed
 }
 poll(load);

@@ -18,4 +18,25 @@ const table = (id, obj) => document.getElementById(id).innerHTML = Object.entrie
     {x: s.wavelengths_nm, y: s.absorbance, name: "absorbance", yaxis: "y2"}],
     {title: {text: "Spectra"}, xaxis: {title: {text: "wavelength (nm)"}}, margin: {t: 40},
      yaxis2: {overlaying: "y", side: "right", title: {text: "absorbance"}}});
+  const g = d.growth;
+  if (g.growth_time_s && g.growth_time_s.length) {
+    document.getElementById("growth").hidden = false;
+    const quench = e.conditions.time_s ?? e.conditions.residence_time_s;
+    Plotly.newPlot("growth", [
+      {x: g.growth_time_s, y: g.pl_peak_nm, mode: "lines+markers",
+       name: g.hot ? "hot mixture (in situ)" : "product at shorter residence"},
+      {x: [quench], y: [e.observables.pl_peak_nm], mode: "markers", name: "product",
+       marker: {symbol: "star", size: 12}}],
+      {title: {text: "PL peak while the dots grew"}, margin: {t: 40},
+       xaxis: {title: {text: "growth time (s)"}}, yaxis: {title: {text: "PL peak (nm)"}}});
+  }
+  const T = d.temperature;
+  if (T.time_s && T.time_s.length) {
+    document.getElementById("temperature").hidden = false;
+    Plotly.newPlot("temperature", [{x: T.time_s, y: T.temperature_c, mode: "lines+markers",
+      line: {shape: "hv"}, name: "vessel"}],
+      {title: {text: "Vessel temperature (monitor)"}, margin: {t: 40},
+       xaxis: {title: {text: "time from the run's start (s)"}},
+       yaxis: {title: {text: "temperature (°C)"}}});
+  }
 })();
