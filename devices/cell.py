@@ -52,8 +52,9 @@ class CellBackend(Protocol):
         value."""
 
     def select_view(self, view: str) -> None:
-        """Turn the fibre switch in front of the spectrometer: ``cell`` (the optical cell) or
-        ``reactor`` (a dip probe in the reactor flask)."""
+        """Turn the fibre switch in front of the spectrometer: ``cell`` (the optical cell),
+        ``reactor`` (a dip probe in the reactor flask) or ``plate`` (a plate reader over the
+        growing LARP well)."""
 
 
 class _Frame(Device):
@@ -72,9 +73,10 @@ class _Frame(Device):
 
 
 class _ViewSwitch(Selector):
-    """The fibre switch in front of the spectrometer: what it looks through."""
+    """The fibre switch in front of the spectrometer: what it looks through (the lab sets the
+    positions it has fibres to)."""
 
-    positions = ("cell", "reactor")
+    positions = ("cell", "reactor", "plate")
     backend_method = "select_view"
 
 
@@ -83,8 +85,10 @@ class OpticalCell(Device):
 
     ``dark_frame`` and ``reference_frame`` are Triggerable: ``bps.trigger(cell.reference_frame)``
     takes a lamp reference through whatever is in the cell (fill it with solvent first).
-    ``view`` switches the spectrometer between the cell and a dip probe in the reactor flask
-    (a lab with ``reactor.in_situ_interval_s``): ``bps.mv(cell.view, "reactor")``.
+    ``view`` switches the spectrometer between the cell, a dip probe in the reactor flask (a
+    lab with ``reactor.in_situ_interval_s``: ``bps.mv(cell.view, "reactor")``) and a plate
+    reader over the LARP well growing (``larp.read_interval_s``: ``"plate"``), where
+    ``sample_age`` says how long the well has been growing.
     """
 
     pl_peak = Cpt(Signal, value=math.nan, kind="hinted")
@@ -101,6 +105,7 @@ class OpticalCell(Device):
     wavelengths = Cpt(Signal, value=[0.0], kind="config")
     integration_time = Cpt(LimitedSignal, value=100.0, units="ms", kind="config")
     reference_age = Cpt(Signal, value=math.nan, kind="normal")
+    sample_age = Cpt(Signal, value=math.nan, kind="normal")
     view = Cpt(_ViewSwitch, value="cell", kind="config")
     dark_frame = Cpt(_Frame, frame="dark", kind="omitted")
     reference_frame = Cpt(_Frame, frame="reference", kind="omitted")

@@ -242,6 +242,10 @@ class LarpConfig(StrictModel):
     plate: str = "plate"
     antisolvent_ul: float = Field(1000.0, gt=0)
     mix_ul: float = Field(500.0, gt=0)
+    read_interval_s: float | None = Field(None, gt=0, allow_inf_nan=False)
+    """With a plate-reader fibre over the well: read its absorption and PL every this many
+    seconds while the dots grow (the ``insitu`` stream); None: no plate reader. At least the
+    spectrometer's acquisition time (:attr:`CellConfig.acquisition_s`)."""
 
 
 class PumpConfig(StrictModel):
@@ -414,20 +418,23 @@ class LabConfig(StrictModel):
 
     @model_validator(mode="after")
     def _probe(self) -> LabConfig:
-        interval = self.reactor.in_situ_interval_s
-        if interval is None:
-            return self
-        if self.backend != "simulated":
-            raise ValueError(
-                "reactor.in_situ_interval_s: the flask's dip probe is served by the simulated "
-                "backend only (not over EPICS yet); leave it out"
-            )
-        if interval < self.cell.acquisition_s:
-            raise ValueError(
-                f"reactor.in_situ_interval_s {interval:g} s is shorter than one acquisition "
-                f"({self.cell.acquisition_s:g} s at cell.integration_ms "
-                f"{self.cell.integration_ms:g}); allowed: >= {self.cell.acquisition_s:g} s"
-            )
+        for field, interval, what in (
+            ("reactor.in_situ_interval_s", self.reactor.in_situ_interval_s, "flask's dip probe"),
+            ("larp.read_interval_s", self.larp.read_interval_s, "plate reader"),
+        ):
+            if interval is None:
+                continue
+            if self.backend != "simulated":
+                raise ValueError(
+                    f"{field}: the {what} is served by the simulated backend only (not over "
+                    "EPICS yet); leave it out"
+                )
+            if interval < self.cell.acquisition_s:
+                raise ValueError(
+                    f"{field} {interval:g} s is shorter than one acquisition "
+                    f"({self.cell.acquisition_s:g} s at cell.integration_ms "
+                    f"{self.cell.integration_ms:g}); allowed: >= {self.cell.acquisition_s:g} s"
+                )
         return self
 
 

@@ -213,6 +213,11 @@ def _assemble(
 
     cell = OpticalCell(name="cell")
     cell.attach(parts.cell(cell.name), clock, config.cell)
+    cell.view.positions = (  # the fibres this lab has
+        "cell",
+        *(["reactor"] if config.reactor.in_situ_interval_s is not None else []),
+        *(["plate"] if config.larp.read_interval_s is not None else []),
+    )
     safety = Safety(name="safety")
     safety.attach(parts.interlock(), clock)
     timer = Timer(name="timer", clock=clock)

@@ -38,7 +38,7 @@ from devices.clock import VirtualClock
 from devices.config import CellConfig, FlowConfig, HeaterConfig, PumpConfig, acquisition_s
 from devices.flow import residence_time_s
 from devices.robot import Aspirate, Dispense, RobotAction, Transfer
-from devices.world import Liquid, Sample, SimulatedWorld, WorldError
+from devices.world import Liquid, Sample, SimulatedWorld, WorldError, copy_stream
 from models.analysis import analyse_spectra
 from models.optics import hot_population
 from models.simulation import render_spectra
@@ -243,7 +243,7 @@ class SimReactor:
             self.injected_at = self.clock.now()
             self.injection_temperature_c = temperature_c
             self.quenched_at = None
-            self._batch = _copy(self.world.chemistry_rng)
+            self._batch = copy_stream(self.world.chemistry_rng)
 
         return run_step(self.clock, Step(_INJECTION_S, action=act), self)
 
@@ -294,16 +294,11 @@ class SimReactor:
         if self.quenched_at is not None:
             return flask.sample
         conditions = {**self._conditions(), "time_s": max(now - self.injected_at, 1e-3)}
-        sample = self.world.make_sample("hot_injection", conditions, chemistry=_copy(self._batch))
+        sample = self.world.make_sample(
+            "hot_injection", conditions, chemistry=copy_stream(self._batch)
+        )
         hot_c = self.temperature() if self.temperature is not None else conditions["temperature_c"]
         return replace(sample, conditions={**sample.conditions, "in_situ_c": hot_c})
-
-
-def _copy(rng: np.random.Generator) -> np.random.Generator:
-    """A generator that draws what ``rng`` would draw next (``rng`` itself is untouched)."""
-    copy = np.random.Generator(type(rng.bit_generator)())
-    copy.bit_generator.state = rng.bit_generator.state
-    return copy
 
 
 class SimRobot:
@@ -590,6 +585,7 @@ class SimCell:
             "saturated": int(saturated),
             "spikes": spikes,
             "reference_age": self.clock.now() - self._reference_at,
+            "sample_age": self.world.viewed_age(),
         }
 
 

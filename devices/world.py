@@ -137,6 +137,14 @@ class Location:
     reaction_started_at: float | None = (
         None  # LARP wells: first contact of precursor and antisolvent
     )
+    chemistry: np.random.Generator | None = None  # LARP wells: the batch's random stream
+
+
+def copy_stream(rng: np.random.Generator) -> np.random.Generator:
+    """A generator that draws what ``rng`` would draw next (``rng`` itself is untouched)."""
+    copy = np.random.Generator(type(rng.bit_generator)())
+    copy.bit_generator.state = rng.bit_generator.state
+    return copy
 
 
 def _liquid_from(cfg: LabwareConfig) -> Liquid:
@@ -200,8 +208,9 @@ class SimulatedWorld:
         self.hood_open = False  # the safety interlock: an operator (or a test) opens the hood
         self.cell_source: str = "robot"  # or "flow": what feeds the optical cell
         self.flow_outlet: Any = None  # set by the flow reactor: callable(now) -> Sample | None
-        self.spectrometer_view = "cell"  # or "reactor": the dip probe in the flask
+        self.spectrometer_view = "cell"  # "reactor": the flask's dip probe; "plate": the well
         self.flask_view: Any = None  # set by the reactor: callable(now) -> Sample | None
+        self.growing_well: str | None = None  # the LARP well that started reacting last
         self.last_sample: Sample | None = None
 
     def reseed(self, *key: int) -> None:
@@ -291,6 +300,8 @@ class SimulatedWorld:
                     and roles.get("antisolvent", 0) > 0
                 ):
                     dst.reaction_started_at = self.clock.now()
+                    dst.chemistry = self.chemistry_rng.spawn(1)[0]  # each well its own batch
+                    self.growing_well = dest
 
     def transfer(self, source: str, dest: str, volume_ul: float) -> None:
         """Move liquid (and any nanocrystals in it) from ``source`` to ``dest``."""
@@ -300,8 +311,15 @@ class SimulatedWorld:
 
     def materialise(self, loc: Location) -> None:
         """Turn a LARP well's reagents into nanocrystals as of now (growth up to this moment)."""
+        grown = self.well_sample(loc)
+        if grown is not None:
+            loc.liquid.sample = grown
+
+    def well_sample(self, loc: Location) -> Sample | None:
+        """A reacting LARP well's nanocrystals as grown by now (None for any other place); the
+        batch's own random stream, so a well read over time is one batch at every moment."""
         if loc.reaction_started_at is None or loc.kind != "well":
-            return
+            return None
         roles = loc.liquid.role_ul
         per_ml = 1000.0 / max(roles.get("antisolvent", 0.0), 1e-9)
         conditions = {
@@ -309,7 +327,19 @@ class SimulatedWorld:
             "ligand_ul": roles.get("oleylamine", 0.0) * per_ml,
             "time_s": max(self.clock.now() - loc.reaction_started_at, 1e-3),
         }
-        loc.liquid.sample = self.make_sample("larp", conditions)
+        stream = copy_stream(loc.chemistry) if loc.chemistry is not None else None
+        return self.make_sample("larp", conditions, chemistry=stream)
+
+    def viewed_age(self) -> float:
+        """Seconds the sample the spectrometer reads has been growing: a well read through the
+        plate reader since its reaction began; NaN for the other views (the flask's growth time
+        is the reactor's own reading)."""
+        with self.lock:
+            if self.spectrometer_view == "plate" and self.growing_well is not None:
+                started = self.location(self.growing_well).reaction_started_at
+                if started is not None:
+                    return self.clock.now() - started
+            return float("nan")
 
     # -- chemistry ------------------------------------------------------------------------
     @staticmethod
@@ -347,6 +377,9 @@ class SimulatedWorld:
         with self.lock:
             if self.spectrometer_view == "reactor":
                 return None if self.flask_view is None else self.flask_view(self.clock.now())
+            if self.spectrometer_view == "plate":
+                well = self.growing_well
+                return None if well is None else self.well_sample(self.location(well))
             if self.cell_source == "flow" and self.flow_outlet is not None:
                 return self.flow_outlet(self.clock.now())
             cell = self.location(self.config.cell.location)

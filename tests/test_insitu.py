@@ -200,9 +200,12 @@ def test_growth_is_seen_early_and_the_plan_summarises():
 def test_the_spectrometer_views_only_what_it_has_a_fibre_to():
     lab = build_lab(load_lab_config(INSITU_LAB))
     with pytest.raises(
-        LimitError, match=r"cell_view = 'flask' is not one of \['cell', 'reactor'\]"
+        LimitError, match=r"cell_view = 'flask' is not one of \['cell', 'reactor', 'plate'\]"
     ):
         lab.cell.view.set("flask")
+    plain = build_lab(load_lab_config(ROOT / "configs" / "labs" / "sim.yaml"))
+    with pytest.raises(LimitError, match=r"'reactor' is not one of \['cell'\]"):
+        plain.cell.view.set("reactor")  # no probe in its flask
     assert lab.cell.view.get() == "cell" and lab.world.spectrometer_view == "cell"
     lab.cell.view.set("reactor").wait(1)
     assert lab.world.spectrometer_view == "reactor" and lab.world.cell_sample() is None  # no batch
@@ -399,3 +402,33 @@ def test_a_chemist_sees_the_growth_curves_in_the_browser(run_qdlab, spawn, tmp_p
     page.wait_for_selector("#temperature .main-svg", timeout=10000)
     page.screenshot(path=str(tmp_path / "experiment.png"), full_page=True)
     assert errors == []
+
+
+def test_larp_reads_the_growing_well_through_the_plate_reader():
+    from orchestrator.execution.observe import observables_from_documents, trajectory_from_documents
+    from orchestrator.execution.plans import larp_synthesis
+
+    conditions = {"precursor_ul": 60.0, "ligand_ul": 5.0, "time_s": 120.0}
+    products = []
+    for config in (INSITU_LAB, ROOT / "configs" / "labs" / "sim.yaml"):
+        lab = build_lab(load_lab_config(config), seed=3)
+        RE = RunEngine({})
+        docs: list = []
+        RE.subscribe(lambda name, doc, docs=docs: docs.append((name, doc)))
+        RE(larp_synthesis(lab, conditions))
+        assert validate_documents(docs) == len(docs)
+        products.append(lab.world.last_sample.components)
+        if config == INSITU_LAB:
+            points = trajectory_from_documents(docs)
+            ages = np.array([p["growth_time_s"] for p in points])
+            assert len(points) >= 15 and np.all(np.diff(ages) > 0) and ages[-1] < 120.0
+            assert np.allclose(np.diff(ages), 5.0, atol=0.1)  # every 5 s once mixed
+            assert not any(p["hot"] for p in points)  # room temperature: what it will measure
+            lit = [p["pl_peak_nm"] for p in points if math.isfinite(p["pl_peak_nm"])]
+            # the dots grow: the line moves red, towards the product the cell then measures
+            assert lit[-1] - lit[0] > 3.0
+            assert observables_from_documents(docs)["pl_peak_nm"] == pytest.approx(lit[-1], abs=1.5)
+            assert lab.cell.view.get() == "cell"
+    # reading the well changes nothing it makes
+    (watched,), (plain,) = products
+    assert watched[1] == pytest.approx(plain[1], rel=1e-6)

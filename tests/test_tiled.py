@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from db import Database
+from tests.conftest import ROOT
 from tests.test_campaign import write_config
 
 
@@ -17,7 +18,8 @@ def test_a_campaign_run_with_tiled_is_read_back_with_the_tiled_client(
     from tiled.queries import Key
 
     url = f"sqlite:///{tmp_path / 'lab.db'}"
-    config = write_config(tmp_path, budget=3, stop_on_target=False)
+    insitu_lab = str(ROOT / "configs" / "labs" / "sim-insitu.yaml")  # every stream, in tiled too
+    config = write_config(tmp_path, lab=insitu_lab, budget=3, stop_on_target=False)
     out = run_qdlab("campaign", "run", config, "--db", url, "--tiled", tiled_server)
     assert out.returncode == 0, out.stderr
     db = Database(url)
@@ -28,10 +30,14 @@ def test_a_campaign_run_with_tiled_is_read_back_with_the_tiled_client(
     found = catalog.search(Key("start.campaign_id") == 1)  # metadata searchable by campaign
     assert sorted(found) == sorted(r["uid"] for r in runs)
     for run in runs:
-        stored = {sp.data_key: sp for sp in db.spectra(run["uid"])}
+        stored = {sp.data_key: sp for sp in db.spectra(run["uid"], stream="primary")}
         primary = catalog[run["uid"]]["primary"]
         for key in ("cell_pl", "cell_absorbance"):
             np.testing.assert_array_equal(primary[key].read()[-1], stored[key].values)
+        grown = [sp.values for sp in db.spectra(run["uid"], stream="insitu")
+                 if sp.data_key == "cell_pl"]  # fmt: skip
+        np.testing.assert_array_equal(catalog[run["uid"]]["insitu"]["cell_pl"].read(), grown)
+        assert {"baseline", "reactor_temperature_monitor"} <= set(catalog[run["uid"]])
         start = catalog[run["uid"]].metadata["start"]
         assert (
             start["conditions"]

@@ -182,6 +182,7 @@ def observables_from_documents(docs: Iterable[tuple[str, Mapping[str, Any]]]) ->
 _GROWTH_READINGS = (
     ("reactor_growth_time", "reactor_temperature", True),  # the flask's dip probe
     ("flow_residence_time", "flow_coil", False),  # the in-line cell, after the coil
+    ("cell_sample_age", "", False),  # a plate reader over a LARP well, at room temperature
 )
 """Per kind of in-situ reading: its growth-time and temperature keys, and whether the
 spectrometer saw the hot mixture (a dip probe) or the product that left the coil."""
@@ -191,7 +192,8 @@ def trajectory_from_documents(
     docs: Iterable[tuple[str, Mapping[str, Any]]], stream: str = IN_SITU_STREAM
 ) -> list[dict[str, Any]]:
     """The observables of each reading of a run's in-situ ``stream``, in order, with its growth
-    time (``growth_time_s``: time since injection in the flask, residence time in a flow coil),
+    time (``growth_time_s``: time since injection in the flask, residence time in a flow coil,
+    a LARP well's age under the plate reader),
     the reaction's temperature (``temperature_c``) and ``hot``: True where the spectrometer saw
     the hot mixture (bluer, broader, weaker than the product), False where it saw product that
     had left the reactor. NaN where no line showed yet; a reading the instrument flagged, or

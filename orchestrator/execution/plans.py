@@ -41,6 +41,7 @@ __all__ = [
     "load_cell",
     "measure",
     "measure_sample",
+    "read_plate",
     "sweep_residence_times",
     "watch_growth",
 ]
@@ -101,6 +102,33 @@ def watch_growth(lab: Lab, until_s: float, interval_s: float) -> Plan:
                 [lab.cell, lab.reactor.temperature, lab.reactor.growth_time], name=IN_SITU_STREAM
             )
             at += interval_s
+
+    return (yield from bpp.finalize_wrapper(readings(), bps.mv(lab.cell.view, "cell")))
+
+
+def read_plate(lab: Lab, started_at: float, wait_s: float, interval_s: float) -> Plan:
+    """Wait ``wait_s`` for a LARP well to grow, reading it through the plate reader every
+    ``interval_s`` seconds from ``started_at`` (the lab timer when the precursor went in): each
+    reading an event of the :data:`IN_SITU_STREAM` stream, with ``cell_sample_age``, the well's
+    growth time. The spectrometer looks through the cell again afterwards."""
+    now = yield from bps.rd(lab.timer, default_value=started_at)
+    until = now + wait_s
+
+    def readings() -> Plan:
+        yield from bps.mv(lab.cell.view, "plate")
+        at = started_at + interval_s
+        while True:
+            elapsed = yield from bps.rd(lab.timer, default_value=at)
+            while at < elapsed - 1e-6:  # passed while the well was mixed: the next one
+                at += interval_s
+            if at + lab.config.cell.acquisition_s > until:
+                break
+            if elapsed < at:
+                yield from bps.mv(lab.timer, at - elapsed)
+            yield from bps.trigger_and_read([lab.cell], name=IN_SITU_STREAM)
+            at += interval_s
+        elapsed = yield from bps.rd(lab.timer, default_value=until)
+        yield from bps.mv(lab.timer, max(until - elapsed, 0.0))
 
     return (yield from bpp.finalize_wrapper(readings(), bps.mv(lab.cell.view, "cell")))
 
@@ -297,6 +325,7 @@ def larp_synthesis(
     handling_s = trip / 2 + 2.0 * mix_cycles + trip  # mixing and the transfer to the cell
 
     well = _free_well(lab)
+    wait_s = max(conditions["time_s"] - handling_s, 0.0)
 
     @bpp.run_decorator(md=_run_md("larp", "larp_synthesis", conditions, recipe, md, well))
     def protocol() -> Plan:
@@ -307,8 +336,12 @@ def larp_synthesis(
         if recipe.oleylamine_ul > 0:
             yield from bps.mv(lab.robot, Transfer(lp.oleylamine, well, recipe.oleylamine_ul))
         yield from bps.mv(lab.robot, Transfer(lp.precursor, well, recipe.precursor_ul))
+        mixing_from = yield from bps.rd(lab.timer, default_value=0.0)
         yield from bps.mv(lab.robot, Mix(well, lp.mix_ul, mix_cycles))
-        yield from bps.mv(lab.timer, max(conditions["time_s"] - handling_s, 0.0))
+        if lp.read_interval_s is not None:
+            yield from read_plate(lab, mixing_from, wait_s, lp.read_interval_s)
+        else:
+            yield from bps.mv(lab.timer, wait_s)
         yield from load_cell(lab, well)
         return (yield from measure(lab))
 
