@@ -12,10 +12,13 @@ Reactions and instrument steps take seconds to minutes. On the virtual clock a s
 
 Timestamps start at the wall-clock time the clock was made, so documents read naturally.
 
-:meth:`VirtualClock.watch` calls back every so many seconds of lab time: in fast mode at each
-such instant a step passes through (the clock stops there for the callback), in realtime mode
-from a thread. A monitored reading (a heater's readback in a ``monitor`` stream) samples the lab
-this way, so a heating trajectory is recorded in fast mode too.
+:meth:`VirtualClock.watch` calls back every so many seconds of lab time in fast mode, at each
+such instant a step passes through (the clock stops there for the callback), on the thread that
+moves the clock: the RunEngine's. A monitored reading (a heater's readback in a ``monitor``
+stream) samples the lab this way, so a heating trajectory is recorded in fast mode too. In
+realtime mode a watch is not called: its callback would emit documents from a thread of its
+own beside the RunEngine's, and the campaign's writers are driven from one thread (two
+realtime campaign tests hung that way).
 """
 
 from __future__ import annotations
@@ -41,12 +44,6 @@ class _Watch:
         self.period_s = period_s
         self.callback = callback
         self.next_at = next_at
-        self.stopped = threading.Event()
-
-    def run_in_realtime(self, clock: VirtualClock) -> None:
-        while not self.stopped.wait(self.period_s / clock.speed):
-            if clock.mode == "realtime":  # a clock catching up in fast mode samples itself
-                self.callback()
 
 
 class VirtualClock:
@@ -124,23 +121,17 @@ class VirtualClock:
             due.callback()
 
     def watch(self, period_s: float, callback: Callable[[], None]) -> Callable[[], None]:
-        """Call ``callback`` every ``period_s`` seconds of lab time from now on; returns the
-        function that stops it (see the module docstring)."""
+        """Call ``callback`` every ``period_s`` seconds of lab time from now on, as the clock
+        advances in fast mode; returns the function that stops it (see the module
+        docstring)."""
         if not period_s > 0:
             raise ValueError(f"a watch period must be > 0 s, got {period_s}")
         with self._lock:
             key = self._next_watch
             self._next_watch += 1
-            watch = _Watch(float(period_s), callback, self._virtual + period_s)
-            self._watches[key] = watch
-        if self.mode == "realtime":
-            thread = threading.Thread(
-                target=watch.run_in_realtime, args=(self,), daemon=True, name="clock-watch"
-            )
-            thread.start()
+            self._watches[key] = _Watch(float(period_s), callback, self._virtual + period_s)
 
         def stop() -> None:
-            watch.stopped.set()
             with self._lock:
                 self._watches.pop(key, None)
 

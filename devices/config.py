@@ -140,7 +140,8 @@ class HeaterConfig(StrictModel):
     heat_timeout_s: float = Field(1800.0, gt=0)
     monitor_interval_s: float = Field(30.0, ge=0.1, le=3600.0)
     """A synthesis samples the vessel's temperature this often for its ``<heater>_monitor``
-    stream ..."""
+    stream (on the fast virtual clock; on a realtime clock or over EPICS the stream holds the
+    temperature at the run's start only, for now) ..."""
     monitor_deadband_c: float = Field(0.5, ge=0.0, le=20.0)
     """... and records a sample that moved at least this far from the last one recorded (a
     held temperature adds nothing; EPICS's MDEL)."""

@@ -67,6 +67,7 @@ CELL_READINGS = {
     "saturated": "cell:SATURATED",
     "spikes": "cell:SPIKES",
     "reference_age": "cell:REF_AGE",
+    "sample_age": "cell:SAMPLE_AGE",
 }
 """Optical-cell component -> the PV suffix that carries it after ``cell:ACQ``."""
 
