@@ -659,6 +659,18 @@ class Database:
             self._hold(s, fence)
             s.execute(update(Run).where(Run.uid == run_uid).values(rejected=reason))
 
+    def runs_with_stream(self, campaign_id: int, stream: str) -> set[str]:
+        """The uids of a campaign's runs that stored spectra in event ``stream`` (one query:
+        which runs were read in situ, without reading any run's documents)."""
+        with self.session() as s:
+            query = (
+                select(Spectrum.run_uid)
+                .join(Run, Run.uid == Spectrum.run_uid)
+                .where(Run.campaign_id == campaign_id, Spectrum.stream == stream)
+                .distinct()
+            )
+            return set(s.scalars(query))
+
     def runs(
         self, campaign_id: int | None = None, *, experiment_id: int | None = None
     ) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from devices.config import ConfigError
 from orchestrator.campaign.config import MAX_BUDGET
 from orchestrator.campaign.lifecycle import CampaignStatus, ExperimentStatus
 from orchestrator.execution.executor import stored_run
-from orchestrator.execution.observe import trajectory_from_documents
+from orchestrator.execution.observe import runs_read_in_situ, trajectory_from_documents
 from planners import Observation
 
 __all__ = ["PlannerHistory", "finished", "planner_history", "resumed_config", "vetoed_observation"]
@@ -65,7 +65,7 @@ def planner_history(rows: Sequence[Experiment], db: Database | None = None) -> P
     """The planner's history from a campaign's experiments: its proposals by batch (a person's
     experiment was never asked for), and what it learnt (measurements, failures, vetoes).
     With ``db``, each measurement carries the in-situ trajectory of its stored run, as it was
-    told when it ran."""
+    told when it ran (only the runs the database says were read in situ are read back)."""
     history = PlannerHistory()
     batches: dict[int, list[Experiment]] = {}
     for r in rows:
@@ -73,10 +73,11 @@ def planner_history(rows: Sequence[Experiment], db: Database | None = None) -> P
             batches.setdefault(int(r.provenance.get("batch", r.index)), []).append(r)
             history.provenance.append(r.provenance)
     history.batches = [[r.conditions for r in b] for _, b in sorted(batches.items())]
+    read = runs_read_in_situ(db, rows) if db is not None else set()
     for r in rows:
         if r.status == ExperimentStatus.DONE and r.observables:
             trajectory = ()
-            if db is not None and r.run_uid is not None:
+            if r.run_uid in read:
                 trajectory = tuple(trajectory_from_documents(db.run_documents(r.run_uid)))
             history.observations.append(
                 Observation(r.conditions, r.observables, trajectory=trajectory)

@@ -474,9 +474,7 @@ class CampaignRunner:
         """Rebuild the planner from the stored history and let the executor prepare for
         what ran (see :mod:`orchestrator.campaign.restore`)."""
         rows = self.db.experiments(self.campaign_id)
-        # a lab with a probe: read each run's trajectory back (a plain lab's runs have none)
-        probe = self.loaded.lab.reactor.in_situ_interval_s is not None
-        history = planner_history(rows, self.db if probe else None)
+        history = planner_history(rows, self.db)
         self.recorder.told.update(history.told)
         self.recorder.progress.restore(rows)
         self.executor.prepare(finished(self.db, rows), self.lease)

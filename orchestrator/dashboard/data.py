@@ -12,7 +12,11 @@ from db import Database, DatabaseError
 from db.records import Experiment, ExperimentStatus
 from orchestrator.campaign.config import target_of
 from orchestrator.campaign.summary import target_text
-from orchestrator.execution.observe import campaign_trajectories, trajectory_from_documents
+from orchestrator.execution.observe import (
+    campaign_trajectories,
+    grown_for_s,
+    trajectory_from_documents,
+)
 from planners import Target
 
 __all__ = [
@@ -168,7 +172,7 @@ def campaign_growth(db: Database, campaign_id: int) -> list[dict[str, Any]]:
     return [
         {
             "number": r.number,
-            "quench_s": r.conditions.get("time_s", r.conditions.get("residence_time_s")),
+            "quench_s": grown_for_s(r.conditions),
             "product_pl_nm": _finite(r.observables.get("pl_peak_nm")),
             **_growth(points),
         }
@@ -186,12 +190,9 @@ def experiment_detail(db: Database, campaign_id: int, number: int) -> dict[str, 
     row = db.experiment(eid)
     runs = db.runs(experiment_id=eid)
     documents = []
-    growth: dict[str, Any] = {}
-    temperature: dict[str, list[float]] = {}
+    stored: list[tuple[str, dict[str, Any]]] = []
     for run in runs:
         stored = db.run_documents(run["uid"])
-        growth = _growth(trajectory_from_documents(stored))  # the last run's
-        temperature = _monitored(stored)
         for name, doc in stored:
             if name == "event":  # the spectra are shown as plots, not as numbers
                 doc = {
@@ -208,8 +209,8 @@ def experiment_detail(db: Database, campaign_id: int, number: int) -> dict[str, 
         "runs": runs,
         "documents": documents,
         "spectra": _spectra(db, eid),
-        "growth": growth,
-        "temperature": temperature,
+        "growth": _growth(trajectory_from_documents(stored)),  # the last run's
+        "temperature": _monitored(stored),
     }
 
 

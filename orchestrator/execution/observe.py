@@ -28,8 +28,10 @@ __all__ = [
     "InstrumentFault",
     "MeasurementRejected",
     "campaign_trajectories",
+    "grown_for_s",
     "measurements",
     "observables_from_documents",
+    "runs_read_in_situ",
     "trajectory_from_documents",
 ]
 
@@ -182,7 +184,7 @@ def observables_from_documents(docs: Iterable[tuple[str, Mapping[str, Any]]]) ->
 _GROWTH_READINGS = (
     ("reactor_growth_time", "reactor_temperature", True),  # the flask's dip probe
     ("flow_residence_time", "flow_coil", False),  # the in-line cell, after the coil
-    ("cell_sample_age", "", False),  # a plate reader over a LARP well, at room temperature
+    ("cell_sample_age", None, False),  # a plate reader over a LARP well, at room temperature
 )
 """Per kind of in-situ reading: its growth-time and temperature keys, and whether the
 spectrometer saw the hot mixture (a dip probe) or the product that left the coil."""
@@ -199,48 +201,64 @@ def trajectory_from_documents(
     had left the reactor. NaN where no line showed yet; a reading the instrument flagged, or
     one no sample can give, is left out. Empty for a run without one."""
     material, events = _streams(docs)
-    by_descriptor: dict[str, tuple[Mapping[str, Any], list[Mapping[str, Any]]]] = {}
-    order = []
-    for name, descriptor, event in events:
-        data = event["data"]
-        if name != stream or _flagged(_cell_keys(descriptor)[0], data) is not None:
-            continue
-        by_descriptor.setdefault(descriptor["uid"], (descriptor, []))[1].append(data)
-        order.append((descriptor["uid"], len(by_descriptor[descriptor["uid"]][1]) - 1))
-    analysed = {
-        uid: _analysed(descriptor, readings, material)
-        for uid, (descriptor, readings) in by_descriptor.items()
-    }
+    readings = [
+        (descriptor, event["data"])
+        for name, descriptor, event in events
+        if name == stream and _flagged(_cell_keys(descriptor)[0], event["data"]) is None
+    ]
+    by_descriptor: dict[str, list[int]] = {}  # readings of one axis are analysed together
+    for i, (descriptor, _) in enumerate(readings):
+        by_descriptor.setdefault(descriptor["uid"], []).append(i)
+    found: list[dict[str, float] | InstrumentFault] = [{}] * len(readings)
+    for indices in by_descriptor.values():
+        descriptor = readings[indices[0]][0]
+        analysed = _analysed(descriptor, [readings[i][1] for i in indices], material)
+        for i, obs in zip(indices, analysed, strict=True):
+            found[i] = obs
     points = []
-    for uid, i in order:
-        found = analysed[uid][i]
-        if isinstance(found, InstrumentFault):
+    for (_, data), obs in zip(readings, found, strict=True):
+        if isinstance(obs, InstrumentFault):
             continue  # one impossible reading (a barely absorbing early mixture): not a point
-        data = by_descriptor[uid][1][i]
         time_key, temperature_key, hot = next(
             (k for k in _GROWTH_READINGS if k[0] in data), _GROWTH_READINGS[0]
         )
+        temperature = data.get(temperature_key, math.nan) if temperature_key else math.nan
         points.append(
             {
                 "growth_time_s": float(data.get(time_key, math.nan)),
-                "temperature_c": float(data.get(temperature_key, math.nan)),
+                "temperature_c": float(temperature),
                 "hot": hot,
-                **found,
+                **obs,
             }
         )
     return points
+
+
+def grown_for_s(conditions: Mapping[str, Any]) -> float | None:
+    """How long an experiment's dots grew before the product was measured: the quench time
+    (hot injection), the time to measurement (LARP) or the residence time (flow)."""
+    return conditions.get("time_s", conditions.get("residence_time_s"))
+
+
+def runs_read_in_situ(db: Database, rows: Sequence[Experiment]) -> set[str]:
+    """The runs of ``rows``' campaigns that stored in-situ readings (a database query; no
+    run's documents are read)."""
+    campaigns = {r.campaign_id for r in rows}
+    return set().union(*(db.runs_with_stream(c, IN_SITU_STREAM) for c in campaigns))
 
 
 def campaign_trajectories(
     db: Database, rows: Sequence[Experiment], limit: int | None = None
 ) -> list[tuple[Experiment, list[dict[str, Any]]]]:
     """The in-situ trajectories (:func:`trajectory_from_documents`) of the last ``limit``
-    (None: all) measured experiments of ``rows`` that have one, in order."""
+    (None: all) measured experiments of ``rows`` that have one, in order. Only the runs the
+    database says were read in situ are read back: none for a lab that reads nothing."""
+    read = runs_read_in_situ(db, rows)
     found = []
     for r in reversed(rows):
         if limit is not None and len(found) >= limit:
             break
-        if r.status == ExperimentStatus.DONE and r.run_uid:
+        if r.status == ExperimentStatus.DONE and r.run_uid in read:
             points = trajectory_from_documents(db.run_documents(r.run_uid))
             if points:
                 found.append((r, points))

@@ -28,7 +28,12 @@ from bluesky.utils import Msg
 from devices import Lab, Mix, Transfer
 from models.parameters import get_route
 from orchestrator.execution.observe import IN_SITU_STREAM
-from orchestrator.execution.recipes import flow_recipe, hot_injection_recipe, larp_recipe
+from orchestrator.execution.recipes import (
+    FlowRecipe,
+    flow_recipe,
+    hot_injection_recipe,
+    larp_recipe,
+)
 
 __all__ = [
     "IN_SITU_STREAM",
@@ -89,18 +94,42 @@ def watch_growth(lab: Lab, until_s: float, interval_s: float) -> Plan:
     ``until_s``: each reading an event of the :data:`IN_SITU_STREAM` stream with the cell's
     spectra, the flask's temperature and the growth time. The spectrometer looks through the
     cell again afterwards, also if the plan stops here."""
-    last_start = until_s - lab.config.cell.acquisition_s  # the quench comes on time
+    detectors = [lab.cell, lab.reactor.temperature, lab.reactor.growth_time]
+    return (
+        yield from _read_in_situ(
+            lab, "reactor", lab.reactor.growth_time, interval_s, until_s, interval_s, detectors
+        )
+    )
+
+
+def _read_in_situ(
+    lab: Lab,
+    view: str,
+    clock: Any,
+    first_at: float,
+    until: float,
+    interval_s: float,
+    detectors: Sequence[Any],
+) -> Plan:
+    """Turn the spectrometer to ``view`` and read ``detectors`` into the
+    :data:`IN_SITU_STREAM` stream when ``clock`` (a readable of seconds) reaches ``first_at``,
+    then every ``interval_s`` (a time already passed is skipped), as long as a reading ends by
+    ``until``; the spectrometer looks through the cell again afterwards, also if the plan
+    stops here."""
+    last_start = until - lab.config.cell.acquisition_s
 
     def readings() -> Plan:
-        yield from bps.mv(lab.cell.view, "reactor")
-        at = interval_s
-        while at <= last_start:
-            grown = yield from bps.rd(lab.reactor.growth_time, default_value=at)
-            if grown < at:
-                yield from bps.mv(lab.timer, at - grown)
-            yield from bps.trigger_and_read(
-                [lab.cell, lab.reactor.temperature, lab.reactor.growth_time], name=IN_SITU_STREAM
-            )
+        yield from bps.mv(lab.cell.view, view)
+        at = first_at
+        while True:
+            elapsed = yield from bps.rd(clock, default_value=at)
+            while at < elapsed - 1e-6:
+                at += interval_s
+            if at > last_start:
+                return
+            if elapsed < at:
+                yield from bps.mv(lab.timer, at - elapsed)
+            yield from bps.trigger_and_read(detectors, name=IN_SITU_STREAM)
             at += interval_s
 
     return (yield from bpp.finalize_wrapper(readings(), bps.mv(lab.cell.view, "cell")))
@@ -113,24 +142,11 @@ def read_plate(lab: Lab, started_at: float, wait_s: float, interval_s: float) ->
     growth time. The spectrometer looks through the cell again afterwards."""
     now = yield from bps.rd(lab.timer, default_value=started_at)
     until = now + wait_s
-
-    def readings() -> Plan:
-        yield from bps.mv(lab.cell.view, "plate")
-        at = started_at + interval_s
-        while True:
-            elapsed = yield from bps.rd(lab.timer, default_value=at)
-            while at < elapsed - 1e-6:  # passed while the well was mixed: the next one
-                at += interval_s
-            if at + lab.config.cell.acquisition_s > until:
-                break
-            if elapsed < at:
-                yield from bps.mv(lab.timer, at - elapsed)
-            yield from bps.trigger_and_read([lab.cell], name=IN_SITU_STREAM)
-            at += interval_s
-        elapsed = yield from bps.rd(lab.timer, default_value=until)
-        yield from bps.mv(lab.timer, max(until - elapsed, 0.0))
-
-    return (yield from bpp.finalize_wrapper(readings(), bps.mv(lab.cell.view, "cell")))
+    yield from _read_in_situ(
+        lab, "plate", lab.timer, started_at + interval_s, until, interval_s, [lab.cell]
+    )
+    elapsed = yield from bps.rd(lab.timer, default_value=until)
+    yield from bps.mv(lab.timer, max(until - elapsed, 0.0))
 
 
 def _baseline(lab: Lab) -> list[Any]:
@@ -248,17 +264,22 @@ def hot_injection_synthesis(
 def sweep_residence_times(lab: Lab, conditions: Mapping[str, Any]) -> list[float]:
     """The shorter residence times a flow synthesis measures first (``flow.sweep_points`` of
     the lab config): ``k/(n+1)`` of the one asked for, those the route and the pumps allow."""
+    return [residence for residence, _ in _sweep(lab, conditions)]
+
+
+def _sweep(lab: Lab, conditions: Mapping[str, Any]) -> list[tuple[float, FlowRecipe]]:
+    """Each residence time of :func:`sweep_residence_times` with the recipe that runs it."""
     n = lab.config.flow.sweep_points if lab.config.flow is not None else 0
     route = get_route("flow")
-    times = []
+    sweep = []
     for k in range(1, n + 1):
         residence = conditions["residence_time_s"] * k / (n + 1)
         try:
-            flow_recipe(route.validate({**conditions, "residence_time_s": residence}), lab.config)
+            faster = route.validate({**conditions, "residence_time_s": residence})
+            sweep.append((residence, flow_recipe(faster, lab.config)))
         except ValueError:
             continue  # faster than the pumps (or the route) allow: not part of this sweep
-        times.append(residence)
-    return times
+    return sweep
 
 
 def flow_synthesis(
@@ -272,10 +293,7 @@ def flow_synthesis(
     conditions = get_route("flow").validate(conditions)
     recipe = flow_recipe(conditions, lab.config)
     flow = lab.flow
-    sweep = [
-        (residence, flow_recipe({**conditions, "residence_time_s": residence}, lab.config))
-        for residence in sweep_residence_times(lab, conditions)
-    ]
+    sweep = _sweep(lab, conditions)
 
     def pump_at(rates: Mapping[str, float]) -> Plan:
         yield from bps.mv(*(x for name, rate in rates.items() for x in (getattr(flow, name), rate)))

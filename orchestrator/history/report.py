@@ -30,7 +30,7 @@ from db.records import Experiment, ExperimentStatus
 from models.errors import UserError
 from orchestrator.campaign.config import target_of
 from orchestrator.campaign.summary import pareto_front, pareto_text, target_text
-from orchestrator.execution.observe import campaign_trajectories
+from orchestrator.execution.observe import campaign_trajectories, grown_for_s
 from planners import Target
 
 __all__ = ["export_trajectories", "write_comparison", "write_report"]
@@ -246,7 +246,7 @@ def _growth(plt: Any, found: list[tuple[Experiment, list]], target: dict, path: 
         color = cmap(r.index / last)
         t = [p["growth_time_s"] for p in points]
         ax.plot(t, [p["pl_peak_nm"] for p in points], color=color, lw=1.2, marker=".")
-        quench = r.conditions.get("time_s", r.conditions.get("residence_time_s", t[-1]))
+        quench = grown_for_s(r.conditions) or t[-1]
         ax.plot([quench], [r.observables["pl_peak_nm"]], color=color, marker="*", ms=9)
     if "pl_peak_nm" in target:
         ax.axhline(target["pl_peak_nm"], color="k", ls="--", lw=1, label="target (quenched)")
