@@ -417,20 +417,22 @@ class LabConfig(StrictModel):
                 raise ValueError(f"{field} {name!r} is not on the robot deck ({sorted(deck)})")
         return self
 
+    def in_situ_setting(self, route: str) -> tuple[str, bool]:
+        """The setting that makes this lab read a route's growth in situ, and whether it is on
+        (a dip probe in the flask, a flow sweep, a plate reader over the LARP well)."""
+        if route == "hot_injection":
+            return "reactor.in_situ_interval_s", self.reactor.in_situ_interval_s is not None
+        if route == "flow":
+            return "flow.sweep_points", self.flow is not None and self.flow.sweep_points > 0
+        return "larp.read_interval_s", self.larp.read_interval_s is not None
+
     @model_validator(mode="after")
     def _probe(self) -> LabConfig:
-        for field, interval, what in (
-            ("reactor.in_situ_interval_s", self.reactor.in_situ_interval_s, "flask's dip probe"),
-            ("larp.read_interval_s", self.larp.read_interval_s, "plate reader"),
+        for field, interval in (
+            ("reactor.in_situ_interval_s", self.reactor.in_situ_interval_s),
+            ("larp.read_interval_s", self.larp.read_interval_s),
         ):
-            if interval is None:
-                continue
-            if self.backend != "simulated":
-                raise ValueError(
-                    f"{field}: the {what} is served by the simulated backend only (not over "
-                    "EPICS yet); leave it out"
-                )
-            if interval < self.cell.acquisition_s:
+            if interval is not None and interval < self.cell.acquisition_s:
                 raise ValueError(
                     f"{field} {interval:g} s is shorter than one acquisition "
                     f"({self.cell.acquisition_s:g} s at cell.integration_ms "
@@ -462,17 +464,24 @@ def _merged(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, An
     return out
 
 
-def _with_base(data: Mapping[str, Any], path: Path, label: str) -> dict[str, Any]:
-    """``base: other.yaml``: that lab's fields, with this file's on top (mappings merged)."""
+def _with_base(
+    data: Mapping[str, Any], path: Path, label: str, seen: tuple[Path, ...] = ()
+) -> dict[str, Any]:
+    """``base: other.yaml``: that lab's fields (and its own base's, in a chain), with this
+    file's on top (mappings merged); a chain that comes back to a file is refused."""
     base = data["base"]
     if not isinstance(base, str):
         raise ConfigError(f"{label}: base: expected the path of a lab config, got {base!r}")
     base_path = path.parent / base
-    if base_path.resolve() == path.resolve():
-        raise ConfigError(f"{label}: base: a lab config cannot be its own base")
+    chain = (*seen, path.resolve())
+    if base_path.resolve() in chain:
+        names = " -> ".join(p.name for p in (*chain, base_path.resolve()))
+        raise ConfigError(f"{label}: base: the chain of bases comes back to a file ({names})")
     base_data, _ = read_yaml(base_path, "lab config")
-    if not isinstance(base_data, Mapping) or "base" in base_data:
-        raise ConfigError(f"{label}: base {base!r}: expected a lab config without a base")
+    if not isinstance(base_data, Mapping):
+        raise ConfigError(f"{label}: base {base!r}: expected a mapping at the top level")
+    if "base" in base_data:
+        base_data = _with_base(base_data, base_path, str(base_path), chain)
     return _merged(base_data, {k: v for k, v in data.items() if k != "base"})
 
 

@@ -90,6 +90,8 @@ def pv_suffixes(config: LabConfig) -> list[str]:
         out += [f"flow:{p}:{s}" for p in config.flow.pumps for s in _PUMP]
         out += ["flow:LIGAND", "flow:MIXER", "flow:PRESSURE", "flow:UNCLOG"]
     out += ["cell:DARK", "cell:REF", "cell:ACQ", "cell:MSG", *CELL_READINGS.values()]
+    if config.reactor.in_situ_interval_s is not None or config.larp.read_interval_s is not None:
+        out.append("cell:VIEW")  # the fibre switch: cell, reactor (dip probe), plate
     out.append("safety:HOOD_OPEN")
     if config.epics.twin_control:
         out.append("sim:RESEED")
@@ -431,8 +433,7 @@ class EpicsCell(_Backend):
         return self._request("ACQ", integration_ms)
 
     def select_view(self, view: str) -> None:
-        if view != "cell":  # the lab config refuses a dip probe over EPICS before this
-            raise PVUnreachable(f"the IOC serves no dip probe: cannot view {view!r}")
+        self._request("VIEW", view).wait(self.pvs.config.request_timeout_s)
 
     def reading(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -306,6 +306,7 @@ class LabIOC:
         self._request("cell:DARK", cell.acquire_dark, msg)
         self._request("cell:REF", cell.acquire_reference, msg)
         self._request("cell:ACQ", cell.measure, msg, after=publish)
+        self._request("cell:VIEW", cell.select_view, msg, kind="string", value="cell")
 
         # the safety interlock: an operator (or a test) writes 1 when the hood opens
         def hood(value: Any) -> None:

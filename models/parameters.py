@@ -132,6 +132,9 @@ class Route:
     description: str
     example: Mapping[str, float | str]
     """Typical conditions, used when a user gives none (CLI) and in docs."""
+    growth_time: str
+    """The parameter that says how long the dots grow before they are measured: what an
+    in-situ trajectory observes at every earlier time too."""
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -197,6 +200,7 @@ ROUTES: dict[str, Route] = {
         "Cs-oleate injected into hot PbBr2 (+ZnBr2) in octadecene, quenched after time_s "
         "(FA-oleate for FAPbBr3; PbI2 + ZnI2 for CsPbI3, br_pb_ratio then the I/Pb ratio)",
         {"br_pb_ratio": 12.0, "temperature_c": 140.0, "ligand": "oa_olam", "time_s": 10.0},
+        "time_s",
     ),
     "flow": Route(
         "flow",
@@ -219,6 +223,7 @@ ROUTES: dict[str, Route] = {
             "residence_time_s": 20.0,
             "flow_ratio": 1.0,
         },
+        "residence_time_s",
     ),
     "larp": Route(
         "larp",
@@ -231,6 +236,7 @@ ROUTES: dict[str, Route] = {
         ),
         "room-temperature ligand-assisted reprecipitation by pipetting",
         {"precursor_ul": 20.0, "ligand_ul": 10.0, "time_s": 60.0},
+        "time_s",
     ),
 }
 

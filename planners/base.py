@@ -284,6 +284,10 @@ class Planner(ABC):
         self._pending: dict[tuple, Mapping[str, Any]] = {}
         self._vetoed: dict[tuple, Mapping[str, Any]] = {}
         self.observations: list[Observation] = []
+        self.trajectory_answers: str | None = None
+        """The growth-time parameter (``time_s``, ``residence_time_s``) that each observation's
+        :attr:`Observation.trajectory` answers for every earlier time, when the campaign says
+        so (``trajectory_answers_time``); None: each experiment answers its own time only."""
 
     @property
     def pending(self) -> list[Mapping[str, Any]]:

@@ -137,3 +137,22 @@ def test_stored_escape_sequences_and_markup_are_shown_not_obeyed_in_the_terminal
         assert out.returncode == 0, out.stderr
         assert "\x1b" not in out.stdout
         assert "\\x1b[2J\\x1b[31mred[bold]loud[/bold]" in out.stdout
+
+
+def test_lab_configs_chain_their_bases_and_a_cycle_is_refused(tmp_path):
+    from devices.config import ConfigError, load_lab_config
+    from tests.conftest import ROOT
+
+    sim = str(ROOT / "configs" / "labs" / "sim-insitu.yaml")  # itself based on sim.yaml
+    (tmp_path / "mine.yaml").write_text(
+        yaml.safe_dump({"base": sim, "name": "mine", "reactor": {"max_temperature_c": 190}})
+    )
+    (tmp_path / "top.yaml").write_text(yaml.safe_dump({"base": "mine.yaml", "name": "top"}))
+    lab = load_lab_config(tmp_path / "top.yaml")
+    assert lab.name == "top" and lab.reactor.max_temperature_c == 190  # from mine.yaml
+    assert lab.reactor.in_situ_interval_s == 2.0 and lab.flow.sweep_points == 4  # sim-insitu
+    assert "pbbr2" in lab.robot.deck  # sim.yaml's deck, at the root of the chain
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump({"base": "b.yaml"}))
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump({"base": "a.yaml"}))
+    with pytest.raises(ConfigError, match=r"comes back to a file \(a.yaml -> b.yaml -> a.yaml\)"):
+        load_lab_config(tmp_path / "a.yaml")

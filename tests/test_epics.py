@@ -71,6 +71,33 @@ def test_a_campaign_over_channel_access_measures_what_the_in_process_one_does(
     )
 
 
+def test_the_dip_probe_reads_the_growth_over_channel_access_as_in_process(ioc, run_qdlab, tmp_path):
+    from orchestrator.execution.observe import trajectory_from_documents
+
+    probe = tmp_path / "probe-epics.yaml"
+    probe.write_text(yaml.safe_dump({"base": EPICS_LAB, "reactor": {"in_situ_interval_s": 2.0}}))
+    assert "cell:VIEW" in pv_suffixes(load_lab_config(probe))
+    urls = {}
+    for name, lab in (("ca", str(probe)), ("local", str(ROOT / "configs/labs/sim-insitu.yaml"))):
+        urls[name] = f"sqlite:///{tmp_path / name}.db"
+        config = _campaign(tmp_path, lab, f"{name}.yaml", budget=2)
+        out = run_qdlab("campaign", "run", config, "--db", urls[name])
+        assert out.returncode == 0, out.stderr
+    assert _measured(urls["ca"]) == _measured(urls["local"])
+    grown = {}
+    for name, url in urls.items():
+        db = Database(url)
+        done = [r for r in db.experiments(1) if r.status == "done"]
+        assert len(done) == 2
+        grown[name] = [trajectory_from_documents(db.run_documents(r.run_uid)) for r in done]
+    for ca, local in zip(grown["ca"], grown["local"], strict=True):
+        assert len(ca) == len(local) >= 2  # the probe read the flask every 2 s of lab time
+        assert [p["growth_time_s"] for p in ca] == pytest.approx(
+            [p["growth_time_s"] for p in local], abs=0.01
+        )
+        assert all(p["hot"] for p in ca)
+
+
 def _streams(docs) -> set[str]:
     return {d["name"] for n, d in docs if n == "descriptor"}
 

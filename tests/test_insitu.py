@@ -223,7 +223,6 @@ def test_the_spectrometer_views_only_what_it_has_a_fibre_to():
     [
         ({"reactor": {"in_situ_interval_s": 0.1}}, "reactor.in_situ_interval_s 0.1 s is shorter"),
         ({"reactor": {"in_situ_interval_s": -1}}, "in_situ_interval_s"),
-        ({"backend": "epics", "reactor": {"in_situ_interval_s": 2}}, "not over EPICS yet"),
     ],
 )
 def test_a_probe_the_lab_cannot_serve_is_refused(tmp_path, changes, message):
@@ -307,9 +306,11 @@ def test_the_planner_is_told_each_experiment_s_trajectory_and_gets_it_back_on_re
     db = Database(f"sqlite:///{tmp_path / 'told.db'}")
     space = {"br_pb_ratio": [2, 30], "temperature_c": [140, 200], "ligand": ["oa_olam"],
              "time_s": [20, 120]}  # fmt: skip
-    path = write_config(tmp_path, lab=INSITU_LAB, budget=2, space=space, stop_on_target=False)
+    path = write_config(tmp_path, lab=INSITU_LAB, budget=2, space=space, stop_on_target=False,
+                        trajectory_answers_time=True)  # fmt: skip
     config = yaml.safe_load(Path(path).read_text())
     runner = CampaignRunner(db, parse_campaign(config, "", ROOT))
+    assert runner.planner.trajectory_answers == "time_s"  # the campaign said so
     result = runner.run()
     told = [o for o in runner.planner.observations if not o.failed]
     assert len(told) == 2
@@ -328,6 +329,29 @@ def test_the_planner_is_told_each_experiment_s_trajectory_and_gets_it_back_on_re
             assert np.allclose(list(a.values()), list(b.values()), equal_nan=True)
     # without the database (a lab with no probe) there is nothing to read
     assert all(o.trajectory == () for o in planner_history(db.experiments(1)).observations)
+
+
+@pytest.mark.parametrize(
+    ("lab", "space", "message"),
+    [
+        (None, {}, "trajectory_answers_time: lab 'sim' reads route hot_injection only at the end"
+         ".*set reactor.in_situ_interval_s"),
+        (INSITU_LAB, {"time_s": [60, 60]}, r"space.time_s must be a range \[low, high\]"),
+    ],
+)  # fmt: skip
+def test_a_trajectory_answers_the_time_only_where_the_lab_reads_in_situ(
+    tmp_path, lab, space, message
+):
+    from orchestrator.campaign.config import ConfigError, load_campaign
+
+    base = {"br_pb_ratio": [2, 30], "temperature_c": [140, 200], "ligand": ["oa_olam"],
+            "time_s": [20, 120]}  # fmt: skip
+    path = write_config(tmp_path, **({"lab": lab} if lab else {}), space={**base, **space},
+                        trajectory_answers_time=True)  # fmt: skip
+    with pytest.raises(ConfigError, match=message):
+        load_campaign(path)
+    plain = write_config(tmp_path, **({"lab": lab} if lab else {}), space=base)
+    assert load_campaign(plain).config.trajectory_answers_time is False
 
 
 def test_a_flow_synthesis_sweeps_shorter_residence_times_into_its_growth_curve():

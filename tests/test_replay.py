@@ -88,8 +88,18 @@ def test_replay_with_another_outcome_model_reports_that_models_differences(
     assert np.abs(np.array(shifts) - np.array(predicted)).max() < 1.0
 
 
-def test_playback_recreates_the_recorded_documents_field_by_field(recorded):
-    url, cid = recorded
+@pytest.fixture(scope="module")
+def recorded_in_situ(tmp_path_factory):
+    """A 3-experiment campaign on the lab with a dip probe (in-situ and monitor streams)."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('grown') / 'grown.db'}"
+    config = str(ROOT / "configs" / "campaigns" / "grow_465_insitu.yaml")
+    summary = CampaignRunner(Database(url), load_campaign(config, {"budget": 3})).run()
+    return url, summary.campaign_id
+
+
+@pytest.mark.parametrize("campaign", ["recorded", "recorded_in_situ"])
+def test_playback_recreates_the_recorded_documents_field_by_field(request, campaign):
+    url, cid = request.getfixturevalue(campaign)
     db = Database(url)
     original = list(db.campaign_documents(cid))
     played = playback_documents(db, cid)
@@ -109,6 +119,9 @@ def test_playback_recreates_the_recorded_documents_field_by_field(recorded):
         assert a.keys() == b.keys(), name
         for key in a:  # (the database keeps a document's keys sorted)
             assert a[key] == b[key], (name, key)
+    streams = {d["name"] for n, d in played if n == "descriptor"}
+    if campaign == "recorded_in_situ":  # the growth readings come back in their own stream
+        assert {"primary", "baseline", "insitu", "reactor_temperature_monitor"} <= streams
 
 
 def test_backtest_reports_experiments_to_goal_beside_original_and_random_orders(

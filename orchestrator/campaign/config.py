@@ -222,6 +222,12 @@ class CampaignConfig(StrictModel):
     approval: Literal["none", "required"] = "none"
     on_worker_death: Literal["fail", "requeue"] = "fail"
     queue_ahead: int = Field(1, ge=0, le=4)
+    trajectory_answers_time: bool = False
+    """The growth time (the route's ``time_s``; ``residence_time_s`` in flow) is a free
+    parameter that each synthesis's in-situ trajectory answers: one synthesis observes every
+    time up to its quench, so a planner may learn from each trajectory point as from an
+    experiment stopped then (:attr:`planners.base.Planner.trajectory_answers`). Needs a lab that
+    reads the route in situ and the time as a range in ``space``."""
 
     @model_validator(mode="before")
     @classmethod
@@ -336,6 +342,25 @@ def _check_space(cfg: CampaignConfig, lab: LabConfig) -> None:
                         f"space.{p.name}: {v:g} is outside the route's range {p.range_text()}"
                     )
     _check_lab_limits(cfg, lab)
+
+
+def _check_trajectory(cfg: CampaignConfig, lab: LabConfig) -> None:
+    """A trajectory answers the growth time only where the lab reads the route in situ and the
+    planner chooses that time."""
+    setting, on = lab.in_situ_setting(cfg.route)
+    if not on:
+        raise ConfigError(
+            f"trajectory_answers_time: lab {lab.name!r} reads route {cfg.route} only at the end "
+            f"of each synthesis; set {setting} in the lab config (see configs/labs/"
+            "sim-insitu.yaml) or leave trajectory_answers_time out"
+        )
+    time = get_route(cfg.route).growth_time
+    spec = cfg.space.get(time)
+    if spec is None or float(spec[0]) == float(spec[1]):
+        raise ConfigError(
+            f"trajectory_answers_time: space.{time} must be a range [low, high] with low < high "
+            f"for the trajectory to answer it (got {spec})"
+        )
 
 
 def _target(cfg: CampaignConfig) -> Target:
@@ -496,6 +521,8 @@ def parse_campaign(
     for route, path in lab.simulator.outcome_models.items():
         _check_code_path(f"lab simulator.outcome_models.{route}", path)
     _check_space(cfg, lab)
+    if cfg.trajectory_answers_time:
+        _check_trajectory(cfg, lab)
     space = SearchSpace.from_config(cfg.space)
     target = _target(cfg)
     if cfg.simulator.outcome_model is None and cfg.route not in lab.simulator.outcome_models:

@@ -46,6 +46,7 @@ from db.settings import seconds
 from db.tiled import TiledSink
 from devices import Lab, build_lab
 from devices.world import twin_of
+from models.parameters import get_route
 from orchestrator.campaign import lifecycle
 from orchestrator.campaign.config import LoadedCampaign, loaded_from_stored
 from orchestrator.campaign.lifecycle import CampaignStatus, ExperimentStatus
@@ -146,6 +147,8 @@ class CampaignRunner:
             self.config.route,
             twin_of(loaded.lab),
         )
+        if self.config.trajectory_answers_time:
+            self.planner.trajectory_answers = get_route(self.config.route).growth_time
         if campaign_id is None:
             campaign_id = db.create_campaign(
                 loaded.config.name,
