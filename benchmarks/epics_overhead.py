@@ -4,7 +4,11 @@ Starts ``qdlab ioc`` (maximum speed-up) on a free loopback port, runs an N-exper
 random-planner hot-injection campaign with ``configs/labs/sim-epics.yaml`` and the same campaign
 on the in-process simulated lab (``configs/labs/sim.yaml``), each into its own SQLite file, and
 prints experiments/s of both, their ratio (target: CA at least 0.25x in-process), the CA
-requests per experiment, and whether the observables agree bit for bit.
+requests per experiment, and whether the observables agree bit for bit. A third run maps the
+reactor's heater onto an ordinary hotplate IOC (tests/iocs/hotplate.py: an ao/ai pair ramping
+at 500 °C/s, settled when the readback holds within 0.5 °C) beside ``qdlab ioc``: what waiting
+on a readback costs. (Its chemistry is not comparable: the twin behind ``qdlab ioc`` never sees
+the hotplate's heat.) The space's temperatures stop at the hotplate's 150 °C limit.
 
     python benchmarks/epics_overhead.py [--experiments 30]
 """
@@ -25,16 +29,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.campaign_throughput import _config  # noqa: E402
-from tests.conftest import IOC, _free_port, epics_loopback_env  # noqa: E402
+from tests.conftest import IOC, OrdinaryIOC, _free_port, epics_loopback_env  # noqa: E402
 
 
-def _run(n: int, lab: str, tmp: Path) -> tuple[float, list]:
+def _run(n: int, lab: Path, tmp: Path) -> tuple[float, list]:
     from db import Database
     from orchestrator.campaign.config import parse_campaign
     from orchestrator.campaign.runner import CampaignRunner
 
-    db = Database(f"sqlite:///{tmp / (lab + '.db')}")
-    config = _config(n, ROOT / "configs" / "labs" / lab)
+    db = Database(f"sqlite:///{tmp / (lab.stem + '.db')}")
+    config = _config(n, lab)
+    config["space"]["temperature_c"] = [90, 150]
     runner = CampaignRunner(db, parse_campaign(config, yaml.safe_dump(config), ROOT))
     start = time.perf_counter()
     summary = runner.run()
@@ -48,18 +53,33 @@ def main() -> None:
     parser.add_argument("--experiments", type=int, default=30)
     args = parser.parse_args()
     logging.getLogger("bluesky").setLevel(logging.CRITICAL)
-    os.environ.update(epics_loopback_env(_free_port()))
+    ports = [_free_port(), _free_port()]
+    os.environ.update(epics_loopback_env(ports[0], ports[1:]))
+    labs = ROOT / "configs" / "labs"
     ioc = IOC(speedup="max").start()
+    hotplate = OrdinaryIOC("hotplate", "TEMP:RBV", ports[1]).start()
     try:
+        hotplate.put("RATE", 500.0)
         with tempfile.TemporaryDirectory() as tmp:
-            over_ca, ca_rows = _run(args.experiments, "sim-epics.yaml", Path(tmp))
-            local, local_rows = _run(args.experiments, "sim.yaml", Path(tmp))
+            mapped = Path(tmp) / "hotplate.yaml"
+            heater = {"setpoint": hotplate.pv("TEMP:SP"), "readback": hotplate.pv("TEMP:RBV"),
+                      "tolerance": 0.5, "hold_s": 0.0}  # fmt: skip
+            mapped.write_text(yaml.safe_dump({
+                "base": str(labs / "sim-epics.yaml"), "name": "hotplate",
+                "reactor": {"max_temperature_c": 150},
+                "epics": {"mapped": {"reactor:heater": heater}},
+            }))  # fmt: skip
+            over_ca, ca_rows = _run(args.experiments, labs / "sim-epics.yaml", Path(tmp))
+            settle, _ = _run(args.experiments, mapped, Path(tmp))
+            local, local_rows = _run(args.experiments, labs / "sim.yaml", Path(tmp))
     finally:
+        hotplate.stop()
         ioc.stop()
     print(f"{args.experiments}-experiment hot-injection campaign, random planner, SQLite")
     print(f"  in process (configs/labs/sim.yaml):        {local:6.1f} experiments/s")
     print(f"  over Channel Access (qdlab ioc, max speed): {over_ca:6.1f} experiments/s")
     print(f"  ratio CA / in process: {over_ca / local:.2f}x (target >= 0.25x)")
+    print(f"  heater on an ordinary IOC (readback settle): {settle:6.1f} experiments/s")
     print(f"  observables identical: {ca_rows == local_rows}")
 
 

@@ -10,6 +10,9 @@
   Status on the clock.
 - :func:`then`: a Status that finishes after another one and an action (a device records
   what its backend did before the plan sees the move finish).
+- :class:`Reading`: a signal the device sets from what its backend measured; it and
+  :class:`ComputedSignal` describe their ``source`` as the backend says (``PV:<name>`` over
+  EPICS; ophyd's ``SIM:<name>`` otherwise).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ __all__ = [
     "ComputedSignal",
     "LimitError",
     "LimitedSignal",
+    "Reading",
     "Selector",
     "Step",
     "check_range",
@@ -47,7 +51,23 @@ def _clock_of(signal: Signal) -> VirtualClock | None:
     return None
 
 
-class ComputedSignal(SignalRO):
+class _Sourced:
+    """``source``: where the value comes from, for the event descriptor (None: ophyd's)."""
+
+    source: str | None = None
+
+    def describe(self) -> dict[str, dict[str, Any]]:
+        desc = super().describe()  # type: ignore[misc]
+        if self.source is not None:
+            desc[self.name]["source"] = self.source  # type: ignore[attr-defined]
+        return desc
+
+
+class Reading(_Sourced, Signal):
+    """A value the device sets from what its backend measured (see :class:`_Sourced`)."""
+
+
+class ComputedSignal(_Sourced, SignalRO):
     """Read-only signal computed by the parent's method ``getter`` on every read.
 
     With ``monitor_period_s`` set, a value subscription (a bluesky ``monitor``) samples it

@@ -28,7 +28,7 @@ from ophyd import Component as Cpt
 from ophyd import Device, Signal
 from ophyd.status import Status
 
-from devices.base import LimitedSignal, Selector, then
+from devices.base import LimitedSignal, Reading, Selector, then
 from devices.clock import VirtualClock
 from devices.config import CellConfig
 
@@ -91,21 +91,21 @@ class OpticalCell(Device):
     ``sample_age`` says how long the well has been growing.
     """
 
-    pl_peak = Cpt(Signal, value=math.nan, kind="hinted")
-    pl_fwhm = Cpt(Signal, value=math.nan, kind="hinted")
-    abs_peak = Cpt(Signal, value=math.nan, kind="hinted")
-    plqy_est = Cpt(Signal, value=math.nan, kind="normal")
-    pl_max_counts = Cpt(Signal, value=0.0, kind="normal")
-    saturated = Cpt(Signal, value=0, kind="normal")
-    spikes = Cpt(Signal, value=0, kind="normal")
+    pl_peak = Cpt(Reading, value=math.nan, kind="hinted")
+    pl_fwhm = Cpt(Reading, value=math.nan, kind="hinted")
+    abs_peak = Cpt(Reading, value=math.nan, kind="hinted")
+    plqy_est = Cpt(Reading, value=math.nan, kind="normal")
+    pl_max_counts = Cpt(Reading, value=0.0, kind="normal")
+    saturated = Cpt(Reading, value=0, kind="normal")
+    spikes = Cpt(Reading, value=0, kind="normal")
     # spectra are published as lists of floats: JSON-native documents, and event-model's schema
     # validation walks a list ~8x faster than a numpy array
-    absorbance = Cpt(Signal, value=[0.0], kind="normal")
-    pl = Cpt(Signal, value=[0.0], kind="normal")
+    absorbance = Cpt(Reading, value=[0.0], kind="normal")
+    pl = Cpt(Reading, value=[0.0], kind="normal")
     wavelengths = Cpt(Signal, value=[0.0], kind="config")
     integration_time = Cpt(LimitedSignal, value=100.0, units="ms", kind="config")
-    reference_age = Cpt(Signal, value=math.nan, kind="normal")
-    sample_age = Cpt(Signal, value=math.nan, kind="normal")
+    reference_age = Cpt(Reading, value=math.nan, kind="normal")
+    sample_age = Cpt(Reading, value=math.nan, kind="normal")
     view = Cpt(_ViewSwitch, value="cell", kind="config")
     dark_frame = Cpt(_Frame, frame="dark", kind="omitted")
     reference_frame = Cpt(_Frame, frame="reference", kind="omitted")

@@ -7,6 +7,7 @@ silently ignored setting.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -359,11 +360,46 @@ class SafetyConfig(StrictModel):
     """How often the watched readings are read (wall-clock seconds)."""
 
 
+PV_NAME = r"^[A-Za-z0-9_:.\-\[\]<>;$(){}]+$"
+"""What a PV's name may hold (EPICS record names and fields, ``NAME.FIELD``)."""
+
+
+class SetpointReadback(StrictModel):
+    """An instrument an ordinary IOC serves as a setpoint and a readback (a hotplate's ``ao``
+    and ``ai``, a motor record's ``VAL`` and ``RBV``): no QDLab PV is needed.
+
+    ``settle`` says when a move is done: ``readback`` (the readback stays within ``tolerance``
+    of the target for ``hold_s``, as ophyd-async's ``set_and_wait_for_value``), ``put_callback``
+    (the IOC completes the put when it has arrived) or ``done`` (the ``done`` PV reads 1 with
+    the readback within ``tolerance``, as a motor's ``DMOV``). ``timeout_s`` fails a move that
+    has not settled, naming the PV and its last readback.
+    """
+
+    setpoint: str = Field(pattern=PV_NAME)
+    readback: str = Field(pattern=PV_NAME)
+    settle: Literal["readback", "put_callback", "done"] = "readback"
+    done: str | None = Field(None, pattern=PV_NAME)
+    stop: str | None = Field(None, pattern=PV_NAME)
+    """Written 1 to stop a move (a motor's ``STOP``); without it, stopping holds the readback."""
+    tolerance: float | None = Field(None, gt=0)
+    """Units of the instrument (°C, µL/min); default: the instrument's own (``tolerance_c``)."""
+    hold_s: float = Field(1.0, ge=0, le=3600)
+    timeout_s: float = Field(600.0, gt=0, le=86400)
+
+    @model_validator(mode="after")
+    def _done_pv(self) -> SetpointReadback:
+        if self.settle == "done" and self.done is None:
+            raise ValueError("settle: done needs the done PV (e.g. 'PUMP1:m1.DMOV')")
+        return self
+
+
 class EpicsConfig(StrictModel):
     """Channel Access: where each device's PVs are (see docs/backends.md for the PV names).
 
     A PV's name is ``prefix`` + its suffix (``reactor:heater:SP``) unless ``pvs`` maps the
-    suffix to a PV of an existing IOC.
+    suffix to a PV of an existing IOC. ``mapped`` serves a heater (``reactor:heater``,
+    ``flow:coil``) or a pump (``flow:<pump>``) from an ordinary IOC's setpoint and readback
+    (:class:`SetpointReadback`) instead of QDLab's PVs.
     """
 
     prefix: str = Field("QD:", min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_:.\-]+$")
@@ -373,6 +409,7 @@ class EpicsConfig(StrictModel):
     twin_control: bool = False
     """The IOCs are ``qdlab ioc``: reseed the twin per experiment, as in-process campaigns do."""
     pvs: dict[str, str] = Field(default_factory=dict)
+    mapped: dict[str, SetpointReadback] = Field(default_factory=dict)
 
 
 class LabConfig(StrictModel):
@@ -425,6 +462,30 @@ class LabConfig(StrictModel):
         if route == "flow":
             return "flow.sweep_points", self.flow is not None and self.flow.sweep_points > 0
         return "larp.read_interval_s", self.larp.read_interval_s is not None
+
+    @model_validator(mode="after")
+    def _epics_names(self) -> LabConfig:
+        """Every key under ``epics.pvs`` and ``epics.mapped`` names something this lab has (a
+        misspelt one would silently leave the default PV in use)."""
+        from devices.epics import mappable, pv_suffixes
+
+        can_map = mappable(self)
+        for key in self.epics.mapped:
+            if key not in can_map:
+                raise ValueError(
+                    f"epics.mapped.{key}: not an instrument of this lab that a setpoint and "
+                    f"readback can serve; allowed: {', '.join(can_map)}"
+                )
+        known = set(pv_suffixes(self))
+        for key in self.epics.pvs:
+            if key not in known:
+                near = difflib.get_close_matches(key, sorted(known), n=1)
+                hint = f" (did you mean {near[0]!r}?)" if near else ""
+                raise ValueError(
+                    f"epics.pvs.{key}: not a PV suffix of this lab{hint}; the suffixes are "
+                    "listed by `qdlab lab check` and docs/backends.md"
+                )
+        return self
 
     @model_validator(mode="after")
     def _probe(self) -> LabConfig:

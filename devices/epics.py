@@ -18,6 +18,7 @@ reason names the PV.
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -31,7 +32,7 @@ from ophyd.utils import LimitError
 
 from devices.base import then
 from devices.clock import VirtualClock
-from devices.config import EpicsConfig, LabConfig
+from devices.config import EpicsConfig, LabConfig, SetpointReadback
 from devices.robot import Aspirate, Dispense, Mix, RobotAction, Transfer
 from devices.world import WorldError
 from models.errors import UserError
@@ -46,8 +47,10 @@ __all__ = [
     "EpicsRobot",
     "PVUnreachable",
     "PVs",
+    "Positioner",
     "action_from_json",
     "action_to_json",
+    "mappable",
     "pv_suffixes",
 ]
 
@@ -78,16 +81,38 @@ _PUMP = ("RBV", "SP", "REMAIN", "STALLED", "STOP", "REFILL", "MSG")
 _ACTIONS = {cls.__name__: cls for cls in (Aspirate, Dispense, Transfer, Mix)}
 
 
+def mappable(config: LabConfig) -> list[str]:
+    """The instruments of a lab that an ordinary IOC's setpoint and readback can serve
+    (``epics.mapped`` keys): its heaters and pumps."""
+    out = ["reactor:heater"]
+    if config.flow is not None:
+        out += ["flow:coil", *(f"flow:{p}" for p in config.flow.pumps)]
+    return out
+
+
+_MAPPED = {"setpoint": "SP", "readback": "RBV", "done": "DONE", "stop": "STOP"}
+"""A mapped instrument's PVs, by the suffix each stands in for."""
+
+
+def _instrument(config: LabConfig, prefix: str, own: tuple[str, ...]) -> list[str]:
+    """An instrument's suffixes: QDLab's ``own``, or those of its mapped setpoint/readback."""
+    mapped = config.epics.mapped.get(prefix)
+    if mapped is None:
+        return [f"{prefix}:{s}" for s in own]
+    return [f"{prefix}:{s}" for key, s in _MAPPED.items() if getattr(mapped, key) is not None]
+
+
 def pv_suffixes(config: LabConfig) -> list[str]:
     """Every PV suffix the lab's devices use."""
     out = ["CLOCK", "SPEEDUP", "timer:WAIT", "timer:MSG"]
-    out += [f"reactor:heater:{s}" for s in _HEATER]
+    out += _instrument(config, "reactor:heater", _HEATER)
     out += ["reactor:SOURCE", "reactor:INJECT", "reactor:QUENCH", "reactor:GROWTH", "reactor:MSG"]
     out += [f"robot:{s}" for s in ("ACTION", "MSG", "TIPS", "HELD", "RELOAD", "DECK")]
     out += ["robot:VOLUMES", "robot:FRESH"]
     if config.flow is not None:
-        out += [f"flow:coil:{s}" for s in _HEATER]
-        out += [f"flow:{p}:{s}" for p in config.flow.pumps for s in _PUMP]
+        out += _instrument(config, "flow:coil", _HEATER)
+        for p in config.flow.pumps:
+            out += _instrument(config, f"flow:{p}", _PUMP)
         out += ["flow:LIGAND", "flow:MIXER", "flow:PRESSURE", "flow:UNCLOG"]
     out += ["cell:DARK", "cell:REF", "cell:ACQ", "cell:MSG", *CELL_READINGS.values()]
     if config.reactor.in_situ_interval_s is not None or config.larp.read_interval_s is not None:
@@ -124,13 +149,38 @@ class PVs:
     def __init__(self, config: EpicsConfig) -> None:
         self.config = config
         self._signals: dict[str, EpicsSignal] = {}
+        self._limits: dict[str, tuple[float, float] | None] = {}
         self._lock = threading.Lock()
         self.on_lab_time: Callable[[float], None] | None = None
         """Told the lab time each time a request's ``MSG`` is read (see :class:`EpicsClock`)."""
 
     def name(self, suffix: str) -> str:
-        """The PV's full name."""
+        """The PV's full name: a mapped instrument's, a renamed one, or prefix + suffix."""
+        prefix, _, last = suffix.rpartition(":")
+        mapped = self.config.mapped.get(prefix)
+        key = next((k for k, s in _MAPPED.items() if s == last), None)
+        if mapped is not None and key is not None and getattr(mapped, key) is not None:
+            return str(getattr(mapped, key))
         return self.config.pvs.get(suffix, self.config.prefix + suffix)
+
+    def drive_limits(self, suffix: str) -> tuple[float, float] | None:
+        """The range the IOC takes for this PV: its control limits (an ``ao``'s
+        ``DRVL``/``DRVH``), else its display limits (``LOPR``/``HOPR``); None if it sets
+        neither; read once per PV)."""
+        if suffix in self._limits:
+            return self._limits[suffix]
+        sig = self.signal(suffix)
+        sig.wait_for_connection(timeout=self.config.connection_timeout_s)
+        low, high = sig.limits
+        if low is None or high is None or low == high:
+            try:
+                ctrl = sig._read_pv.get_ctrlvars(timeout=self.config.connection_timeout_s)
+            except Exception:  # no DBR_CTRL from this IOC: no limits to know
+                return None
+            low, high = (ctrl or {}).get("lower_disp_limit"), (ctrl or {}).get("upper_disp_limit")
+        found = None if low is None or high is None or low >= high else (float(low), float(high))
+        self._limits[suffix] = found
+        return found
 
     def signal(self, suffix: str) -> EpicsSignal:
         with self._lock:
@@ -162,6 +212,39 @@ class PVs:
     def put(self, suffix: str, value: Any) -> None:
         """Write and wait until the IOC has taken it."""
         self._complete(suffix, value, self.config.connection_timeout_s)
+
+    def write(self, suffix: str, value: Any) -> None:
+        """Write without put-completion (an ordinary record takes the value at once), then read
+        it back: a value the IOC refused fails here, naming the PV and what it still holds."""
+        sig = self.signal(suffix)
+        name = self.name(suffix)
+        if not sig.connected:
+            raise PVUnreachable(f"PV {name} is disconnected; {value!r} not sent")
+        try:
+            sig._write_pv.put(value, wait=False)
+        except Exception as exc:
+            raise PVUnreachable(f"PV {name} did not take {value!r}: {exc}") from None
+        deadline = time.monotonic() + min(self.config.connection_timeout_s, 2.0)
+        while True:
+            now = self.get(suffix)
+            if math.isclose(float(now), float(value), rel_tol=1e-6, abs_tol=1e-9):
+                return
+            if time.monotonic() > deadline:
+                raise ValueError(
+                    f"PV {name} refused {value:g}: it still reads {float(now):g} (the IOC "
+                    "rejected the put; see its log)"
+                )
+            time.sleep(0.02)
+
+    def check_limits(self, suffix: str, value: float) -> None:
+        """Refuse ``value`` before writing it if the IOC's drive limits exclude it (the IOC would
+        refuse the put, and a put-completion that cannot come would be waited for)."""
+        limits = self.drive_limits(suffix)
+        if limits is not None and not limits[0] <= value <= limits[1]:
+            raise LimitError(
+                f"PV {self.name(suffix)} refuses {value:g}: the IOC's drive limits are "
+                f"[{limits[0]:g}, {limits[1]:g}]"
+            )
 
     def request(self, suffix: str, value: Any, message: str) -> Status:
         """Write a request PV; the Status finishes when the IOC has done it, or fails with the
@@ -302,19 +385,115 @@ class _Backend:
         self.pvs.put(f"{self.prefix}:{suffix}", value)
 
 
+class Positioner:
+    """An instrument an ordinary IOC serves as a setpoint and a readback
+    (:class:`~devices.config.SetpointReadback`): a move writes the setpoint and is done as its
+    ``settle`` says, or fails naming the PV (refused, out of the IOC's drive limits, not
+    settled in time with its last readback)."""
+
+    _POLL_S = 0.05
+
+    def __init__(self, pvs: PVs, prefix: str, mapping: SetpointReadback) -> None:
+        self.pvs, self.prefix, self.mapping = pvs, prefix, mapping
+        self._moves = 0  # a newer move or a stop ends an older move's wait
+
+    def _suffix(self, key: str) -> str:
+        return f"{self.prefix}:{_MAPPED[key]}"
+
+    def value(self) -> float:
+        """The readback now."""
+        return float(self.pvs.get(self._suffix("readback")))
+
+    def check(self, target: float) -> None:
+        """Refuse a target outside the IOC's drive limits before anything is written."""
+        limits = self.pvs.drive_limits(self._suffix("setpoint"))
+        if limits is not None and not limits[0] <= target <= limits[1]:
+            raise LimitError(
+                f"PV {self.mapping.setpoint} refuses {target:g}: the IOC's drive limits are "
+                f"[{limits[0]:g}, {limits[1]:g}]"
+            )
+
+    def move(self, target: float, tolerance: float) -> Status:
+        """Write ``target``; the Status finishes when the move has settled."""
+        self.check(target)
+        self._moves += 1
+        move = self._moves
+        status = Status(obj=self)
+        tolerance = self.mapping.tolerance or tolerance
+
+        def work() -> None:
+            try:
+                if self.mapping.settle == "put_callback":
+                    self.pvs._complete(self._suffix("setpoint"), target, self.mapping.timeout_s)
+                else:
+                    self.pvs.write(self._suffix("setpoint"), target)
+                    self._settle(move, target, tolerance)
+            except Exception as exc:
+                status.set_exception(exc)
+            else:
+                status.set_finished()
+
+        threading.Thread(target=work, daemon=True, name=f"settle-{self.prefix}").start()
+        return status
+
+    def _settle(self, move: int, target: float, tolerance: float) -> None:
+        m = self.mapping
+        deadline = time.monotonic() + m.timeout_s
+        inside_since: float | None = None
+        while True:
+            if move != self._moves:
+                raise RuntimeError(f"{self.prefix}: the move to {target:g} was stopped")
+            now, readback = time.monotonic(), self.value()
+            arrived = abs(readback - target) <= tolerance
+            if arrived and m.settle == "done":
+                arrived = int(self.pvs.get(self._suffix("done"))) == 1
+            if not arrived:
+                inside_since = None
+            elif inside_since is None:
+                inside_since = now
+            if inside_since is not None and now - inside_since >= m.hold_s:
+                return
+            if now > deadline:
+                raise TimeoutError(
+                    f"PV {m.readback} did not settle within {tolerance:g} of {target:g} in "
+                    f"{m.timeout_s:g} s (last readback {readback:g})"
+                )
+            time.sleep(self._POLL_S)
+
+    def stop(self) -> None:
+        """End the move where it is: the stop PV if the IOC has one, else hold the readback."""
+        self._moves += 1
+        if self.mapping.stop is not None:
+            self.pvs.write(self._suffix("stop"), 1)
+        else:
+            self.pvs.write(self._suffix("setpoint"), self.value())
+
+
 class EpicsHeater(_Backend):
-    """A heater's PVs: ``RBV``, ``SP`` (completes when settled), ``RAMP``, ``TOL``, ``HOLD``."""
+    """A heater's PVs: ``RBV``, ``SP`` (completes when settled), ``RAMP``, ``TOL``, ``HOLD``;
+    or, mapped (``epics.mapped``), an ordinary IOC's setpoint and readback."""
+
+    def __init__(self, pvs: PVs, prefix: str) -> None:
+        super().__init__(pvs, prefix)
+        mapping = pvs.config.mapped.get(prefix)
+        self.positioner = None if mapping is None else Positioner(pvs, prefix, mapping)
 
     def temperature(self) -> float:
         return float(self._get("RBV"))
 
     def start(self, setpoint_c: float, ramp_c_per_min: float, tolerance_c: float) -> Status:
+        if self.positioner is not None:  # the IOC ramps at its own rate
+            return self.positioner.move(setpoint_c, tolerance_c)
+        self.pvs.check_limits(f"{self.prefix}:SP", setpoint_c)
         self._put("RAMP", ramp_c_per_min)
         self._put("TOL", tolerance_c)
         return self._request("SP", setpoint_c)
 
     def hold(self) -> None:
-        self._put("HOLD", 1)
+        if self.positioner is not None:
+            self.positioner.stop()
+        else:
+            self._put("HOLD", 1)
 
 
 class EpicsReactor(_Backend):
@@ -380,27 +559,49 @@ class EpicsRobot(_Backend):
 
 class EpicsFlow(_Backend):
     """The flow reactor's PVs: per pump ``flow:<pump>:SP`` (µL/min), ``RBV``, ``REMAIN``,
-    ``STALLED``, ``STOP``, ``REFILL``; ``LIGAND``, ``MIXER``, ``PRESSURE``, ``UNCLOG``."""
+    ``STALLED``, ``STOP``, ``REFILL`` (or, mapped, an ordinary IOC's setpoint and readback);
+    ``LIGAND``, ``MIXER``, ``PRESSURE``, ``UNCLOG``."""
 
     def __init__(self, pvs: PVs) -> None:
         super().__init__(pvs, "flow")
+        self.positioners = {
+            key.removeprefix("flow:"): Positioner(pvs, key, mapping)
+            for key, mapping in pvs.config.mapped.items()
+            if key.startswith("flow:") and key != "flow:coil"
+        }
 
     def set_rate(self, pump: str, rate_ul_min: float) -> Status:
+        if pump in self.positioners:
+            # a pump reports its rate to within 1 % of the asked-for one (or 1 µL/min)
+            return self.positioners[pump].move(rate_ul_min, max(0.01 * rate_ul_min, 1.0))
+        self.pvs.check_limits(f"flow:{pump}:SP", rate_ul_min)
         return self.pvs.request(f"flow:{pump}:SP", rate_ul_min, f"flow:{pump}:MSG")
 
     def rate(self, pump: str) -> float:
         return float(self._get(f"{pump}:RBV"))
 
     def remaining(self, pump: str) -> float:
+        if pump in self.positioners:
+            return math.nan  # an ordinary pump IOC does not say what its syringe holds
         return float(self._get(f"{pump}:REMAIN"))
 
     def stalled(self, pump: str) -> bool:
+        if pump in self.positioners:
+            return False  # nor whether it stalled: a move that does not settle fails instead
         return bool(self._get(f"{pump}:STALLED"))
 
     def stop_pump(self, pump: str) -> None:
-        self._put(f"{pump}:STOP", 1)
+        if pump in self.positioners:
+            self.positioners[pump].stop()
+        else:
+            self._put(f"{pump}:STOP", 1)
 
     def refill(self, pump: str, volume_ul: float | None = None) -> None:
+        if pump in self.positioners:
+            raise RuntimeError(
+                f"flow:{pump} is an ordinary pump IOC ({self.positioners[pump].mapping.setpoint})"
+                ": refill its syringe at the pump"
+            )
         self._put(f"{pump}:REFILL", -1.0 if volume_ul is None else volume_ul)
 
     def set_ligand(self, ligand: str) -> None:

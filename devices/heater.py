@@ -13,7 +13,7 @@ from ophyd import Component as Cpt
 from ophyd import Device, Signal
 from ophyd.status import Status
 
-from devices.base import ComputedSignal, LimitedSignal, Step, check_range, run_step
+from devices.base import ComputedSignal, LimitedSignal, Reading, Step, check_range, run_step
 from devices.clock import VirtualClock
 
 __all__ = ["Heater", "HeaterBackend", "Timer"]
@@ -42,7 +42,7 @@ class Heater(Device):
     """
 
     readback = Cpt(ComputedSignal, getter="_temperature", units="degC", kind="hinted")
-    setpoint = Cpt(Signal, value=25.0, kind="normal")
+    setpoint = Cpt(Reading, value=25.0, kind="normal")
     ramp_rate = Cpt(LimitedSignal, value=20.0, units="degC/min", kind="config")
     tolerance = Cpt(Signal, value=1.0, kind="config")
 
@@ -52,6 +52,7 @@ class Heater(Device):
         self.clock: VirtualClock | None = None
         self.backend: HeaterBackend | None = None
         self._limits = (20.0, 220.0)
+        self._move: Status | None = None
 
     def attach(
         self,
@@ -100,12 +101,15 @@ class Heater(Device):
         value = float(value)
         status = self.backend.start(value, self.ramp_rate.get(), self.tolerance.get())
         self.setpoint.put(value, timestamp=self.clock.now())
+        self._move = status
         return status
 
     def stop(self, *, success: bool = False) -> None:
-        """Hold the present temperature when a plan is aborted (``success=False``); after a
-        plan that ended well the heater keeps its setpoint."""
-        if not success and self.backend is not None:
+        """Hold the present temperature when a plan is aborted (``success=False``) or paused
+        mid-move (bluesky stops what it moved with ``success=True``, and a ramp still under way
+        then must not go on unwatched); a heater that has settled keeps its setpoint."""
+        moving = self._move is not None and not self._move.done
+        if (moving or not success) and self.backend is not None:
             self.backend.hold()
 
     def within_tolerance(self) -> bool:

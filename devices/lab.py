@@ -17,6 +17,7 @@ from devices.cell import OpticalCell
 from devices.clock import VirtualClock
 from devices.config import HeaterConfig, LabConfig, load_lab_config
 from devices.epics import (
+    CELL_READINGS,
     EpicsCell,
     EpicsClock,
     EpicsFlow,
@@ -237,4 +238,33 @@ def _build_epics_lab(config: LabConfig) -> Lab:
             f"{config.epics.connection_timeout_s:g} s: {names}{more} (is the IOC running? "
             "`qdlab lab check` lists them)"
         )
-    return _assemble(config, EpicsClock(pvs), _EpicsParts(pvs), pvs=pvs)
+    lab = _assemble(config, EpicsClock(pvs), _EpicsParts(pvs), pvs=pvs)
+    _label_sources(lab, pvs)
+    return lab
+
+
+def _label_sources(lab: Lab, pvs: PVs) -> None:
+    """Each reading an IOC serves says so in its descriptor: ``source: PV:<name>``."""
+    served = set(pv_suffixes(lab.config))
+    heaters = [(lab.reactor.temperature, "reactor:heater")]
+    sources: list[tuple[Any, str]] = [
+        (lab.reactor.growth_time, "reactor:GROWTH"),
+        (lab.robot.tips_remaining, "robot:TIPS"),
+        (lab.robot.held_ul, "robot:HELD"),
+        (lab.safety.hood_open, "safety:HOOD_OPEN"),
+        (lab.timer.elapsed, "CLOCK"),
+        *((getattr(lab.cell, attr), suffix) for attr, suffix in CELL_READINGS.items()),
+    ]
+    if lab.flow is not None:
+        heaters.append((lab.flow.coil, "flow:coil"))
+        sources.append((lab.flow.pressure, "flow:PRESSURE"))
+        for pump in lab.config.flow.pumps:
+            device = getattr(lab.flow, pump)
+            sources += [(device.flow_rate, f"flow:{pump}:RBV"),
+                        (device.remaining_ul, f"flow:{pump}:REMAIN"),
+                        (device.stalled, f"flow:{pump}:STALLED")]  # fmt: skip
+    for heater, prefix in heaters:
+        sources += [(heater.readback, f"{prefix}:RBV"), (heater.setpoint, f"{prefix}:SP")]
+    for signal, suffix in sources:
+        if suffix in served:  # (a mapped pump serves no REMAIN or STALLED)
+            signal.source = f"PV:{pvs.name(suffix)}"

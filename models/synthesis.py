@@ -494,7 +494,7 @@ def flow_outcome(
         extra_dispersion=mixing,
         twin=twin,
         scatter=ROUTE_SCATTER["flow"],
-        platelet_layer_shift=-np.log2(mixer_rpm / 1000.0),
+        platelet_layer_shift=-np.log2(np.maximum(mixer_rpm, 1.0) / 1000.0),  # 0 rpm: diffusion
     )
     result["concentration"] = result["concentration"] * np.minimum(ratio, 1.0)
     result["plqy"] = result["plqy"] * (1.0 - 0.4 * _logistic((ratio - 1.5) / 0.3))

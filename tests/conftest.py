@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
+import uuid
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -228,11 +232,13 @@ def _free_port() -> int:
     raise RuntimeError("no free port for both TCP and UDP on loopback")
 
 
-def epics_loopback_env(port: int) -> dict[str, str]:
-    """Channel Access on loopback only, on ``port``, for IOCs and clients alike."""
+def epics_loopback_env(port: int, more: Sequence[int] = ()) -> dict[str, str]:
+    """Channel Access on loopback only, on ``port``, for IOCs and clients alike; clients also
+    search the ports ``more``, where other IOCs may serve (a unicast search reaches one server
+    per port only)."""
     return {
         "EPICS_CA_AUTO_ADDR_LIST": "NO",
-        "EPICS_CA_ADDR_LIST": "127.0.0.1",
+        "EPICS_CA_ADDR_LIST": " ".join(["127.0.0.1", *(f"127.0.0.1:{p}" for p in more)]),
         "EPICS_CA_SERVER_PORT": str(port),
         "EPICS_CAS_SERVER_PORT": str(port),
         "EPICS_CAS_INTF_ADDR_LIST": "127.0.0.1",
@@ -241,34 +247,31 @@ def epics_loopback_env(port: int) -> dict[str, str]:
     }
 
 
-class IOC:
-    """``qdlab ioc`` serving the simulated lab on loopback, on this session's CA port."""
+class _ServerProcess:
+    """A server the tests start as a process: ready once :meth:`_probe` answers."""
 
-    def __init__(self, speedup: str = "max", lab: str = "configs/labs/sim.yaml") -> None:
-        self.speedup, self.lab = speedup, lab
-        self.proc: subprocess.Popen | None = None
+    what = "server"
+    proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 30.0) -> IOC:
-        import time
+    def _probe(self, timeout: float) -> None:
+        raise NotImplementedError
 
-        from caproto.sync.client import read
-
+    def _launch(self, args: list[str], env: dict[str, str] | None, timeout: float) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator", "ioc", "--lab", self.lab,
-             "--speedup", self.speedup],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            env=env,
         )  # fmt: skip
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"qdlab ioc exited: {self.proc.stderr.read()[-500:]}")
+                raise RuntimeError(f"{self.what} exited: {self.proc.stderr.read()[-500:]}")
             try:
-                read("QD:CLOCK", timeout=0.5, repeater=False)
-                return self
+                self._probe(0.5)
+                return
             except Exception:  # not serving yet
                 time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"qdlab ioc did not serve QD:CLOCK within {timeout:g} s")
+        raise RuntimeError(f"{self.what} did not answer within {timeout:g} s")
 
     def kill(self) -> None:
         """kill -9, as a crash would."""
@@ -285,15 +288,98 @@ class IOC:
                 self.proc.kill()
 
 
+class IOC(_ServerProcess):
+    """``qdlab ioc`` serving the simulated lab on loopback, on this session's CA port."""
+
+    what = "qdlab ioc"
+
+    def __init__(self, speedup: str = "max", lab: str = "configs/labs/sim.yaml") -> None:
+        self.speedup, self.lab = speedup, lab
+
+    def _probe(self, timeout: float) -> None:
+        from caproto.sync.client import read
+
+        read("QD:CLOCK", timeout=timeout, repeater=False)
+
+    def start(self, timeout: float = 30.0) -> IOC:
+        args = [sys.executable, "-m", "orchestrator", "ioc", "--lab", self.lab,
+                "--speedup", self.speedup]  # fmt: skip
+        self._launch(args, None, timeout)
+        return self
+
+
+class OrdinaryIOC(_ServerProcess):
+    """``python -m tests.iocs.<module> --prefix <prefix>`` on a CA port of its own, as another
+    IOC of the lab (its clients search there too: :func:`epics_ports`)."""
+
+    def __init__(self, module: str, probe: str, port: int) -> None:
+        self.module, self.probe, self.port = module, probe, port
+        self.what = module
+        self.prefix = f"T{uuid.uuid4().hex[:6]}:"  # no clash with another test's IOC
+
+    def _probe(self, timeout: float) -> None:
+        self.get(self.probe, timeout=timeout)
+
+    def start(self, timeout: float = 30.0) -> OrdinaryIOC:
+        port = str(self.port)
+        env = {**os.environ, "EPICS_CA_SERVER_PORT": port, "EPICS_CAS_SERVER_PORT": port}
+        self._launch(
+            [sys.executable, "-m", f"tests.iocs.{self.module}", "--prefix", self.prefix],
+            env, timeout,
+        )  # fmt: skip
+        return self
+
+    def pv(self, name: str) -> str:
+        return self.prefix + name
+
+    def put(self, name: str, value: object) -> None:
+        from caproto.sync.client import write
+
+        write(self.pv(name), value, notify=True, timeout=5, repeater=False)
+
+    def get(self, name: str, timeout: float = 5.0) -> object:
+        from caproto.sync.client import read
+
+        return read(self.pv(name), timeout=timeout, repeater=False).data[0]
+
+
 @pytest.fixture(scope="session")
-def epics_port():
-    """This session's Channel Access port on loopback; the environment points the IOCs the
-    tests start and every client (this process's and subprocesses') at it, and only there."""
+def epics_ports() -> Iterator[list[int]]:
+    """This session's Channel Access ports on loopback: ``qdlab ioc`` serves on the first, the
+    tests' ordinary IOCs (tests/iocs, :func:`ordinary_iocs`) on the others; the environment
+    points the IOCs the tests start and every client (this process's and subprocesses') at
+    them, and only there. The ordinary IOCs serve all session long: a client's search sent to a
+    loopback port where nothing listens comes back as an ICMP error that ends its sending to
+    the other ports too."""
     import os
 
-    port = _free_port()
-    os.environ.update(epics_loopback_env(port))
-    return port
+    ports = [_free_port() for _ in range(3)]
+    os.environ.update(epics_loopback_env(ports[0], ports[1:]))
+    iocs = {"hotplate": OrdinaryIOC("hotplate", "TEMP:RBV", ports[1]),
+            "syringe_pump": OrdinaryIOC("syringe_pump", "RATE.RBV", ports[2])}  # fmt: skip
+    try:
+        for server in iocs.values():
+            server.start()
+        _ORDINARY_IOCS.update(iocs)
+        yield ports
+    finally:
+        for server in iocs.values():
+            server.stop()
+
+
+_ORDINARY_IOCS: dict[str, OrdinaryIOC] = {}
+
+
+@pytest.fixture(scope="session")
+def ordinary_iocs(epics_ports: list[int]) -> dict[str, OrdinaryIOC]:
+    """The session's ordinary IOCs by module name (``hotplate``, ``syringe_pump``)."""
+    return _ORDINARY_IOCS
+
+
+@pytest.fixture(scope="session")
+def epics_port(epics_ports: list[int]) -> int:
+    """The port ``qdlab ioc`` serves on (see :func:`epics_ports`)."""
+    return epics_ports[0]
 
 
 @pytest.fixture

@@ -62,14 +62,14 @@ def _run_campaign(runner: object, as_json: bool) -> None:
     Exit codes: 0 finished, 1 paused (a lab fault), 2 refused (bad input, campaign driven by
     another process), 3 database unreachable, 130 interrupted (Ctrl-C).
     """
-    from rich.console import Console
+    from orchestrator.cli.options import console as rich_console
 
     with runner.claim():  # before the progress bar: a refusal is one line
         summary = _run_with_progress(runner, as_json)
     if as_json:
         print(summary.to_json())
     else:
-        console = Console(soft_wrap=True)
+        console = rich_console(soft_wrap=True)
         for line in describe_summary(summary, runner.loaded.target_record()):
             console.print(line)
     if summary.status == CampaignStatus.PAUSED:
@@ -77,7 +77,6 @@ def _run_campaign(runner: object, as_json: bool) -> None:
 
 
 def _run_with_progress(runner: object, as_json: bool) -> object:
-    from rich.console import Console
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -87,8 +86,9 @@ def _run_with_progress(runner: object, as_json: bool) -> object:
     )
 
     from orchestrator.campaign.runner import CampaignInterrupted
+    from orchestrator.cli.options import console as rich_console
 
-    console = Console(stderr=True, soft_wrap=True)
+    console = rich_console(stderr=True, soft_wrap=True)
     columns = (
         TextColumn("campaign {task.fields[cid]}"),
         BarColumn(),
@@ -199,10 +199,10 @@ def campaign_list(
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON list")] = False,
 ) -> None:
     """List the campaigns in the database."""
-    from rich.console import Console
     from rich.table import Table
 
     from db import Database
+    from orchestrator.cli.options import console as rich_console
 
     rows = Database(db, create=False).campaigns()
     if as_json:
@@ -223,7 +223,7 @@ def campaign_list(
             target_text(c["target"]),
             c["created_at"][:16].replace("T", " "),
         )
-    Console().print(table)
+    rich_console().print(table)
 
 
 def _shape(row: Experiment) -> str | None:
@@ -244,10 +244,10 @@ def campaign_show(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Show a campaign and its experiments."""
-    from rich.console import Console
     from rich.table import Table
 
     from db import Database
+    from orchestrator.cli.options import console as rich_console
 
     database = Database(db, create=False)
     campaign = database.campaign(campaign_id)
@@ -275,7 +275,7 @@ def campaign_show(
             out["pareto_set"] = pareto_front(rows, target)
         print(json.dumps(out, default=str))
         return
-    console = Console()
+    console = rich_console()
     console.print(
         f"campaign {campaign_id} [bold]{shown(campaign['name'])}[/bold]: {campaign['status']}"
         f" ({shown(campaign['status_reason'])}), route {shown(campaign['route'])}, target "

@@ -58,8 +58,9 @@ def suggest(
             )
         )
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from orchestrator.cli.options import console as rich_console
 
     title = f"{spec.name}: closest to {target_nm:g} nm ({used} stored observations {source})"
     table = Table(title=title)
@@ -72,7 +73,7 @@ def suggest(
             f"{r['pl_peak_nm']:.1f} ± {r['pl_peak_std_nm']:.1f}",
             f"{r['pl_fwhm_nm']:.1f} ± {r['pl_fwhm_std_nm']:.1f}",
         )
-    Console().print(table)
+    rich_console().print(table)
 
 
 @app.command("replay")
@@ -98,8 +99,9 @@ def replay(
     if as_json:
         print(json.dumps(summary))
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from orchestrator.cli.options import console as rich_console
 
     table = Table(
         "#",
@@ -124,7 +126,7 @@ def replay(
                 for w in ("recorded", "replayed")
             ),
         )
-    console = Console(soft_wrap=True)
+    console = rich_console(soft_wrap=True)
     console.print(table)
     console.print(
         ", ".join(

@@ -20,8 +20,9 @@ def lab_check(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Connect to every PV of an EPICS lab and print PV, connected, value and limits; exit 4
-    naming the PVs that did not connect (a simulated lab has no PVs). With --campaign, warn
+    """Connect to every PV of an EPICS lab and print PV, connected, value and the IOC's drive
+    limits; exit 4 naming the PVs that did not connect, 2 naming a setpoint PV whose IOC refuses
+    part of what the lab config allows (a simulated lab has no PVs). With --campaign, warn
     about each reservoir that cannot cover the campaign's budget at the space's worst corner."""
     import dataclasses
 
@@ -36,25 +37,34 @@ def lab_check(
             print(line if line.startswith("reagents") else f"warning: {line}", file=sys.stderr)
     rows = check_lab(config)
     missing = [r["pv"] for r in rows if not r["connected"]]
+    problems = [r for r in rows if r["problem"]]
     if not rows and not as_json:
         print(f"lab {config.name!r} is simulated (in process): no PVs to check")
     elif as_json:
         print(json.dumps(rows, indent=2))
     else:
-        from rich.console import Console
         from rich.table import Table
 
-        table = Table(title=f"lab {config.name!r} ({config.backend})")
+        from orchestrator.cli.options import console, shown
+
+        table = Table(title=f"lab {shown(config.name)!r} ({config.backend})")
         for column in ("PV", "connected", "value", "limits"):
             table.add_column(column)
         for r in rows:
             table.add_row(
-                r["pv"], "yes" if r["connected"] else "[red]NO[/red]", r["value"], r["limits"]
+                shown(r["pv"]),
+                "yes" if r["connected"] else "[red]NO[/red]",
+                shown(r["value"]),
+                f"[red]{shown(r['limits'])}[/red]" if r["problem"] else shown(r["limits"]),
             )
-        Console().print(table)
+        console().print(table)
+    for r in problems:
+        print(f"error: PV {r['pv']}: {r['problem']}", file=sys.stderr)
     if missing:
         print(
             f"error: {len(missing)} of {len(rows)} PVs did not connect: {', '.join(missing)}",
             file=sys.stderr,
         )
         raise typer.Exit(4)
+    if problems:
+        raise typer.Exit(2)

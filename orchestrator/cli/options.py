@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -36,6 +36,13 @@ def quiet_bluesky(verbose: bool) -> None:
 def json_value(value: object) -> object:
     """NaN as JSON null."""
     return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def console(**options: Any) -> Any:
+    """A rich Console that prints text as it is: no ``:robot:`` turned into an emoji."""
+    from rich.console import Console
+
+    return Console(emoji=False, **options)
 
 
 def shown(value: object) -> str:

@@ -100,11 +100,11 @@ def simulate(
 
 
 def _print_record(result: dict, condition_names: tuple[str, ...]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     from models.analysis import OBSERVABLE_KEYS
     from models.synthesis import POPULATION_KEYS
+    from orchestrator.cli.options import console as rich_console
 
     table = Table(
         title=f"{result['route']}, {result.get('material', 'CsPbBr3')} (seed {result['seed']})",
@@ -122,4 +122,4 @@ def _print_record(result: dict, condition_names: tuple[str, ...]) -> None:
         for key in keys:
             value = result[key]
             table.add_row(key, value if isinstance(value, str) else f"{value:.4g}")
-    Console().print(table)
+    rich_console().print(table)

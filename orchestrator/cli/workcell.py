@@ -67,10 +67,10 @@ def workcell_status(
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON list")] = False,
 ) -> None:
     """Each registered workcell: its manager state, queue length and running item."""
-    from rich.console import Console
     from rich.table import Table
 
     from db import Database
+    from orchestrator.cli.options import console as rich_console
     from orchestrator.execution.workcell import Workcell, WorkcellError
 
     rows = []
@@ -103,4 +103,4 @@ def workcell_status(
             "" if r.get("queue") is None else str(r["queue"]),
             running,
         )
-    Console().print(table)
+    rich_console().print(table)

@@ -8,20 +8,23 @@ process (:mod:`orchestrator.execution.local`) and in a workcell's worker
   plan it aborted raises :class:`~orchestrator.execution.safety.SafetyAbort` with the reason (the
   queue server records a plan's exception as its item's message; an interruption alone would
   only say the RunEngine paused);
-- in process, Ctrl-C pauses at the next checkpoint as bluesky does, and is also told to the
-  campaign, so it stops after the experiment.
+- in process, Ctrl-C pauses at the next checkpoint as bluesky does (within half a second: a
+  plan still waiting then is interrupted), and is also told to the campaign, so it stops after
+  the experiment.
 """
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import threading
 from collections.abc import Callable, Generator, Mapping
 from functools import partial
 from typing import Any
 
 from bluesky import RunEngine
 from bluesky.preprocessors import msg_mutator
-from bluesky.utils import FailedStatus, Msg, RunEngineInterrupted, SigintHandler
+from bluesky.utils import FailedStatus, Msg, RunEngineInterrupted, SigintHandler, TransitionError
 
 from db import Database, DocumentWriter
 from db.lease import CampaignLease
@@ -30,20 +33,34 @@ from devices.epics import PVUnreachable
 from orchestrator.execution.executor import cause
 from orchestrator.execution.safety import SafetyAbort, SafetyWatch
 
-__all__ = ["LabRunEngine", "new_run_engine"]
+__all__ = ["HARD_PAUSE_AFTER_S", "LabRunEngine", "new_run_engine"]
+
+HARD_PAUSE_AFTER_S = 0.5
+"""After a Ctrl-C, how long a plan may take to reach its next checkpoint before its wait is
+interrupted."""
 
 
 class _RecordingSigintHandler(SigintHandler):
-    """bluesky's Ctrl-C handling (pause at the next checkpoint), plus a note to the campaign.
+    """bluesky's Ctrl-C handling (pause at the next checkpoint), plus a note to the campaign,
+    and a pause within a second.
 
     bluesky passes the pause request to the RunEngine from a helper thread; a Ctrl-C in the
     last moments of a plan is dropped once the plan ends. Recording it here, in the signal
-    handler itself, lets the campaign stop after the experiment instead of going on.
+    handler itself, lets the campaign stop after the experiment instead of going on. A plan
+    waiting on a long move (a heater ramping for minutes, a put that never completes) reaches
+    no checkpoint: if the RunEngine still runs :data:`HARD_PAUSE_AFTER_S` after the Ctrl-C,
+    the pause becomes bluesky's hard pause, which interrupts the wait (and stops the devices).
     """
 
     def __init__(self, engine: RunEngine, on_sigint: Callable[[], None]) -> None:
         super().__init__(engine)
+        self._engine = engine
         self._on_sigint = on_sigint
+
+    def _escalate(self) -> None:
+        if self._engine.state == "running":
+            with contextlib.suppress(TransitionError):
+                self._engine.request_pause(defer=False)
 
     def __enter__(self) -> _RecordingSigintHandler:
         super().__enter__()
@@ -52,6 +69,9 @@ class _RecordingSigintHandler(SigintHandler):
         def handler(signum: int, frame: Any) -> None:
             self._on_sigint()
             pause_handler(signum, frame)
+            timer = threading.Timer(HARD_PAUSE_AFTER_S, self._escalate)
+            timer.daemon = True
+            timer.start()
 
         signal.signal(signal.SIGINT, handler)
         return self

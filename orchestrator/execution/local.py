@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -181,7 +182,10 @@ class LocalExecutor:
             if measured:
                 self.RE.stop()  # the sample is measured and stored: close the run as done
                 return runs[-1]["uid"]
-            self.RE.abort(reason="interrupted by the user before the measurement")
+            # a move the pause stopped fails its Status as the run is abandoned: that is the
+            # interruption, not the experiment's failure
+            with contextlib.suppress(FailedStatus, RuntimeError):
+                self.RE.abort(reason="interrupted by the user before the measurement")
             return None
 
     def withdraw(self) -> list[int]:
