@@ -90,7 +90,8 @@ class Fence:
 def resolve_url(url: str | None = None) -> str:
     """The database URL: ``url`` if given, else ``$QDLAB_DB``, else ``sqlite:///qdlab.db``.
 
-    An empty ``url`` is an error, not a fallback: ``--db ""`` is a mistake to report.
+    An empty ``url`` is an error, not a fallback: ``--db ""`` is a mistake to report. A bare
+    path (``--db runs.db``: no ``://``) is the SQLite file at that path.
     """
     if url is None:
         url = os.environ.get("QDLAB_DB") or DEFAULT_URL
@@ -98,6 +99,8 @@ def resolve_url(url: str | None = None) -> str:
         raise DatabaseError(
             "--db: the database URL is empty; use sqlite:///path.db or a postgresql+psycopg:// URL"
         )
+    if "://" not in url:
+        return f"sqlite:///{url}"
     return url
 
 

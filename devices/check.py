@@ -1,4 +1,5 @@
-"""``qdlab lab check``: does every PV of an EPICS lab connect, and what does it hold?"""
+"""``qdlab lab check``: is every instrument's backend there (which, what version), does every PV
+of an EPICS lab connect, and what does it hold?"""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 from devices.config import LabConfig
 from devices.epics import PVs, pv_suffixes
 
-__all__ = ["check_lab", "lab_limits"]
+__all__ = ["check_instruments", "check_lab", "lab_limits"]
 
 
 def lab_limits(config: LabConfig) -> dict[str, tuple[float, float, str]]:
@@ -62,4 +63,37 @@ def check_lab(config: LabConfig) -> list[dict[str, Any]]:
                         f"only [{limits[0]:g}, {limits[1]:g}]: narrow the lab's limits"
                     )
         rows.append(row)
+    return rows
+
+
+def check_instruments(config: LabConfig) -> list[dict[str, Any]]:
+    """One row per instrument: ``instrument``, ``backend``, ``ready`` and ``detail`` (what
+    answered, with its version). A PyLabRobot robot's liquid handler is set up, as a campaign
+    would (a real one connects then)."""
+    import importlib.metadata as md
+
+    lab_backend = f"{config.backend} (QDLab {md.version('qdlab')})"
+    rows = []
+    for name, present in (("reactor", True), ("flow", config.flow is not None), ("cell", True)):
+        if present:
+            rows.append({"instrument": name, "backend": config.backend, "ready": True,
+                         "detail": lab_backend})  # fmt: skip
+    rb = config.robot
+    if rb.backend != "pylabrobot":
+        rows.insert(0, {"instrument": "robot", "backend": config.backend, "ready": True,
+                        "detail": lab_backend})  # fmt: skip
+        return rows
+    row = {"instrument": "robot", "backend": "pylabrobot", "ready": False, "detail": ""}
+    try:
+        from devices.plr import PlrRobot
+
+        robot = PlrRobot("robot", config, None)
+        row["ready"] = True
+        row["detail"] = (
+            f"PyLabRobot {md.version('pylabrobot')}, {type(robot.lh.backend).__name__}, "
+            f"{len(robot.resources)} deck resources, {robot.tips_left()} tips"
+        )
+    except Exception as exc:  # the liquid handler did not set up: say why
+        row["detail"] = f"{type(exc).__name__}: {exc}"
+    rows.insert(0, row)
     return rows

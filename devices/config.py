@@ -8,6 +8,7 @@ silently ignored setting.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -112,9 +113,40 @@ class LabwareConfig(StrictModel):
         return self
 
 
-class RobotConfig(StrictModel):
-    """Pipetting robot: pipette range, tips, transfer speed and the deck."""
+class PyLabRobotConfig(StrictModel):
+    """The liquid handler behind ``robot.backend: pylabrobot`` (:mod:`devices.plr`)."""
 
+    backend: str = Field("chatterbox", pattern=r"^(chatterbox|pylabrobot(\.\w+)+:\w+)$")
+    """``chatterbox`` (PyLabRobot's own simulation) or a PyLabRobot ``LiquidHandlerBackend``
+    as ``pylabrobot.<module>:<Class>`` (``pylabrobot.liquid_handling.backends.hamilton.
+    STAR_backend:STARBackend``), built with ``backend_options``."""
+    backend_options: dict[str, Any] = Field(default_factory=dict)
+    channels: int = Field(1, ge=1, le=16)
+    tip_rack: str = Field(
+        "pylabrobot.resources:hamilton_96_tiprack_1000uL", pattern=r"^pylabrobot(\.\w+)+:\w+$"
+    )
+    resources: dict[str, str] = Field(default_factory=dict)
+    """Deck location -> the PyLabRobot resource it is (``pylabrobot.resources:
+    cor_96_wellplate_360uL_Fb``); others are made from the deck config."""
+
+    @field_validator("resources")
+    @classmethod
+    def _pylabrobot_only(cls, v: dict[str, str]) -> dict[str, str]:
+        for location, path in v.items():
+            if not re.fullmatch(r"pylabrobot(\.\w+)+:\w+", path):
+                raise ValueError(
+                    f"resources.{location}: {path!r} is not 'pylabrobot.<module>:<factory>'"
+                )
+        return v
+
+
+class RobotConfig(StrictModel):
+    """Pipetting robot: pipette range, tips, transfer speed and the deck; ``backend`` says what
+    moves the liquid (None: the lab's backend; ``pylabrobot``: a PyLabRobot liquid handler,
+    ``pylabrobot:`` says which)."""
+
+    backend: Literal["simulated", "epics", "pylabrobot"] | None = None
+    pylabrobot: PyLabRobotConfig = PyLabRobotConfig()
     min_volume_ul: float = Field(1.0, gt=0)
     max_volume_ul: float = Field(1000.0, gt=0)
     tips: int = Field(96, ge=0)
@@ -464,11 +496,19 @@ class LabConfig(StrictModel):
         return "larp.read_interval_s", self.larp.read_interval_s is not None
 
     @model_validator(mode="after")
+    def _robot_backend(self) -> LabConfig:
+        chosen = self.robot.backend
+        if chosen not in (None, "pylabrobot", self.backend):
+            raise ValueError(
+                f"robot.backend: {chosen} on a {self.backend} lab; allowed: pylabrobot, or "
+                f"the lab's own ({self.backend}) by leaving it out"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _epics_names(self) -> LabConfig:
         """Every key under ``epics.pvs`` and ``epics.mapped`` names something this lab has (a
         misspelt one would silently leave the default PV in use)."""
-        from devices.epics import mappable, pv_suffixes
-
         can_map = mappable(self)
         for key in self.epics.mapped:
             if key not in can_map:
@@ -500,6 +540,71 @@ class LabConfig(StrictModel):
                     f"{self.cell.integration_ms:g}); allowed: >= {self.cell.acquisition_s:g} s"
                 )
         return self
+
+
+# The PVs an EPICS lab is served by (named here, where the lab is described, so that a
+# config refuses a key naming no PV before any connection is tried).
+
+CELL_READINGS = {
+    "absorbance": "cell:ABS",
+    "pl": "cell:PL",
+    "pl_peak": "cell:PL_PEAK",
+    "pl_fwhm": "cell:PL_FWHM",
+    "abs_peak": "cell:ABS_PEAK",
+    "plqy_est": "cell:PLQY",
+    "pl_max_counts": "cell:PL_MAX",
+    "saturated": "cell:SATURATED",
+    "spikes": "cell:SPIKES",
+    "reference_age": "cell:REF_AGE",
+    "sample_age": "cell:SAMPLE_AGE",
+}
+"""Optical-cell component -> the PV suffix that carries it after ``cell:ACQ``."""
+
+_HEATER = ("RBV", "SP", "RAMP", "TOL", "HOLD", "MSG")
+_PUMP = ("RBV", "SP", "REMAIN", "STALLED", "STOP", "REFILL", "MSG")
+
+
+def mappable(config: LabConfig) -> list[str]:
+    """The instruments of a lab that an ordinary IOC's setpoint and readback can serve
+    (``epics.mapped`` keys): its heaters and pumps."""
+    out = ["reactor:heater"]
+    if config.flow is not None:
+        out += ["flow:coil", *(f"flow:{p}" for p in config.flow.pumps)]
+    return out
+
+
+MAPPED_SUFFIX = {"setpoint": "SP", "readback": "RBV", "done": "DONE", "stop": "STOP"}
+"""A mapped instrument's PVs, by the suffix each stands in for."""
+
+
+def _instrument(config: LabConfig, prefix: str, own: tuple[str, ...]) -> list[str]:
+    """An instrument's suffixes: QDLab's ``own``, or those of its mapped setpoint/readback."""
+    mapped = config.epics.mapped.get(prefix)
+    if mapped is None:
+        return [f"{prefix}:{s}" for s in own]
+    return [f"{prefix}:{s}" for key, s in MAPPED_SUFFIX.items() if getattr(mapped, key) is not None]
+
+
+def pv_suffixes(config: LabConfig) -> list[str]:
+    """Every PV suffix the lab's devices use."""
+    out = ["CLOCK", "SPEEDUP", "timer:WAIT", "timer:MSG"]
+    out += _instrument(config, "reactor:heater", _HEATER)
+    out += ["reactor:SOURCE", "reactor:INJECT", "reactor:QUENCH", "reactor:GROWTH", "reactor:MSG"]
+    if config.robot.backend in (None, "epics"):
+        out += [f"robot:{s}" for s in ("ACTION", "MSG", "TIPS", "HELD", "RELOAD", "DECK")]
+        out += ["robot:VOLUMES", "robot:FRESH"]
+    if config.flow is not None:
+        out += _instrument(config, "flow:coil", _HEATER)
+        for p in config.flow.pumps:
+            out += _instrument(config, f"flow:{p}", _PUMP)
+        out += ["flow:LIGAND", "flow:MIXER", "flow:PRESSURE", "flow:UNCLOG"]
+    out += ["cell:DARK", "cell:REF", "cell:ACQ", "cell:MSG", *CELL_READINGS.values()]
+    if config.reactor.in_situ_interval_s is not None or config.larp.read_interval_s is not None:
+        out.append("cell:VIEW")  # the fibre switch: cell, reactor (dip probe), plate
+    out.append("safety:HOOD_OPEN")
+    if config.epics.twin_control:
+        out.append("sim:RESEED")
+    return out
 
 
 def validation_message(exc: ValidationError, source: str) -> str:

@@ -32,7 +32,14 @@ from ophyd.utils import LimitError
 
 from devices.base import then
 from devices.clock import VirtualClock
-from devices.config import EpicsConfig, LabConfig, SetpointReadback
+from devices.config import (
+    CELL_READINGS,
+    MAPPED_SUFFIX,
+    EpicsConfig,
+    SetpointReadback,
+    mappable,
+    pv_suffixes,
+)
 from devices.robot import Aspirate, Dispense, Mix, RobotAction, Transfer
 from devices.world import WorldError
 from models.errors import UserError
@@ -59,68 +66,10 @@ ERRORS: dict[str, type[Exception]] = {
 }
 """The exception types an IOC's ``MSG`` may name (anything else comes back a RuntimeError)."""
 
-CELL_READINGS = {
-    "absorbance": "cell:ABS",
-    "pl": "cell:PL",
-    "pl_peak": "cell:PL_PEAK",
-    "pl_fwhm": "cell:PL_FWHM",
-    "abs_peak": "cell:ABS_PEAK",
-    "plqy_est": "cell:PLQY",
-    "pl_max_counts": "cell:PL_MAX",
-    "saturated": "cell:SATURATED",
-    "spikes": "cell:SPIKES",
-    "reference_age": "cell:REF_AGE",
-    "sample_age": "cell:SAMPLE_AGE",
-}
-"""Optical-cell component -> the PV suffix that carries it after ``cell:ACQ``."""
 
 _TEXT = ("MSG", "ACTION", "DECK", "FRESH", "LIGAND")
 """Suffixes of text PVs (char arrays, so that a message may be longer than 40 characters)."""
-_HEATER = ("RBV", "SP", "RAMP", "TOL", "HOLD", "MSG")
-_PUMP = ("RBV", "SP", "REMAIN", "STALLED", "STOP", "REFILL", "MSG")
 _ACTIONS = {cls.__name__: cls for cls in (Aspirate, Dispense, Transfer, Mix)}
-
-
-def mappable(config: LabConfig) -> list[str]:
-    """The instruments of a lab that an ordinary IOC's setpoint and readback can serve
-    (``epics.mapped`` keys): its heaters and pumps."""
-    out = ["reactor:heater"]
-    if config.flow is not None:
-        out += ["flow:coil", *(f"flow:{p}" for p in config.flow.pumps)]
-    return out
-
-
-_MAPPED = {"setpoint": "SP", "readback": "RBV", "done": "DONE", "stop": "STOP"}
-"""A mapped instrument's PVs, by the suffix each stands in for."""
-
-
-def _instrument(config: LabConfig, prefix: str, own: tuple[str, ...]) -> list[str]:
-    """An instrument's suffixes: QDLab's ``own``, or those of its mapped setpoint/readback."""
-    mapped = config.epics.mapped.get(prefix)
-    if mapped is None:
-        return [f"{prefix}:{s}" for s in own]
-    return [f"{prefix}:{s}" for key, s in _MAPPED.items() if getattr(mapped, key) is not None]
-
-
-def pv_suffixes(config: LabConfig) -> list[str]:
-    """Every PV suffix the lab's devices use."""
-    out = ["CLOCK", "SPEEDUP", "timer:WAIT", "timer:MSG"]
-    out += _instrument(config, "reactor:heater", _HEATER)
-    out += ["reactor:SOURCE", "reactor:INJECT", "reactor:QUENCH", "reactor:GROWTH", "reactor:MSG"]
-    out += [f"robot:{s}" for s in ("ACTION", "MSG", "TIPS", "HELD", "RELOAD", "DECK")]
-    out += ["robot:VOLUMES", "robot:FRESH"]
-    if config.flow is not None:
-        out += _instrument(config, "flow:coil", _HEATER)
-        for p in config.flow.pumps:
-            out += _instrument(config, f"flow:{p}", _PUMP)
-        out += ["flow:LIGAND", "flow:MIXER", "flow:PRESSURE", "flow:UNCLOG"]
-    out += ["cell:DARK", "cell:REF", "cell:ACQ", "cell:MSG", *CELL_READINGS.values()]
-    if config.reactor.in_situ_interval_s is not None or config.larp.read_interval_s is not None:
-        out.append("cell:VIEW")  # the fibre switch: cell, reactor (dip probe), plate
-    out.append("safety:HOOD_OPEN")
-    if config.epics.twin_control:
-        out.append("sim:RESEED")
-    return out
 
 
 def action_to_json(action: RobotAction) -> str:
@@ -158,7 +107,7 @@ class PVs:
         """The PV's full name: a mapped instrument's, a renamed one, or prefix + suffix."""
         prefix, _, last = suffix.rpartition(":")
         mapped = self.config.mapped.get(prefix)
-        key = next((k for k, s in _MAPPED.items() if s == last), None)
+        key = next((k for k, s in MAPPED_SUFFIX.items() if s == last), None)
         if mapped is not None and key is not None and getattr(mapped, key) is not None:
             return str(getattr(mapped, key))
         return self.config.pvs.get(suffix, self.config.prefix + suffix)
@@ -398,7 +347,7 @@ class Positioner:
         self._moves = 0  # a newer move or a stop ends an older move's wait
 
     def _suffix(self, key: str) -> str:
-        return f"{self.prefix}:{_MAPPED[key]}"
+        return f"{self.prefix}:{MAPPED_SUFFIX[key]}"
 
     def value(self) -> float:
         """The readback now."""

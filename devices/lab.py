@@ -97,6 +97,7 @@ def build_lab(
     seed: int | None = None,
     clock_mode: str | None = None,
     outcome_models: Mapping[str, OutcomeModel | str] | None = None,
+    liquid_handler: Any = None,
 ) -> Lab:
     """Build the lab's ophyd devices from a config path, mapping or :class:`LabConfig`.
 
@@ -110,6 +111,9 @@ def build_lab(
         ``"fast"`` or ``"realtime"``; overrides the config.
     outcome_models
         Route -> outcome model (callable or ``"pkg.module:function"``) replacing the physics.
+    liquid_handler
+        With ``robot.backend: pylabrobot``: the PyLabRobot ``LiquidHandlerBackend`` to drive
+        (a real instrument's, built with its connection settings) instead of the config's.
 
     Raises
     ------
@@ -118,11 +122,12 @@ def build_lab(
     """
     config = source if isinstance(source, LabConfig) else load_lab_config(source)
     if config.backend == "epics":
-        return _build_epics_lab(config)
+        return _build_epics_lab(config, liquid_handler)
     sim = config.simulator
     clock = VirtualClock(clock_mode or sim.clock, speed=sim.speed)
     world = SimulatedWorld(config, clock, seed=seed, outcome_models=outcome_models)
-    return _assemble(config, clock, _SimulatedParts(config, clock, world), world=world)
+    parts = _SimulatedParts(config, clock, world)
+    return _assemble(config, clock, parts, world=world, liquid_handler=liquid_handler)
 
 
 class _SimulatedParts:
@@ -187,11 +192,19 @@ def _assemble(
     parts: _SimulatedParts | _EpicsParts,
     world: SimulatedWorld | None = None,
     pvs: PVs | None = None,
+    liquid_handler: Any = None,
 ) -> Lab:
     """The lab's devices, each attached to its backend from ``parts`` and to its limits."""
     rb = config.robot
     robot = PipettingRobot(name="robot")
-    robot.attach(parts.robot(robot.name), clock, rb.min_volume_ul, rb.max_volume_ul)
+    if rb.backend == "pylabrobot":
+        from devices.plr import PlrRobot
+
+        ledger = parts.robot(robot.name) if isinstance(parts, _SimulatedParts) else None
+        liquid = PlrRobot(robot.name, config, ledger, liquid_handler)
+    else:
+        liquid = parts.robot(robot.name)
+    robot.attach(liquid, clock, rb.min_volume_ul, rb.max_volume_ul)
 
     rc = config.reactor
     reactor = HotInjectionReactor(name="reactor")
@@ -225,7 +238,7 @@ def _assemble(
     return Lab(config, clock, world, robot, reactor, flow, cell, timer, safety, pvs)
 
 
-def _build_epics_lab(config: LabConfig) -> Lab:
+def _build_epics_lab(config: LabConfig, liquid_handler: Any = None) -> Lab:
     """The lab's devices with EPICS backends; every PV must connect first (nothing moves
     otherwise), and :class:`~devices.epics.PVUnreachable` names the ones that do not."""
     pvs = PVs(config.epics)
@@ -238,7 +251,9 @@ def _build_epics_lab(config: LabConfig) -> Lab:
             f"{config.epics.connection_timeout_s:g} s: {names}{more} (is the IOC running? "
             "`qdlab lab check` lists them)"
         )
-    lab = _assemble(config, EpicsClock(pvs), _EpicsParts(pvs), pvs=pvs)
+    lab = _assemble(
+        config, EpicsClock(pvs), _EpicsParts(pvs), pvs=pvs, liquid_handler=liquid_handler
+    )
     _label_sources(lab, pvs)
     return lab
 
@@ -249,7 +264,7 @@ def _label_sources(lab: Lab, pvs: PVs) -> None:
     heaters = [(lab.reactor.temperature, "reactor:heater")]
     sources: list[tuple[Any, str]] = [
         (lab.reactor.growth_time, "reactor:GROWTH"),
-        (lab.robot.tips_remaining, "robot:TIPS"),
+        (lab.robot.tips_remaining, "robot:TIPS"),  # (not served: a PyLabRobot robot)
         (lab.robot.held_ul, "robot:HELD"),
         (lab.safety.hood_open, "safety:HOOD_OPEN"),
         (lab.timer.elapsed, "CLOCK"),

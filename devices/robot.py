@@ -99,6 +99,21 @@ class RobotBackend(Protocol):
         """Carry out a checked action; the Status finishes when it is done."""
 
 
+def _unknown(location: str, known: set[str]) -> str:
+    """Why ``location`` is not on the deck, naming what is (a plate's wells as a range)."""
+    plates: dict[str, list[str]] = {}
+    for name in known:
+        plate, sep, well = name.partition(":")
+        if sep:
+            plates.setdefault(plate, []).append(well)
+    plate, sep, well = location.partition(":")
+    if sep and plate in plates:
+        wells = sorted(plates[plate], key=lambda w: (w[0], int(w[1:]) if w[1:].isdigit() else 0))
+        return f"{plate} has no well {well!r} (it has {wells[0]}-{wells[-1]})"
+    places = sorted({n for n in known if ":" not in n} | {f"{p}:<well>" for p in plates})
+    return f"no location {location!r} on the deck; known: {', '.join(places)}"
+
+
 class PipettingRobot(Device):
     """Liquid-handling robot with a deck of labware from the lab config.
 
@@ -173,10 +188,7 @@ class PipettingRobot(Device):
             for attr in ("source", "dest", "location"):
                 loc = getattr(value, attr, None)
                 if loc is not None and loc not in known:
-                    raise LimitError(
-                        f"{self.name}: no location {loc!r} on the deck; known: "
-                        f"{', '.join(sorted(known))}"
-                    )
+                    raise LimitError(f"{self.name}: {_unknown(loc, known)}")
         self._check_volume(value.volume_ul, allow_trips=isinstance(value, Transfer))
 
     # -- actions --------------------------------------------------------------------------

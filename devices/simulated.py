@@ -346,6 +346,10 @@ class SimRobot:
     def reload_tips(self, count: int) -> None:
         self._tip_count = count
 
+    def drop_tip(self) -> None:
+        """Drop the tip (a transfer done as aspirates and dispenses, trip by trip)."""
+        self._tip_on = False
+
     def check(self, action: RobotAction) -> None:
         self._plan(action)  # raises if impossible; nothing changes
 

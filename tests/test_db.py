@@ -251,6 +251,13 @@ def test_urls_resolve_from_flag_then_environment_then_default(monkeypatch):
     assert resolve_url("sqlite:///flag.db") == "sqlite:///flag.db"
 
 
+def test_a_bare_path_is_a_sqlite_file(tmp_path):
+    path = tmp_path / "runs.db"
+    assert resolve_url(str(path)) == f"sqlite:///{path}"
+    Database(str(path)).close()
+    assert path.is_file()
+
+
 def test_passwords_never_appear_in_messages():
     url = "postgresql+psycopg://lab:s3cret@127.0.0.1:1/qdlab"
     assert "s3cret" not in safe_url(url) and "***" in safe_url(url)

@@ -147,7 +147,7 @@ def test_a_wrong_pv_name_is_named_by_lab_check_and_stops_a_campaign_before_it_st
     out = run_qdlab("lab", "check", str(path), "--json")
     assert out.returncode == 4
     assert "QD:cell:ACQUIRE_TYPO" in out.stderr.strip().splitlines()[-1]
-    rows = json.loads(out.stdout)
+    rows = json.loads(out.stdout)["pvs"]
     assert [r["pv"] for r in rows if not r["connected"]] == ["QD:cell:ACQUIRE_TYPO"]
     assert run_qdlab("lab", "check", EPICS_LAB).returncode == 0
     url = f"sqlite:///{tmp_path / 't.db'}"

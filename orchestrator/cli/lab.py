@@ -27,7 +27,7 @@ def lab_check(
     import dataclasses
 
     from devices import load_lab_config
-    from devices.check import check_lab
+    from devices.check import check_instruments, check_lab
     from orchestrator.campaign.config import load_campaign, reagent_warnings
 
     config = load_lab_config(lab)
@@ -35,18 +35,28 @@ def lab_check(
         loaded = dataclasses.replace(load_campaign(campaign), lab=config)
         for line in reagent_warnings(loaded) or [f"reagents: enough for {campaign}"]:
             print(line if line.startswith("reagents") else f"warning: {line}", file=sys.stderr)
+    instruments = check_instruments(config)
     rows = check_lab(config)
     missing = [r["pv"] for r in rows if not r["connected"]]
     problems = [r for r in rows if r["problem"]]
-    if not rows and not as_json:
-        print(f"lab {config.name!r} is simulated (in process): no PVs to check")
-    elif as_json:
-        print(json.dumps(rows, indent=2))
+    down = [r for r in instruments if not r["ready"]]
+    if as_json:
+        print(json.dumps({"instruments": instruments, "pvs": rows}, indent=2))
     else:
         from rich.table import Table
 
         from orchestrator.cli.options import console, shown
 
+        kinds = Table(title=f"lab {shown(config.name)!r}: instruments")
+        for column in ("instrument", "backend", "ready", "detail"):
+            kinds.add_column(column)
+        for r in instruments:
+            ready = "yes" if r["ready"] else "[red]NO[/red]"
+            kinds.add_row(r["instrument"], r["backend"], ready, shown(r["detail"]))
+        console().print(kinds)
+    if not rows and not as_json:
+        print(f"lab {config.name!r}: no PVs to check (nothing over EPICS)")
+    elif rows and not as_json:
         table = Table(title=f"lab {shown(config.name)!r} ({config.backend})")
         for column in ("PV", "connected", "value", "limits"):
             table.add_column(column)
@@ -60,11 +70,15 @@ def lab_check(
         console().print(table)
     for r in problems:
         print(f"error: PV {r['pv']}: {r['problem']}", file=sys.stderr)
+    for r in down:
+        print(f"error: {r['instrument']} ({r['backend']}): {r['detail']}", file=sys.stderr)
     if missing:
         print(
             f"error: {len(missing)} of {len(rows)} PVs did not connect: {', '.join(missing)}",
             file=sys.stderr,
         )
+        raise typer.Exit(4)
+    if down:
         raise typer.Exit(4)
     if problems:
         raise typer.Exit(2)
