@@ -45,7 +45,7 @@ bench: install
 	$(BIN)/python benchmarks/device_scan_speed.py
 	$(BIN)/python benchmarks/db_write_speed.py
 	$(BIN)/python benchmarks/campaign_throughput.py
-	$(BIN)/python benchmarks/epics_overhead.py
+	$(BIN)/python benchmarks/backend_overhead.py
 	$(BIN)/python benchmarks/planner_efficiency.py --quick
 	$(BIN)/python benchmarks/reliability.py
 	$(BIN)/python benchmarks/workcell_scaling.py

@@ -26,10 +26,13 @@ from ophyd.signal import SignalRO
 from ophyd.status import Status
 from ophyd.utils import LimitError
 
-from devices.clock import VirtualClock
+from devices.clock import VirtualClock, then
+from models.errors import UserError
 
 __all__ = [
+    "INSTRUMENT_UNREACHABLE",
     "ComputedSignal",
+    "InstrumentUnreachable",
     "LimitError",
     "LimitedSignal",
     "Reading",
@@ -39,6 +42,18 @@ __all__ = [
     "run_step",
     "then",
 ]
+
+
+class InstrumentUnreachable(UserError, RuntimeError):
+    """An instrument's server (an IOC, a SiLA 2 server) did not answer: the instrument, not the
+    chemistry, so the experiment runs again (exit code 4 when it stops a command)."""
+
+    exit_code = 4
+
+
+INSTRUMENT_UNREACHABLE = frozenset({"InstrumentUnreachable", "PVUnreachable", "SilaUnreachable"})
+"""The names of :class:`InstrumentUnreachable` and its kinds (what a traceback read back from a
+queue server ends with)."""
 
 
 def _clock_of(signal: Signal) -> VirtualClock | None:
@@ -223,24 +238,3 @@ class Step:
 def run_step(clock: VirtualClock, step: Step, obj: object) -> Status:
     """A Status on ``clock`` that completes (or fails) as ``step`` says."""
     return clock.run(step.duration, obj=obj, action=step.action, error=step.error)
-
-
-def then(status: Status, action: Callable[[], None], obj: object = None) -> Status:
-    """A Status that finishes once ``status`` has and ``action`` has run; it fails with
-    ``status``'s exception (``action`` not run) or with what ``action`` raised."""
-    out = Status(obj=obj)
-
-    def finish(done: Status) -> None:
-        error = done.exception()
-        if error is None:
-            try:
-                action()
-            except Exception as exc:  # reported through the Status, as ophyd does
-                error = exc
-        if error is None:
-            out.set_finished()
-        else:
-            out.set_exception(error)
-
-    status.add_callback(finish)
-    return out

@@ -1,12 +1,14 @@
-"""``qdlab lab check``: is every instrument's backend there (which, what version), does every PV
-of an EPICS lab connect, and what does it hold?"""
+"""``qdlab lab check``: is every instrument's backend there (which, what version, does it take
+what the lab allows), does every PV of an EPICS lab connect, and what does it hold?"""
 
 from __future__ import annotations
 
+import importlib.metadata as md
 from typing import Any
 
-from devices.config import LabConfig
+from devices.config import ConfigError, LabConfig
 from devices.epics import PVs, pv_suffixes
+from devices.plugins import BUILTIN, installed, start_plugin
 
 __all__ = ["check_instruments", "check_lab", "lab_limits"]
 
@@ -67,33 +69,82 @@ def check_lab(config: LabConfig) -> list[dict[str, Any]]:
 
 
 def check_instruments(config: LabConfig) -> list[dict[str, Any]]:
-    """One row per instrument: ``instrument``, ``backend``, ``ready`` and ``detail`` (what
-    answered, with its version). A PyLabRobot robot's liquid handler is set up, as a campaign
-    would (a real one connects then)."""
-    import importlib.metadata as md
+    """One row per instrument: ``instrument``, ``backend``, ``ready``, ``detail`` (what
+    answered, with its version) and ``problem`` (a setpoint the instrument refuses part of what
+    the lab config allows, naming both; else ``""``). A PyLabRobot robot's liquid handler is
+    set up, as a campaign would (a real one connects then); a SiLA 2 lab's server is asked for
+    its name, version and limits."""
+    names = ["robot", "reactor", *(["flow"] if config.flow is not None else []), "cell"]
+    rows = [
+        {"instrument": n, "backend": config.backend, "ready": True, "detail": "", "problem": ""}
+        for n in names
+    ]
+    if config.backend == "sila2":
+        _check_sila(config, rows)
+    else:
+        for row in rows:
+            row["detail"] = f"{config.backend} (QDLab {md.version('qdlab')})"
+    for row in rows:
+        if config.instrument_backend(row["instrument"]) not in BUILTIN:
+            _check_plugin(config, row)
+    if config.robot.backend == "pylabrobot":
+        rows[0].update(backend="pylabrobot", ready=False, detail="", problem="")
+        try:
+            from devices.plr import PlrRobot
 
-    lab_backend = f"{config.backend} (QDLab {md.version('qdlab')})"
-    rows = []
-    for name, present in (("reactor", True), ("flow", config.flow is not None), ("cell", True)):
-        if present:
-            rows.append({"instrument": name, "backend": config.backend, "ready": True,
-                         "detail": lab_backend})  # fmt: skip
-    rb = config.robot
-    if rb.backend != "pylabrobot":
-        rows.insert(0, {"instrument": "robot", "backend": config.backend, "ready": True,
-                        "detail": lab_backend})  # fmt: skip
-        return rows
-    row = {"instrument": "robot", "backend": "pylabrobot", "ready": False, "detail": ""}
-    try:
-        from devices.plr import PlrRobot
-
-        robot = PlrRobot("robot", config, None)
-        row["ready"] = True
-        row["detail"] = (
-            f"PyLabRobot {md.version('pylabrobot')}, {type(robot.lh.backend).__name__}, "
-            f"{len(robot.resources)} deck resources, {robot.tips_left()} tips"
-        )
-    except Exception as exc:  # the liquid handler did not set up: say why
-        row["detail"] = f"{type(exc).__name__}: {exc}"
-    rows.insert(0, row)
+            robot = PlrRobot("robot", config, None)
+            rows[0]["ready"] = True
+            rows[0]["detail"] = (
+                f"PyLabRobot {md.version('pylabrobot')}, {type(robot.lh.backend).__name__}, "
+                f"{len(robot.resources)} deck resources, {robot.tips_left()} tips"
+            )
+        except Exception as exc:  # the liquid handler did not set up: say why
+            rows[0]["detail"] = f"{type(exc).__name__}: {exc}"
     return rows
+
+
+def _check_plugin(config: LabConfig, row: dict[str, Any]) -> None:
+    """Start the plugin an instrument names, as a campaign would; say which package it is."""
+    from devices.clock import VirtualClock
+
+    name = config.instrument_backend(row["instrument"])
+    row.update(backend=name, ready=False, detail="", problem="")
+    try:
+        start_plugin(config, row["instrument"], VirtualClock())
+    except ConfigError as exc:
+        row["problem"] = row["detail"] = str(exc)
+        return
+    found = installed()[name]
+    package = f"{found.dist.name} {found.dist.version}" if found.dist is not None else "?"
+    row.update(ready=True, detail=f"plugin {found.value} from {package}")
+
+
+def _check_sila(config: LabConfig, rows: list[dict[str, Any]]) -> None:
+    """Fill the rows of a SiLA 2 lab: the server's name and version, and whether its heaters
+    and pumps take what the lab config allows."""
+    from devices.sila import SilaFlow, SilaHeater, SilaLink
+
+    try:
+        link = SilaLink(config.sila2)
+        detail = f"{link.server_name()} at {config.sila2.host}:{config.sila2.port} " + (
+            f"(sila2 {md.version('sila2')})"
+        )
+    except Exception as exc:  # the server is not there, or not the lab's: say why
+        for row in rows:
+            row.update(ready=False, detail=f"{type(exc).__name__}: {exc}")
+        return
+    by_name = {row["instrument"]: row for row in rows}
+    for row in rows:
+        row["detail"] = detail
+    for suffix, (low, high, unit) in lab_limits(config).items():
+        key = suffix.removesuffix(":SP")
+        if key.endswith(("heater", "coil")):
+            taken = SilaHeater(link, key).limits()
+        else:
+            taken = SilaFlow(link).rate_limits(key.removeprefix("flow:"))
+        if low < taken[0] or high > taken[1]:
+            row = by_name[key.split(":")[0]]
+            row["problem"] = (
+                f"{key}: the lab config allows [{low:g}, {high:g}] {unit} but the server takes "
+                f"only [{taken[0]:g}, {taken[1]:g}]: narrow the lab's limits"
+            )

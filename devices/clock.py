@@ -27,11 +27,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Literal
+from typing import Any, Literal
 
 from ophyd.status import Status
 
-__all__ = ["ClockMode", "VirtualClock"]
+__all__ = ["ClockMode", "ServerClock", "VirtualClock", "then"]
 
 ClockMode = Literal["fast", "realtime"]
 _MAX_SAMPLES_PER_STEP = 2000
@@ -178,3 +178,72 @@ class VirtualClock:
             self.advance(seconds)
         else:
             time.sleep(seconds / self.speed)
+
+
+class ServerClock(VirtualClock):
+    """The lab's time is a server's (an IOC's, a SiLA 2 server's), so that documents carry
+    lab-time durations: ``lab_time`` at start, set right by :meth:`sync` whenever the server
+    says what time it is (a finished request), and in between running at ``lab_speed`` lab
+    seconds per wall second (0: the server's time moves only with requests). Waiting is the
+    server's: ``wait(seconds)`` returns the Status of a request that finishes that much lab
+    time later."""
+
+    def __init__(
+        self, lab_time: float, lab_speed: float, wait: Callable[[float], Status], timeout: float
+    ) -> None:
+        self._sync_lock = threading.Lock()
+        self._lab_time, self._synced_at = float(lab_time), time.monotonic()
+        self.lab_speed = float(lab_speed)
+        self._wait, self._timeout = wait, timeout
+        super().__init__("realtime", start=self._lab_time)
+
+    def sync(self, lab_time: float) -> None:
+        """The server says it is ``lab_time`` now."""
+        with self._sync_lock:
+            self._lab_time, self._synced_at = lab_time, time.monotonic()
+
+    def now(self) -> float:
+        with self._sync_lock:
+            return self._lab_time + (time.monotonic() - self._synced_at) * self.lab_speed
+
+    def run(
+        self,
+        duration: float,
+        obj: object = None,
+        action: Callable[[], None] | None = None,
+        error: BaseException | None = None,
+    ) -> Status:
+        def finish() -> None:
+            if action is not None:
+                action()
+            if error is not None:
+                raise error
+
+        return then(self._wait(float(duration)), finish, obj)
+
+    def sleep(self, seconds: float) -> None:
+        self.run(seconds).wait(self._timeout)
+
+    def fast(self) -> Any:
+        raise RuntimeError("this lab runs on its server's clock; it has no fast mode")
+
+
+def then(status: Status, action: Callable[[], None], obj: object = None) -> Status:
+    """A Status that finishes once ``status`` has and ``action`` has run; it fails with
+    ``status``'s exception (``action`` not run) or with what ``action`` raised."""
+    out = Status(obj=obj)
+
+    def finish(done: Status) -> None:
+        error = done.exception()
+        if error is None:
+            try:
+                action()
+            except Exception as exc:  # reported through the Status, as ophyd does
+                error = exc
+        if error is None:
+            out.set_finished()
+        else:
+            out.set_exception(error)
+
+    status.add_callback(finish)
+    return out

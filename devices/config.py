@@ -140,12 +140,19 @@ class PyLabRobotConfig(StrictModel):
         return v
 
 
-class RobotConfig(StrictModel):
+class InstrumentConfig(StrictModel):
+    """What every instrument's section may say: which backend drives it (None: the lab's),
+    and the settings a backend from a package takes (:mod:`devices.plugins`)."""
+
+    backend: str | None = Field(None, pattern=r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
+    backend_options: dict[str, Any] = Field(default_factory=dict)
+
+
+class RobotConfig(InstrumentConfig):
     """Pipetting robot: pipette range, tips, transfer speed and the deck; ``backend`` says what
     moves the liquid (None: the lab's backend; ``pylabrobot``: a PyLabRobot liquid handler,
-    ``pylabrobot:`` says which)."""
+    ``pylabrobot:`` says which; or a plugin)."""
 
-    backend: Literal["simulated", "epics", "pylabrobot"] | None = None
     pylabrobot: PyLabRobotConfig = PyLabRobotConfig()
     min_volume_ul: float = Field(1.0, gt=0)
     max_volume_ul: float = Field(1000.0, gt=0)
@@ -160,7 +167,7 @@ class RobotConfig(StrictModel):
         return self
 
 
-class HeaterConfig(StrictModel):
+class HeaterConfig(InstrumentConfig):
     """A temperature-controlled vessel: safe limits, ramp, settle tolerance, thermal response."""
 
     min_temperature_c: float = 20.0
@@ -312,7 +319,7 @@ def acquisition_s(integration_ms: float) -> float:
     return 2 * integration_ms / 1000.0 + 0.2
 
 
-class CellConfig(StrictModel):
+class CellConfig(InstrumentConfig):
     """In-situ absorption/PL cell: spectrometer grid, integration time, detector."""
 
     location: str = "cell"
@@ -444,13 +451,33 @@ class EpicsConfig(StrictModel):
     mapped: dict[str, SetpointReadback] = Field(default_factory=dict)
 
 
+class SilaConfig(StrictModel):
+    """SiLA 2: the server that serves the lab's instruments as the features in
+    ``devices/sila_features`` (``qdlab sila serve`` serves the simulated lab that way)."""
+
+    host: str = Field("127.0.0.1", min_length=1, max_length=253, pattern=r"^[A-Za-z0-9_.:\-]+$")
+    port: int = Field(50052, ge=1, le=65535)
+    insecure: bool = True
+    """Plain gRPC (loopback, a closed lab network); ``false``: TLS, ``root_certs`` trusted."""
+    root_certs: Path | None = None
+    """PEM file of the certificate authority that signed the server's certificate."""
+    connection_timeout_s: float = Field(5.0, gt=0, le=300)
+    request_timeout_s: float = Field(3600.0, gt=0, le=86400)
+    """Longest a command (a move, a measurement) may take to finish, wall-clock seconds."""
+    twin_control: bool = False
+    """The server is ``qdlab sila serve``: reseed the twin per experiment, as in-process
+    campaigns do."""
+
+
 class LabConfig(StrictModel):
     """A whole lab. ``backend: simulated`` drives the devices with the physics of ``models``;
-    ``backend: epics`` talks to IOCs over Channel Access (``epics:`` says where)."""
+    ``backend: epics`` talks to IOCs over Channel Access (``epics:`` says where);
+    ``backend: sila2`` to a SiLA 2 server (``sila2:`` says where)."""
 
     name: str = Field(pattern=PRINTABLE_NAME)
-    backend: Literal["simulated", "epics"] = "simulated"
+    backend: Literal["simulated", "epics", "sila2"] = "simulated"
     epics: EpicsConfig = EpicsConfig()
+    sila2: SilaConfig = SilaConfig()
     robot: RobotConfig
     reactor: ReactorConfig = ReactorConfig()
     larp: LarpConfig = LarpConfig()
@@ -495,13 +522,26 @@ class LabConfig(StrictModel):
             return "flow.sweep_points", self.flow is not None and self.flow.sweep_points > 0
         return "larp.read_interval_s", self.larp.read_interval_s is not None
 
+    def instrument_backend(self, instrument: str) -> str:
+        """The backend that drives ``instrument`` (``robot``, ``reactor``, ``flow``, ``cell``):
+        its own, or the lab's."""
+        return getattr(self, instrument).backend or self.backend
+
     @model_validator(mode="after")
-    def _robot_backend(self) -> LabConfig:
-        chosen = self.robot.backend
-        if chosen not in (None, "pylabrobot", self.backend):
+    def _instrument_backends(self) -> LabConfig:
+        from devices.plugins import installed
+
+        plugins = sorted(installed())
+        for instrument in ("robot", "reactor", "flow", "cell"):
+            section = getattr(self, instrument)
+            chosen = None if section is None else section.backend
+            own = [self.backend, *(["pylabrobot"] if instrument == "robot" else [])]
+            if chosen is None or chosen in own or chosen in plugins:
+                continue
             raise ValueError(
-                f"robot.backend: {chosen} on a {self.backend} lab; allowed: pylabrobot, or "
-                f"the lab's own ({self.backend}) by leaving it out"
+                f"{instrument}.backend: {chosen!r} cannot drive the {instrument} of a "
+                f"{self.backend} lab; allowed: {', '.join([*own, *plugins])} (a plugin: a "
+                "package's 'qdlab.backends' entry point), or leave it out"
             )
         return self
 

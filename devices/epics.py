@@ -30,8 +30,8 @@ from ophyd import EpicsSignal
 from ophyd.status import Status
 from ophyd.utils import LimitError
 
-from devices.base import then
-from devices.clock import VirtualClock
+from devices.base import InstrumentUnreachable
+from devices.clock import ServerClock
 from devices.config import (
     CELL_READINGS,
     MAPPED_SUFFIX,
@@ -42,7 +42,6 @@ from devices.config import (
 )
 from devices.robot import Aspirate, Dispense, Mix, RobotAction, Transfer
 from devices.world import WorldError
-from models.errors import UserError
 
 __all__ = [
     "EpicsCell",
@@ -86,10 +85,8 @@ def action_from_json(text: str) -> RobotAction:
     return kind(**data)
 
 
-class PVUnreachable(UserError, RuntimeError):
+class PVUnreachable(InstrumentUnreachable):
     """A PV did not connect or answer in time (exit code 4 when it stops a command)."""
-
-    exit_code = 4
 
 
 class PVs:
@@ -266,56 +263,20 @@ def message_of(exc: BaseException) -> str:
     return f"{kind}: {exc}"
 
 
-class EpicsClock(VirtualClock):
-    """The lab's time is the IOC's, so that the documents carry lab-time durations.
-
-    It is read from ``CLOCK`` at start and set right whenever a request completes (the IOC
-    stamps the device's ``MSG`` with the lab time); in between it runs at the IOC's
-    ``SPEEDUP`` (lab seconds per wall second; 0: the IOC's time moves only with requests).
-    Waiting (the :class:`~devices.heater.Timer`) is a ``timer:WAIT`` request, which
-    completes that much lab time later.
-    """
+class EpicsClock(ServerClock):
+    """The lab's time is the IOC's (:class:`~devices.clock.ServerClock`): read from ``CLOCK``
+    at start, set right whenever a request completes (the IOC stamps the device's ``MSG`` with
+    the lab time), running at the IOC's ``SPEEDUP`` in between; waiting (the
+    :class:`~devices.heater.Timer`) is a ``timer:WAIT`` request."""
 
     def __init__(self, pvs: PVs) -> None:
-        self._pvs = pvs
-        self._sync_lock = threading.Lock()
-        self._lab_time = float(pvs.get("CLOCK"))
-        self._synced_at = time.monotonic()
-        self.lab_speed = float(pvs.get("SPEEDUP"))
-        super().__init__("realtime", start=self._lab_time)
+        super().__init__(
+            float(pvs.get("CLOCK")),
+            float(pvs.get("SPEEDUP")),
+            lambda seconds: pvs.request("timer:WAIT", seconds, "timer:MSG"),
+            pvs.config.request_timeout_s,
+        )
         pvs.on_lab_time = self.sync
-
-    def sync(self, lab_time: float) -> None:
-        """The IOC says it is ``lab_time`` now."""
-        with self._sync_lock:
-            self._lab_time, self._synced_at = lab_time, time.monotonic()
-
-    def now(self) -> float:
-        with self._sync_lock:
-            return self._lab_time + (time.monotonic() - self._synced_at) * self.lab_speed
-
-    def run(
-        self,
-        duration: float,
-        obj: object = None,
-        action: Callable[[], None] | None = None,
-        error: BaseException | None = None,
-    ) -> Status:
-        waited = self._pvs.request("timer:WAIT", duration, "timer:MSG")
-
-        def finish() -> None:
-            if action is not None:
-                action()
-            if error is not None:
-                raise error
-
-        return then(waited, finish, obj)
-
-    def sleep(self, seconds: float) -> None:
-        self.run(seconds).wait(self._pvs.config.request_timeout_s)
-
-    def fast(self) -> Any:
-        raise RuntimeError("an EPICS lab runs on its IOCs' clock; it has no fast mode")
 
 
 class _Backend:

@@ -15,7 +15,7 @@ from ophyd import Device
 
 from devices.cell import OpticalCell
 from devices.clock import VirtualClock
-from devices.config import HeaterConfig, LabConfig, load_lab_config
+from devices.config import ConfigError, HeaterConfig, LabConfig, load_lab_config
 from devices.epics import (
     CELL_READINGS,
     EpicsCell,
@@ -31,6 +31,7 @@ from devices.epics import (
 )
 from devices.flow import FlowReactor, flow_reactor_class
 from devices.heater import Heater, HeaterBackend, Timer
+from devices.plugins import BUILTIN, start_plugin
 from devices.reactor import HotInjectionReactor
 from devices.robot import PipettingRobot
 from devices.safety import Safety
@@ -47,7 +48,7 @@ DEFAULT_LAB = Path(__file__).resolve().parents[1] / "configs" / "labs" / "sim.ya
 @dataclass
 class Lab:
     """The devices of one lab, and the simulated world behind them (``None`` when the lab is
-    driven over EPICS: then the IOCs hold the state)."""
+    driven over EPICS or SiLA 2: then the IOCs or the server hold the state)."""
 
     config: LabConfig
     clock: VirtualClock
@@ -59,6 +60,8 @@ class Lab:
     timer: Timer
     safety: Safety
     pvs: PVs | None = None
+    sila: Any = None
+    """The :class:`~devices.sila.SilaLink` of a SiLA 2 lab."""
 
     @property
     def devices(self) -> list[Device]:
@@ -67,13 +70,17 @@ class Lab:
         return [d for d in found if d is not None]
 
     def reseed(self, seed: int | None, index: int) -> None:
-        """Draw the twin's randomness of experiment ``index`` from (seed, index), in process or
-        in a ``qdlab ioc`` (``epics.twin_control``); a real lab has no randomness to seed."""
+        """Draw the twin's randomness of experiment ``index`` from (seed, index), in process, in
+        a ``qdlab ioc`` (``epics.twin_control``) or a ``qdlab sila serve``
+        (``sila2.twin_control``); a real lab has no randomness to seed."""
         if self.world is not None:
             self.world.reseed(seed, index)
         elif self.pvs is not None and self.config.epics.twin_control:
             world_seed = self.config.simulator.seed
             self.pvs.put("sim:RESEED", [world_seed or 0, seed or 0, index])
+        elif self.sila is not None and self.config.sila2.twin_control:
+            world_seed = self.config.simulator.seed
+            self.sila.call("TwinControl", "Reseed", world_seed or 0, seed or 0, index)
 
 
 def _attach_heater(
@@ -123,6 +130,17 @@ def build_lab(
     config = source if isinstance(source, LabConfig) else load_lab_config(source)
     if config.backend == "epics":
         return _build_epics_lab(config, liquid_handler)
+    if config.backend == "sila2":
+        try:
+            from devices.sila import SilaClock, SilaLink
+        except ImportError:
+            raise ConfigError(
+                "backend: sila2 needs the sila2 package: pip install 'qdlab[sila2]'"
+            ) from None
+        link = SilaLink(config.sila2)
+        return _assemble(
+            config, SilaClock(link), _SilaParts(link), sila=link, liquid_handler=liquid_handler
+        )
     sim = config.simulator
     clock = VirtualClock(clock_mode or sim.clock, speed=sim.speed)
     world = SimulatedWorld(config, clock, seed=seed, outcome_models=outcome_models)
@@ -135,21 +153,18 @@ class _SimulatedParts:
 
     def __init__(self, config: LabConfig, clock: VirtualClock, world: SimulatedWorld) -> None:
         self.config, self.clock, self.world = config, clock, world
-        self._heaters: dict[str, SimHeater] = {}
 
     def robot(self, name: str) -> SimRobot:
         rb = self.config.robot
         return SimRobot(name, self.world, rb.max_volume_ul, rb.tips, rb.seconds_per_transfer)
 
     def heater(self, name: str, cfg: HeaterConfig, suffix: str) -> SimHeater:
-        ambient = self.config.reactor.ambient_c
-        self._heaters[suffix] = SimHeater(name, self.clock, cfg, ambient, self.world.fault)
-        return self._heaters[suffix]
+        return SimHeater(name, self.clock, cfg, self.config.reactor.ambient_c, self.world.fault)
 
-    def reactor(self) -> SimReactor:
+    def reactor(self, heater: HeaterBackend) -> SimReactor:
         rc = self.config.reactor
-        flask_c = self._heaters["reactor:heater"].temperature  # what the dip probe sits in
-        return SimReactor(self.world, rc.flask, rc.cs_source, flask_c)
+        # the flask reacts at what its heater reads (a plugin's heater too)
+        return SimReactor(self.world, rc.flask, rc.cs_source, heater.temperature)
 
     def flow(self, name: str, coil: Any) -> SimFlow:
         return SimFlow(name, self.world, self.config.flow, coil)
@@ -159,6 +174,33 @@ class _SimulatedParts:
 
     def interlock(self) -> SimInterlock:
         return SimInterlock(self.world)
+
+
+class _SilaParts:
+    """The SiLA 2 backends of one lab, on its server."""
+
+    def __init__(self, link: Any) -> None:
+        import devices.sila as sila  # sila2 and gRPC load only for a SiLA 2 lab
+
+        self.sila, self.link = sila, link
+
+    def robot(self, name: str) -> Any:
+        return self.sila.SilaRobot(self.link)
+
+    def heater(self, name: str, cfg: HeaterConfig, suffix: str) -> Any:
+        return self.sila.SilaHeater(self.link, suffix)
+
+    def reactor(self, heater: HeaterBackend) -> Any:
+        return self.sila.SilaReactor(self.link)
+
+    def flow(self, name: str, coil: Any) -> Any:
+        return self.sila.SilaFlow(self.link)
+
+    def cell(self, name: str) -> Any:
+        return self.sila.SilaCell(self.link)
+
+    def interlock(self) -> Any:
+        return self.sila.SilaInterlock(self.link)
 
 
 class _EpicsParts:
@@ -173,7 +215,7 @@ class _EpicsParts:
     def heater(self, name: str, cfg: HeaterConfig, suffix: str) -> EpicsHeater:
         return EpicsHeater(self.pvs, suffix)
 
-    def reactor(self) -> EpicsReactor:
+    def reactor(self, heater: HeaterBackend) -> EpicsReactor:
         return EpicsReactor(self.pvs)
 
     def flow(self, name: str, coil: Any) -> EpicsFlow:
@@ -186,15 +228,36 @@ class _EpicsParts:
         return EpicsInterlock(self.pvs)
 
 
+class _Chooser:
+    """The parts each instrument's backend offers: a plugin's where the instrument's section
+    names one (:mod:`devices.plugins`) and the plugin offers that part, else the lab's."""
+
+    def __init__(self, config: LabConfig, clock: VirtualClock, parts: Any) -> None:
+        self.config, self.clock, self.parts = config, clock, parts
+        self._plugins: dict[str, Any] = {}
+
+    def __call__(self, instrument: str, part: str) -> Any:
+        section = getattr(self.config, instrument)
+        name = section.backend
+        if name is None or name in BUILTIN:
+            return getattr(self.parts, part)
+        if instrument not in self._plugins:
+            self._plugins[instrument] = start_plugin(self.config, instrument, self.clock)
+        return getattr(self._plugins[instrument], part, None) or getattr(self.parts, part)
+
+
 def _assemble(
     config: LabConfig,
     clock: VirtualClock,
-    parts: _SimulatedParts | _EpicsParts,
+    parts: _SimulatedParts | _EpicsParts | _SilaParts,
     world: SimulatedWorld | None = None,
     pvs: PVs | None = None,
+    sila: Any = None,
     liquid_handler: Any = None,
 ) -> Lab:
-    """The lab's devices, each attached to its backend from ``parts`` and to its limits."""
+    """The lab's devices, each attached to its backend from ``parts`` (or a plugin's) and to
+    its limits."""
+    part = _Chooser(config, clock, parts)
     rb = config.robot
     robot = PipettingRobot(name="robot")
     if rb.backend == "pylabrobot":
@@ -203,15 +266,15 @@ def _assemble(
         ledger = parts.robot(robot.name) if isinstance(parts, _SimulatedParts) else None
         liquid = PlrRobot(robot.name, config, ledger, liquid_handler)
     else:
-        liquid = parts.robot(robot.name)
+        liquid = part("robot", "robot")(robot.name)
     robot.attach(liquid, clock, rb.min_volume_ul, rb.max_volume_ul)
 
     rc = config.reactor
     reactor = HotInjectionReactor(name="reactor")
-    heater = parts.heater(reactor.temperature.name, rc, "reactor:heater")
+    heater = part("reactor", "heater")(reactor.temperature.name, rc, "reactor:heater")
     _attach_heater(reactor.temperature, heater, clock, rc)
     reactor.attach(
-        parts.reactor(),
+        part("reactor", "reactor")(heater),
         clock,
         stir_limits=(rc.min_stir_rpm, rc.max_stir_rpm),
         injection_limits=(rc.injection_min_ul, rc.injection_max_ul),
@@ -221,12 +284,12 @@ def _assemble(
     flow = None
     if config.flow is not None:
         flow = flow_reactor_class(list(config.flow.pumps))(name="flow")
-        coil = parts.heater(flow.coil.name, config.flow, "flow:coil")
+        coil = part("flow", "heater")(flow.coil.name, config.flow, "flow:coil")
         _attach_heater(flow.coil, coil, clock, config.flow)
-        flow.attach(parts.flow(flow.name, coil), clock, config.flow)
+        flow.attach(part("flow", "flow")(flow.name, coil), clock, config.flow)
 
     cell = OpticalCell(name="cell")
-    cell.attach(parts.cell(cell.name), clock, config.cell)
+    cell.attach(part("cell", "cell")(cell.name), clock, config.cell)
     cell.view.positions = (  # the fibres this lab has
         "cell",
         *(["reactor"] if config.reactor.in_situ_interval_s is not None else []),
@@ -235,7 +298,7 @@ def _assemble(
     safety = Safety(name="safety")
     safety.attach(parts.interlock(), clock)
     timer = Timer(name="timer", clock=clock)
-    return Lab(config, clock, world, robot, reactor, flow, cell, timer, safety, pvs)
+    return Lab(config, clock, world, robot, reactor, flow, cell, timer, safety, pvs, sila)
 
 
 def _build_epics_lab(config: LabConfig, liquid_handler: Any = None) -> Lab:

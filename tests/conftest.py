@@ -308,6 +308,44 @@ class IOC(_ServerProcess):
         return self
 
 
+class SilaServerProcess(_ServerProcess):
+    """``qdlab sila serve`` serving the simulated lab on a free loopback port."""
+
+    what = "qdlab sila serve"
+
+    def __init__(self, speedup: str = "max", lab: str = "configs/labs/sim.yaml") -> None:
+        self.speedup, self.lab, self.port = speedup, lab, _free_port()
+
+    def _probe(self, timeout: float) -> None:
+        import grpc
+
+        with grpc.insecure_channel(f"127.0.0.1:{self.port}") as channel:
+            grpc.channel_ready_future(channel).result(timeout=timeout)
+
+    def start(self, timeout: float = 30.0) -> SilaServerProcess:
+        args = [sys.executable, "-m", "orchestrator", "sila", "serve", "--lab", self.lab,
+                "--port", str(self.port), "--speedup", self.speedup]  # fmt: skip
+        self._launch(args, None, timeout)
+        return self
+
+    def lab_config(self, tmp: Path, **sila2: object) -> Path:
+        """A lab config of the SiLA 2 lab (configs/labs/sim-sila2.yaml) pointed at this server."""
+        import yaml
+
+        path = tmp / f"sila-{self.port}.yaml"
+        base = str(ROOT / "configs" / "labs" / "sim-sila2.yaml")
+        path.write_text(yaml.safe_dump({"base": base, "sila2": {"port": self.port, **sila2}}))
+        return path
+
+
+@pytest.fixture
+def sila_server():
+    """A fresh ``qdlab sila serve`` at maximum speed-up (the test may kill and restart it)."""
+    server = SilaServerProcess().start()
+    yield server
+    server.stop()
+
+
 class OrdinaryIOC(_ServerProcess):
     """``python -m tests.iocs.<module> --prefix <prefix>`` on a CA port of its own, as another
     IOC of the lab (its clients search there too: :func:`epics_ports`)."""

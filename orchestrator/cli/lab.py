@@ -20,9 +20,10 @@ def lab_check(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Connect to every PV of an EPICS lab and print PV, connected, value and the IOC's drive
-    limits; exit 4 naming the PVs that did not connect, 2 naming a setpoint PV whose IOC refuses
-    part of what the lab config allows (a simulated lab has no PVs). With --campaign, warn
+    """Say each instrument's backend, whether it answers and its version; connect to every PV
+    of an EPICS lab and print PV, connected, value and the IOC's drive limits. Exit 4 naming an
+    instrument or PV that does not answer, 2 naming a setpoint whose IOC or SiLA 2 server
+    refuses part of what the lab config allows. With --campaign, warn
     about each reservoir that cannot cover the campaign's budget at the space's worst corner."""
     import dataclasses
 
@@ -40,6 +41,7 @@ def lab_check(
     missing = [r["pv"] for r in rows if not r["connected"]]
     problems = [r for r in rows if r["problem"]]
     down = [r for r in instruments if not r["ready"]]
+    refusing = [r for r in instruments if r["problem"]]
     if as_json:
         print(json.dumps({"instruments": instruments, "pvs": rows}, indent=2))
     else:
@@ -52,7 +54,10 @@ def lab_check(
             kinds.add_column(column)
         for r in instruments:
             ready = "yes" if r["ready"] else "[red]NO[/red]"
-            kinds.add_row(r["instrument"], r["backend"], ready, shown(r["detail"]))
+            detail = shown(r["detail"])
+            if r["problem"]:
+                detail += f"\n[red]{shown(r['problem'])}[/red]"
+            kinds.add_row(r["instrument"], r["backend"], ready, detail)
         console().print(kinds)
     if not rows and not as_json:
         print(f"lab {config.name!r}: no PVs to check (nothing over EPICS)")
@@ -71,14 +76,17 @@ def lab_check(
     for r in problems:
         print(f"error: PV {r['pv']}: {r['problem']}", file=sys.stderr)
     for r in down:
-        print(f"error: {r['instrument']} ({r['backend']}): {r['detail']}", file=sys.stderr)
+        if not r["problem"]:
+            print(f"error: {r['instrument']} ({r['backend']}): {r['detail']}", file=sys.stderr)
+    for r in refusing:
+        print(f"error: {r['instrument']} ({r['backend']}): {r['problem']}", file=sys.stderr)
     if missing:
         print(
             f"error: {len(missing)} of {len(rows)} PVs did not connect: {', '.join(missing)}",
             file=sys.stderr,
         )
         raise typer.Exit(4)
-    if down:
+    if any(not r["problem"] for r in down):  # an instrument that does not answer
         raise typer.Exit(4)
-    if problems:
+    if problems or refusing:
         raise typer.Exit(2)

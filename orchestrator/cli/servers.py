@@ -1,4 +1,5 @@
-"""Long-running servers and sessions: ``qdlab ioc``, ``dashboard``, ``ipython``."""
+"""Long-running servers and sessions: ``qdlab ioc``, ``sila serve``, ``dashboard``,
+``ipython``."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ app = typer.Typer()
 @app.command("ioc")
 def ioc(
     lab: Annotated[
-        str, typer.Option(help="the simulated lab to serve (its lab config)")
-    ] = "configs/labs/sim.yaml",
+        str | None,
+        typer.Option(help="the simulated lab to serve (its lab config; default: QDLab's sim.yaml)"),
+    ] = None,
     prefix: Annotated[str, typer.Option(help="PV prefix")] = "QD:",
     speedup: Annotated[
         str, typer.Option(help="lab seconds per wall-clock second, or 'max'")
@@ -32,6 +34,7 @@ def ioc(
     lab with `backend: epics` (configs/labs/sim-epics.yaml) at it."""
     from devices import load_lab_config
     from devices.ioc import serve
+    from devices.lab import DEFAULT_LAB
     from orchestrator.execution.workcell_server import parse_speedup
 
     if not re.fullmatch(r"[A-Za-z0-9_:.\-]{1,40}", prefix):
@@ -40,13 +43,66 @@ def ioc(
             param_hint="--prefix",
         )
     rate = parse_speedup(speedup)
-    config = load_lab_config(lab)
+    config = load_lab_config(lab or DEFAULT_LAB)
     print(
         f"serving lab {config.name!r} as {prefix}* (speed-up {speedup}); Ctrl-C stops",
         file=sys.stderr,
         flush=True,
     )
     serve(config, prefix, rate)
+
+
+sila_app = typer.Typer(help="SiLA 2: serve the simulated lab's instruments as SiLA 2 features")
+
+
+@sila_app.command("serve")
+def sila_serve(
+    lab: Annotated[
+        str | None,
+        typer.Option(help="the simulated lab to serve (its lab config; default: QDLab's sim.yaml)"),
+    ] = None,
+    host: Annotated[str, typer.Option(help="address to bind (loopback unless told)")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="port", min=1, max=65535)] = 50052,
+    speedup: Annotated[
+        str, typer.Option(help="lab seconds per wall-clock second, or 'max'")
+    ] = "max",
+) -> None:
+    """Serve the simulated lab as a SiLA 2 server (plain gRPC) until Ctrl-C.
+
+    The features are devices/sila_features/*.sila.xml; point a lab with `backend: sila2`
+    (configs/labs/sim-sila2.yaml) at it."""
+    import threading
+
+    from devices import load_lab_config
+    from devices.lab import DEFAULT_LAB
+    from devices.sila_server import serve
+    from orchestrator.execution.workcell_server import parse_speedup
+
+    rate = parse_speedup(speedup)
+    config = load_lab_config(lab or DEFAULT_LAB)
+    try:
+        server = serve(config, host, port, rate)
+    except RuntimeError as exc:  # grpc could not bind
+        raise click.BadParameter(
+            f"cannot serve on {host}:{port}: {exc}", param_hint="--port"
+        ) from None
+    print(
+        f"serving lab {config.name!r} as SiLA 2 server {host}:{port} "
+        f"({', '.join(sorted(server.features))}); Ctrl-C stops",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop(grace_period=1.0)
+
+
+app.add_typer(sila_app, name="sila")
 
 
 @app.command("dashboard")

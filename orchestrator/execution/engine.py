@@ -29,7 +29,7 @@ from bluesky.utils import FailedStatus, Msg, RunEngineInterrupted, SigintHandler
 from db import Database, DocumentWriter
 from db.lease import CampaignLease
 from db.tiled import TiledSink
-from devices.epics import PVUnreachable
+from devices.base import InstrumentUnreachable
 from orchestrator.execution.executor import cause
 from orchestrator.execution.safety import SafetyAbort, SafetyWatch
 
@@ -80,7 +80,7 @@ class _RecordingSigintHandler(SigintHandler):
 class LabRunEngine(RunEngine):
     """A RunEngine whose plan, aborted by its safety watch (or by bluesky, suspended where the
     plan could not wait), raises :class:`SafetyAbort` with the reason; an instrument that
-    stopped answering inside a Status raises its :class:`~devices.epics.PVUnreachable` (what
+    stopped answering inside a Status raises its :class:`~devices.base.InstrumentUnreachable` (what
     a workcell's agent reads in the queue item's traceback)."""
 
     safety: SafetyWatch | None = None
@@ -97,7 +97,7 @@ class LabRunEngine(RunEngine):
                     raise SafetyAbort(watch.uncheckpointed_abort()) from None
             raise
         except FailedStatus as exc:
-            if isinstance(cause(exc), PVUnreachable):
+            if isinstance(cause(exc), InstrumentUnreachable):
                 raise cause(exc) from None
             raise
 

@@ -15,7 +15,7 @@ from db.lease import CampaignLease
 from db.records import Experiment, ExperimentStatus
 from db.tiled import TiledSink
 from devices import Lab
-from devices.epics import PVUnreachable
+from devices.base import InstrumentUnreachable
 from orchestrator.execution.engine import LabRunEngine, new_run_engine
 from orchestrator.execution.executor import (
     Failed,
@@ -162,7 +162,7 @@ class LocalExecutor:
         except SafetyAbort as exc:
             return Failed(eid, str(exc), safety=True)
         except (FailedStatus, RuntimeError, TimeoutError, ValueError) as exc:
-            if isinstance(cause(exc), PVUnreachable):  # the instrument, not the chemistry
+            if isinstance(cause(exc), InstrumentUnreachable):  # the instrument, not the chemistry
                 return Faulted(eid, failure_reason(exc))
             return Failed(eid, failure_reason(exc))
         return GivenBack(eid, INTERRUPTED) if uid is None else Finished(eid, uid)

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from devices.base import INSTRUMENT_UNREACHABLE
 from models.errors import UserError
 
 __all__ = ["NAME_PATTERN", "PLAN_OF_ROUTE", "ItemState", "Workcell", "WorkcellError"]
@@ -62,7 +63,7 @@ class ItemState:
     @property
     def instrument_fault(self) -> bool:
         """An instrument stopped answering under the item: no result of the chemistry."""
-        return self.error == "PVUnreachable"
+        return self.error in INSTRUMENT_UNREACHABLE
 
     def reason(self, workcell: str) -> str:
         """A failed item's reason, as an experiment's failure reason."""

@@ -1,16 +1,18 @@
-"""What Channel Access costs: the same campaign in process and over EPICS.
+"""What each backend costs: the same campaign in process, over EPICS, over SiLA 2 and with the
+robot driven through PyLabRobot.
 
-Starts ``qdlab ioc`` (maximum speed-up) on a free loopback port, runs an N-experiment
-random-planner hot-injection campaign with ``configs/labs/sim-epics.yaml`` and the same campaign
-on the in-process simulated lab (``configs/labs/sim.yaml``), each into its own SQLite file, and
-prints experiments/s of both, their ratio (target: CA at least 0.25x in-process), the CA
-requests per experiment, and whether the observables agree bit for bit. A third run maps the
+Starts ``qdlab ioc`` and ``qdlab sila serve`` (maximum speed-up) on free loopback ports, runs an
+N-experiment random-planner hot-injection campaign with ``configs/labs/sim-epics.yaml``,
+``sim-sila2.yaml``, ``sim-pylabrobot.yaml`` and the in-process simulated lab
+(``configs/labs/sim.yaml``), each into its own SQLite file, and prints experiments/s of each,
+their ratio to in process (target: Channel Access and SiLA 2 at least 0.25x), and whether the
+observables agree bit for bit with the in-process campaign's. Another run maps the
 reactor's heater onto an ordinary hotplate IOC (tests/iocs/hotplate.py: an ao/ai pair ramping
 at 500 °C/s, settled when the readback holds within 0.5 °C) beside ``qdlab ioc``: what waiting
 on a readback costs. (Its chemistry is not comparable: the twin behind ``qdlab ioc`` never sees
 the hotplate's heat.) The space's temperatures stop at the hotplate's 150 °C limit.
 
-    python benchmarks/epics_overhead.py [--experiments 30]
+    python benchmarks/backend_overhead.py [--experiments 30]
 """
 
 from __future__ import annotations
@@ -29,7 +31,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.campaign_throughput import _config  # noqa: E402
-from tests.conftest import IOC, OrdinaryIOC, _free_port, epics_loopback_env  # noqa: E402
+from tests.conftest import (  # noqa: E402
+    IOC,
+    OrdinaryIOC,
+    SilaServerProcess,
+    _free_port,
+    epics_loopback_env,
+)
 
 
 def _run(n: int, lab: Path, tmp: Path) -> tuple[float, list]:
@@ -58,6 +66,7 @@ def main() -> None:
     labs = ROOT / "configs" / "labs"
     ioc = IOC(speedup="max").start()
     hotplate = OrdinaryIOC("hotplate", "TEMP:RBV", ports[1]).start()
+    sila = SilaServerProcess(speedup="max").start()
     try:
         hotplate.put("RATE", 500.0)
         with tempfile.TemporaryDirectory() as tmp:
@@ -69,18 +78,27 @@ def main() -> None:
                 "reactor": {"max_temperature_c": 150},
                 "epics": {"mapped": {"reactor:heater": heater}},
             }))  # fmt: skip
-            over_ca, ca_rows = _run(args.experiments, labs / "sim-epics.yaml", Path(tmp))
-            settle, _ = _run(args.experiments, mapped, Path(tmp))
-            local, local_rows = _run(args.experiments, labs / "sim.yaml", Path(tmp))
+            n, tmp_dir = args.experiments, Path(tmp)
+            over_ca, ca_rows = _run(n, labs / "sim-epics.yaml", tmp_dir)
+            settle, _ = _run(n, mapped, tmp_dir)
+            over_sila, sila_rows = _run(n, sila.lab_config(tmp_dir), tmp_dir)
+            plr, plr_rows = _run(n, labs / "sim-pylabrobot.yaml", tmp_dir)
+            local, local_rows = _run(n, labs / "sim.yaml", tmp_dir)
     finally:
+        sila.stop()
         hotplate.stop()
         ioc.stop()
     print(f"{args.experiments}-experiment hot-injection campaign, random planner, SQLite")
-    print(f"  in process (configs/labs/sim.yaml):        {local:6.1f} experiments/s")
-    print(f"  over Channel Access (qdlab ioc, max speed): {over_ca:6.1f} experiments/s")
-    print(f"  ratio CA / in process: {over_ca / local:.2f}x (target >= 0.25x)")
-    print(f"  heater on an ordinary IOC (readback settle): {settle:6.1f} experiments/s")
-    print(f"  observables identical: {ca_rows == local_rows}")
+    print(f"  in process (configs/labs/sim.yaml):            {local:6.1f} experiments/s")
+    for label, rate, rows in (
+        ("over Channel Access (qdlab ioc, max speed)", over_ca, ca_rows),
+        ("over SiLA 2 (qdlab sila serve, max speed)", over_sila, sila_rows),
+        ("robot through PyLabRobot (chatterbox)", plr, plr_rows),
+    ):
+        print(f"  {label + ':':47s}{rate:6.1f} experiments/s  {rate / local:.2f}x in process, "
+              f"observables identical: {rows == local_rows}")  # fmt: skip
+    print("  (target: Channel Access and SiLA 2 >= 0.25x in process)")
+    print(f"  heater on an ordinary IOC (readback settle):   {settle:6.1f} experiments/s")
 
 
 if __name__ == "__main__":
