@@ -74,7 +74,7 @@ def check_instruments(config: LabConfig) -> list[dict[str, Any]]:
     the lab config allows, naming both; else ``""``). A PyLabRobot robot's liquid handler is
     set up, as a campaign would (a real one connects then); a SiLA 2 lab's server is asked for
     its name, version and limits."""
-    names = ["robot", "reactor", *(["flow"] if config.flow is not None else []), "cell"]
+    names = ["robot", *config.reactor_names, *(["flow"] if config.flow is not None else []), "cell"]
     rows = [
         {"instrument": n, "backend": config.backend, "ready": True, "detail": "", "problem": ""}
         for n in names

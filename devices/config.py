@@ -469,6 +469,10 @@ class SilaConfig(StrictModel):
     campaigns do."""
 
 
+_DEVICE_NAMES = frozenset({"robot", "reactor", "flow", "cell", "timer", "safety", "reactors"})
+"""The lab's own device names, which a reactor of ``reactors`` cannot take."""
+
+
 class LabConfig(StrictModel):
     """A whole lab. ``backend: simulated`` drives the devices with the physics of ``models``;
     ``backend: epics`` talks to IOCs over Channel Access (``epics:`` says where);
@@ -480,66 +484,148 @@ class LabConfig(StrictModel):
     sila2: SilaConfig = SilaConfig()
     robot: RobotConfig
     reactor: ReactorConfig = ReactorConfig()
+    reactors: dict[str, ReactorConfig] = Field(default_factory=dict)
+    """More hot-injection reactors, by name (``reactor_b: {flask: reactor_flask_b}``), each
+    with a flask of its own on the deck and whatever it says beside; what it does not say is
+    ``reactor``'s. ``reactor`` is the reactor named ``reactor``; a campaign (``reactor:``) and
+    the plan (``hot_injection_synthesis(..., reactor=)``) choose among them by name."""
     larp: LarpConfig = LarpConfig()
     flow: FlowConfig | None = None
     cell: CellConfig = CellConfig()
     safety: SafetyConfig = SafetyConfig()
     simulator: SimulatorConfig = SimulatorConfig()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _reactors_inherit(cls, data: Any) -> Any:
+        """Each of ``reactors`` is ``reactor`` with what it says changed."""
+        if not isinstance(data, dict) or not isinstance(data.get("reactors"), dict):
+            return data
+        base = data.get("reactor") or {}
+        if isinstance(base, BaseModel):
+            base = base.model_dump(exclude_unset=True)
+        extra = {
+            name: _merged(base, own) if isinstance(own, dict) else own
+            for name, own in data["reactors"].items()
+        }
+        return {**data, "reactors": extra}
+
+    @field_validator("reactors")
+    @classmethod
+    def _reactor_names(cls, v: dict[str, ReactorConfig]) -> dict[str, ReactorConfig]:
+        for name in v:
+            if not re.fullmatch(r"[a-z][a-z0-9_]{0,30}", name) or name in _DEVICE_NAMES:
+                raise ValueError(
+                    f"reactors.{name}: a reactor's name is 1 to 31 lower-case letters, digits "
+                    f"and '_', starting with a letter, and not one of {sorted(_DEVICE_NAMES)}"
+                )
+        return v
+
+    @property
+    def reactor_names(self) -> list[str]:
+        """Every hot-injection reactor's name: ``reactor`` first."""
+        return ["reactor", *self.reactors]
+
+    def reactor_config(self, name: str) -> ReactorConfig:
+        """The config of the reactor named ``name`` (``reactor`` or one of ``reactors``); a
+        :class:`ParameterError` naming the reactors there are otherwise."""
+        if name == "reactor":
+            return self.reactor
+        if name not in self.reactors:
+            raise ParameterError(
+                "reactor",
+                f"no reactor {name!r} in lab {self.name!r}; it has {self.reactor_names}",
+            )
+        return self.reactors[name]
+
     @model_validator(mode="after")
     def _locations_exist(self) -> LabConfig:
         deck = self.robot.deck
-        r, lp = self.reactor, self.larp
-        for field, name in (
-            ("reactor.flask", r.flask),
-            ("reactor.cs_source", r.cs_source),
-            ("reactor.pb_source", r.pb_source),
-            ("reactor.br_source", r.br_source),
-            ("reactor.waste", r.waste),
-            ("reactor.solvent", r.solvent),
+        lp = self.larp
+        places = [
             ("cell.location", self.cell.location),
             ("larp.antisolvent", lp.antisolvent),
             ("larp.precursor", lp.precursor),
             ("larp.oleylamine", lp.oleylamine),
             ("larp.plate", lp.plate),
-            *((f"reactor.ligand_sources.{k}", v) for k, v in r.ligand_sources.items()),
-            *(
-                (f"reactor.materials.{m}.{part}", name)
-                for m, sources in r.materials.items()
-                for part, name in sources.model_dump().items()
-            ),
-        ):
+        ]
+        flasks: dict[str, str] = {}
+        for name in self.reactor_names:
+            r, key = self.reactor_config(name), self.field(name)
+            if r.flask in flasks:
+                raise ValueError(
+                    f"{key}.flask: {r.flask!r} is {flasks[r.flask]}'s flask already; each "
+                    "reactor has a flask of its own"
+                )
+            flasks[r.flask] = name
+            places += [
+                (f"{key}.flask", r.flask),
+                (f"{key}.cs_source", r.cs_source),
+                (f"{key}.pb_source", r.pb_source),
+                (f"{key}.br_source", r.br_source),
+                (f"{key}.waste", r.waste),
+                (f"{key}.solvent", r.solvent),
+                *((f"{key}.ligand_sources.{k}", v) for k, v in r.ligand_sources.items()),
+                *(
+                    (f"{key}.materials.{m}.{part}", place)
+                    for m, sources in r.materials.items()
+                    for part, place in sources.model_dump().items()
+                ),
+            ]
+        for field, name in places:
             if name not in deck:
                 raise ValueError(f"{field} {name!r} is not on the robot deck ({sorted(deck)})")
         return self
 
-    def in_situ_setting(self, route: str) -> tuple[str, bool]:
+    @model_validator(mode="after")
+    def _reactors_served(self) -> LabConfig:
+        if self.reactors and self.backend != "simulated":
+            raise ValueError(
+                f"reactors: a second reactor is not served over {self.backend} yet (the IOC's "
+                "and the SiLA 2 server's PVs and features name one reactor); drive it from a "
+                "simulated lab, or through a plugin (reactors.<name>.backend)"
+            )
+        return self
+
+    def in_situ_setting(self, route: str, reactor: str = "reactor") -> tuple[str, bool]:
         """The setting that makes this lab read a route's growth in situ, and whether it is on
-        (a dip probe in the flask, a flow sweep, a plate reader over the LARP well)."""
+        (a dip probe in ``reactor``'s flask, a flow sweep, a plate reader over the LARP
+        well)."""
         if route == "hot_injection":
-            return "reactor.in_situ_interval_s", self.reactor.in_situ_interval_s is not None
+            probe = self.reactor_config(reactor).in_situ_interval_s
+            return f"{self.field(reactor)}.in_situ_interval_s", probe is not None
         if route == "flow":
             return "flow.sweep_points", self.flow is not None and self.flow.sweep_points > 0
         return "larp.read_interval_s", self.larp.read_interval_s is not None
 
+    def section(self, instrument: str) -> Any:
+        """The config section of ``instrument`` (``robot``, ``reactor``, one of ``reactors``,
+        ``flow``, ``cell``)."""
+        if instrument in self.reactors:
+            return self.reactors[instrument]
+        return getattr(self, instrument)
+
+    def field(self, instrument: str) -> str:
+        """Where ``instrument``'s section is in the lab config (``reactors.reactor_b``)."""
+        return f"reactors.{instrument}" if instrument in self.reactors else instrument
+
     def instrument_backend(self, instrument: str) -> str:
-        """The backend that drives ``instrument`` (``robot``, ``reactor``, ``flow``, ``cell``):
-        its own, or the lab's."""
-        return getattr(self, instrument).backend or self.backend
+        """The backend that drives ``instrument``: its own, or the lab's."""
+        return self.section(instrument).backend or self.backend
 
     @model_validator(mode="after")
     def _instrument_backends(self) -> LabConfig:
         from devices.plugins import installed
 
         plugins = sorted(installed())
-        for instrument in ("robot", "reactor", "flow", "cell"):
-            section = getattr(self, instrument)
+        for instrument in ("robot", "reactor", *self.reactors, "flow", "cell"):
+            section = self.section(instrument)
             chosen = None if section is None else section.backend
             own = [self.backend, *(["pylabrobot"] if instrument == "robot" else [])]
             if chosen is None or chosen in own or chosen in plugins:
                 continue
             raise ValueError(
-                f"{instrument}.backend: {chosen!r} cannot drive the {instrument} of a "
+                f"{self.field(instrument)}.backend: {chosen!r} cannot drive the {instrument} of a "
                 f"{self.backend} lab; allowed: {', '.join([*own, *plugins])} (a plugin: a "
                 "package's 'qdlab.backends' entry point), or leave it out"
             )

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,11 +62,24 @@ class Lab:
     pvs: PVs | None = None
     sila: Any = None
     """The :class:`~devices.sila.SilaLink` of a SiLA 2 lab."""
+    reactors: dict[str, HotInjectionReactor] = field(default_factory=dict)
+    """Every hot-injection reactor by name (``reactor`` first, then the lab config's
+    ``reactors``)."""
+
+    def __post_init__(self) -> None:
+        self.reactors = {"reactor": self.reactor, **self.reactors}
+
+    def reactor_named(self, name: str) -> HotInjectionReactor:
+        """The reactor ``name``; a :class:`~models.parameters.ParameterError` naming the
+        reactors there are otherwise."""
+        self.config.reactor_config(name)
+        return self.reactors[name]
 
     @property
     def devices(self) -> list[Device]:
         """Every device, e.g. for baseline readings."""
-        found = [self.robot, self.reactor, self.flow, self.cell, self.timer, self.safety]
+        found = [self.robot, *self.reactors.values(), self.flow, self.cell, self.timer,
+                 self.safety]  # fmt: skip
         return [d for d in found if d is not None]
 
     def reseed(self, seed: int | None, index: int) -> None:
@@ -161,10 +174,10 @@ class _SimulatedParts:
     def heater(self, name: str, cfg: HeaterConfig, suffix: str) -> SimHeater:
         return SimHeater(name, self.clock, cfg, self.config.reactor.ambient_c, self.world.fault)
 
-    def reactor(self, heater: HeaterBackend) -> SimReactor:
-        rc = self.config.reactor
+    def reactor(self, heater: HeaterBackend, name: str = "reactor") -> SimReactor:
+        rc = self.config.reactor_config(name)
         # the flask reacts at what its heater reads (a plugin's heater too)
-        return SimReactor(self.world, rc.flask, rc.cs_source, heater.temperature)
+        return SimReactor(self.world, rc.flask, rc.cs_source, heater.temperature, name)
 
     def flow(self, name: str, coil: Any) -> SimFlow:
         return SimFlow(name, self.world, self.config.flow, coil)
@@ -190,7 +203,7 @@ class _SilaParts:
     def heater(self, name: str, cfg: HeaterConfig, suffix: str) -> Any:
         return self.sila.SilaHeater(self.link, suffix)
 
-    def reactor(self, heater: HeaterBackend) -> Any:
+    def reactor(self, heater: HeaterBackend, name: str = "reactor") -> Any:
         return self.sila.SilaReactor(self.link)
 
     def flow(self, name: str, coil: Any) -> Any:
@@ -215,7 +228,7 @@ class _EpicsParts:
     def heater(self, name: str, cfg: HeaterConfig, suffix: str) -> EpicsHeater:
         return EpicsHeater(self.pvs, suffix)
 
-    def reactor(self, heater: HeaterBackend) -> EpicsReactor:
+    def reactor(self, heater: HeaterBackend, name: str = "reactor") -> EpicsReactor:
         return EpicsReactor(self.pvs)
 
     def flow(self, name: str, coil: Any) -> EpicsFlow:
@@ -237,8 +250,7 @@ class _Chooser:
         self._plugins: dict[str, Any] = {}
 
     def __call__(self, instrument: str, part: str) -> Any:
-        section = getattr(self.config, instrument)
-        name = section.backend
+        name = self.config.section(instrument).backend
         if name is None or name in BUILTIN:
             return getattr(self.parts, part)
         if instrument not in self._plugins:
@@ -269,17 +281,19 @@ def _assemble(
         liquid = part("robot", "robot")(robot.name)
     robot.attach(liquid, clock, rb.min_volume_ul, rb.max_volume_ul)
 
-    rc = config.reactor
-    reactor = HotInjectionReactor(name="reactor")
-    heater = part("reactor", "heater")(reactor.temperature.name, rc, "reactor:heater")
-    _attach_heater(reactor.temperature, heater, clock, rc)
-    reactor.attach(
-        part("reactor", "reactor")(heater),
-        clock,
-        stir_limits=(rc.min_stir_rpm, rc.max_stir_rpm),
-        injection_limits=(rc.injection_min_ul, rc.injection_max_ul),
-        injection_sources=rc.cation_sources,
-    )
+    reactors = {}
+    for name in config.reactor_names:
+        rc = config.reactor_config(name)
+        reactor = reactors[name] = HotInjectionReactor(name=name)
+        heater = part(name, "heater")(reactor.temperature.name, rc, f"{name}:heater")
+        _attach_heater(reactor.temperature, heater, clock, rc)
+        reactor.attach(
+            part(name, "reactor")(heater, name),
+            clock,
+            stir_limits=(rc.min_stir_rpm, rc.max_stir_rpm),
+            injection_limits=(rc.injection_min_ul, rc.injection_max_ul),
+            injection_sources=rc.cation_sources,
+        )
 
     flow = None
     if config.flow is not None:
@@ -292,13 +306,14 @@ def _assemble(
     cell.attach(part("cell", "cell")(cell.name), clock, config.cell)
     cell.view.positions = (  # the fibres this lab has
         "cell",
-        *(["reactor"] if config.reactor.in_situ_interval_s is not None else []),
+        *(n for n in config.reactor_names if config.reactor_config(n).in_situ_interval_s),
         *(["plate"] if config.larp.read_interval_s is not None else []),
     )
     safety = Safety(name="safety")
     safety.attach(parts.interlock(), clock)
     timer = Timer(name="timer", clock=clock)
-    return Lab(config, clock, world, robot, reactor, flow, cell, timer, safety, pvs, sila)
+    return Lab(config, clock, world, robot, reactors["reactor"], flow, cell, timer, safety, pvs,
+               sila, reactors)  # fmt: skip
 
 
 def _build_epics_lab(config: LabConfig, liquid_handler: Any = None) -> Lab:

@@ -13,16 +13,12 @@ lab's :class:`~devices.clock.VirtualClock`, the instrument's ``backend_options``
 object it returns for the parts it drives, each a method that returns the backend protocol of
 :mod:`devices` (docs/backends.md, "A backend from a package"):
 
-=================  ===========================================  ===========================
-instrument         method                                       returns
-=================  ===========================================  ===========================
-``robot``          ``robot(name)``                              ``RobotBackend``
-``reactor``        ``heater(name, config, "reactor:heater")``,  ``HeaterBackend``,
-                   ``reactor(heater)``                          ``ReactorBackend``
-``flow``           ``heater(name, config, "flow:coil")``,       ``HeaterBackend``,
-                   ``flow(name, coil)``                         ``FlowBackend``
-``cell``           ``cell(name)``                               ``CellBackend``
-=================  ===========================================  ===========================
+- ``robot``: ``robot(name)`` -> ``RobotBackend``;
+- ``reactor`` and each of ``reactors``: ``heater(name, config, "<reactor>:heater")`` ->
+  ``HeaterBackend``, ``reactor(heater, name)`` -> ``ReactorBackend``;
+- ``flow``: ``heater(name, config, "flow:coil")`` -> ``HeaterBackend``, ``flow(name, coil)`` ->
+  ``FlowBackend``;
+- ``cell``: ``cell(name)`` -> ``CellBackend``.
 
 A part the plugin does not offer (no such method) is the lab's own: a plugin that only heats
 leaves the flask's chemistry to the simulated lab, which then reacts at the plugin heater's
@@ -71,12 +67,13 @@ def start_plugin(config: Any, instrument: str, clock: Any) -> Any:
     """The object the plugin ``instrument``'s section names makes for this lab (called with
     the lab config, the clock and the section's ``backend_options``); a plugin that fails to
     start is a :class:`ConfigError` naming the instrument and the backend."""
-    section = getattr(config, instrument)
-    factory = load(section.backend, instrument)
+    section = config.section(instrument)
+    field = config.field(instrument)
+    factory = load(section.backend, field)
     try:
         return factory(config, clock, dict(section.backend_options))
     except Exception as exc:  # the plugin refused its options, or its instrument is not there
         raise ConfigError(
-            f"{instrument}.backend: the plugin {section.backend!r} did not start: "
+            f"{field}.backend: the plugin {section.backend!r} did not start: "
             f"{type(exc).__name__}: {exc}"
         ) from None

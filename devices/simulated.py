@@ -210,8 +210,10 @@ class SimReactor:
         flask: str,
         source: str,
         temperature: Callable[[], float] | None = None,
+        name: str = "reactor",
     ) -> None:
         self.world = world
+        self.name = name
         self.clock = world.clock
         self.flask = flask
         self.source = source
@@ -219,7 +221,7 @@ class SimReactor:
         self.injection_temperature_c: float | None = None
         self.quenched_at: float | None = None
         self._batch: np.random.Generator | None = None  # the chemistry stream at injection
-        world.flask_view = self.in_situ
+        world.flask_views[name] = self.in_situ
         self.temperature = temperature  # the flask's, °C (its heater): what the probe sits in
 
     def growth_time(self) -> float:
@@ -270,7 +272,7 @@ class SimReactor:
         flask = self.world.location(self.flask).liquid
         ligands = flask.ligand_ul or {"oa_olam": 1.0}
         # the lab's standard load (reactor.ligand_ul per batch_pb_umol of Pb) is amount 1
-        standard = self.world.config.reactor
+        standard = self.world.config.reactor_config(self.name)
         per_pb = sum(flask.ligand_ul.values()) / flask.pb_umol if flask.ligand_ul else None
         return {
             "br_pb_ratio": (flask.br_umol + flask.i_umol) / flask.pb_umol,

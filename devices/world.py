@@ -208,8 +208,9 @@ class SimulatedWorld:
         self.hood_open = False  # the safety interlock: an operator (or a test) opens the hood
         self.cell_source: str = "robot"  # or "flow": what feeds the optical cell
         self.flow_outlet: Any = None  # set by the flow reactor: callable(now) -> Sample | None
-        self.spectrometer_view = "cell"  # "reactor": the flask's dip probe; "plate": the well
-        self.flask_view: Any = None  # set by the reactor: callable(now) -> Sample | None
+        self.spectrometer_view = "cell"  # a reactor's name: its flask's dip probe; "plate"
+        # each reactor's dip probe, by the reactor's name: callable(now) -> Sample | None
+        self.flask_views: dict[str, Any] = {}
         self.growing_well: str | None = None  # the LARP well that started reacting last
         self.last_sample: Sample | None = None
 
@@ -375,8 +376,8 @@ class SimulatedWorld:
         """What the spectrometer sees now: through the dip probe, the reactor flask; in the cell,
         the flow outlet or the liquid the robot put there."""
         with self.lock:
-            if self.spectrometer_view == "reactor":
-                return None if self.flask_view is None else self.flask_view(self.clock.now())
+            if self.spectrometer_view in self.flask_views:
+                return self.flask_views[self.spectrometer_view](self.clock.now())
             if self.spectrometer_view == "plate":
                 well = self.growing_well
                 return None if well is None else self.well_sample(self.location(well))

@@ -72,30 +72,41 @@ def test_a_campaign_over_channel_access_measures_what_the_in_process_one_does(
 
 
 def test_the_dip_probe_reads_the_growth_over_channel_access_as_in_process(ioc, run_qdlab, tmp_path):
-    from orchestrator.execution.observe import trajectory_from_documents
 
     probe = tmp_path / "probe-epics.yaml"
     probe.write_text(yaml.safe_dump({"base": EPICS_LAB, "reactor": {"in_situ_interval_s": 2.0}}))
     assert "cell:VIEW" in pv_suffixes(load_lab_config(probe))
+    for ca, local in probe_trajectories(run_qdlab, tmp_path, probe):
+        assert [p["growth_time_s"] for p in ca] == pytest.approx(
+            [p["growth_time_s"] for p in local], abs=0.01
+        )
+
+
+def probe_trajectories(run_qdlab, tmp_path, probe) -> list[tuple[list, list]]:
+    """Two-experiment campaigns on the dip-probe lab ``probe`` and in process
+    (configs/labs/sim-insitu.yaml): they measure alike, and each experiment's in-situ
+    trajectory from both, read in the hot flask every 2 s."""
+    from orchestrator.execution.observe import trajectory_from_documents
+
     urls = {}
-    for name, lab in (("ca", str(probe)), ("local", str(ROOT / "configs/labs/sim-insitu.yaml"))):
+    local_lab = str(ROOT / "configs/labs/sim-insitu.yaml")
+    for name, lab in (("remote", str(probe)), ("local", local_lab)):
         urls[name] = f"sqlite:///{tmp_path / name}.db"
         config = _campaign(tmp_path, lab, f"{name}.yaml", budget=2)
         out = run_qdlab("campaign", "run", config, "--db", urls[name])
         assert out.returncode == 0, out.stderr
-    assert _measured(urls["ca"]) == _measured(urls["local"])
+    assert _measured(urls["remote"]) == _measured(urls["local"])
     grown = {}
     for name, url in urls.items():
         db = Database(url)
         done = [r for r in db.experiments(1) if r.status == "done"]
         assert len(done) == 2
         grown[name] = [trajectory_from_documents(db.run_documents(r.run_uid)) for r in done]
-    for ca, local in zip(grown["ca"], grown["local"], strict=True):
-        assert len(ca) == len(local) >= 2  # the probe read the flask every 2 s of lab time
-        assert [p["growth_time_s"] for p in ca] == pytest.approx(
-            [p["growth_time_s"] for p in local], abs=0.01
-        )
-        assert all(p["hot"] for p in ca)
+    pairs = list(zip(grown["remote"], grown["local"], strict=True))
+    for remote, local in pairs:
+        assert len(remote) == len(local) >= 2  # the probe read the flask every 2 s of lab time
+        assert all(p["hot"] for p in remote)
+    return pairs
 
 
 def _streams(docs) -> set[str]:

@@ -101,3 +101,14 @@ def test_a_missing_or_broken_plugin_is_one_line_naming_the_instrument_and_backen
         assert "Traceback" not in out.stderr
         out = run_qdlab("lab", "check", lab, env=env)
         assert out.returncode == 2 and words in out.stdout.replace("\n", " ") + out.stderr
+
+
+def test_a_plugin_can_drive_one_reactor_of_several(installed, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(installed)
+    path = tmp_path / "two.yaml"
+    two = str(ROOT / "configs" / "labs" / "sim-two-reactors.yaml")
+    reactors = {"reactor_b": {"backend": "hotplate"}}
+    path.write_text(yaml.safe_dump({"base": two, "reactors": reactors}))
+    lab = build_lab(path, seed=0)
+    assert type(lab.reactors["reactor_b"].temperature.backend).__module__ == "qdlab_hotplate"
+    assert type(lab.reactor.temperature.backend).__name__ == "SimHeater"

@@ -175,3 +175,19 @@ def test_a_server_that_goes_away_pauses_the_campaign_naming_it_and_spends_nothin
     rows = Database(url).experiments(1)
     assert [r.index for r in rows] == list(range(10))
     assert all(r.status in ("done", "failed") for r in rows)
+
+
+def test_the_dip_probe_reads_the_growth_over_sila2_as_in_process(sila_server, run_qdlab, tmp_path):
+    from tests.test_epics import probe_trajectories
+
+    probe = tmp_path / "probe-sila.yaml"
+    probe.write_text(
+        yaml.safe_dump(
+            {"base": str(sila_server.lab_config(tmp_path)), "reactor": {"in_situ_interval_s": 2.0}}
+        )
+    )
+    for over_sila, local in probe_trajectories(run_qdlab, tmp_path, probe):
+        assert [p["pl_peak_nm"] for p in over_sila] == pytest.approx(
+            [p["pl_peak_nm"] for p in local],
+            nan_ok=True,  # no peak yet at the first reading
+        )

@@ -140,7 +140,7 @@ def add(
                 f"{list(space.categorical[name])}"
             )
     try:
-        recipe_for(route, valid, loaded.lab)
+        recipe_for(route, valid, loaded.lab, loaded.config.reactor)
     except ParameterError as exc:
         raise ConfigError(f"--conditions: {exc}") from None
     if campaign["status"] == CampaignStatus.COMPLETED:

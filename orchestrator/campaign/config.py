@@ -222,12 +222,21 @@ class CampaignConfig(StrictModel):
     approval: Literal["none", "required"] = "none"
     on_worker_death: Literal["fail", "requeue"] = "fail"
     queue_ahead: int = Field(1, ge=0, le=4)
+    reactor: str = Field("reactor", pattern=r"^[a-z][a-z0-9_]{0,30}$")
+    """Which hot-injection reactor runs the campaign (``reactor``, or one of the lab config's
+    ``reactors``)."""
     trajectory_answers_time: bool = False
     """The growth time (the route's ``time_s``; ``residence_time_s`` in flow) is a free
     parameter that each synthesis's in-situ trajectory answers: one synthesis observes every
     time up to its quench, so a planner may learn from each trajectory point as from an
     experiment stopped then (:attr:`planners.base.Planner.trajectory_answers`). Needs a lab that
     reads the route in situ and the time as a range in ``space``."""
+
+    @property
+    def plan_kwargs(self) -> dict[str, Any]:
+        """What the route's plan takes beside conditions and md (the reactor, where the
+        campaign chose one)."""
+        return {} if self.reactor == "reactor" else {"reactor": self.reactor}
 
     @model_validator(mode="before")
     @classmethod
@@ -347,7 +356,7 @@ def _check_space(cfg: CampaignConfig, lab: LabConfig) -> None:
 def _check_trajectory(cfg: CampaignConfig, lab: LabConfig) -> None:
     """A trajectory answers the growth time only where the lab reads the route in situ and the
     planner chooses that time."""
-    setting, on = lab.in_situ_setting(cfg.route)
+    setting, on = lab.in_situ_setting(cfg.route, cfg.reactor)
     if not on:
         raise ConfigError(
             f"trajectory_answers_time: lab {lab.name!r} reads route {cfg.route} only at the end "
@@ -387,7 +396,14 @@ def _check_lab_limits(cfg: CampaignConfig, lab: LabConfig) -> None:
 
     if cfg.route == "flow" and lab.flow is None:
         raise ConfigError(f"lab: {cfg.lab} has no flow reactor; route flow needs one")
-    heater = {"hot_injection": (lab.reactor, "reactor"), "flow": (lab.flow, "flow-coil")}
+    if cfg.reactor != "reactor" and cfg.route != "hot_injection":
+        raise ConfigError(f"reactor: {cfg.reactor!r} is for hot injection; route {cfg.route} "
+                          "has no choice of reactor")  # fmt: skip
+    try:
+        reactor = lab.reactor_config(cfg.reactor)
+    except ParameterError as exc:
+        raise ConfigError(f"reactor: {exc}") from None
+    heater = {"hot_injection": (reactor, cfg.reactor), "flow": (lab.flow, "flow-coil")}
     if cfg.route in heater:
         limits, label = heater[cfg.route]
         t = cfg.space["temperature_c"]
@@ -399,7 +415,7 @@ def _check_lab_limits(cfg: CampaignConfig, lab: LabConfig) -> None:
             )
     for corner in _corners(SearchSpace.from_config(cfg.space)):
         try:
-            recipe_for(cfg.route, corner, lab)
+            recipe_for(cfg.route, corner, lab, cfg.reactor)
         except ParameterError as exc:
             raise ConfigError(f"space.{exc.field}: {exc}") from None
 
@@ -412,7 +428,7 @@ def reagent_warnings(loaded: LoadedCampaign) -> list[str]:
     cfg, lab = loaded.config, loaded.lab
     worst: dict[str, tuple[float, dict[str, Any]]] = {}
     for corner in _corners(loaded.space):
-        for source, volume in reagent_use(cfg.route, corner, lab).items():
+        for source, volume in reagent_use(cfg.route, corner, lab, cfg.reactor).items():
             if volume > worst.get(source, (0.0, {}))[0]:
                 worst[source] = (volume, corner)
     lines = []

@@ -178,8 +178,9 @@ class CampaignRunner:
         cfg = self.config
         if lab is not None:
             return LocalExecutor(
-                self.db, lab, cfg.route, cfg.seed, self._run_md, self._on_sigint, sink
-            )
+                self.db, lab, cfg.route, cfg.seed, self._run_md, self._on_sigint, sink,
+                plan_kwargs=cfg.plan_kwargs,
+            )  # fmt: skip
         return QueueExecutor(
             self.db,
             workcells,
@@ -189,6 +190,7 @@ class CampaignRunner:
             self._run_md,
             queue_ahead=cfg.queue_ahead,
             requeue_on_worker_death=cfg.on_worker_death == "requeue",
+            plan_kwargs=cfg.plan_kwargs,
         )
 
     @classmethod

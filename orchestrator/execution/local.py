@@ -71,8 +71,10 @@ class LocalExecutor:
         run_md: Callable[[Experiment], Mapping[str, Any]],
         on_sigint: Callable[[], None],
         tiled: TiledSink | None = None,
+        plan_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         self.db, self.lab, self.route, self.seed = db, lab, route, seed
+        self.plan_kwargs = dict(plan_kwargs or {})
         self._run_md, self._on_sigint, self._tiled = run_md, on_sigint, tiled
         self.safety: SafetyWatch | None = None  # watching from prepare() to close()
         self.RE: LabRunEngine | None = None
@@ -112,7 +114,7 @@ class LocalExecutor:
             for r in finished:
                 self.lab.reseed(self.seed, r.index)
                 try:
-                    engine(plan(self.lab, r.conditions))
+                    engine(plan(self.lab, r.conditions, **self.plan_kwargs))
                 except Exception:  # it fails again as it failed then
                     if engine.state != "idle":
                         engine.halt()
@@ -151,7 +153,7 @@ class LocalExecutor:
             if uid is None:
                 self.lab.reseed(self.seed, experiment.index)
                 plan = PLANS[self.route](
-                    self.lab, experiment.conditions, md=self._run_md(experiment)
+                    self.lab, experiment.conditions, md=self._run_md(experiment), **self.plan_kwargs
                 )
                 uid = self._run_plan(plan, eid)
         except KeyboardInterrupt:

@@ -182,12 +182,21 @@ def observables_from_documents(docs: Iterable[tuple[str, Mapping[str, Any]]]) ->
 
 
 _GROWTH_READINGS = (
-    ("reactor_growth_time", "reactor_temperature", True),  # the flask's dip probe
     ("flow_residence_time", "flow_coil", False),  # the in-line cell, after the coil
     ("cell_sample_age", None, False),  # a plate reader over a LARP well, at room temperature
 )
-"""Per kind of in-situ reading: its growth-time and temperature keys, and whether the
-spectrometer saw the hot mixture (a dip probe) or the product that left the coil."""
+"""Per kind of in-situ reading besides a flask's dip probe: its growth-time and temperature
+keys, and whether the spectrometer saw the hot mixture or the product that left the coil."""
+
+
+def _growth_keys(data: Mapping[str, Any]) -> tuple[str, str | None, bool]:
+    """An in-situ reading's growth-time and temperature keys, and whether it saw the hot
+    mixture: a reactor's dip probe reads ``<reactor>_growth_time`` and ``<reactor>_temperature``
+    in the hot flask, else one of :data:`_GROWTH_READINGS`."""
+    probe = next((k for k in data if k.endswith("_growth_time")), "reactor_growth_time")
+    if probe in data or not any(k[0] in data for k in _GROWTH_READINGS):
+        return probe, probe.removesuffix("_growth_time") + "_temperature", True
+    return next(k for k in _GROWTH_READINGS if k[0] in data)
 
 
 def trajectory_from_documents(
@@ -219,9 +228,7 @@ def trajectory_from_documents(
     for (_, data), obs in zip(readings, found, strict=True):
         if isinstance(obs, InstrumentFault):
             continue  # one impossible reading (a barely absorbing early mixture): not a point
-        time_key, temperature_key, hot = next(
-            (k for k in _GROWTH_READINGS if k[0] in data), _GROWTH_READINGS[0]
-        )
+        time_key, temperature_key, hot = _growth_keys(data)
         temperature = data.get(temperature_key, math.nan) if temperature_key else math.nan
         points.append(
             {

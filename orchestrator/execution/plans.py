@@ -89,15 +89,16 @@ def measure(lab: Lab, extra: Sequence[Any] = ()) -> Plan:
     return reading
 
 
-def watch_growth(lab: Lab, until_s: float, interval_s: float) -> Plan:
-    """Read the flask through the dip probe every ``interval_s`` seconds of growth, up to
-    ``until_s``: each reading an event of the :data:`IN_SITU_STREAM` stream with the cell's
-    spectra, the flask's temperature and the growth time. The spectrometer looks through the
-    cell again afterwards, also if the plan stops here."""
-    detectors = [lab.cell, lab.reactor.temperature, lab.reactor.growth_time]
+def watch_growth(lab: Lab, until_s: float, interval_s: float, reactor: str = "reactor") -> Plan:
+    """Read the flask of ``reactor`` through its dip probe every ``interval_s`` seconds of
+    growth, up to ``until_s``: each reading an event of the :data:`IN_SITU_STREAM` stream with
+    the cell's spectra, the flask's temperature and the growth time. The spectrometer looks
+    through the cell again afterwards, also if the plan stops here."""
+    device = lab.reactor_named(reactor)
+    detectors = [lab.cell, device.temperature, device.growth_time]
     return (
         yield from _read_in_situ(
-            lab, "reactor", lab.reactor.growth_time, interval_s, until_s, interval_s, detectors
+            lab, reactor, device.growth_time, interval_s, until_s, interval_s, detectors
         )
     )
 
@@ -151,7 +152,8 @@ def read_plate(lab: Lab, started_at: float, wait_s: float, interval_s: float) ->
 
 def _baseline(lab: Lab) -> list[Any]:
     """What a synthesis records at its start and end (its ``baseline`` stream)."""
-    return [lab.reactor.temperature, *([lab.flow.coil] if lab.flow is not None else [])]
+    heaters = [r.temperature for r in lab.reactors.values()]
+    return [*heaters, *([lab.flow.coil] if lab.flow is not None else [])]
 
 
 def _recorded(plan: Plan, lab: Lab, heater: Any = None) -> Plan:
@@ -211,7 +213,10 @@ def _run_md(
 
 # -- syntheses --------------------------------------------------------------------------------
 def hot_injection_synthesis(
-    lab: Lab, conditions: Mapping[str, Any], md: Mapping[str, Any] | None = None
+    lab: Lab,
+    conditions: Mapping[str, Any],
+    md: Mapping[str, Any] | None = None,
+    reactor: str = "reactor",
 ) -> Plan:
     """Hot injection: load the lead halide, extra halide and ligand, heat, inject the cation
     oleate at temperature, grow for ``time_s``, quench, transfer to the cell, measure absorption
@@ -226,15 +231,20 @@ def hot_injection_synthesis(
         and ``ligand_amount`` (see ``qdlab simulate --help``).
     md
         Extra start-document metadata.
+    reactor
+        Which reactor (``reactor``, or one of the lab config's ``reactors``); the start
+        document says which.
     """
     conditions = get_route("hot_injection").validate(conditions)
-    recipe = hot_injection_recipe(conditions, lab.config)
-    rc = lab.config.reactor
+    device = lab.reactor_named(reactor)
+    recipe = hot_injection_recipe(conditions, lab.config, reactor)
+    rc = lab.config.reactor_config(reactor)
     flask = rc.flask
+    run_md = _run_md("hot_injection", "hot_injection_synthesis", conditions, recipe, md, flask)
+    if reactor != "reactor":  # (the one-reactor lab's documents stay as they were)
+        run_md["plan_args"]["reactor"] = run_md["reactor"] = reactor
 
-    @bpp.run_decorator(
-        md=_run_md("hot_injection", "hot_injection_synthesis", conditions, recipe, md, flask)
-    )
+    @bpp.run_decorator(md=run_md)
     def protocol() -> Plan:
         # a suspension (safety interlock) rewinds to the last checkpoint and goes on from there
         yield from bps.checkpoint()  # suspended while loading: empty the flask and load again
@@ -244,21 +254,21 @@ def hot_injection_synthesis(
         if recipe.halide_ul > 0:
             yield from bps.mv(lab.robot, Transfer(recipe.halide_source, flask, recipe.halide_ul))
         yield from bps.mv(lab.robot, Transfer(recipe.ligand_source, flask, recipe.ligand_ul))
-        yield from bps.mv(lab.reactor.injector.source, recipe.cation_source)
+        yield from bps.mv(device.injector.source, recipe.cation_source)
         yield from bps.checkpoint()  # loaded: heating may wait
-        yield from bps.mv(lab.reactor.temperature, conditions["temperature_c"])
+        yield from bps.mv(device.temperature, conditions["temperature_c"])
         yield from bps.clear_checkpoint()  # injection to quench cannot wait: suspending aborts
-        yield from bps.mv(lab.reactor.injector, recipe.cation_ul)
+        yield from bps.mv(device.injector, recipe.cation_ul)
         if rc.in_situ_interval_s is not None:
-            yield from watch_growth(lab, conditions["time_s"], rc.in_situ_interval_s)
-        yield from bps.mv(lab.reactor.quench, conditions["time_s"])
+            yield from watch_growth(lab, conditions["time_s"], rc.in_situ_interval_s, reactor)
+        yield from bps.mv(device.quench, conditions["time_s"])
         yield from bps.checkpoint()  # quenched: the product keeps
         yield from load_cell(lab, flask)
-        reading = yield from measure(lab, [lab.reactor])
+        reading = yield from measure(lab, [device])
         yield from empty(lab, flask)
         return reading
 
-    return (yield from _recorded(protocol(), lab, lab.reactor.temperature))
+    return (yield from _recorded(protocol(), lab, device.temperature))
 
 
 def sweep_residence_times(lab: Lab, conditions: Mapping[str, Any]) -> list[float]:

@@ -67,8 +67,10 @@ class QueueExecutor:
         run_md: Callable[[Experiment], Mapping[str, Any]],
         queue_ahead: int = 0,
         requeue_on_worker_death: bool = True,
+        plan_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         self.db, self.workcells, self.campaign_uid = db, list(workcells), campaign_uid
+        self.plan_kwargs = dict(plan_kwargs or {})
         self.route, self.seed, self._run_md = route, seed, run_md
         self.depth = 1 + queue_ahead
         self.requeue = requeue_on_worker_death
@@ -217,7 +219,9 @@ class QueueExecutor:
             "attempt": uuid.uuid4().hex,  # an item put back keeps it; one queued again does not
         }
         with contextlib.suppress(Exception):  # not added: found missing, and queued again
-            self._workcell(where).submit(PLAN_OF_ROUTE[self.route], experiment.conditions, md)
+            self._workcell(where).submit(
+                PLAN_OF_ROUTE[self.route], experiment.conditions, md, **self.plan_kwargs
+            )
 
     def withdraw(self) -> list[int]:
         """Take the campaign's experiments waiting in the queues out of them."""

@@ -71,11 +71,14 @@ def _reservoir(lab: LabConfig, name: str) -> Any:
     return lab.robot.deck[name].contents
 
 
-def hot_injection_recipe(conditions: Mapping[str, Any], lab: LabConfig) -> HotInjectionRecipe:
+def hot_injection_recipe(
+    conditions: Mapping[str, Any], lab: LabConfig, reactor: str = "reactor"
+) -> HotInjectionRecipe:
     """Lead halide for ``batch_pb_umol`` of Pb, extra halide to reach ``br_pb_ratio`` (the
     halide/Pb ratio), ``ligand_amount`` times the standard ligand load, and the cation oleate,
-    from the reservoirs of the ``material`` asked for (CsPbBr3 when not given)."""
-    rc = lab.reactor
+    from the reservoirs of the ``material`` asked for (CsPbBr3 when not given), for the flask
+    of ``reactor``."""
+    rc = lab.reactor_config(reactor)
     sources = rc.sources(conditions.get("material", "CsPbBr3"))
     pb = _reservoir(lab, sources.pb_source)
     extra = _reservoir(lab, sources.halide_source)
@@ -174,11 +177,13 @@ def larp_recipe(conditions: Mapping[str, Any], lab: LabConfig) -> LarpRecipe:
 _RECIPES = {"hot_injection": hot_injection_recipe, "flow": flow_recipe, "larp": larp_recipe}
 
 
-def reagent_use(route: str, conditions: Mapping[str, Any], lab: LabConfig) -> dict[str, float]:
+def reagent_use(
+    route: str, conditions: Mapping[str, Any], lab: LabConfig, reactor: str = "reactor"
+) -> dict[str, float]:
     """µL taken from each deck reservoir by one experiment of ``route`` (the recipe plus the
     solvent that fills the cell for its reference); empty for the flow route (its syringes
     are refilled by hand, not drawn by the robot)."""
-    recipe = recipe_for(route, conditions, lab)
+    recipe = recipe_for(route, conditions, lab, reactor)
     use: dict[str, float] = {}
 
     def take(source: str, volume: float) -> None:
@@ -189,7 +194,7 @@ def reagent_use(route: str, conditions: Mapping[str, Any], lab: LabConfig) -> di
         take(recipe.halide_source, recipe.halide_ul)
         take(recipe.ligand_source, recipe.ligand_ul)
         take(recipe.cation_source, recipe.cation_ul)
-        take(lab.reactor.solvent, lab.cell.fill_ul)
+        take(lab.reactor_config(reactor).solvent, lab.cell.fill_ul)
     elif isinstance(recipe, LarpRecipe):
         lp = lab.larp
         take(lp.antisolvent, recipe.antisolvent_ul + lab.cell.fill_ul)
@@ -198,6 +203,10 @@ def reagent_use(route: str, conditions: Mapping[str, Any], lab: LabConfig) -> di
     return {k: v for k, v in use.items() if v > 0}
 
 
-def recipe_for(route: str, conditions: Mapping[str, Any], lab: LabConfig) -> Any:
-    """The recipe of ``route`` for ``conditions`` on ``lab``."""
+def recipe_for(
+    route: str, conditions: Mapping[str, Any], lab: LabConfig, reactor: str = "reactor"
+) -> Any:
+    """The recipe of ``route`` for ``conditions`` on ``lab`` (hot injection: in ``reactor``)."""
+    if route == "hot_injection":
+        return hot_injection_recipe(conditions, lab, reactor)
     return _RECIPES[route](conditions, lab)

@@ -64,12 +64,13 @@ class SafetyWatch:
                 "the fume-hood/door is open",
                 lambda s, message: SuspendBoolHigh(s, tripped_message=message),
             )
-        if config.reactor_ceiling_c is not None:
-            ceiling = config.reactor_ceiling_c
+        ceiling = config.reactor_ceiling_c
+        for name, reactor in lab.reactors.items() if ceiling is not None else ():
             self._watch(
-                "reactor_temperature",
-                lambda: lab.reactor.temperature.position,
-                f"the reactor is above its {ceiling:g} °C ceiling",
+                f"{name}_temperature",
+                lambda r=reactor: r.temperature.position,
+                f"the {'reactor' if name == 'reactor' else f'reactor {name}'} is above its "
+                f"{ceiling:g} °C ceiling",
                 lambda s, message: SuspendCeil(
                     s,
                     ceiling,

@@ -188,11 +188,14 @@ class Workcell:
         if status["plan_queue_mode"].get("ignore_failures"):
             self._api.queue_mode_set(ignore_failures=False)
 
-    def submit(self, plan: str, conditions: Mapping[str, Any], md: Mapping[str, Any]) -> str:
-        """Add an experiment to the queue and start the queue; return the item's uid."""
+    def submit(
+        self, plan: str, conditions: Mapping[str, Any], md: Mapping[str, Any], **kwargs: Any
+    ) -> str:
+        """Add an experiment to the queue (``kwargs``: the plan's other parameters, e.g. its
+        ``reactor``) and start the queue; return the item's uid."""
         from bluesky_queueserver_api import BPlan
 
-        response = self._api.item_add(BPlan(plan, dict(conditions), md=dict(md)))
+        response = self._api.item_add(BPlan(plan, dict(conditions), md=dict(md), **kwargs))
         self.start()
         return response["item"]["item_uid"]
 

@@ -78,7 +78,9 @@ def _campaign_md(md: Mapping[str, Any] | None) -> dict[str, Any]:
     return md
 
 
-def hot_injection_synthesis(conditions: dict, md: dict | None = None) -> Plan:
+def hot_injection_synthesis(
+    conditions: dict, md: dict | None = None, reactor: str = "reactor"
+) -> Plan:
     """Hot injection on this workcell (see :func:`orchestrator.plans.hot_injection_synthesis`).
 
     Parameters
@@ -87,8 +89,14 @@ def hot_injection_synthesis(conditions: dict, md: dict | None = None) -> Plan:
         ``br_pb_ratio``, ``temperature_c``, ``ligand``, ``time_s``.
     md
         Extra start-document metadata (a campaign's ids).
+    reactor
+        Which of the workcell's hot-injection reactors.
     """
-    return (yield from _plans.hot_injection_synthesis(_lab, conditions, md=_campaign_md(md)))
+    return (
+        yield from _plans.hot_injection_synthesis(
+            _lab, conditions, md=_campaign_md(md), reactor=reactor
+        )
+    )
 
 
 def flow_synthesis(conditions: dict, md: dict | None = None) -> Plan:
