@@ -15,13 +15,10 @@ __all__ = ["check_instruments", "check_lab", "lab_limits"]
 
 def lab_limits(config: LabConfig) -> dict[str, tuple[float, float, str]]:
     """What the lab config lets each setpoint PV be asked for: suffix -> (low, high, unit)."""
-    out = {
-        "reactor:heater:SP": (
-            config.reactor.min_temperature_c,
-            config.reactor.max_temperature_c,
-            "°C",
-        )
-    }
+    out = {}
+    for name in config.reactor_names:
+        rc = config.reactor_config(name)
+        out[f"{name}:heater:SP"] = (rc.min_temperature_c, rc.max_temperature_c, "°C")
     if config.flow is not None:
         out["flow:coil:SP"] = (config.flow.min_temperature_c, config.flow.max_temperature_c, "°C")
         for pump, pc in config.flow.pumps.items():

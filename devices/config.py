@@ -579,11 +579,11 @@ class LabConfig(StrictModel):
 
     @model_validator(mode="after")
     def _reactors_served(self) -> LabConfig:
-        if self.reactors and self.backend != "simulated":
+        if self.reactors and self.backend == "sila2":
             raise ValueError(
-                f"reactors: a second reactor is not served over {self.backend} yet (the IOC's "
-                "and the SiLA 2 server's PVs and features name one reactor); drive it from a "
-                "simulated lab, or through a plugin (reactors.<name>.backend)"
+                "reactors: a second reactor is not served over sila2 yet (the "
+                "HotInjectionReactor feature drives one flask); drive it from a simulated or "
+                "an EPICS lab, or through a plugin (reactors.<name>.backend)"
             )
         return self
 
@@ -693,7 +693,7 @@ _PUMP = ("RBV", "SP", "REMAIN", "STALLED", "STOP", "REFILL", "MSG")
 def mappable(config: LabConfig) -> list[str]:
     """The instruments of a lab that an ordinary IOC's setpoint and readback can serve
     (``epics.mapped`` keys): its heaters and pumps."""
-    out = ["reactor:heater"]
+    out = [f"{name}:heater" for name in config.reactor_names]
     if config.flow is not None:
         out += ["flow:coil", *(f"flow:{p}" for p in config.flow.pumps)]
     return out
@@ -714,8 +714,9 @@ def _instrument(config: LabConfig, prefix: str, own: tuple[str, ...]) -> list[st
 def pv_suffixes(config: LabConfig) -> list[str]:
     """Every PV suffix the lab's devices use."""
     out = ["CLOCK", "SPEEDUP", "timer:WAIT", "timer:MSG"]
-    out += _instrument(config, "reactor:heater", _HEATER)
-    out += ["reactor:SOURCE", "reactor:INJECT", "reactor:QUENCH", "reactor:GROWTH", "reactor:MSG"]
+    for name in config.reactor_names:
+        out += _instrument(config, f"{name}:heater", _HEATER)
+        out += [f"{name}:{s}" for s in ("SOURCE", "INJECT", "QUENCH", "GROWTH", "MSG")]
     if config.robot.backend in (None, "epics"):
         out += [f"robot:{s}" for s in ("ACTION", "MSG", "TIPS", "HELD", "RELOAD", "DECK")]
         out += ["robot:VOLUMES", "robot:FRESH"]
@@ -725,8 +726,9 @@ def pv_suffixes(config: LabConfig) -> list[str]:
             out += _instrument(config, f"flow:{p}", _PUMP)
         out += ["flow:LIGAND", "flow:MIXER", "flow:PRESSURE", "flow:UNCLOG"]
     out += ["cell:DARK", "cell:REF", "cell:ACQ", "cell:MSG", *CELL_READINGS.values()]
-    if config.reactor.in_situ_interval_s is not None or config.larp.read_interval_s is not None:
-        out.append("cell:VIEW")  # the fibre switch: cell, reactor (dip probe), plate
+    probes = [config.reactor_config(n).in_situ_interval_s for n in config.reactor_names]
+    if any(p is not None for p in probes) or config.larp.read_interval_s is not None:
+        out.append("cell:VIEW")  # the fibre switch: cell, a reactor's dip probe, plate
     out.append("safety:HOOD_OPEN")
     if config.epics.twin_control:
         out.append("sim:RESEED")

@@ -410,8 +410,8 @@ class EpicsReactor(_Backend):
     """The flask's PVs: ``SOURCE`` (the injection valve), ``INJECT`` (µL), ``QUENCH`` (growth
     time, s), ``GROWTH`` (readback); the IOC injects at the temperature its own heater reads."""
 
-    def __init__(self, pvs: PVs) -> None:
-        super().__init__(pvs, "reactor")
+    def __init__(self, pvs: PVs, name: str = "reactor") -> None:
+        super().__init__(pvs, name)
 
     def inject(self, volume_ul: float, temperature_c: float) -> Status:
         return self._request("INJECT", volume_ul)

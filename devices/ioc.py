@@ -209,6 +209,17 @@ class LabIOC:
         )
         self._request(f"{prefix}:HOLD", lambda _: backend.hold(), msg, kind="int")
 
+    def _reactor(self, name: str, device: Any, cfg: Any) -> None:
+        self._heater(f"{name}:heater", device.temperature, cfg)
+        reactor, heater = device.backend, device.temperature.backend
+        msg = self._message(f"{name}:MSG")
+        self._request(
+            f"{name}:INJECT", lambda v: reactor.inject(v, round(heater.temperature(), 3)), msg
+        )
+        self._request(f"{name}:SOURCE", reactor.select_source, msg, kind="string")
+        self._request(f"{name}:QUENCH", reactor.quench, msg)
+        self._readback(f"{name}:GROWTH", reactor.growth_time)
+
     def _build(self) -> None:
         lab, cfg = self.lab, self.config
         clock = lab.clock
@@ -227,17 +238,8 @@ class LabIOC:
             _IntegerRequest(value=[0, 0, 0], max_length=3, handler=_sync(reseed)),
         )
 
-        # reactor
-        self._heater("reactor:heater", lab.reactor.temperature, cfg.reactor)
-        reactor = lab.reactor.backend
-        msg = self._message("reactor:MSG")
-        heater = lab.reactor.temperature.backend
-        self._request(
-            "reactor:INJECT", lambda v: reactor.inject(v, round(heater.temperature(), 3)), msg
-        )
-        self._request("reactor:SOURCE", reactor.select_source, msg, kind="string")
-        self._request("reactor:QUENCH", reactor.quench, msg)
-        self._readback("reactor:GROWTH", reactor.growth_time)
+        for name, device in lab.reactors.items():  # each hot-injection reactor, by its name
+            self._reactor(name, device, cfg.reactor_config(name))
 
         # robot
         robot = lab.robot.backend

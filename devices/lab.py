@@ -229,7 +229,7 @@ class _EpicsParts:
         return EpicsHeater(self.pvs, suffix)
 
     def reactor(self, heater: HeaterBackend, name: str = "reactor") -> EpicsReactor:
-        return EpicsReactor(self.pvs)
+        return EpicsReactor(self.pvs, name)
 
     def flow(self, name: str, coil: Any) -> EpicsFlow:
         return EpicsFlow(self.pvs)
@@ -339,9 +339,9 @@ def _build_epics_lab(config: LabConfig, liquid_handler: Any = None) -> Lab:
 def _label_sources(lab: Lab, pvs: PVs) -> None:
     """Each reading an IOC serves says so in its descriptor: ``source: PV:<name>``."""
     served = set(pv_suffixes(lab.config))
-    heaters = [(lab.reactor.temperature, "reactor:heater")]
+    heaters = [(r.temperature, f"{name}:heater") for name, r in lab.reactors.items()]
     sources: list[tuple[Any, str]] = [
-        (lab.reactor.growth_time, "reactor:GROWTH"),
+        *((r.growth_time, f"{name}:GROWTH") for name, r in lab.reactors.items()),
         (lab.robot.tips_remaining, "robot:TIPS"),  # (not served: a PyLabRobot robot)
         (lab.robot.held_ul, "robot:HELD"),
         (lab.safety.hood_open, "safety:HOOD_OPEN"),

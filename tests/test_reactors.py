@@ -47,7 +47,7 @@ def test_a_second_reactor_takes_what_it_does_not_say_from_the_first():
         ({"reactors": {"Reactor B": {"flask": "reactor_flask_b"}}},
          "reactors.Reactor B: a reactor's name"),
         ({"reactors": {"cell": {"flask": "reactor_flask_b"}}}, "reactors.cell: a reactor's name"),
-        ({"backend": "epics"}, "reactors: a second reactor is not served over epics yet"),
+        ({"backend": "sila2"}, "reactors: a second reactor is not served over sila2 yet"),
     ],
 )  # fmt: skip
 def test_a_wrong_second_reactor_is_refused_naming_the_field(tmp_path, changes, words):
@@ -101,3 +101,45 @@ def test_a_campaign_chooses_its_reactor_and_is_checked_against_it(tmp_path, run_
     out = run_qdlab("campaign", "run", nope, "--db", f"sqlite:///{tmp_path / 'n.db'}")
     assert out.returncode == 2
     assert "reactor: no reactor 'reactor_c' in lab 'sim-two-reactors'" in out.stderr
+
+
+def test_over_channel_access_the_second_reactor_has_its_own_pvs_and_measures_as_in_process(
+    epics_port, run_qdlab, tmp_path
+):
+    from devices.config import pv_suffixes
+    from tests.conftest import IOC
+
+    over_ca = tmp_path / "two-epics.yaml"
+    over_ca.write_text(yaml.safe_dump({"base": TWO, "name": "two-epics", "backend": "epics",
+                                       "epics": {"twin_control": True}}))  # fmt: skip
+    suffixes = pv_suffixes(load_lab_config(over_ca))
+    assert {"reactor_b:heater:SP", "reactor_b:INJECT", "reactor_b:GROWTH"} <= set(suffixes)
+    space = {"br_pb_ratio": [2, 30], "temperature_c": [90, 180], "ligand": ["oa_olam"],
+             "time_s": [1, 30]}  # fmt: skip
+    urls = {}
+    server = IOC(lab=TWO).start()
+    try:
+        for name, lab in (("ca", str(over_ca)), ("local", TWO)):
+            urls[name] = f"sqlite:///{tmp_path / name}.db"
+            config = write_config(tmp_path, f"{name}.yaml", lab=lab, reactor="reactor_b",
+                                  space=space, budget=2, seed=3, stop_on_target=False)  # fmt: skip
+            out = run_qdlab("campaign", "run", config, "--db", urls[name])
+            assert out.returncode == 0, out.stderr
+    finally:
+        server.stop()
+    measured = {n: [(r.status, r.observables) for r in Database(u).experiments(1)]
+                for n, u in urls.items()}  # fmt: skip
+    assert measured["ca"] == measured["local"]
+    docs = Database(urls["ca"]).run_documents(Database(urls["ca"]).runs(1)[0]["uid"])
+    descriptor = next(d for n, d in docs if n == "descriptor" and d["name"] == "primary")
+    assert descriptor["data_keys"]["reactor_b_growth_time"]["source"] == "PV:QD:reactor_b:GROWTH"
+
+
+def test_a_workcell_lets_its_queue_name_every_reactor():
+    import re
+
+    from orchestrator.execution.workcell_server import permissions
+
+    rule = permissions(load_lab_config(TWO))["user_groups"]["primary"]["allowed_devices"][0]
+    pattern = re.compile(rule.split(":", 2)[1])
+    assert pattern.match("reactor_b") and pattern.match("reactor") and not pattern.match("os")

@@ -55,6 +55,8 @@ timer = _lab.timer
 safety = _lab.safety
 if _lab.flow is not None:
     flow = _lab.flow
+# a lab's other reactors, each by its name (reactor_b), where the name is not this module's
+globals().update({n: r for n, r in _lab.reactors.items() if n not in globals()})
 
 
 # the one RunEngine factory: the campaign database, tiled (`qdlab workcell serve --tiled URL`)

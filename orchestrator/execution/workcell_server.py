@@ -40,7 +40,8 @@ PLAN_NAMES = ("hot_injection_synthesis", "flow_synthesis", "larp_synthesis", "me
 
 
 DEVICE_NAMES = ("robot", "reactor", "cell", "timer", "safety", "flow")
-"""The devices a workcell's worker names (``flow`` only on a lab with a flow line)."""
+"""The devices a workcell's worker names (``flow`` only on a lab with a flow line; each of the
+lab config's ``reactors`` by its name besides)."""
 
 
 def parse_speedup(text: str, flag: str = "--speedup") -> float | None:
@@ -69,6 +70,7 @@ def permissions(lab: LabConfig) -> dict[str, Any]:
     """The queue server's user-group permissions: exactly QDLab's plans and the lab's devices
     (with their components), no functions."""
     devices = [d for d in DEVICE_NAMES if d != "flow" or lab.flow is not None]
+    devices += list(lab.reactors)  # the lab's other reactors, each by its name
     rules = {
         "allowed_plans": [f":^({'|'.join(PLAN_NAMES)})$"],
         "forbidden_plans": [None],
