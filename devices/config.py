@@ -577,16 +577,6 @@ class LabConfig(StrictModel):
                 raise ValueError(f"{field} {name!r} is not on the robot deck ({sorted(deck)})")
         return self
 
-    @model_validator(mode="after")
-    def _reactors_served(self) -> LabConfig:
-        if self.reactors and self.backend == "sila2":
-            raise ValueError(
-                "reactors: a second reactor is not served over sila2 yet (the "
-                "HotInjectionReactor feature drives one flask); drive it from a simulated or "
-                "an EPICS lab, or through a plugin (reactors.<name>.backend)"
-            )
-        return self
-
     def in_situ_setting(self, route: str, reactor: str = "reactor") -> tuple[str, bool]:
         """The setting that makes this lab read a route's growth in situ, and whether it is on
         (a dip probe in ``reactor``'s flask, a flow sweep, a plate reader over the LARP

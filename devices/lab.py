@@ -204,7 +204,7 @@ class _SilaParts:
         return self.sila.SilaHeater(self.link, suffix)
 
     def reactor(self, heater: HeaterBackend, name: str = "reactor") -> Any:
-        return self.sila.SilaReactor(self.link)
+        return self.sila.SilaReactor(self.link, name)
 
     def flow(self, name: str, coil: Any) -> Any:
         return self.sila.SilaFlow(self.link)

@@ -288,21 +288,26 @@ class SilaHeater(_Backend):
 
 
 class SilaReactor(_Backend):
-    """The flask: ``HotInjectionReactor`` (the server injects at its own heater's reading)."""
+    """A flask: ``HotInjectionReactor`` with the reactor's name (the server injects at its own
+    heater's reading)."""
 
     feature = "HotInjectionReactor"
 
+    def __init__(self, link: SilaLink, name: str = "reactor") -> None:
+        super().__init__(link)
+        self.name = name
+
     def inject(self, volume_ul: float, temperature_c: float) -> Status:
-        return self._request("Inject", volume_ul)
+        return self._request("Inject", self.name, volume_ul)
 
     def select_source(self, source: str) -> None:
-        self._call("SelectSource", source)
+        self._call("SelectSource", self.name, source)
 
     def quench(self, growth_time_s: float) -> Status:
-        return self._request("Quench", growth_time_s)
+        return self._request("Quench", self.name, growth_time_s)
 
     def growth_time(self) -> float:
-        return float(self._get("GrowthTime"))
+        return float(self._call("GrowthTime", self.name))
 
 
 class SilaRobot(_Backend):

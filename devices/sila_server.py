@@ -125,7 +125,7 @@ class _SafetyInterlock(_Instrument):
 
 class _TemperatureController(_Instrument):
     def _heater(self, name: str) -> Any:
-        heaters = {"reactor:heater": self.lab.reactor.temperature}
+        heaters = {f"{n}:heater": r.temperature for n, r in self.lab.reactors.items()}
         if self.lab.flow is not None:
             heaters["flow:coil"] = self.lab.flow.coil
         if name not in heaters:
@@ -159,20 +159,27 @@ class _TemperatureController(_Instrument):
 
 
 class _HotInjectionReactor(_Instrument):
-    def SelectSource(self, source: str, *, metadata: Any) -> None:
-        self.call(self.lab.reactor.backend.select_source, source)
+    def _reactor(self, name: str) -> Any:
+        if name not in self.lab.reactors:
+            there = list(self.lab.reactors)
+            raise DefinedExecutionError(
+                self._error, f"ValueError: no reactor {name!r}; this lab has {there}"
+            )
+        return self.lab.reactors[name]
 
-    def Inject(self, volume: float, *, metadata: Any, instance: Any) -> float:
-        heater = self.lab.reactor.temperature.backend
-        return self.done(
-            lambda: self.lab.reactor.backend.inject(volume, round(heater.temperature(), 3))
-        )
+    def SelectSource(self, reactor: str, source: str, *, metadata: Any) -> None:
+        self.call(self._reactor(reactor).backend.select_source, source)
 
-    def Quench(self, growth_time: float, *, metadata: Any, instance: Any) -> float:
-        return self.done(self.lab.reactor.backend.quench, growth_time)
+    def Inject(self, reactor: str, volume: float, *, metadata: Any, instance: Any) -> float:
+        device = self._reactor(reactor)
+        heater = device.temperature.backend
+        return self.done(lambda: device.backend.inject(volume, round(heater.temperature(), 3)))
 
-    def get_GrowthTime(self, *, metadata: Any) -> float:
-        return float(self.call(self.lab.reactor.backend.growth_time))
+    def Quench(self, reactor: str, growth_time: float, *, metadata: Any, instance: Any) -> float:
+        return self.done(self._reactor(reactor).backend.quench, growth_time)
+
+    def GrowthTime(self, reactor: str, *, metadata: Any) -> float:
+        return float(self.call(self._reactor(reactor).backend.growth_time))
 
 
 class _LiquidHandler(_Instrument):

@@ -47,7 +47,6 @@ def test_a_second_reactor_takes_what_it_does_not_say_from_the_first():
         ({"reactors": {"Reactor B": {"flask": "reactor_flask_b"}}},
          "reactors.Reactor B: a reactor's name"),
         ({"reactors": {"cell": {"flask": "reactor_flask_b"}}}, "reactors.cell: a reactor's name"),
-        ({"backend": "sila2"}, "reactors: a second reactor is not served over sila2 yet"),
     ],
 )  # fmt: skip
 def test_a_wrong_second_reactor_is_refused_naming_the_field(tmp_path, changes, words):
@@ -103,6 +102,49 @@ def test_a_campaign_chooses_its_reactor_and_is_checked_against_it(tmp_path, run_
     assert "reactor: no reactor 'reactor_c' in lab 'sim-two-reactors'" in out.stderr
 
 
+def _on_reactor_b(run_qdlab, tmp_path, remote: str) -> dict[str, str]:
+    """Two-experiment campaigns on reactor_b of the ``remote`` lab and in process: they
+    measure alike; the databases' URLs."""
+    space = {"br_pb_ratio": [2, 30], "temperature_c": [90, 180], "ligand": ["oa_olam"],
+             "time_s": [1, 30]}  # fmt: skip
+    urls = {}
+    for name, lab in (("remote", remote), ("local", TWO)):
+        urls[name] = f"sqlite:///{tmp_path / name}.db"
+        config = write_config(tmp_path, f"{name}.yaml", lab=lab, reactor="reactor_b",
+                              space=space, budget=2, seed=3, stop_on_target=False)  # fmt: skip
+        out = run_qdlab("campaign", "run", config, "--db", urls[name])
+        assert out.returncode == 0, out.stderr
+    measured = {n: [(r.status, r.observables) for r in Database(u).experiments(1)]
+                for n, u in urls.items()}  # fmt: skip
+    assert len(measured["local"]) == 2 and measured["remote"] == measured["local"]
+    return urls
+
+
+def test_over_sila2_the_second_reactor_is_named_in_the_commands_and_measures_as_in_process(
+    run_qdlab, tmp_path
+):
+    from tests.conftest import SilaServerProcess
+
+    server = SilaServerProcess(lab=TWO).start()
+    over_sila = tmp_path / "two-sila.yaml"
+    over_sila.write_text(
+        yaml.safe_dump(
+            {
+                "base": TWO,
+                "name": "two-sila",
+                "backend": "sila2",
+                "sila2": {"port": server.port, "twin_control": True},
+            }
+        )
+    )
+    try:
+        _on_reactor_b(run_qdlab, tmp_path, str(over_sila))
+        out = run_qdlab("lab", "check", str(over_sila))
+        assert out.returncode == 0 and "reactor_b" in out.stdout, out.stderr
+    finally:
+        server.stop()
+
+
 def test_over_channel_access_the_second_reactor_has_its_own_pvs_and_measures_as_in_process(
     epics_port, run_qdlab, tmp_path
 ):
@@ -114,23 +156,12 @@ def test_over_channel_access_the_second_reactor_has_its_own_pvs_and_measures_as_
                                        "epics": {"twin_control": True}}))  # fmt: skip
     suffixes = pv_suffixes(load_lab_config(over_ca))
     assert {"reactor_b:heater:SP", "reactor_b:INJECT", "reactor_b:GROWTH"} <= set(suffixes)
-    space = {"br_pb_ratio": [2, 30], "temperature_c": [90, 180], "ligand": ["oa_olam"],
-             "time_s": [1, 30]}  # fmt: skip
-    urls = {}
     server = IOC(lab=TWO).start()
     try:
-        for name, lab in (("ca", str(over_ca)), ("local", TWO)):
-            urls[name] = f"sqlite:///{tmp_path / name}.db"
-            config = write_config(tmp_path, f"{name}.yaml", lab=lab, reactor="reactor_b",
-                                  space=space, budget=2, seed=3, stop_on_target=False)  # fmt: skip
-            out = run_qdlab("campaign", "run", config, "--db", urls[name])
-            assert out.returncode == 0, out.stderr
+        urls = _on_reactor_b(run_qdlab, tmp_path, str(over_ca))
     finally:
         server.stop()
-    measured = {n: [(r.status, r.observables) for r in Database(u).experiments(1)]
-                for n, u in urls.items()}  # fmt: skip
-    assert measured["ca"] == measured["local"]
-    docs = Database(urls["ca"]).run_documents(Database(urls["ca"]).runs(1)[0]["uid"])
+    docs = Database(urls["remote"]).run_documents(Database(urls["remote"]).runs(1)[0]["uid"])
     descriptor = next(d for n, d in docs if n == "descriptor" and d["name"] == "primary")
     assert descriptor["data_keys"]["reactor_b_growth_time"]["source"] == "PV:QD:reactor_b:GROWTH"
 
