@@ -588,6 +588,13 @@ class LabConfig(StrictModel):
             return "flow.sweep_points", self.flow is not None and self.flow.sweep_points > 0
         return "larp.read_interval_s", self.larp.read_interval_s is not None
 
+    def at_speed(self, speedup: float | None) -> LabConfig:
+        """This lab with its simulated clock at ``speedup`` lab seconds per wall-clock second
+        (``None``: as fast as the CPU allows), as a workcell, ``qdlab ioc`` and ``qdlab sila
+        serve`` run it."""
+        clock = {"clock": "fast"} if speedup is None else {"clock": "realtime", "speed": speedup}
+        return self.model_copy(update={"simulator": self.simulator.model_copy(update=clock)})
+
     def section(self, instrument: str) -> Any:
         """The config section of ``instrument`` (``robot``, ``reactor``, one of ``reactors``,
         ``flow``, ``cell``)."""

@@ -105,13 +105,11 @@ class LabIOC:
     """
 
     def __init__(self, config: LabConfig, prefix: str = "QD:", speedup: float | None = 100.0):
-        clock = {"clock": "fast"} if speedup is None else {"clock": "realtime", "speed": speedup}
-        simulator = config.simulator.model_copy(update=clock)
         self.config = config
         self.prefix = prefix
         self.speedup = speedup
         self.lab: Lab = build_lab(
-            config.model_copy(update={"backend": "simulated", "simulator": simulator})
+            config.at_speed(speedup).model_copy(update={"backend": "simulated"})
         )
         self.pvdb: dict[str, ChannelData] = {}
         self._busy: dict[int, list[Any]] = {}  # id(MSG channel) -> [BUSY channel, requests]

@@ -123,14 +123,11 @@ class SilaLink:
     def _connect(self) -> SilaClient:
         c = self.config
         target = f"{c.host}:{c.port}"
-        credentials = None
-        if not c.insecure:
-            roots = c.root_certs.read_bytes() if c.root_certs is not None else None
-            credentials = grpc.ssl_channel_credentials(root_certificates=roots)
+        roots = c.root_certs.read_bytes() if c.root_certs is not None else None
         probe = (
             grpc.insecure_channel(target)
-            if credentials is None
-            else grpc.secure_channel(target, credentials)
+            if c.insecure
+            else grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates=roots))
         )
         try:
             grpc.channel_ready_future(probe).result(timeout=c.connection_timeout_s)
@@ -144,7 +141,7 @@ class SilaLink:
         try:
             if c.insecure:
                 return SilaClient(c.host, c.port, insecure=True)
-            return SilaClient(c.host, c.port, root_certs=credentials and roots)
+            return SilaClient(c.host, c.port, root_certs=roots)
         except Exception as exc:
             raise SilaUnreachable(f"{self.where}: {exc}") from None
 

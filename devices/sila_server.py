@@ -345,12 +345,10 @@ class LabSilaServer(SilaServer):
             server_version=version("qdlab").replace("+", "_").split("_")[0],
             server_vendor_url="https://github.com/qdlab/qdlab",
         )
-        clock = {"clock": "fast"} if speedup is None else {"clock": "realtime", "speed": speedup}
-        simulator = config.simulator.model_copy(update=clock)
         self.speedup = speedup
         self.lock = threading.RLock()
         self.lab: Lab = build_lab(
-            config.model_copy(update={"backend": "simulated", "simulator": simulator})
+            config.at_speed(speedup).model_copy(update={"backend": "simulated"})
         )
         for identifier, implementation in _IMPLEMENTATIONS.items():
             definition = feature(identifier)

@@ -203,6 +203,20 @@ def _spent_nothing_on_the_outage(db: Database, budget: int) -> None:
     assert {r.id for r in rows if r.status == "done"} == set(measured)
 
 
+def killed_mid_campaign(server, config: str, url: str) -> str:
+    """Run the campaign ``config`` until 3 experiments are done, kill ``server`` (kill -9),
+    and return what the campaign printed once it paused (exit 1: an instrument does not
+    answer; no traceback). Instruments are waited for 2 s."""
+    env = {**os.environ, "QDLAB_INSTRUMENT_WAIT_S": "2"}
+    proc = start_qdlab("campaign", "run", config, "--db", url, capture=True, env=env)
+    _wait_done(url, 3)
+    server.kill()
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err  # paused: an instrument does not answer
+    assert "Traceback" not in err
+    return out
+
+
 @pytest.mark.slow
 def test_an_ioc_that_stays_down_pauses_the_campaign_naming_it_and_spends_nothing(
     epics_port, run_qdlab, tmp_path
@@ -210,14 +224,8 @@ def test_an_ioc_that_stays_down_pauses_the_campaign_naming_it_and_spends_nothing
     server = IOC(speedup="2000").start()
     url = f"sqlite:///{tmp_path / 'k.db'}"
     cfg = _campaign(tmp_path, EPICS_LAB, "k.yaml", budget=10)
-    env = {**os.environ, "QDLAB_INSTRUMENT_WAIT_S": "2"}
     try:
-        proc = start_qdlab("campaign", "run", cfg, "--db", url, capture=True, env=env)
-        _wait_done(url, 3)
-        server.kill()
-        out, err = proc.communicate(timeout=120)
-        assert proc.returncode == 1, err  # paused: an instrument does not answer
-        assert "Traceback" not in err
+        out = killed_mid_campaign(server, cfg, url)
         assert "an instrument did not answer for 2 s (last: PVUnreachable: PV QD:" in out, out
         rows = Database(url).experiments(1)
         assert not [r for r in rows if r.status == "failed" and "PV" in r.failure_reason]

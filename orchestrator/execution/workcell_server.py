@@ -60,10 +60,7 @@ def parse_speedup(text: str, flag: str = "--speedup") -> float | None:
 
 def lab_config(source: str | Path, speedup: str = "max") -> LabConfig:
     """The lab config of a workcell: ``source`` with its simulated clock at ``speedup``."""
-    config = load_lab_config(source)
-    rate = parse_speedup(speedup)
-    clock = {"clock": "fast"} if rate is None else {"clock": "realtime", "speed": rate}
-    return config.model_copy(update={"simulator": config.simulator.model_copy(update=clock)})
+    return load_lab_config(source).at_speed(parse_speedup(speedup))
 
 
 def permissions(lab: LabConfig) -> dict[str, Any]:
