@@ -6,9 +6,9 @@ from __future__ import annotations
 import importlib.metadata as md
 from typing import Any
 
-from devices.config import ConfigError, LabConfig
+from devices.config import ConfigError, LabConfig, heater_key
 from devices.epics import PVs, pv_suffixes
-from devices.plugins import BUILTIN, installed, start_plugin
+from devices.plugins import BUILTIN, installed, instrument_kinds, start_instrument, start_plugin
 
 __all__ = ["check_instruments", "check_lab", "lab_limits"]
 
@@ -29,12 +29,12 @@ def lab_limits(config: LabConfig) -> dict[str, tuple[float, float, str]]:
 def check_lab(config: LabConfig) -> list[dict[str, Any]]:
     """One row per PV of the lab: ``pv``, ``suffix``, ``connected``, ``value``, ``limits``
     (text, ready to print) and ``problem`` (a setpoint whose IOC drive limits refuse part of
-    what the lab config allows, naming both; else ``""``). A simulated lab has no PVs: no
-    rows."""
-    if config.backend != "epics":
+    what the lab config allows, naming both; else ``""``). A simulated lab has no PVs (no
+    rows) but those of the heaters it takes from ordinary IOCs (``backend: epics``)."""
+    suffixes = pv_suffixes(config)
+    if not suffixes:
         return []
     pvs = PVs(config.epics)
-    suffixes = pv_suffixes(config)
     missing = set(pvs.unconnected(suffixes))
     allowed = lab_limits(config)
     rows = []
@@ -82,8 +82,13 @@ def check_instruments(config: LabConfig) -> list[dict[str, Any]]:
         for row in rows:
             row["detail"] = f"{config.backend} (QDLab {md.version('qdlab')})"
     for row in rows:
-        if config.instrument_backend(row["instrument"]) not in BUILTIN:
+        chosen = config.instrument_backend(row["instrument"])
+        if chosen not in BUILTIN:
             _check_plugin(config, row)
+        elif chosen != config.backend and chosen == "epics":  # a heater from an ordinary IOC
+            mapped = config.epics.mapped[heater_key(config, row["instrument"])]
+            row.update(backend="epics", detail=f"heater {mapped.setpoint} -> {mapped.readback} "
+                       f"(Channel Access); the rest {config.backend}")  # fmt: skip
     if config.robot.backend == "pylabrobot":
         rows[0].update(backend="pylabrobot", ready=False, detail="", problem="")
         try:
@@ -97,7 +102,29 @@ def check_instruments(config: LabConfig) -> list[dict[str, Any]]:
             )
         except Exception as exc:  # the liquid handler did not set up: say why
             rows[0]["detail"] = f"{type(exc).__name__}: {exc}"
-    return rows
+    return rows + [_check_kind(config, name) for name in config.instruments]
+
+
+def _package(found: Any) -> str:
+    """``name version`` of the package an entry point comes from."""
+    return f"{found.dist.name} {found.dist.version}" if found.dist is not None else "?"
+
+
+def _check_kind(config: LabConfig, name: str) -> dict[str, Any]:
+    """The row of a plugin instrument: its device made, as a campaign would."""
+    from devices.clock import VirtualClock
+
+    kind = config.instruments[name].kind
+    row = {"instrument": name, "backend": kind, "ready": False, "detail": "", "problem": ""}
+    try:
+        device = start_instrument(config, name, VirtualClock())
+    except ConfigError as exc:
+        row["problem"] = row["detail"] = str(exc)
+        return row
+    found = instrument_kinds()[kind]
+    readings = ", ".join(device.read())
+    row.update(ready=True, detail=f"plugin {found.value} from {_package(found)}; {readings}")
+    return row
 
 
 def _check_plugin(config: LabConfig, row: dict[str, Any]) -> None:
@@ -112,8 +139,7 @@ def _check_plugin(config: LabConfig, row: dict[str, Any]) -> None:
         row["problem"] = row["detail"] = str(exc)
         return
     found = installed()[name]
-    package = f"{found.dist.name} {found.dist.version}" if found.dist is not None else "?"
-    row.update(ready=True, detail=f"plugin {found.value} from {package}")
+    row.update(ready=True, detail=f"plugin {found.value} from {_package(found)}")
 
 
 def _check_sila(config: LabConfig, rows: list[dict[str, Any]]) -> None:

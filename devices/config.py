@@ -33,6 +33,7 @@ __all__ = [
     "FaultConfig",
     "FlowConfig",
     "HeaterConfig",
+    "KindConfig",
     "LabConfig",
     "LabwareConfig",
     "LarpConfig",
@@ -40,6 +41,7 @@ __all__ = [
     "PumpConfig",
     "ReactorConfig",
     "RobotConfig",
+    "StepConfig",
     "StrictModel",
     "load_lab_config",
     "validation_message",
@@ -146,6 +148,23 @@ class InstrumentConfig(StrictModel):
 
     backend: str | None = Field(None, pattern=r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
     backend_options: dict[str, Any] = Field(default_factory=dict)
+
+
+class KindConfig(StrictModel):
+    """An instrument of a kind a package adds (:mod:`devices.plugins`, entry-point group
+    ``qdlab.instruments``): which kind, and the options its plugin takes."""
+
+    kind: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class StepConfig(StrictModel):
+    """One step a synthesis runs on its product before measuring it: ``step`` of the lab's
+    instrument ``instrument`` (one of ``instruments``), with ``args``."""
+
+    instrument: str = Field(pattern=r"^[a-z][a-z0-9_]{0,30}$")
+    step: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+    args: dict[str, Any] = Field(default_factory=dict)
 
 
 class RobotConfig(InstrumentConfig):
@@ -492,6 +511,9 @@ class LabConfig(StrictModel):
     larp: LarpConfig = LarpConfig()
     flow: FlowConfig | None = None
     cell: CellConfig = CellConfig()
+    instruments: dict[str, KindConfig] = Field(default_factory=dict)
+    """Instruments of kinds a package adds, by name (``spin: {kind: centrifuge}``): each is
+    ``lab.instruments[name]``, and a synthesis's ``steps`` run their plan steps."""
     safety: SafetyConfig = SafetyConfig()
     simulator: SimulatorConfig = SimulatorConfig()
 
@@ -520,6 +542,27 @@ class LabConfig(StrictModel):
                     f"and '_', starting with a letter, and not one of {sorted(_DEVICE_NAMES)}"
                 )
         return v
+
+    @model_validator(mode="after")
+    def _instrument_names(self) -> LabConfig:
+        """A plugin's instrument has a name of its own and a kind that is installed."""
+        from devices.plugins import instrument_kinds
+
+        taken = _DEVICE_NAMES | set(self.reactors)
+        kinds = sorted(instrument_kinds())
+        for name, spec in self.instruments.items():
+            if not re.fullmatch(r"[a-z][a-z0-9_]{0,30}", name) or name in taken:
+                raise ValueError(
+                    f"instruments.{name}: an instrument's name is 1 to 31 lower-case letters, "
+                    f"digits and '_', starting with a letter, and not one of {sorted(taken)}"
+                )
+            if spec.kind not in kinds:
+                raise ValueError(
+                    f"instruments.{name}.kind: no instrument kind {spec.kind!r} is installed "
+                    f"(installed: {', '.join(kinds) or 'none'}; a package's "
+                    "'qdlab.instruments' entry point)"
+                )
+        return self
 
     @property
     def reactor_names(self) -> list[str]:
@@ -619,6 +662,15 @@ class LabConfig(StrictModel):
             section = self.section(instrument)
             chosen = None if section is None else section.backend
             own = [self.backend, *(["pylabrobot"] if instrument == "robot" else [])]
+            heater = heater_key(self, instrument)
+            if self.backend == "simulated" and heater is not None:
+                own.append("epics")  # its heater from an ordinary IOC, the rest simulated
+                if chosen == "epics" and heater not in self.epics.mapped:
+                    raise ValueError(
+                        f"{self.field(instrument)}.backend: epics in a simulated lab drives "
+                        f"the {instrument}'s heater from an ordinary IOC: map it under "
+                        f"epics.mapped.{heater} (setpoint, readback)"
+                    )
             if chosen is None or chosen in own or chosen in plugins:
                 continue
             raise ValueError(
@@ -639,7 +691,7 @@ class LabConfig(StrictModel):
                     f"epics.mapped.{key}: not an instrument of this lab that a setpoint and "
                     f"readback can serve; allowed: {', '.join(can_map)}"
                 )
-        known = set(pv_suffixes(self))
+        known = set(_every_suffix(self))
         for key in self.epics.pvs:
             if key not in known:
                 near = difflib.get_close_matches(key, sorted(known), n=1)
@@ -708,8 +760,30 @@ def _instrument(config: LabConfig, prefix: str, own: tuple[str, ...]) -> list[st
     return [f"{prefix}:{s}" for key, s in MAPPED_SUFFIX.items() if getattr(mapped, key) is not None]
 
 
+def heater_key(config: LabConfig, instrument: str) -> str | None:
+    """The ``epics.mapped`` key of ``instrument``'s heater (``reactor_b:heater``,
+    ``flow:coil``), or None for an instrument without one."""
+    if instrument == "flow":
+        return "flow:coil" if config.flow is not None else None
+    return f"{instrument}:heater" if instrument in config.reactor_names else None
+
+
 def pv_suffixes(config: LabConfig) -> list[str]:
-    """Every PV suffix the lab's devices use."""
+    """Every PV suffix the lab's devices use: all of them over EPICS; in a simulated lab, those
+    of the heaters its instruments take from ordinary IOCs (``backend: epics``)."""
+    if config.backend == "epics":
+        return _every_suffix(config)
+    instruments = [*config.reactor_names, *(["flow"] if config.flow is not None else [])]
+    return [
+        suffix
+        for name in instruments
+        if config.section(name).backend == "epics"
+        for suffix in _instrument(config, heater_key(config, name), _HEATER)
+    ]
+
+
+def _every_suffix(config: LabConfig) -> list[str]:
+    """Every PV suffix a lab over EPICS has."""
     out = ["CLOCK", "SPEEDUP", "timer:WAIT", "timer:MSG"]
     for name in config.reactor_names:
         out += _instrument(config, f"{name}:heater", _HEATER)

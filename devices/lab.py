@@ -31,7 +31,7 @@ from devices.epics import (
 )
 from devices.flow import FlowReactor, flow_reactor_class
 from devices.heater import Heater, HeaterBackend, Timer
-from devices.plugins import BUILTIN, start_plugin
+from devices.plugins import BUILTIN, start_instrument, start_plugin
 from devices.reactor import HotInjectionReactor
 from devices.robot import PipettingRobot
 from devices.safety import Safety
@@ -65,6 +65,8 @@ class Lab:
     reactors: dict[str, HotInjectionReactor] = field(default_factory=dict)
     """Every hot-injection reactor by name (``reactor`` first, then the lab config's
     ``reactors``)."""
+    instruments: dict[str, Device] = field(default_factory=dict)
+    """Instruments of kinds a package adds (the lab config's ``instruments``), by name."""
 
     def __post_init__(self) -> None:
         self.reactors = {"reactor": self.reactor, **self.reactors}
@@ -79,7 +81,7 @@ class Lab:
     def devices(self) -> list[Device]:
         """Every device, e.g. for baseline readings."""
         found = [self.robot, *self.reactors.values(), self.flow, self.cell, self.timer,
-                 self.safety]  # fmt: skip
+                 self.safety, *self.instruments.values()]  # fmt: skip
         return [d for d in found if d is not None]
 
     def reseed(self, seed: int | None, index: int) -> None:
@@ -248,14 +250,23 @@ class _Chooser:
     def __init__(self, config: LabConfig, clock: VirtualClock, parts: Any) -> None:
         self.config, self.clock, self.parts = config, clock, parts
         self._plugins: dict[str, Any] = {}
+        self.pvs: PVs | None = None
 
     def __call__(self, instrument: str, part: str) -> Any:
         name = self.config.section(instrument).backend
+        if name == "epics" and self.config.backend != "epics" and part == "heater":
+            return _EpicsParts(self._ordinary_iocs()).heater  # the rest stays the lab's
         if name is None or name in BUILTIN:
             return getattr(self.parts, part)
         if instrument not in self._plugins:
             self._plugins[instrument] = start_plugin(self.config, instrument, self.clock)
         return getattr(self._plugins[instrument], part, None) or getattr(self.parts, part)
+
+    def _ordinary_iocs(self) -> PVs:
+        """The PVs of the heaters this (simulated) lab takes from ordinary IOCs, connected."""
+        if self.pvs is None:
+            self.pvs = _connected(self.config)
+        return self.pvs
 
 
 def _assemble(
@@ -309,16 +320,30 @@ def _assemble(
         *(n for n in config.reactor_names if config.reactor_config(n).in_situ_interval_s),
         *(["plate"] if config.larp.read_interval_s is not None else []),
     )
+    pvs = pvs or part.pvs
     safety = Safety(name="safety")
     safety.attach(parts.interlock(), clock)
     timer = Timer(name="timer", clock=clock)
-    return Lab(config, clock, world, robot, reactors["reactor"], flow, cell, timer, safety, pvs,
-               sila, reactors)  # fmt: skip
+    instruments = {name: start_instrument(config, name, clock) for name in config.instruments}
+    lab = Lab(config, clock, world, robot, reactors["reactor"], flow, cell, timer, safety, pvs,
+              sila, reactors, instruments)  # fmt: skip
+    if pvs is not None:
+        _label_sources(lab, pvs)
+    return lab
 
 
 def _build_epics_lab(config: LabConfig, liquid_handler: Any = None) -> Lab:
     """The lab's devices with EPICS backends; every PV must connect first (nothing moves
     otherwise), and :class:`~devices.epics.PVUnreachable` names the ones that do not."""
+    pvs = _connected(config)
+    return _assemble(
+        config, EpicsClock(pvs), _EpicsParts(pvs), pvs=pvs, liquid_handler=liquid_handler
+    )
+
+
+def _connected(config: LabConfig) -> PVs:
+    """The lab's PVs (:func:`~devices.epics.pv_suffixes`), every one connected, or
+    :class:`~devices.epics.PVUnreachable` naming those that did not (nothing moves then)."""
     pvs = PVs(config.epics)
     missing = pvs.unconnected(pv_suffixes(config))
     if missing:
@@ -329,11 +354,7 @@ def _build_epics_lab(config: LabConfig, liquid_handler: Any = None) -> Lab:
             f"{config.epics.connection_timeout_s:g} s: {names}{more} (is the IOC running? "
             "`qdlab lab check` lists them)"
         )
-    lab = _assemble(
-        config, EpicsClock(pvs), _EpicsParts(pvs), pvs=pvs, liquid_handler=liquid_handler
-    )
-    _label_sources(lab, pvs)
-    return lab
+    return pvs
 
 
 def _label_sources(lab: Lab, pvs: PVs) -> None:

@@ -208,3 +208,57 @@ def test_ctrl_c_pauses_a_campaign_waiting_on_a_slow_ramp_at_once(ioc, hotplate, 
     assert experiment.status == "proposed"  # given back: it runs again on resume
     # the hotplate holds where it was instead of going on to the setpoint
     assert abs(hotplate.get("TEMP:SP") - hotplate.get("TEMP:RBV")) < 2.0
+
+
+def test_a_simulated_lab_heats_its_reactor_with_an_ordinary_ioc(hotplate, tmp_path, RE, run_qdlab):
+    """Backends mixed in one lab: the reactor's heater a real (ordinary) hotplate IOC, the robot
+    PyLabRobot's (its chatterbox simulation), the flask and the cell simulated; the flask reacts
+    at what the hotplate reads."""
+    from orchestrator.execution.plans import hot_injection_synthesis
+
+    hotplate.put("RATE", 200.0)  # °C/s
+    mapping = {"setpoint": hotplate.pv("TEMP:SP"), "readback": hotplate.pv("TEMP:RBV"),
+               "tolerance": 0.2, "hold_s": 0.2, "timeout_s": 30}  # fmt: skip
+    sim = str(ROOT / "configs" / "labs" / "sim.yaml")
+    path = tmp_path / "mixed.yaml"
+    path.write_text(yaml.safe_dump({
+        "base": sim, "name": "mixed-lab",
+        "reactor": {"backend": "epics", "max_temperature_c": 150},
+        "robot": {"backend": "pylabrobot"},
+        "epics": {"mapped": {"reactor:heater": mapping}},
+    }))  # fmt: skip
+    lab = build_lab(path, seed=0)
+    assert type(lab.robot.backend).__name__ == "PlrRobot"
+    assert lab.world is not None and lab.pvs is not None
+    assert type(lab.reactor.temperature.backend).__name__ == "EpicsHeater"
+    assert type(lab.reactor.backend).__name__ == "SimReactor"
+    assert type(lab.cell.backend).__name__ == "SimCell"
+    conditions = {"br_pb_ratio": 10, "temperature_c": 120, "ligand": "oa_olam", "time_s": 30}
+    RE(hot_injection_synthesis(lab, conditions))
+    assert hotplate.get("TEMP:SP") == 120.0 and abs(hotplate.get("TEMP:RBV") - 120.0) <= 0.2
+    descriptors = [d for n, d in RE.docs if n == "descriptor"]
+    keys = {k: v for d in descriptors for k, v in d["data_keys"].items()}
+    assert keys["reactor_temperature"]["source"] == f"PV:{hotplate.pv('TEMP:RBV')}"
+    assert not keys["cell_pl_peak"]["source"].startswith("PV:")  # the cell is simulated
+    mixed = primary_events(RE.docs)[-1]["data"]
+    # the same synthesis in the all-simulated lab (same seed) measures what the mixed one
+    # does, up to the hotplate's tolerance in the temperature the flask reacted at
+    RE.docs.clear()
+    RE(hot_injection_synthesis(build_lab(sim, seed=0), conditions))
+    alone = primary_events(RE.docs)[-1]["data"]
+    assert abs(mixed["cell_pl_peak"] - alone["cell_pl_peak"]) < 0.5
+    out = run_qdlab("lab", "check", str(path), "--json")
+    assert out.returncode == 0, out.stderr
+    checked = __import__("json").loads(out.stdout)
+    reactor = next(r for r in checked["instruments"] if r["instrument"] == "reactor")
+    assert reactor["backend"] == "epics" and hotplate.pv("TEMP:SP") in reactor["detail"]
+    assert {r["pv"] for r in checked["pvs"]} == {hotplate.pv("TEMP:SP"), hotplate.pv("TEMP:RBV")}
+    backends = {r["instrument"]: r["backend"] for r in checked["instruments"]}
+    assert backends == {"robot": "pylabrobot", "reactor": "epics", "flow": "simulated",
+                        "cell": "simulated"}  # fmt: skip
+    # without the mapping there is nothing to drive: refused naming where the mapping goes
+    path.write_text(yaml.safe_dump({"base": sim, "reactor": {"backend": "epics"}}))
+    with pytest.raises(ConfigError, match=r"reactor\.backend: epics in a simulated lab drives "
+                       r"the reactor's heater from an ordinary IOC: map it under "
+                       r"epics\.mapped\.reactor:heater"):  # fmt: skip
+        load_lab_config(path)

@@ -32,10 +32,12 @@ from devices.config import (
     ConfigError,
     FaultConfig,
     LabConfig,
+    StepConfig,
     StrictModel,
     load_lab_config,
     validation_message,
 )
+from devices.plugins import check_step
 from models.configfile import read_yaml
 from models.errors import UserError
 from models.parameters import MAX_SEED, CategoricalParameter, ParameterError, get_route
@@ -232,11 +234,18 @@ class CampaignConfig(StrictModel):
     experiment stopped then (:attr:`planners.base.Planner.trajectory_answers`). Needs a lab that
     reads the route in situ and the time as a range in ``space``."""
 
+    steps: list[StepConfig] = Field(default_factory=list, max_length=16)
+    """Steps of the lab's plugin instruments (its ``instruments``) each product goes through
+    before it is measured, in order: ``{instrument: spin, step: spin, args: {rpm: 8000}}``."""
+
     @property
     def plan_kwargs(self) -> dict[str, Any]:
         """What the route's plan takes beside conditions and md (the reactor, where the
-        campaign chose one)."""
-        return {} if self.reactor == "reactor" else {"reactor": self.reactor}
+        campaign chose one; the steps, where it has any)."""
+        kwargs: dict[str, Any] = {} if self.reactor == "reactor" else {"reactor": self.reactor}
+        if self.steps:
+            kwargs["steps"] = [step.model_dump() for step in self.steps]
+        return kwargs
 
     @model_validator(mode="before")
     @classmethod
@@ -403,6 +412,11 @@ def _check_lab_limits(cfg: CampaignConfig, lab: LabConfig) -> None:
         reactor = lab.reactor_config(cfg.reactor)
     except ParameterError as exc:
         raise ConfigError(f"reactor: {exc}") from None
+    if cfg.steps and cfg.route == "flow":
+        raise ConfigError("steps: a flow synthesis measures its product in line; steps are for "
+                          "hot_injection and larp")  # fmt: skip
+    for i, step in enumerate(cfg.steps):
+        check_step(lab, i, step)
     heater = {"hot_injection": (reactor, cfg.reactor), "flow": (lab.flow, "flow-coil")}
     if cfg.route in heater:
         limits, label = heater[cfg.route]

@@ -24,8 +24,12 @@ from typing import Any
 import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
 from bluesky.utils import Msg
+from pydantic import ValidationError
 
 from devices import Lab, Mix, Transfer
+from devices.config import StepConfig, validation_message
+from devices.plugins import check_step, load_kind
+from models.configfile import ConfigError
 from models.parameters import get_route
 from orchestrator.execution.observe import IN_SITU_STREAM
 from orchestrator.execution.recipes import (
@@ -46,6 +50,7 @@ __all__ = [
     "load_cell",
     "measure",
     "measure_sample",
+    "product_steps",
     "read_plate",
     "sweep_residence_times",
     "watch_growth",
@@ -150,10 +155,43 @@ def read_plate(lab: Lab, started_at: float, wait_s: float, interval_s: float) ->
     yield from bps.mv(lab.timer, max(until - elapsed, 0.0))
 
 
+def product_steps(
+    lab: Lab, steps: Sequence[Mapping[str, Any] | StepConfig] | None, sample: str
+) -> list[Plan]:
+    """The plans of ``steps`` (each ``instrument``, ``step``, ``args``: a step of one of the
+    lab's plugin instruments, :mod:`devices.plugins`) on the product in deck location
+    ``sample``, in order. Each step is called here, so an instrument, step or argument the lab
+    cannot take fails (naming ``steps[i]``) before any device moves."""
+    plans = []
+    for i, raw in enumerate(steps or ()):
+        try:
+            step = StepConfig.model_validate(raw)
+        except ValidationError as exc:
+            raise ConfigError(validation_message(exc, f"steps[{i}]")) from None
+        check_step(lab.config, i, step)
+        kind = load_kind(lab.config.instruments[step.instrument].kind, f"steps[{i}].instrument")
+        device = lab.instruments[step.instrument]
+        try:
+            plans.append(kind.steps[step.step](device, sample, **step.args))
+        except ValueError as exc:  # the step refused an argument: say which step
+            raise ConfigError(f"steps[{i}].args ({step.instrument} {step.step}): {exc}") from None
+    return plans
+
+
+def _step_md(run_md: dict[str, Any], steps: Sequence[Any] | None) -> dict[str, Any]:
+    """``run_md`` saying which steps the product went through (when it went through any)."""
+    if steps:
+        dumped = [StepConfig.model_validate(s).model_dump() for s in steps]
+        run_md["plan_args"]["steps"] = run_md["steps"] = dumped
+    return run_md
+
+
 def _baseline(lab: Lab) -> list[Any]:
-    """What a synthesis records at its start and end (its ``baseline`` stream)."""
+    """What a synthesis records at its start and end (its ``baseline`` stream): the heaters
+    and the plugin instruments."""
     heaters = [r.temperature for r in lab.reactors.values()]
-    return [*heaters, *([lab.flow.coil] if lab.flow is not None else [])]
+    coil = [lab.flow.coil] if lab.flow is not None else []
+    return [*heaters, *coil, *lab.instruments.values()]
 
 
 def _recorded(plan: Plan, lab: Lab, heater: Any = None) -> Plan:
@@ -217,10 +255,11 @@ def hot_injection_synthesis(
     conditions: Mapping[str, Any],
     md: Mapping[str, Any] | None = None,
     reactor: str = "reactor",
+    steps: Sequence[Mapping[str, Any]] | None = None,
 ) -> Plan:
     """Hot injection: load the lead halide, extra halide and ligand, heat, inject the cation
-    oleate at temperature, grow for ``time_s``, quench, transfer to the cell, measure absorption
-    and PL.
+    oleate at temperature, grow for ``time_s``, quench, run ``steps`` on the product in the
+    flask, transfer to the cell, measure absorption and PL.
 
     Parameters
     ----------
@@ -234,6 +273,9 @@ def hot_injection_synthesis(
     reactor
         Which reactor (``reactor``, or one of the lab config's ``reactors``); the start
         document says which.
+    steps
+        Steps of the lab's plugin instruments on the quenched product (:func:`product_steps`);
+        the start document lists them.
     """
     conditions = get_route("hot_injection").validate(conditions)
     device = lab.reactor_named(reactor)
@@ -243,8 +285,9 @@ def hot_injection_synthesis(
     run_md = _run_md("hot_injection", "hot_injection_synthesis", conditions, recipe, md, flask)
     if reactor != "reactor":  # (the one-reactor lab's documents stay as they were)
         run_md["plan_args"]["reactor"] = run_md["reactor"] = reactor
+    treatments = product_steps(lab, steps, flask)
 
-    @bpp.run_decorator(md=run_md)
+    @bpp.run_decorator(md=_step_md(run_md, steps))
     def protocol() -> Plan:
         # a suspension (safety interlock) rewinds to the last checkpoint and goes on from there
         yield from bps.checkpoint()  # suspended while loading: empty the flask and load again
@@ -263,6 +306,8 @@ def hot_injection_synthesis(
             yield from watch_growth(lab, conditions["time_s"], rc.in_situ_interval_s, reactor)
         yield from bps.mv(device.quench, conditions["time_s"])
         yield from bps.checkpoint()  # quenched: the product keeps
+        for treatment in treatments:
+            yield from treatment
         yield from load_cell(lab, flask)
         reading = yield from measure(lab, [device])
         yield from empty(lab, flask)
@@ -341,10 +386,14 @@ def _free_well(lab: Lab) -> str:
 
 
 def larp_synthesis(
-    lab: Lab, conditions: Mapping[str, Any], md: Mapping[str, Any] | None = None
+    lab: Lab,
+    conditions: Mapping[str, Any],
+    md: Mapping[str, Any] | None = None,
+    steps: Sequence[Mapping[str, Any]] | None = None,
 ) -> Plan:
     """LARP: antisolvent and oleylamine into a fresh well, precursor on top (nucleation), mix,
-    wait, transfer to the cell and measure."""
+    wait, run ``steps`` on the product in the well (:func:`product_steps`), transfer to the
+    cell and measure."""
     conditions = get_route("larp").validate(conditions)
     recipe = larp_recipe(conditions, lab.config)
     lp = lab.config.larp
@@ -354,8 +403,10 @@ def larp_synthesis(
 
     well = _free_well(lab)
     wait_s = max(conditions["time_s"] - handling_s, 0.0)
+    treatments = product_steps(lab, steps, well)
+    run_md = _run_md("larp", "larp_synthesis", conditions, recipe, md, well)
 
-    @bpp.run_decorator(md=_run_md("larp", "larp_synthesis", conditions, recipe, md, well))
+    @bpp.run_decorator(md=_step_md(run_md, steps))
     def protocol() -> Plan:
         yield from bps.checkpoint()
         yield from calibrate_cell(lab, lp.antisolvent)
@@ -370,6 +421,8 @@ def larp_synthesis(
             yield from read_plate(lab, mixing_from, wait_s, lp.read_interval_s)
         else:
             yield from bps.mv(lab.timer, wait_s)
+        for treatment in treatments:
+            yield from treatment
         yield from load_cell(lab, well)
         return (yield from measure(lab))
 

@@ -81,7 +81,7 @@ def _campaign_md(md: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def hot_injection_synthesis(
-    conditions: dict, md: dict | None = None, reactor: str = "reactor"
+    conditions: dict, md: dict | None = None, reactor: str = "reactor", steps: list | None = None
 ) -> Plan:
     """Hot injection on this workcell (see :func:`orchestrator.plans.hot_injection_synthesis`).
 
@@ -93,10 +93,13 @@ def hot_injection_synthesis(
         Extra start-document metadata (a campaign's ids).
     reactor
         Which of the workcell's hot-injection reactors.
+    steps
+        Steps of the workcell's plugin instruments on the product (``instrument``, ``step``,
+        ``args`` each).
     """
     return (
         yield from _plans.hot_injection_synthesis(
-            _lab, conditions, md=_campaign_md(md), reactor=reactor
+            _lab, conditions, md=_campaign_md(md), reactor=reactor, steps=steps
         )
     )
 
@@ -114,7 +117,7 @@ def flow_synthesis(conditions: dict, md: dict | None = None) -> Plan:
     return (yield from _plans.flow_synthesis(_lab, conditions, md=_campaign_md(md)))
 
 
-def larp_synthesis(conditions: dict, md: dict | None = None) -> Plan:
+def larp_synthesis(conditions: dict, md: dict | None = None, steps: list | None = None) -> Plan:
     """LARP in a fresh well on this workcell (see :func:`orchestrator.plans.larp_synthesis`).
 
     Parameters
@@ -123,8 +126,10 @@ def larp_synthesis(conditions: dict, md: dict | None = None) -> Plan:
         ``br_pb_ratio``, ``precursor_ul``, ``ligand_ul``, ``time_s``.
     md
         Extra start-document metadata (a campaign's ids).
+    steps
+        Steps of the workcell's plugin instruments on the product.
     """
-    return (yield from _plans.larp_synthesis(_lab, conditions, md=_campaign_md(md)))
+    return (yield from _plans.larp_synthesis(_lab, conditions, md=_campaign_md(md), steps=steps))
 
 
 def measure_sample(source: str, solvent: str | None = None, md: dict | None = None) -> Plan:

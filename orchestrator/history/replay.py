@@ -232,7 +232,7 @@ def playback_documents(db: Database, campaign_id: int) -> list[tuple[str, dict[s
     for start in starts:
         lab.reseed(loaded.config.seed, start.get("experiment_index", 0))
         plan = PLANS[start["route"]]
-        kwargs = {"reactor": start["reactor"]} if "reactor" in start else {}
+        kwargs = {key: start[key] for key in ("reactor", "steps") if key in start}
         RE(plan(lab, start["conditions"], md={k: start[k] for k in md_keys if k in start},
                 **kwargs))  # fmt: skip
     return emitted
