@@ -66,6 +66,12 @@ class DatabaseError(UserError, RuntimeError):
     """The database cannot be opened, is not migrated, or lacks what was asked for."""
 
 
+class DatabaseUnreachable(DatabaseError):
+    """The database server did not take the connection (exit code 3, as the CLI documents)."""
+
+    exit_code = 3
+
+
 class LeaseLost(UserError, RuntimeError):
     """Another process took over the campaign's lease: this driver stops, writes nothing more
     and moves nothing more (:mod:`db.lease`)."""
@@ -91,7 +97,8 @@ def resolve_url(url: str | None = None) -> str:
     """The database URL: ``url`` if given, else ``$QDLAB_DB``, else ``sqlite:///qdlab.db``.
 
     An empty ``url`` is an error, not a fallback: ``--db ""`` is a mistake to report. A bare
-    path (``--db runs.db``: no ``://``) is the SQLite file at that path.
+    path (``--db runs.db``: no ``://``) is the SQLite file at that path; ``postgres://`` and
+    ``postgresql://`` (libpq's spelling) are PostgreSQL through psycopg 3.
     """
     if url is None:
         url = os.environ.get("QDLAB_DB") or DEFAULT_URL
@@ -101,6 +108,9 @@ def resolve_url(url: str | None = None) -> str:
         )
     if "://" not in url:
         return f"sqlite:///{url}"
+    scheme, rest = url.split("://", 1)
+    if scheme in ("postgres", "postgresql"):  # as libpq and most hosts write it: psycopg 3
+        return f"postgresql+psycopg://{rest}"
     return url
 
 
@@ -207,8 +217,9 @@ class Database:
                     conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar()
         except DBAPIError as exc:
             reason = str(exc.orig).strip().splitlines()[0]
-            verb = "open" if self.dialect == "sqlite" else "connect to"
-            raise DatabaseError(f"cannot {verb} {safe_url(self.url)}: {reason}") from None
+            if self.dialect == "sqlite":
+                raise DatabaseError(f"cannot open {safe_url(self.url)}: {reason}") from None
+            raise DatabaseUnreachable(f"cannot connect to {safe_url(self.url)}: {reason}") from None
         if migrate:
             self.upgrade()
 
@@ -508,8 +519,8 @@ class Database:
     def open_experiments(self, campaign_id: int) -> tuple[list[ExperimentRecord], int, int]:
         """What a campaign agent polls: the experiments not yet done or failed (awaiting
         approval, proposed, queued, running, rejected) in index order, without observables;
-        how many experiments count against the budget (all but the rejected); and the next
-        free index."""
+        how many experiments count against the budget (those that run or will: neither
+        rejected nor awaiting approval); and the next free index."""
         open_states = [str(s) for s in ExperimentStatus if s.open]
         with self.session() as s:
             rows = s.scalars(
@@ -520,7 +531,9 @@ class Database:
             counted = s.scalar(
                 select(func.count()).where(
                     Experiment.campaign_id == campaign_id,
-                    Experiment.status != str(ExperimentStatus.REJECTED),
+                    Experiment.status.not_in(
+                        [str(ExperimentStatus.REJECTED), str(ExperimentStatus.AWAITING_APPROVAL)]
+                    ),
                 )
             )
             last = s.scalar(

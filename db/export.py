@@ -34,6 +34,7 @@ def export_csv(db: Database, campaign_id: int, path: str | Path) -> int:
         "status",
         *condition_names,
         *OBSERVATION_FIELDS,
+        "shape",  # cubes or platelets, as the spectra tell
         "failure_reason",
         "planner_name",
         "planner_version",
@@ -54,6 +55,7 @@ def export_csv(db: Database, campaign_id: int, path: str | Path) -> int:
                     r.status,
                     *(r.conditions.get(c) for c in condition_names),
                     *(obs.get(k) for k in OBSERVATION_FIELDS),
+                    r.shape or "",
                     r.failure_reason or "",
                     r.planner_name,
                     r.planner_version,

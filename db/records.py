@@ -91,6 +91,17 @@ class Experiment:
         return self.index + 1
 
     @property
+    def shape(self) -> str | None:
+        """``cubes`` or ``platelets``, as its measured spectra tell
+        (:func:`models.analysis.is_platelet_like`); None before it was measured."""
+        from models.analysis import is_platelet_like
+
+        obs = self.observables or {}
+        if self.status != ExperimentStatus.DONE or obs.get("pl_peak_nm") is None:
+            return None
+        return "platelets" if is_platelet_like(obs, self.conditions) else "cubes"
+
+    @property
     def by_hand(self) -> bool:
         """Whether a person added it (no planner asked for it)."""
         return self.provenance.get("source") == "human"

@@ -346,6 +346,8 @@ class LabSilaServer(SilaServer):
             server_vendor_url="https://github.com/qdlab/qdlab",
         )
         self.speedup = speedup
+        self.certificate: bytes | None = None
+        """The PEM certificate chain the server presents over TLS (None: plain gRPC)."""
         self.lock = threading.RLock()
         self.lab: Lab = build_lab(
             config.at_speed(speedup).model_copy(update={"backend": "simulated"})
@@ -356,10 +358,29 @@ class LabSilaServer(SilaServer):
 
 
 def serve(
-    config: LabConfig, host: str = "127.0.0.1", port: int = 50052, speedup: float | None = None
+    config: LabConfig,
+    host: str = "127.0.0.1",
+    port: int = 50052,
+    speedup: float | None = None,
+    tls: tuple[bytes, bytes] | bool = False,
 ) -> LabSilaServer:
-    """Start serving the simulated lab of ``config`` on ``host:port`` (plain gRPC, no
-    discovery; TLS is for a real network) and return the running server."""
+    """Start serving the simulated lab of ``config`` on ``host:port`` (no discovery) and return
+    the running server.
+
+    ``tls``: False, plain gRPC (loopback, a closed network); a ``(certificate chain, private
+    key)`` pair of PEM bytes, TLS with them; True, TLS with a self-signed certificate for
+    ``host`` made by the sila2 package (clients trust it through ``sila2.root_certs``). The
+    server's ``certificate`` is the PEM chain it presents (None: plain gRPC)."""
     server = LabSilaServer(config, speedup)
-    server.start_insecure(host, port, enable_discovery=False)
+    if tls is False:
+        server.start_insecure(host, port, enable_discovery=False)
+        return server
+    if tls is True:
+        from sila2.server.encryption import generate_self_signed_certificate
+
+        key, chain = generate_self_signed_certificate(server.server_uuid, host)
+    else:
+        chain, key = tls
+    server.start(host, port, private_key=key, cert_chain=chain, enable_discovery=False)
+    server.certificate = chain
     return server

@@ -203,8 +203,20 @@ class Target:
         return self.error(observables) <= self.tolerance and self.shape_ok(observables, conditions)
 
     def rank(self, observables: Mapping[str, Any], conditions: Mapping[str, Any]) -> tuple:
-        """Sort key of the best experiment: the right shape first, then the smallest error."""
-        return (not self.shape_ok(observables, conditions), self.error(observables))
+        """Sort key of the best experiment: the right shape first, then the hits, ranked by the
+        secondary goals (``minimize`` then ``maximize``; a ``pareto`` target's first
+        objective, whose best hit is on the front), then the smallest error."""
+        if not self.hit(observables, conditions):
+            return (not self.shape_ok(observables, conditions), True, (), self.error(observables))
+        goals = [(name, "min") for name in self.minimize]
+        goals += [(name, "max") for name in self.maximize] + list(self.pareto[:1])
+        secondary = tuple(
+            (float(observables[name]) if sense == "min" else -float(observables[name]))
+            if _finite(observables.get(name))
+            else math.inf
+            for name, sense in goals
+        )
+        return (False, False, secondary, self.error(observables))
 
     def pareto_set(
         self, experiments: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]

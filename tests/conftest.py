@@ -313,18 +313,32 @@ class SilaServerProcess(_ServerProcess):
 
     what = "qdlab sila serve"
 
-    def __init__(self, speedup: str = "max", lab: str = "configs/labs/sim.yaml") -> None:
+    def __init__(
+        self, speedup: str = "max", lab: str = "configs/labs/sim.yaml", ca: Path | None = None
+    ) -> None:
         self.speedup, self.lab, self.port = speedup, lab, _free_port()
+        self.ca = ca
+        """Where a TLS server (self-signed) writes the certificate to trust; None: plain."""
 
     def _probe(self, timeout: float) -> None:
         import grpc
 
-        with grpc.insecure_channel(f"127.0.0.1:{self.port}") as channel:
+        target = f"127.0.0.1:{self.port}"
+        if self.ca is None:
+            channel = grpc.insecure_channel(target)
+        else:
+            if not self.ca.exists():  # written once the server is up
+                raise RuntimeError("not serving yet")
+            roots = grpc.ssl_channel_credentials(root_certificates=self.ca.read_bytes())
+            channel = grpc.secure_channel(target, roots)
+        with channel:
             grpc.channel_ready_future(channel).result(timeout=timeout)
 
     def start(self, timeout: float = 30.0) -> SilaServerProcess:
         args = [sys.executable, "-m", "orchestrator", "sila", "serve", "--lab", self.lab,
                 "--port", str(self.port), "--speedup", self.speedup]  # fmt: skip
+        if self.ca is not None:
+            args += ["--tls", "--ca-out", str(self.ca)]
         self._launch(args, None, timeout)
         return self
 

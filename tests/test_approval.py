@@ -142,9 +142,47 @@ def test_a_person_pauses_a_running_campaign_from_the_command_line(gated):
     agent, db, url = gated
     out = qdlab("campaign", "pause", "1", "--reason", "reagent delivery", "--db", url)
     assert out.returncode == 0 and "pauses after the experiment under way" in out.stdout
+    # the hint can be pasted as it is: it names the database the campaign is in
+    assert f"`qdlab campaign resume 1 --db {url}` continues" in out.stdout
     assert agent.wait(60) == 1  # the agent stops, as for any pause
     campaign = db.campaign(1)
     assert campaign["status"] == "paused"
     assert "paused by a person: reagent delivery" in campaign["status_reason"]
     out = qdlab("campaign", "pause", "1", "--db", url)
     assert out.returncode == 2 and "is paused, not running" in out.stderr
+
+
+def test_proposals_awaiting_approval_spend_no_budget_and_a_hit_withdraws_none(tmp_path, spawn):
+    """Approving one proposal at a time while the planner keeps two waiting, with every
+    measurement a hit and ``stop_on_target: false``: the whole budget runs (waiting proposals
+    do not count against it, so a hit never withdraws them as if the target had stopped the
+    campaign), and a note given with ``campaign add`` is shown by ``campaign show``."""
+    url = f"sqlite:///{tmp_path / 'slow.db'}"
+    target = {"pl_peak_nm": 470.0, "tolerance_nm": 50.0}
+    config = write_config(tmp_path, approval="required", batch_size=2, budget=4, target=target,
+                          stop_on_target=False)  # fmt: skip
+    agent = spawn("campaign", "run", config, "--db", url, "--json", capture=True)
+    db = Database(url)
+    wait_for(lambda: len(rows_with(db, "awaiting_approval")) == 2, what="two proposals")
+    out = qdlab("campaign", "add", "1", "--conditions", json.dumps(HAND), "--note",
+                "reference batch 7", "--db", url)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    while agent.poll() is None:
+        busy = [r for r in db.experiments(1) if r.status in ("proposed", "queued", "running")]
+        waiting = rows_with(db, "awaiting_approval")
+        if waiting and not busy:  # one at a time, each after the last has run
+            qdlab("campaign", "approve", "1", str(waiting[0].number), "--db", url)
+        time.sleep(0.2)
+    out, err = agent.communicate()
+    assert agent.returncode == 0, err
+    summary = json.loads(out)
+    assert summary["status"] == "completed", summary
+    rows = db.experiments(1)
+    assert sum(r.status in ("done", "failed") for r in rows) == 4  # the whole budget ran
+    assert [r.failure_reason for r in rows if r.status == "rejected"] == []
+    assert any(r.observables and abs(r.observables["pl_peak_nm"] - 470) <= 50 for r in rows)
+    show = qdlab("campaign", "show", "1", "--db", url, "--json")
+    shown = json.loads(show.stdout)["experiments"]
+    assert [e["number"] for e in shown] == [e["index"] + 1 for e in shown]
+    assert [e["note"] for e in shown if e["planner"] == "human"] == ["reference batch 7"]
+    assert "reference batch 7" in qdlab("campaign", "show", "1", "--db", url).stdout

@@ -9,7 +9,7 @@ import yaml
 
 from benchmarks.bad_inputs import CAMPAIGN, hand_written
 from db import Database
-from tests.conftest import qdlab
+from tests.conftest import ROOT, qdlab
 
 CANARY = textwrap.dedent("""
     import os, pathlib
@@ -141,7 +141,6 @@ def test_stored_escape_sequences_and_markup_are_shown_not_obeyed_in_the_terminal
 
 def test_lab_configs_chain_their_bases_and_a_cycle_is_refused(tmp_path):
     from devices.config import ConfigError, load_lab_config
-    from tests.conftest import ROOT
 
     sim = str(ROOT / "configs" / "labs" / "sim-insitu.yaml")  # itself based on sim.yaml
     (tmp_path / "mine.yaml").write_text(
@@ -156,3 +155,33 @@ def test_lab_configs_chain_their_bases_and_a_cycle_is_refused(tmp_path):
     (tmp_path / "b.yaml").write_text(yaml.safe_dump({"base": "a.yaml"}))
     with pytest.raises(ConfigError, match=r"comes back to a file \(a.yaml -> b.yaml -> a.yaml\)"):
         load_lab_config(tmp_path / "a.yaml")
+
+
+def test_a_database_server_not_there_is_exit_3_and_libpq_urls_are_understood():
+    """README: exit code 3 is "database unreachable"; ``postgres://`` and ``postgresql://``
+    (as libpq, Heroku and most hosts write them) are PostgreSQL through psycopg 3."""
+    import socket
+
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for scheme in ("postgres", "postgresql", "postgresql+psycopg"):
+        out = qdlab("campaign", "list", "--db", f"{scheme}://qd:secret@127.0.0.1:{port}/lab")
+        assert out.returncode == 3, (scheme, out.stderr)
+        assert out.stderr.startswith(
+            f"error: cannot connect to postgresql+psycopg://qd:***@127.0.0.1:{port}/lab: "
+        ) and "Connection refused" in out.stderr  # fmt: skip
+        assert "secret" not in out.stderr and out.stderr.count("\n") == 1
+
+
+def test_a_campaign_copied_out_of_configs_names_the_shipped_lab_it_meant(tmp_path):
+    copied = tmp_path / "mine.yaml"
+    copied.write_text((ROOT / "configs" / "campaigns" / "blue_470_random.yaml").read_text())
+    out = qdlab("campaign", "run", str(copied), "--db", str(tmp_path / "x.db"), "--budget", "1")
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert "lab: file '../labs/sim.yaml' not found" in out.stderr
+    assert "did you mean `lab: sim` (QDLab's own)?" in out.stderr
+    assert not (tmp_path / "x.db").exists()  # refused before anything was stored
+    copied.write_text(copied.read_text().replace("lab: ../labs/sim.yaml", "lab: sim"))
+    out = qdlab("campaign", "run", str(copied), "--db", str(tmp_path / "x.db"), "--budget", "1")
+    assert out.returncode == 0, out.stderr

@@ -1,5 +1,6 @@
 """The campaign database on SQLite and on a real PostgreSQL server."""
 
+import csv
 import json
 import os
 import signal
@@ -130,17 +131,25 @@ def test_jsonl_export_replays_the_documents_in_order(db_url, lab, RE, tmp_path):
 def test_csv_export_has_one_row_per_experiment(db_url, tmp_path):
     db = Database(db_url)
     cid = new_campaign(db, space={"br_pb_ratio": [2, 30], "temperature_c": [60, 200]})
+    measured = [  # a cube sample (broad, Stokes-shifted), a platelet one (narrow, close)
+        {"pl_peak_nm": 480.0, "pl_fwhm_nm": 22.0, "abs_peak_nm": 468.0},
+        {"pl_peak_nm": 479.0, "pl_fwhm_nm": 10.5, "abs_peak_nm": 475.0},
+        {"pl_peak_nm": 478.0},
+    ]
     for i in range(3):
         eid = db.add_experiment(
             cid, i, {**HOT, "br_pb_ratio": 4.0 + i}, planner_name="sobol", planner_version="1"
         )
-        db.add_observation(eid, {"pl_peak_nm": 480.0 - i})
+        db.add_observation(eid, measured[i])
+        db.set_experiment_status(eid, "done")
     db.set_experiment_status(db.experiment_id(cid, 2), "failed", "pump stalled")
     path = tmp_path / "experiments.csv"
     assert export_csv(db, cid, path) == 3
     rows = path.read_text().splitlines()
     assert rows[0].startswith("experiment,status,br_pb_ratio,temperature_c,pl_peak_nm")
     assert rows[3].startswith("3,failed,6.0,150.0,478.0") and "pump stalled" in rows[3]
+    table = list(csv.DictReader(path.open()))
+    assert [r["shape"] for r in table] == ["cubes", "platelets", ""]  # as the spectra tell
 
 
 def test_a_run_without_its_stop_document_shows_as_incomplete(db_url):

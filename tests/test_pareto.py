@@ -2,6 +2,7 @@
 
 import json
 import logging
+import re
 
 import numpy as np
 import pytest
@@ -51,6 +52,29 @@ def test_the_pareto_set_holds_only_hits_of_the_right_shape_none_dominated():
     ]  # the last: a narrow, barely shifted line, platelets: no hit for a cube target
     assert target.pareto_set(experiments) == [0, 1]
     assert Target("pl_peak_nm", 470.0, 1.0).pareto_set(experiments) == [0, 1, 2]  # all hits
+
+
+def test_the_best_experiment_is_a_hit_ranked_by_the_secondary_goal_and_on_the_front():
+    """A campaign's "best": among the hits (right shape, in the window) the one the secondary
+    goal prefers, not the one closest to the peak; a Pareto target's best is on its front."""
+    cond = {"material": "CsPbBr3"}
+    experiments = [
+        (_obs(470.1, 24.6, 0.60), cond),  # closest to 470, broader
+        (_obs(470.8, 23.7, 0.50), cond),  # a hit with the narrowest line
+        (_obs(470.0, 30.0, 0.95), cond),  # dead on, broad, brightest
+        (_obs(472.0, 15.0, 0.99), cond),  # narrowest of all, but no hit
+    ]
+
+    def best(target: Target) -> int:
+        return min(range(len(experiments)), key=lambda i: target.rank(*experiments[i]))
+
+    assert best(Target("pl_peak_nm", 470.0, 1.0)) == 2  # no secondary goal: the smallest error
+    assert best(Target("pl_peak_nm", 470.0, 1.0, minimize=("pl_fwhm_nm",))) == 1
+    assert best(Target("pl_peak_nm", 470.0, 1.0, maximize=("plqy_est",))) == 2
+    pareto = Target("pl_peak_nm", 470.0, 1.0, pareto=PARETO)
+    assert best(pareto) == 1 and 1 in pareto.pareto_set(experiments)
+    # with no hit at all, the right shape and the smallest error decide
+    assert best(Target("pl_peak_nm", 480.0, 1.0, minimize=("pl_fwhm_nm",))) == 3
 
 
 @pytest.mark.parametrize(
@@ -103,6 +127,8 @@ def test_a_pareto_campaign_reports_the_front_it_found(tmp_path):
     ]
     on_front = {p["experiment"] for p in front}
     assert on_front <= {e["index"] + 1 for e in hits}
+    best = re.search(r"best: experiment (\d+)", run.stdout)
+    assert best and int(best.group(1)) in on_front, run.stdout  # the best is on the front
     for e in hits:
         obs = e["observables"]
         dominated = any(

@@ -138,6 +138,15 @@ def test_backtest_reports_experiments_to_goal_beside_original_and_random_orders(
     )
     assert result["pool"] == sum(r.status == "done" for r in Database(url).experiments(cid))
     assert all(1 <= n <= result["pool"] for n in result["experiments_to_goal"])
+    # the goal is of the shape the target asks for: the original order's is no platelet sample
+    from orchestrator.campaign.config import loaded_from_stored
+
+    stored = Database(url).campaign(cid)
+    target = loaded_from_stored(stored["config"], stored["name"]).target
+    done = [r for r in Database(url).experiments(cid) if r.status == "done" and r.observables]
+    if result["original_order"] is not None:
+        goal = done[result["original_order"] - 1]
+        assert target.shape_ok(goal.observables, goal.conditions)
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 devices/sila_features, the sila2 backend driving it over real gRPC on loopback."""
 
 import json
+import uuid
 
 import bluesky.plans as bp
 import pytest
@@ -9,6 +10,7 @@ import yaml
 from ophyd.utils import LimitError
 from sila2.client import SilaClient
 from sila2.framework import DefinedExecutionError, Feature
+from sila2.server.encryption import generate_self_signed_certificate
 
 from db import Database
 from devices import build_lab
@@ -182,3 +184,23 @@ def test_the_dip_probe_reads_the_growth_over_sila2_as_in_process(sila_server, ru
             [p["pl_peak_nm"] for p in local],
             nan_ok=True,  # no peak yet at the first reading
         )
+
+
+def test_a_server_over_tls_is_driven_trusting_its_certificate_and_refused_without_it(tmp_path, RE):
+    """`qdlab sila serve --tls` (a self-signed certificate, as the sila2 package makes one):
+    a lab trusting its certificate (``sila2.insecure: false``, ``root_certs``) runs a plan over
+    TLS; a plain-gRPC client and one trusting another certificate are refused, naming it."""
+    server = SilaServerProcess(ca=tmp_path / "ca.pem").start()
+    try:
+        lab = build_lab(server.lab_config(tmp_path, insecure=False, root_certs=str(server.ca)))
+        RE(bp.count([lab.reactor]))
+        assert lab.sila.server_name().startswith("QDLab")
+        with pytest.raises(SilaUnreachable, match="did not answer within 1 s"):
+            build_lab(server.lab_config(tmp_path, connection_timeout_s=1))  # plain gRPC
+        other = tmp_path / "other.pem"  # another server's certificate, for the same address
+        other.write_bytes(generate_self_signed_certificate(uuid.uuid4(), "127.0.0.1")[1])
+        with pytest.raises(SilaUnreachable, match="did not answer within 1 s"):
+            build_lab(server.lab_config(tmp_path, insecure=False, root_certs=str(other),
+                                        connection_timeout_s=1))  # fmt: skip
+    finally:
+        server.stop()

@@ -273,6 +273,37 @@ def test_with_approval_required_nothing_runs_on_a_workcell_before_a_person_appro
     assert rows[1].id not in {run["experiment_id"] for run in db.runs(1)}
 
 
+def test_waiting_proposals_spend_no_budget_on_workcells_with_queue_ahead(
+    serve, spawn, tmp_path, db_path
+):
+    """Two workcells, one waiting in each queue behind the one running, ``approval:
+    required``, every measurement a hit, ``stop_on_target: false``: approved one at a time,
+    with one rejected, the whole budget runs and nothing is withdrawn."""
+    serve("A", "B")
+    url = f"sqlite:///{db_path}"
+    target = {"pl_peak_nm": 470.0, "tolerance_nm": 50.0}
+    config = campaign_file(tmp_path, [{"name": "A"}, {"name": "B"}], budget=5, queue_ahead=1,
+                           approval="required", target=target)  # fmt: skip
+    agent = spawn("campaign", "run", config, "--db", url, "--json", capture=True)
+    db = Database(url)
+    wait_for(lambda: statuses(db).count("awaiting_approval") == 4, 60, "four proposals")
+    out = qdlab("campaign", "reject", "1", "1", "--reason", "not this one", "--db", url)
+    assert out.returncode == 0, out.stderr
+    deadline = time.monotonic() + 240
+    while agent.poll() is None and time.monotonic() < deadline:
+        rows = db.experiments(1)
+        waiting = [r for r in rows if r.status == "awaiting_approval"]
+        if waiting and not any(r.status in ("proposed", "queued", "running") for r in rows):
+            qdlab("campaign", "approve", "1", str(waiting[0].number), "--db", url)
+        time.sleep(0.3)
+    out, err = agent.communicate(timeout=60)
+    assert agent.returncode == 0, err
+    assert json.loads(out)["status"] == "completed"
+    rows = db.experiments(1)
+    assert sum(r.status in ("done", "failed") for r in rows) == 5
+    assert [r.failure_reason for r in rows if r.status == "rejected"] == ["rejected: not this one"]
+
+
 @pytest.mark.parametrize(
     ("workcells", "message"),
     [

@@ -392,6 +392,29 @@ def _target(cfg: CampaignConfig) -> Target:
     return cfg.target.to_target(str(materials[0]))
 
 
+SHIPPED_LABS = Path(__file__).resolve().parents[2] / "configs" / "labs"
+"""The lab configs QDLab ships; a campaign names one by its name alone (``lab: sim``)."""
+
+
+def _lab_file(lab: str, base_dir: Path) -> Path:
+    """The lab config a campaign's ``lab`` names: a shipped lab by name (``sim``), or a path,
+    relative to the campaign's folder or the working directory."""
+    shipped = sorted(p.stem for p in SHIPPED_LABS.glob("*.yaml"))
+    if lab in shipped:
+        return SHIPPED_LABS / f"{lab}.yaml"
+    path = Path(lab)
+    candidates = [path] if path.is_absolute() else [base_dir / path, Path.cwd() / path]
+    found = next((p for p in candidates if p.is_file()), None)
+    if found is not None:
+        return found
+    folders = list(dict.fromkeys(str(p.parent) for p in candidates))
+    hint = f"; did you mean `lab: {path.stem}` (QDLab's own)?" if path.stem in shipped else "."
+    raise ConfigError(
+        f"lab: file {lab!r} not found (looked in {' and '.join(folders)}){hint} A shipped lab is "
+        f"named alone: {', '.join(shipped)}"
+    )
+
+
 def _corners(space: SearchSpace) -> list[dict[str, Any]]:
     axes = [
         space.continuous[n] if n in space.continuous else space.categorical[n] for n in space.order
@@ -536,16 +559,7 @@ def parse_campaign(
         cfg = CampaignConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(validation_message(exc, label)) from None
-    lab_path = Path(cfg.lab)
-    candidates = (
-        [lab_path] if lab_path.is_absolute() else [base_dir / lab_path, Path.cwd() / lab_path]
-    )
-    found = next((p for p in candidates if p.is_file()), None)
-    if found is None:
-        raise ConfigError(
-            f"lab: file {cfg.lab!r} not found (looked in {base_dir} and {Path.cwd()})"
-        )
-    lab = load_lab_config(found)
+    lab = load_lab_config(_lab_file(cfg.lab, base_dir))
     if cfg.simulator.outcome_model is not None:
         _check_code_path("simulator.outcome_model", cfg.simulator.outcome_model)
     for route, path in lab.simulator.outcome_models.items():

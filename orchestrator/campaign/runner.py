@@ -79,6 +79,7 @@ __all__ = [
 
 MAX_CONSECUTIVE_FAILURES = 3
 TARGET_REACHED = "withdrawn: the target was reached"
+BUDGET_SPENT = "withdrawn: the budget of {} was spent by the experiments that ran"
 TAKEN_BACK = "taken back from the queue: the campaign paused"
 
 
@@ -344,8 +345,8 @@ class CampaignRunner:
         runnable = [r for r in rows if r.status == ExperimentStatus.PROPOSED]
         awaiting = sum(r.status == ExperimentStatus.AWAITING_APPROVAL for r in rows)
         done = self._done_reason()
-        if done is not None and self.recorder.progress.first_hit is not None:
-            runnable, awaiting = self._withdraw_at_target(runnable, awaiting)
+        if done is not None:
+            runnable, awaiting = self._withdraw_unneeded(runnable, awaiting)
         if done is not None and not (still or runnable or awaiting):
             if not self.recorder.progress.measured:  # a lab that measured nothing is not done
                 why = self.recorder.nothing_measured(f"`qdlab campaign resume {self.campaign_id}`")
@@ -357,9 +358,10 @@ class CampaignRunner:
             self._dispatch(experiment, where)
         free = slots[len(dispatched) :]
         if done is None and free:
-            # a batch in process; on workcells one per free place, less those awaiting
+            # a batch in process; on workcells one per free place, less those awaiting; the
+            # budget left is shared with those awaiting (they count once approved)
             n = max(len(free), self.config.batch_size) - awaiting
-            n = min(n, self.config.budget - self.recorder.progress.experiments)
+            n = min(n, self.config.budget - self.recorder.progress.experiments - awaiting)
             for eid, where in zip(self._propose(max(n, 0)), free, strict=False):
                 experiment = self.db.experiment(eid)
                 if experiment.status == ExperimentStatus.PROPOSED:  # not awaiting approval
@@ -415,22 +417,25 @@ class CampaignRunner:
             return f"budget of {cfg.budget} spent"
         return None
 
-    def _withdraw_at_target(
+    def _withdraw_unneeded(
         self, runnable: list[Experiment], awaiting: int
     ) -> tuple[list[Experiment], int]:
-        """The target is reached: the planner's proposals that have not started are not worth
-        the reagents (with ``stop_on_target``) and spend no budget; those awaiting approval
-        never will. An experiment a person added still runs. Return what is left to run and
-        to wait for."""
-        if self.config.stop_on_target:
+        """The campaign is done: proposals awaiting approval will never run (withdrawn saying
+        why: the target, or the budget spent by what ran); at the target (with
+        ``stop_on_target``) the planner's proposals that have not started are not worth the
+        reagents either, and spend no budget. An experiment a person added still runs. Return
+        what is left to run and to wait for."""
+        at_target = self.config.stop_on_target and self.recorder.progress.first_hit is not None
+        reason = TARGET_REACHED if at_target else BUDGET_SPENT.format(self.config.budget)
+        if at_target:
             for eid in self.executor.withdraw():
-                lifecycle.withdraw(self.db, eid, TARGET_REACHED, self._fence)
+                lifecycle.withdraw(self.db, eid, reason, self._fence)
             planned = [r for r in runnable if not r.by_hand]
             for r in planned:
-                lifecycle.withdraw(self.db, r.id, TARGET_REACHED, self._fence)
+                lifecycle.withdraw(self.db, r.id, reason, self._fence)
             runnable = [r for r in runnable if r not in planned]
         if awaiting:
-            lifecycle.reject(self.db, self.campaign_id, None, TARGET_REACHED, self._fence)
+            lifecycle.reject(self.db, self.campaign_id, None, reason, self._fence)
         return runnable, 0
 
     def _dispatch(self, experiment: Experiment, where: str | None) -> None:
@@ -456,7 +461,8 @@ class CampaignRunner:
                 self.db, self.campaign_id, proposal, batch, required, self._fence
             )
             ids.append(eid)
-            self.recorder.progress.experiments += 1
+            if not required:  # one awaiting approval counts once approved
+                self.recorder.progress.experiments += 1
         return ids
 
     def _run_md(self, experiment: Experiment) -> dict[str, Any]:

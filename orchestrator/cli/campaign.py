@@ -10,7 +10,7 @@ from typing import Annotated
 import click
 import typer
 
-from db.records import CampaignStatus, Experiment, ExperimentStatus
+from db.records import CampaignStatus, ExperimentStatus
 from models.errors import UserError
 from models.parameters import MAX_SEED
 from orchestrator.campaign.config import target_of
@@ -33,7 +33,7 @@ def campaign_export(
     db: DbOption = None,
 ) -> None:
     """Export a campaign: its bluesky documents (every stream) as JSONL, its experiments as
-    CSV, or every in-situ reading of its experiments as CSV (``trajectories``)."""
+    CSV, or every in-situ reading of its experiments as CSV (trajectories)."""
     from db import Database, export_csv, export_jsonl
     from orchestrator.history.report import export_trajectories
 
@@ -82,11 +82,12 @@ def _run_with_progress(runner: object, as_json: bool) -> object:
         MofNCompleteColumn,
         Progress,
         TextColumn,
-        TimeRemainingColumn,
+        TimeElapsedColumn,
     )
 
     from orchestrator.campaign.runner import CampaignInterrupted
     from orchestrator.cli.options import console as rich_console
+    from orchestrator.cli.options import resume_hint
 
     console = rich_console(stderr=True, soft_wrap=True)
     columns = (
@@ -94,7 +95,7 @@ def _run_with_progress(runner: object, as_json: bool) -> object:
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("best |error| {task.fields[best]}"),
-        TimeRemainingColumn(),
+        TimeElapsedColumn(),  # (a remaining-time estimate read as elapsed: it misled)
     )
     with Progress(*columns, console=console, disable=as_json, transient=False) as progress:
         task = progress.add_task(
@@ -109,10 +110,8 @@ def _run_with_progress(runner: object, as_json: bool) -> object:
         try:
             return runner.run()
         except CampaignInterrupted:
-            console.print(
-                f"campaign {runner.campaign_id} paused; continue with "
-                f"`qdlab campaign resume {runner.campaign_id}`"
-            )
+            hint = resume_hint(runner.campaign_id, runner.db.url)
+            console.print(f"campaign {runner.campaign_id} paused; continue with {hint}")
             raise typer.Exit(130) from None
 
 
@@ -132,7 +131,7 @@ def campaign_run(
     tiled: TiledOption = None,
 ) -> None:
     """Run closed-loop campaigns, one after the other, each until its target is met or its
-    budget is spent. With several, ``--report`` compares them on one page (e.g. two planners
+    budget is spent. With several, --report compares them on one page (e.g. two planners
     towards the same target) beside each one's own report."""
     from db import Database
     from orchestrator.campaign.config import load_campaign, reagent_warnings
@@ -226,17 +225,6 @@ def campaign_list(
     rich_console().print(table)
 
 
-def _shape(row: Experiment) -> str | None:
-    """``cubes`` or ``platelets`` as the measured spectra of an experiment tell (None before
-    it was measured)."""
-    from models.analysis import is_platelet_like
-
-    obs = row.observables or {}
-    if row.status != ExperimentStatus.DONE or obs.get("pl_peak_nm") is None:
-        return None
-    return "platelets" if is_platelet_like(obs, row.conditions) else "cubes"
-
-
 @app.command("show")
 def campaign_show(
     campaign_id: Annotated[int, typer.Argument(help="campaign id")],
@@ -257,17 +245,19 @@ def campaign_show(
         out = {k: campaign[k] for k in ("id", "name", "status", "status_reason", "route", "target")}
         out["experiments"] = [
             {
+                "number": r.number,
                 "index": r.index,
                 "status": r.status,
                 "conditions": r.conditions,
                 "observables": r.observables,
                 "failure_reason": r.failure_reason,
+                "note": r.provenance.get("note"),
                 "planner": r.planner_name,
                 "acquisition_value": r.acquisition_value,
                 "predicted_mean": r.predicted_mean,
                 "predicted_std": r.predicted_std,
                 "workcell": r.workcell,
-                "shape": _shape(r),
+                "shape": r.shape,
             }
             for r in rows
         ]
@@ -276,9 +266,10 @@ def campaign_show(
         print(json.dumps(out, default=str))
         return
     console = rich_console()
+    why = f" ({shown(campaign['status_reason'])})" if campaign["status_reason"] else ""
     console.print(
         f"campaign {campaign_id} [bold]{shown(campaign['name'])}[/bold]: {campaign['status']}"
-        f" ({shown(campaign['status_reason'])}), route {shown(campaign['route'])}, target "
+        f"{why}, route {shown(campaign['route'])}, target "
         f"{shown(target_text(campaign['target']))}"
     )
     names = list(campaign["config"]["campaign"]["space"])
@@ -290,11 +281,14 @@ def campaign_show(
             r.status,
             *(shown(c) if isinstance(c := r.conditions[n], str) else f"{c:.4g}" for n in names),
             *("" if obs.get(k) is None else f"{obs[k]:.2f}" for k in ("pl_peak_nm", "pl_fwhm_nm")),
-            _shape(r) or "",
+            r.shape or "",
             shown(r.planner_name + (f" @ {r.workcell}" if r.workcell else "")),
             shown(r.failure_reason),
         )
     console.print(table)
+    for r in rows:  # a person's note, whole (a narrow table would cut it)
+        if r.provenance.get("note"):
+            console.print(f"#{r.number} {r.planner_name}'s note: {shown(r.provenance['note'])}")
     if target.pareto:
         front = pareto_front(rows, target)
         console.print(f"[bold]Pareto set[/bold] ({len(front)} of the hits, narrowest line first):")
@@ -303,7 +297,7 @@ def campaign_show(
     waiting = [r for r in rows if r.status == ExperimentStatus.AWAITING_APPROVAL]
     if waiting:
         observable = next(iter(campaign["target"]))
-        console.print(f"[bold]{len(waiting)} proposal(s) await approval[/bold] (predicted:")
+        console.print(f"[bold]{len(waiting)} proposal(s) await approval[/bold]; predicted:")
         for r in waiting:
             mean, std = r.predicted_mean, r.predicted_std
             guess = "no prediction" if mean is None else f"{observable} {mean:.1f}"
@@ -344,10 +338,12 @@ def campaign_pause(
     """Pause a running campaign: the experiment under way finishes, no other starts."""
     from db import Database
     from orchestrator.campaign.approval import pause
+    from orchestrator.cli.options import resume_hint
 
-    status = pause(Database(db, create=False), campaign_id, reason)
+    database = Database(db, create=False)
+    status = pause(database, campaign_id, reason)
     then = "pauses after the experiment under way" if status != CampaignStatus.PAUSED else "paused"
-    print(f"campaign {campaign_id}: {then}; `qdlab campaign resume {campaign_id}` continues")
+    print(f"campaign {campaign_id}: {then}; {resume_hint(campaign_id, database.url)} continues")
 
 
 @app.command("reject")

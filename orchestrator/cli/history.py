@@ -172,7 +172,7 @@ def calibrate_command(
 ) -> None:
     """Fit the twin's free parameters to recorded campaigns and write a twin file.
 
-    Name the file in a lab config (``simulator: {twin: FILE}``): the simulated lab and the
+    Name the file in a lab config (simulator: {twin: FILE}): the simulated lab and the
     BoTorch planner's physics prior then become this lab's own.
     """
     from db import Database

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-__all__ = ["DbOption", "TiledOption", "json_value", "quiet_bluesky", "shown"]
+__all__ = ["DbOption", "TiledOption", "json_value", "quiet_bluesky", "resume_hint", "shown"]
 
 DbOption = Annotated[
     str | None,
@@ -52,3 +52,12 @@ def shown(value: object) -> str:
 
     text = "" if value is None else str(value)
     return escape("".join(c if c.isprintable() else repr(c)[1:-1] for c in text))
+
+
+def resume_hint(campaign_id: int, url: str) -> str:
+    """`qdlab campaign resume N` as a person can paste it: with ``--db`` when the campaign's
+    database is not the one the command finds by itself (a password shown masked)."""
+    from db.database import resolve_url, safe_url
+
+    flag = "" if url == resolve_url(None) else f" --db {safe_url(url)}"
+    return f"`qdlab campaign resume {campaign_id}{flag}`"

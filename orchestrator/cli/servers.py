@@ -68,8 +68,19 @@ def sila_serve(
     speedup: Annotated[
         str, typer.Option(help="lab seconds per wall-clock second, or 'max'")
     ] = "max",
+    tls: Annotated[
+        bool, typer.Option(help="TLS (with --cert/--key, or a self-signed certificate)")
+    ] = False,
+    cert: Annotated[
+        Path | None, typer.Option(help="PEM certificate chain of the server (with --tls)")
+    ] = None,
+    key: Annotated[Path | None, typer.Option(help="PEM private key (with --tls)")] = None,
+    ca_out: Annotated[
+        Path | None,
+        typer.Option(help="write the certificate clients must trust here (sila2.root_certs)"),
+    ] = None,
 ) -> None:
-    """Serve the simulated lab as a SiLA 2 server (plain gRPC) until Ctrl-C.
+    """Serve the simulated lab as a SiLA 2 server until Ctrl-C: plain gRPC, or TLS.
 
     The features are devices/sila_features/*.sila.xml; point a lab with `backend: sila2`
     (configs/labs/sim-sila2.yaml) at it."""
@@ -82,14 +93,21 @@ def sila_serve(
 
     rate = parse_speedup(speedup)
     config = load_lab_config(lab or DEFAULT_LAB)
+    if (cert is None) != (key is None) or (cert is not None and not tls):
+        raise click.BadParameter("give --cert and --key together, with --tls", param_hint="--cert")
+    if ca_out is not None and not tls:
+        raise click.BadParameter("a plain gRPC server has no certificate", param_hint="--ca-out")
+    pair = (cert.read_bytes(), key.read_bytes()) if cert is not None and key is not None else tls
     try:
-        server = serve(config, host, port, rate)
+        server = serve(config, host, port, rate, tls=pair)
     except RuntimeError as exc:  # grpc could not bind
         raise click.BadParameter(
             f"cannot serve on {host}:{port}: {exc}", param_hint="--port"
         ) from None
+    if ca_out is not None:
+        ca_out.write_bytes(server.certificate)
     print(
-        f"serving lab {config.name!r} as SiLA 2 server {host}:{port} "
+        f"serving lab {config.name!r} as SiLA 2 server {host}:{port}{' (TLS)' if tls else ''} "
         f"({', '.join(sorted(server.features))}); Ctrl-C stops",
         file=sys.stderr,
         flush=True,
@@ -115,7 +133,8 @@ def dashboard(
     token_file: Annotated[
         str | None,
         typer.Option(
-            help="file holding the token for writes (or $QDLAB_DASHBOARD_TOKEN); none: read-only"
+            help="file holding the token for writes: approve, reject, add, pause, resume (or "
+            "$QDLAB_DASHBOARD_TOKEN); none: read-only"
         ),
     ] = None,
     allow_host: Annotated[
@@ -123,7 +142,8 @@ def dashboard(
         typer.Option(help="another Host name the dashboard answers to (repeatable)"),
     ] = None,
 ) -> None:
-    """Serve the live dashboard: campaigns, their convergence and spectra, approvals."""
+    """Serve the live dashboard: campaigns, their convergence and spectra, approvals; with a
+    token, a person also approves, rejects, adds, pauses and resumes from it."""
     import uvicorn
 
     from db import Database, resolve_url, safe_url

@@ -258,8 +258,8 @@ def backtest(
 ) -> dict[str, Any]:
     """Experiments a planner needs, choosing only among the recorded ones (see module doc).
 
-    The goal is a recorded experiment within tolerance of the target, or, if none reached it,
-    one within tolerance of the campaign's best.
+    The goal is a recorded hit (within tolerance of the target, of the shape it asks for), or,
+    if none was, one of that shape within tolerance of the campaign's best of it.
     """
     campaign, rows = _stored(db, campaign_id)
     loaded = loaded_from_stored(campaign["config"], campaign["name"])
@@ -267,8 +267,10 @@ def backtest(
     done = [r for r in rows if r.status == ExperimentStatus.DONE and r.observables]
     pool = [r.conditions for r in done]
     errors = np.array([target.error(r.observables) for r in done])
-    hits = errors <= target.tolerance
-    goal = hits if hits.any() else errors <= errors.min() + target.tolerance
+    shaped = np.array([target.shape_ok(r.observables, r.conditions) for r in done], bool)
+    hits = (errors <= target.tolerance) & shaped  # a platelet sample is no cube hit
+    closest = errors[shaped].min() if shaped.any() else np.inf
+    goal = hits if hits.any() else shaped & (errors <= closest + target.tolerance)
     goal_text = (
         "within tolerance of the target"
         if hits.any()
