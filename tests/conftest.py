@@ -305,7 +305,22 @@ class IOC(_ServerProcess):
         args = [sys.executable, "-m", "orchestrator", "ioc", "--lab", self.lab,
                 "--speedup", self.speedup]  # fmt: skip
         self._launch(args, None, timeout)
+        self._connect_all(timeout)
         return self
+
+    def _connect_all(self, timeout: float) -> None:
+        """Connect this process to every PV the IOC serves, however long a loaded machine
+        takes to answer the searches (the channels are then the ones a lab's devices reuse,
+        and a test's 5 s connection timeout measures the lab, not the machine's load)."""
+        from devices.config import EpicsConfig, load_lab_config
+        from devices.epics import PVs, pv_suffixes
+
+        config = load_lab_config(ROOT / self.lab).model_copy(update={"backend": "epics"})
+        pvs = PVs(EpicsConfig(prefix="QD:", connection_timeout_s=timeout))
+        missing = pvs.unconnected(pv_suffixes(config))
+        if missing:
+            self.stop()
+            raise RuntimeError(f"{self.what}: {len(missing)} PVs did not connect: {missing[:5]}")
 
 
 class SilaServerProcess(_ServerProcess):
@@ -599,43 +614,59 @@ class WorkcellServer:
 TILED_SERVER_PYTHON = ROOT / ".venv" / "tiled-server" / "bin" / "python"
 
 
-@pytest.fixture
-def tiled_server(tmp_path, monkeypatch):
-    """A real ``tiled serve catalog --temp`` on loopback (its own venv, made by the Makefile),
-    its API key in ``$TILED_API_KEY`` for the clients; yields its URL."""
-    import secrets
-    import time
-    import urllib.request
+class TiledServer(_ServerProcess):
+    """``tiled serve catalog --temp`` on a loopback port, with an API key; it can be stopped
+    and started again on the same port and key (a catalog that went away and came back, empty
+    as ``--temp`` is). Its log is a file (it writes much)."""
 
+    what = "tiled serve"
+
+    def __init__(self, workdir: Path) -> None:
+        import secrets
+
+        self.workdir, self.key, self.port = workdir, secrets.token_hex(16), _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> TiledServer:
+        import urllib.request
+
+        log = (self.workdir / "tiled.log").open("a")
+        self.proc = subprocess.Popen(
+            [str(TILED_SERVER_PYTHON), "-m", "tiled", "serve", "catalog", "--temp",
+             "--api-key", self.key, "--host", "127.0.0.1", "--port", str(self.port)],
+            stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                log_text = (self.workdir / "tiled.log").read_text()
+                pytest.fail(f"tiled serve exited: {log_text[-500:]}")
+            try:
+                urllib.request.urlopen(f"{self.url}/api/v1/", timeout=1)
+                return self
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        pytest.fail("tiled serve did not answer within 60 s")
+
+
+@pytest.fixture
+def tiled(tmp_path, monkeypatch):
+    """A real ``tiled serve catalog --temp`` on loopback (its own venv, made by the Makefile),
+    its API key in ``$TILED_API_KEY`` for the clients; yields the :class:`TiledServer`."""
     if not TILED_SERVER_PYTHON.exists():
         pytest.skip("the tiled server is not installed here (`make install` puts it in .venv)")
-    key, port = secrets.token_hex(16), _free_port()
-    log = (tmp_path / "tiled.log").open("w")
-    proc = subprocess.Popen(
-        [str(TILED_SERVER_PYTHON), "-m", "tiled", "serve", "catalog", "--temp",
-         "--api-key", key, "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"tiled serve exited: {(tmp_path / 'tiled.log').read_text()[-500:]}")
-        try:
-            urllib.request.urlopen(f"{url}/api/v1/", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("tiled serve did not answer within 60 s")
-    monkeypatch.setenv("TILED_API_KEY", key)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    server = TiledServer(tmp_path).start()
+    monkeypatch.setenv("TILED_API_KEY", server.key)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def tiled_server(tiled):
+    """The URL of :func:`tiled`'s server."""
+    return tiled.url
 
 
 # Debian's chromium, headless, as root, on a machine with no outside network (Playwright's own

@@ -34,6 +34,12 @@ def test_a_campaign_run_with_tiled_is_read_back_with_the_tiled_client(
         primary = catalog[run["uid"]]["primary"]
         for key in ("cell_pl", "cell_absorbance"):
             np.testing.assert_array_equal(primary[key].read()[-1], stored[key].values)
+        # the whole stream in one read: spectra as 2-D float arrays beside the scalars
+        combined = primary.read()
+        assert combined["cell_pl"].dtype == np.float64
+        assert combined["cell_pl"].shape == (len(combined["time"]), len(stored["cell_pl"].values))
+        np.testing.assert_array_equal(combined["cell_pl"].values[-1], stored["cell_pl"].values)
+        assert combined["cell_pl_peak"].dtype == np.float64
         grown = [sp.values for sp in db.spectra(run["uid"], stream="insitu")
                  if sp.data_key == "cell_pl"]  # fmt: skip
         np.testing.assert_array_equal(catalog[run["uid"]]["insitu"]["cell_pl"].read(), grown)
@@ -60,7 +66,7 @@ def test_an_unreachable_catalog_is_one_line_before_anything_is_written(run_qdlab
 def test_a_workcell_served_with_tiled_writes_its_runs_there(tiled_server, redis_server, tmp_path):
     from tiled.client import from_uri
 
-    from tests.conftest import WorkcellServer, qdlab
+    from tests.conftest import WorkcellServer, qdlab, wait_for
     from tests.test_workcells import campaign_file
 
     url = f"sqlite:///{tmp_path / 'lab.db'}"
@@ -73,7 +79,8 @@ def test_a_workcell_served_with_tiled_writes_its_runs_there(tiled_server, redis_
         workcell.stop()
     runs = Database(url).runs(1)
     catalog = from_uri(tiled_server)
-    assert len(runs) == 2 and all(r["uid"] in catalog for r in runs)
+    # the workcell publishes each run once it has stopped, on a thread of its own
+    wait_for(lambda: len(runs) == 2 and all(r["uid"] in catalog for r in runs), 30, "runs")
     assert catalog[runs[0]["uid"]].metadata["start"]["workcell"] == "A"
 
 
@@ -105,3 +112,50 @@ def test_an_ipython_session_with_tiled_writes_there_too(tiled_server, tmp_path):
     pl = from_uri(tiled_server)[uid]["primary"]["cell_pl"].read()[-1]
     stored = {sp.data_key: sp.values for sp in Database(env["QDLAB_DB"]).spectra(uid)}
     np.testing.assert_array_equal(pl, stored["cell_pl"])
+
+
+def test_runs_the_catalog_missed_while_down_are_published_when_it_returns(tiled, RE, lab):
+    """The catalog goes away under a session: the runs go on (QDLab's database is the truth),
+    the sink keeps them, and they are in the catalog once it answers again."""
+    import bluesky.plans as bp
+    from tiled.client import from_uri
+
+    from db.tiled import TiledSink
+
+    sink = TiledSink(tiled.url)
+    RE.subscribe(sink)
+    (first,) = RE(bp.count([lab.cell]))
+    assert sink.close() == [] and first in from_uri(tiled.url)
+    tiled.stop()
+    missed = [RE(bp.count([lab.cell], num=2))[0] for _ in range(2)]  # nothing waits on it
+    assert sink.close() == missed  # kept, not lost
+    tiled.start()  # back (as --temp: empty)
+    assert sink.close() == []
+    catalog = from_uri(tiled.url)
+    for uid in missed:
+        assert catalog[uid]["primary"].read()["cell_pl"].shape[0] == 2
+
+
+def test_publish_backfills_a_campaign_run_without_tiled_once(tiled, run_qdlab, tmp_path):
+    from tiled.client import from_uri
+
+    url = f"sqlite:///{tmp_path / 'lab.db'}"
+    config = write_config(tmp_path, budget=3, stop_on_target=False)
+    assert run_qdlab("campaign", "run", config, "--db", url).returncode == 0
+    out = run_qdlab("campaign", "publish", "1", "--tiled", tiled.url, "--db", url)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"campaign 1: 3 run(s) written to {tiled.url}, 0 already there"
+    catalog = from_uri(tiled.url)
+    db = Database(url)
+    for run in db.runs(1):
+        stored = {sp.data_key: sp.values for sp in db.spectra(run["uid"], stream="primary")}
+        np.testing.assert_array_equal(
+            catalog[run["uid"]]["primary"].read()["cell_pl"].values[-1], stored["cell_pl"]
+        )
+        assert "stop" in catalog[run["uid"]].metadata
+    again = run_qdlab("campaign", "publish", "1", "--tiled", tiled.url, "--db", url)
+    assert again.stdout.strip().endswith("0 run(s) written to " + tiled.url + ", 3 already there")
+    nowhere = run_qdlab("campaign", "publish", "1", "--tiled", "http://127.0.0.1:9", "--db", url)
+    assert nowhere.returncode == 2 and nowhere.stderr.startswith(
+        "error: --tiled http://127.0.0.1:9"
+    )

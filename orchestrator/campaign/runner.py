@@ -28,6 +28,7 @@ them (:mod:`orchestrator.campaign.approval`).
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 import time
@@ -76,6 +77,8 @@ __all__ = [
     "CampaignSummary",
     "summarize",
 ]
+
+log = logging.getLogger(__name__)
 
 MAX_CONSECUTIVE_FAILURES = 3
 TARGET_REACHED = "withdrawn: the target was reached"
@@ -136,7 +139,7 @@ class CampaignRunner:
         self.instrument_wait_s = seconds("QDLAB_INSTRUMENT_WAIT_S", 60.0, 0.0, 86_400.0)
         """How long an instrument that stopped answering is waited for before the campaign
         pauses (``$QDLAB_INSTRUMENT_WAIT_S``)."""
-        sink = None if tiled is None else TiledSink(tiled)
+        sink = self._tiled = None if tiled is None else TiledSink(tiled, background=True)
         workcells = connect_workcells(self.config.workcells or [], db)
         lab = None if workcells else build_lab(loaded.lab)
         self.planner: Planner = planner or make_planner(
@@ -249,6 +252,19 @@ class CampaignRunner:
                     return self._drive()
         finally:
             self.executor.close()
+            self._publish_left()
+
+    def _publish_left(self) -> None:
+        """Wait for the tiled catalog to take the campaign's last runs; say which it did not."""
+        if self._tiled is None:
+            return
+        left = self._tiled.close()
+        if left:
+            log.warning(
+                "tiled %s: %d run(s) not written (the catalog did not take them); QDLab's "
+                "database has them: `qdlab campaign publish %d --tiled %s` writes them",
+                self._tiled.uri, len(left), self.campaign_id, self._tiled.uri,
+            )  # fmt: skip
 
     @contextmanager
     def claim(self) -> Iterator[CampaignLease]:

@@ -10,7 +10,7 @@ from typing import Annotated
 import click
 import typer
 
-from db.records import CampaignStatus, ExperimentStatus
+from db.records import CampaignStatus, Experiment, ExperimentStatus
 from models.errors import UserError
 from models.parameters import MAX_SEED
 from orchestrator.campaign.config import target_of
@@ -113,6 +113,29 @@ def _run_with_progress(runner: object, as_json: bool) -> object:
             hint = resume_hint(runner.campaign_id, runner.db.url)
             console.print(f"campaign {runner.campaign_id} paused; continue with {hint}")
             raise typer.Exit(130) from None
+
+
+@app.command("publish")
+def campaign_publish(
+    campaign_id: Annotated[int, typer.Argument(help="campaign id")],
+    tiled: Annotated[
+        str,
+        typer.Option(
+            "--tiled", envvar="QDLAB_TILED", help="the catalog's URL (key from $TILED_API_KEY)"
+        ),
+    ],
+    db: DbOption = None,
+) -> None:
+    """Write a stored campaign's runs to a tiled catalog from the database: a campaign run
+    without --tiled, or runs the catalog missed while it was down. Runs already there are
+    left as they are, so publishing twice writes nothing twice."""
+    from db import Database
+    from db.tiled import publish_campaign
+
+    database = Database(db, create=False)
+    database.campaign(campaign_id)  # (a campaign that is not there: one line)
+    written, there = publish_campaign(database, campaign_id, tiled)
+    print(f"campaign {campaign_id}: {written} run(s) written to {tiled}, {there} already there")
 
 
 @app.command("run")
@@ -294,20 +317,27 @@ def campaign_show(
         console.print(f"[bold]Pareto set[/bold] ({len(front)} of the hits, narrowest line first):")
         for point in front:
             console.print(f"  {pareto_text(point)}")
+    _print_waiting(console, campaign, rows)
+
+
+def _print_waiting(console: object, campaign: dict, rows: list[Experiment]) -> None:
+    """The proposals awaiting approval, with what the planner predicts, and how to decide."""
     waiting = [r for r in rows if r.status == ExperimentStatus.AWAITING_APPROVAL]
-    if waiting:
-        observable = next(iter(campaign["target"]))
-        console.print(f"[bold]{len(waiting)} proposal(s) await approval[/bold]; predicted:")
-        for r in waiting:
-            mean, std = r.predicted_mean, r.predicted_std
-            guess = "no prediction" if mean is None else f"{observable} {mean:.1f}"
-            if mean is not None and std is not None:
-                guess += f" ± {std:.1f}"
-            console.print(f"  #{r.number}: {guess}")
-        console.print(
-            f"`qdlab campaign approve {campaign_id} N ... | --all`, "
-            f"`qdlab campaign reject {campaign_id} N --reason TEXT`"
-        )
+    if not waiting:
+        return
+    observable = next(iter(campaign["target"]))
+    console.print(f"[bold]{len(waiting)} proposal(s) await approval[/bold]; predicted:")
+    for r in waiting:
+        mean, std = r.predicted_mean, r.predicted_std
+        guess = "no prediction" if mean is None else f"{observable} {mean:.1f}"
+        if mean is not None and std is not None:
+            guess += f" ± {std:.1f}"
+        console.print(f"  #{r.number}: {guess}")
+    cid = campaign["id"]
+    console.print(
+        f"`qdlab campaign approve {cid} N ... | --all`, "
+        f"`qdlab campaign reject {cid} N --reason TEXT`"
+    )
 
 
 @app.command("approve")
