@@ -117,6 +117,8 @@ def test_once_the_target_is_reached_what_waits_in_the_queues_never_starts(serve,
     ran = {run["experiment_id"] for run in db.runs(1)}
     assert ran == {r.id for r in rows if r.status in ("done", "failed")}
     assert not ran & {r.id for r in withdrawn}
+    shown = qdlab("campaign", "show", "1", "--db", url, env={**os.environ, "COLUMNS": "200"})
+    assert shown.stdout.count(" withdrawn ") >= len(withdrawn)  # not shown as rejected
 
 
 def statuses(db: Database, campaign_id: int = 1) -> list[str]:
@@ -271,6 +273,59 @@ def test_with_approval_required_nothing_runs_on_a_workcell_before_a_person_appro
     ran = [r for r in rows if r.status != "rejected"]
     assert len(ran) == 6 and all(r.workcell in ("A", "B") for r in ran)
     assert rows[1].id not in {run["experiment_id"] for run in db.runs(1)}
+
+
+def test_a_queue_item_with_a_bad_condition_is_refused_when_added_naming_it(serve):
+    """The workcell's plans are typed: each condition a parameter with its range (narrowed to
+    the workcell's heaters) or choices, so a bluesky user's item with a typo, a missing or an
+    out-of-range condition is refused when added, and never sits at the head of the queue."""
+    from bluesky_queueserver_api import BPlan
+    from bluesky_queueserver_api.zmq import REManagerAPI
+
+    (a,) = serve("A")
+    api = REManagerAPI(zmq_control_addr=a.zmq)
+    good = {"br_pb_ratio": 10.0, "temperature_c": 150.0, "ligand": "oa_olam", "time_s": 30.0}
+    plan = api.plans_allowed()["plans_allowed"]["hot_injection_synthesis"]
+    params = {p["name"]: p for p in plan["parameters"]}
+    assert params["temperature_c"]["min"] == "60" and params["temperature_c"]["max"] == "200"
+    assert "oa_olam" in params["ligand"]["annotation"]["enums"]["LigandChoices"]
+    for bad, words in (
+        ({k if k != "temperature_c" else "temprature_c": v for k, v in good.items()},
+         "temprature_c"),
+        ({**good, "temperature_c": 250.0}, "out of range"),
+        ({**good, "ligand": "water"}, "water"),
+        ({k: v for k, v in good.items() if k != "time_s"}, "time_s"),
+    ):  # fmt: skip
+        with pytest.raises(Exception, match=words):
+            api.item_add(BPlan("hot_injection_synthesis", **bad))
+    assert api.queue_get()["items"] == []  # nothing bad was queued
+    api.item_add(BPlan("hot_injection_synthesis", **good, md={"note": "typed"}))
+    assert len(api.queue_get()["items"]) == 1
+    api.close()
+
+
+def test_staff_run_a_diagnostic_count_and_mv_on_a_workcell_within_its_limits(serve):
+    """bluesky's count, scan and mv are accepted from the workcell's staff user group (not
+    from campaigns' primary group) on its devices; a move outside a device's limits fails
+    without moving it."""
+    from bluesky_queueserver_api import BPlan
+    from bluesky_queueserver_api.zmq import REManagerAPI
+
+    (a,) = serve("A")
+    api = REManagerAPI(zmq_control_addr=a.zmq)
+    with pytest.raises(Exception, match="count"):
+        api.item_add(BPlan("count", ["cell"], num=2))  # the primary group: QDLab's plans only
+    api.user_group = "staff"
+    api.item_add(BPlan("count", ["cell"], num=2))
+    api.item_add(BPlan("mv", "reactor.temperature", 80))
+    api.item_add(BPlan("mv", "reactor.temperature", 900))  # above the heater's limit
+    api.queue_start()
+    wait_for(lambda: len(api.history_get()["items"]) == 3, 120, "three diagnostics")
+    api.wait_for_idle(timeout=60)
+    results = [i["result"] for i in api.history_get()["items"]]
+    assert [r["exit_status"] for r in results] == ["completed", "completed", "failed"]
+    assert "900" in results[2]["msg"] or "limit" in results[2]["msg"].lower()
+    api.close()
 
 
 def test_waiting_proposals_spend_no_budget_on_workcells_with_queue_ahead(

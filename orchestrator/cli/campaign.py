@@ -301,7 +301,7 @@ def campaign_show(
         obs = r.observables or {}
         table.add_row(
             str(r.number),
-            r.status,
+            "withdrawn" if (r.failure_reason or "").startswith("withdrawn") else r.status,
             *(shown(c) if isinstance(c := r.conditions[n], str) else f"{c:.4g}" for n in names),
             *("" if obs.get(k) is None else f"{obs[k]:.2f}" for k in ("pl_peak_nm", "pl_fwhm_nm")),
             r.shape or "",

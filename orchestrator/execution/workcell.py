@@ -195,7 +195,8 @@ class Workcell:
         ``reactor``) and start the queue; return the item's uid."""
         from bluesky_queueserver_api import BPlan
 
-        response = self._api.item_add(BPlan(plan, dict(conditions), md=dict(md), **kwargs))
+        # each condition a parameter of its own: the queue server checks them when it is added
+        response = self._api.item_add(BPlan(plan, **dict(conditions), md=dict(md), **kwargs))
         self.start()
         return response["item"]["item_uid"]
 

@@ -11,7 +11,9 @@ and ``QDLAB_WORKCELL_SPEEDUP`` (the simulated lab's lab seconds per wall-clock s
   config's safety suspenders installed;
 - the lab's devices as named ophyd devices (``robot``, ``reactor``, ``cell``, ``timer``,
   ``safety`` and, with a flow line, ``flow``);
-- QDLab's plans, taking JSON arguments (conditions, metadata) and this workcell's devices.
+- QDLab's plans, each condition a typed parameter, and this workcell's devices;
+- bluesky's ``count``, ``scan`` and ``mv``, which the queue accepts from its ``staff`` user group
+  for a diagnostic (:data:`~orchestrator.execution.workcell_server.DIAGNOSTIC_PLANS`).
 
 A queue item of a campaign carries ``campaign_id``, ``experiment_id``, ``experiment_index`` and
 ``seed`` in its ``md``; the simulated lab then draws the experiment's randomness from
@@ -20,11 +22,14 @@ A queue item of a campaign carries ``campaign_id``, ``experiment_id``, ``experim
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Generator, Mapping
 from pathlib import Path
 from typing import Any
 
+from bluesky.plan_stubs import mv
+from bluesky.plans import count, scan
 from bluesky.utils import Msg
 
 from db import Database
@@ -37,10 +42,13 @@ from orchestrator.execution.workcell_server import lab_config
 
 __all__ = [
     "RE",
+    "count",
     "flow_synthesis",
     "hot_injection_synthesis",
     "larp_synthesis",
     "measure_sample",
+    "mv",
+    "scan",
 ]
 
 Plan = Generator[Msg, Any, Any]
@@ -55,8 +63,10 @@ timer = _lab.timer
 safety = _lab.safety
 if _lab.flow is not None:
     flow = _lab.flow
-# a lab's other reactors, each by its name (reactor_b), where the name is not this module's
+# a lab's other reactors and its plugin instruments, each by its name (reactor_b, spin), where
+# the name is not this module's
 globals().update({n: r for n, r in _lab.reactors.items() if n not in globals()})
+globals().update({n: d for n, d in _lab.instruments.items() if n not in globals()})
 
 
 # the one RunEngine factory: the campaign database, tiled (`qdlab workcell serve --tiled URL`)
@@ -80,56 +90,76 @@ def _campaign_md(md: Mapping[str, Any] | None) -> dict[str, Any]:
     return md
 
 
-def hot_injection_synthesis(
-    conditions: dict, md: dict | None = None, reactor: str = "reactor", steps: list | None = None
-) -> Plan:
-    """Hot injection on this workcell (see :func:`orchestrator.plans.hot_injection_synthesis`).
+def _temperature_range(route: str) -> tuple[float, float] | None:
+    """What this workcell's heaters take for ``route`` (all its reactors, or its flow coil)."""
+    config = _lab.config
+    if route == "hot_injection":
+        heaters = [config.reactor_config(n) for n in config.reactor_names]
+    elif route == "flow" and config.flow is not None:
+        heaters = [config.flow]
+    else:
+        return None
+    return min(h.min_temperature_c for h in heaters), max(h.max_temperature_c for h in heaters)
 
-    Parameters
-    ----------
-    conditions
-        ``br_pb_ratio``, ``temperature_c``, ``ligand``, ``time_s``.
-    md
-        Extra start-document metadata (a campaign's ids).
-    reactor
-        Which of the workcell's hot-injection reactors.
-    steps
-        Steps of the workcell's plugin instruments on the product (``instrument``, ``step``,
-        ``args`` each).
-    """
-    return (
-        yield from _plans.hot_injection_synthesis(
-            _lab, conditions, md=_campaign_md(md), reactor=reactor, steps=steps
-        )
+
+def _queue_plan(route: str, extra: dict[str, tuple[Any, Any, dict[str, Any]]]) -> Any:
+    """The queue plan of ``route`` on this workcell: each condition a keyword parameter of its
+    type, with its range (the route's, narrowed to what this workcell's heaters take) or its
+    choices, so the queue server refuses an item with a misspelt, missing, mistyped or
+    out-of-range condition when it is added, not when it runs. ``extra``: the plan's other
+    parameters, name -> (type, default, annotation)."""
+    from bluesky_queueserver import parameter_annotation_decorator
+
+    from models.parameters import ContinuousParameter, get_route
+
+    spec = get_route(route)
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    params, annotations = [], {}
+    for p in spec.parameters:
+        default = inspect.Parameter.empty if p.default is None else p.default
+        if isinstance(p, ContinuousParameter):
+            low, high = p.low, p.high
+            if p.name == "temperature_c" and (heaters := _temperature_range(route)):
+                low, high = max(low, heaters[0]), min(high, heaters[1])
+            params.append(inspect.Parameter(p.name, keyword, default=default, annotation=float))
+            unit = f" ({p.unit})" if p.unit else ""
+            annotations[p.name] = {"description": p.description + unit, "min": low, "max": high}
+        else:
+            params.append(inspect.Parameter(p.name, keyword, default=default, annotation=str))
+            choices = f"{p.name.title().replace('_', '')}Choices"
+            annotations[p.name] = {"description": p.description, "annotation": choices,
+                                   "enums": {choices: list(p.choices)}}  # fmt: skip
+    for name, (kind, default, annotation) in extra.items():
+        params.append(inspect.Parameter(name, keyword, default=default, annotation=kind))
+        annotations[name] = annotation
+    run = getattr(_plans, f"{route}_synthesis")
+
+    def plan(**kwargs: Any) -> Plan:
+        conditions = {k: kwargs.pop(k) for k in spec.names if k in kwargs}
+        md = _campaign_md(kwargs.pop("md", None))
+        return (yield from run(_lab, conditions, md=md, **kwargs))
+
+    plan.__name__ = plan.__qualname__ = f"{route}_synthesis"
+    plan.__doc__ = (
+        f"{spec.description} on this workcell (orchestrator.execution.plans.{route}_synthesis)."
     )
+    plan.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    described = {"description": plan.__doc__, "parameters": annotations}
+    return parameter_annotation_decorator(described)(plan)
 
 
-def flow_synthesis(conditions: dict, md: dict | None = None) -> Plan:
-    """Flow synthesis on this workcell (see :func:`orchestrator.plans.flow_synthesis`).
+_MD = (dict | None, None, {"description": "extra start-document metadata (a campaign's ids)"})
+_STEPS = (list | None, None, {"description": "steps of the workcell's plugin instruments on the "
+                              "product: {instrument, step, args} each"})  # fmt: skip
+_REACTOR = (str, "reactor", {"description": "which of the workcell's hot-injection reactors",
+                             "annotation": "Reactors",
+                             "enums": {"Reactors": _lab.config.reactor_names}})  # fmt: skip
 
-    Parameters
-    ----------
-    conditions
-        ``br_pb_ratio``, ``temperature_c``, ``ligand``, ``residence_time_s``, ``flow_ratio``.
-    md
-        Extra start-document metadata (a campaign's ids).
-    """
-    return (yield from _plans.flow_synthesis(_lab, conditions, md=_campaign_md(md)))
-
-
-def larp_synthesis(conditions: dict, md: dict | None = None, steps: list | None = None) -> Plan:
-    """LARP in a fresh well on this workcell (see :func:`orchestrator.plans.larp_synthesis`).
-
-    Parameters
-    ----------
-    conditions
-        ``br_pb_ratio``, ``precursor_ul``, ``ligand_ul``, ``time_s``.
-    md
-        Extra start-document metadata (a campaign's ids).
-    steps
-        Steps of the workcell's plugin instruments on the product.
-    """
-    return (yield from _plans.larp_synthesis(_lab, conditions, md=_campaign_md(md), steps=steps))
+hot_injection_synthesis = _queue_plan(
+    "hot_injection", {"md": _MD, "reactor": _REACTOR, "steps": _STEPS}
+)
+flow_synthesis = _queue_plan("flow", {"md": _MD})
+larp_synthesis = _queue_plan("larp", {"md": _MD, "steps": _STEPS})
 
 
 def measure_sample(source: str, solvent: str | None = None, md: dict | None = None) -> Plan:

@@ -33,10 +33,23 @@ from orchestrator.execution.workcell import (
     WorkcellError,
 )
 
-__all__ = ["DEVICE_NAMES", "PLAN_NAMES", "lab_config", "parse_speedup", "permissions", "serve"]
+__all__ = [
+    "DEVICE_NAMES",
+    "DIAGNOSTIC_PLANS",
+    "PLAN_NAMES",
+    "lab_config",
+    "parse_speedup",
+    "permissions",
+    "serve",
+]
 
 PLAN_NAMES = ("hot_injection_synthesis", "flow_synthesis", "larp_synthesis", "measure_sample")
-"""The plans a workcell's queue accepts (its permissions list exactly these)."""
+"""The plans a workcell's queue accepts from anyone (its permissions list exactly these)."""
+
+DIAGNOSTIC_PLANS = ("count", "scan", "mv")
+"""bluesky's own plans a workcell's queue also accepts from its ``staff`` user group, on the
+workcell's devices, for a diagnostic (a device's own limits refuse a move outside them before
+anything moves)."""
 
 
 DEVICE_NAMES = ("robot", "reactor", "cell", "timer", "safety", "flow")
@@ -64,19 +77,25 @@ def lab_config(source: str | Path, speedup: str = "max") -> LabConfig:
 
 
 def permissions(lab: LabConfig) -> dict[str, Any]:
-    """The queue server's user-group permissions: exactly QDLab's plans and the lab's devices
-    (with their components), no functions."""
+    """The queue server's user-group permissions: QDLab's plans (``primary``, what campaigns
+    and other clients submit as), those and bluesky's :data:`DIAGNOSTIC_PLANS` (``staff``), on
+    the lab's devices (with their components); no functions."""
     devices = [d for d in DEVICE_NAMES if d != "flow" or lab.flow is not None]
     devices += list(lab.reactors)  # the lab's other reactors, each by its name
-    rules = {
-        "allowed_plans": [f":^({'|'.join(PLAN_NAMES)})$"],
-        "forbidden_plans": [None],
-        "allowed_devices": [f":^({'|'.join(devices)})$:?.*"],
-        "forbidden_devices": [None],
-        "allowed_functions": [None],
-        "forbidden_functions": [":.*"],
-    }
-    return {"user_groups": {"root": rules, "primary": rules}}
+    devices += list(lab.instruments)  # and the instruments of kinds a package adds
+
+    def rules(plans: tuple[str, ...]) -> dict[str, Any]:
+        return {
+            "allowed_plans": [f":^({'|'.join(plans)})$"],
+            "forbidden_plans": [None],
+            "allowed_devices": [f":^({'|'.join(devices)})$:?.*"],
+            "forbidden_devices": [None],
+            "allowed_functions": [None],
+            "forbidden_functions": [":.*"],
+        }
+
+    staff = rules(PLAN_NAMES + DIAGNOSTIC_PLANS)
+    return {"user_groups": {"root": staff, "primary": rules(PLAN_NAMES), "staff": staff}}
 
 
 def _host_port(address: str, flag: str, default_port: int) -> tuple[str, int]:
