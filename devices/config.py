@@ -28,6 +28,7 @@ from models.parameters import LIGANDS, MATERIAL_NAMES, ParameterError
 
 __all__ = [
     "PRINTABLE_NAME",
+    "SHIPPED_LABS",
     "CellConfig",
     "ConfigError",
     "FaultConfig",
@@ -47,6 +48,9 @@ __all__ = [
     "validation_message",
 ]
 
+
+SHIPPED_LABS = Path(__file__).resolve().parents[1] / "configs" / "labs"
+"""The lab configs QDLab ships; a campaign names one by its name alone (``lab: sim``)."""
 
 _NUMBERS = (int, float, int | None, float | None)
 PRINTABLE_NAME = r"^[^\x00-\x1f\x7f]{1,200}$"

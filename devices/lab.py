@@ -15,7 +15,13 @@ from ophyd import Device
 
 from devices.cell import OpticalCell
 from devices.clock import VirtualClock
-from devices.config import ConfigError, HeaterConfig, LabConfig, load_lab_config
+from devices.config import (
+    SHIPPED_LABS,
+    ConfigError,
+    HeaterConfig,
+    LabConfig,
+    load_lab_config,
+)
 from devices.epics import (
     CELL_READINGS,
     EpicsCell,
@@ -41,7 +47,7 @@ from models.simulation import OutcomeModel
 
 __all__ = ["DEFAULT_LAB", "Lab", "build_lab"]
 
-DEFAULT_LAB = Path(__file__).resolve().parents[1] / "configs" / "labs" / "sim.yaml"
+DEFAULT_LAB = SHIPPED_LABS / "sim.yaml"
 """The simulated lab shipped with QDLab."""
 
 

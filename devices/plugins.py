@@ -140,10 +140,11 @@ def start_instrument(config: Any, name: str, clock: Any) -> Any:
         ) from None
 
 
-def check_step(config: Any, index: int, step: Any) -> None:
-    """Can the lab config's instruments run ``step`` (``instrument``, ``step``, ``args``), the
-    ``index``-th of a synthesis's steps? A :class:`ConfigError` naming ``steps[index]`` and
-    what is allowed otherwise. (Values are the step's to check when it is called.)"""
+def check_step(config: Any, index: int, step: Any) -> Any:
+    """The plan step ``step`` (``instrument``, ``step``, ``args``) names, the ``index``-th of a
+    synthesis's steps, if the lab config's instruments can run it; a :class:`ConfigError`
+    naming ``steps[index]`` and what is allowed otherwise. (Values are the step's to check
+    when it is called.)"""
     field = f"steps[{index}]"
     if step.instrument not in config.instruments:
         raise ConfigError(
@@ -161,6 +162,7 @@ def check_step(config: Any, index: int, step: Any) -> None:
         signature(kind.steps[step.step]).bind(None, "sample", **step.args)
     except TypeError as exc:
         raise ConfigError(f"{field}.args: {step.step}: {exc}") from None
+    return kind.steps[step.step]
 
 
 def start_plugin(config: Any, instrument: str, clock: Any) -> Any:

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from devices.config import (
     PRINTABLE_NAME,
+    SHIPPED_LABS,
     ConfigError,
     FaultConfig,
     LabConfig,
@@ -390,10 +391,6 @@ def _target(cfg: CampaignConfig) -> Target:
             f"give space.material one of {materials}, or a pl_peak_nm target"
         )
     return cfg.target.to_target(str(materials[0]))
-
-
-SHIPPED_LABS = Path(__file__).resolve().parents[2] / "configs" / "labs"
-"""The lab configs QDLab ships; a campaign names one by its name alone (``lab: sim``)."""
 
 
 def _lab_file(lab: str, base_dir: Path) -> Path:

@@ -28,7 +28,7 @@ from pydantic import ValidationError
 
 from devices import Lab, Mix, Transfer
 from devices.config import StepConfig, validation_message
-from devices.plugins import check_step, load_kind
+from devices.plugins import check_step
 from models.configfile import ConfigError
 from models.parameters import get_route
 from orchestrator.execution.observe import IN_SITU_STREAM
@@ -168,11 +168,9 @@ def product_steps(
             step = StepConfig.model_validate(raw)
         except ValidationError as exc:
             raise ConfigError(validation_message(exc, f"steps[{i}]")) from None
-        check_step(lab.config, i, step)
-        kind = load_kind(lab.config.instruments[step.instrument].kind, f"steps[{i}].instrument")
-        device = lab.instruments[step.instrument]
+        run = check_step(lab.config, i, step)
         try:
-            plans.append(kind.steps[step.step](device, sample, **step.args))
+            plans.append(run(lab.instruments[step.instrument], sample, **step.args))
         except ValueError as exc:  # the step refused an argument: say which step
             raise ConfigError(f"steps[{i}].args ({step.instrument} {step.step}): {exc}") from None
     return plans
