@@ -3,7 +3,7 @@
 :class:`TiledSink` is a RunEngine callback. It keeps each run's documents and, once the run has
 stopped, publishes it in one go (:func:`publish_run`) instead of a request per document: one
 request per stream for the events (bluesky's own
-:class:`~bluesky.callbacks.tiled_writer.TiledWriter`, batched), and each array reading (the
+:class:`~bluesky_tiled_plugins.TiledWriter`, batched), and each array reading (the
 spectra) as an array node of its stream, so ``run["primary"].read()`` gives the spectra as 2-D
 float arrays beside the scalar columns. Start metadata is searchable
 (``Key("start.campaign_id") == 3``).
@@ -46,6 +46,7 @@ class TiledUnavailable(UserError, RuntimeError):
 def connect(uri: str) -> Any:
     """The tiled client of the catalog at ``uri``; :class:`TiledUnavailable` in one line."""
     try:
+        import bluesky_tiled_plugins  # noqa: F401  (bluesky's TiledWriter, used to write)
         from tiled.client import from_uri
     except ImportError:
         raise TiledUnavailable(
@@ -70,7 +71,7 @@ def publish_run(client: Any, documents: Sequence[Document]) -> bool:
     (returns False); one it holds half-written is deleted and written again. Array readings
     go out of the events' table into an array node each, (events x points), per stream.
     """
-    from bluesky.callbacks.tiled_writer import TiledWriter
+    from bluesky_tiled_plugins import TiledWriter
 
     start = documents[0][1]
     if start["uid"] in client:
