@@ -33,6 +33,7 @@ from db.schema import (
     Document,
     Experiment,
     Observation,
+    PlannerState,
     Run,
     Spectrum,
     WavelengthGrid,
@@ -57,7 +58,7 @@ __all__ = [
 DEFAULT_URL = "sqlite:///qdlab.db"
 OBSERVATION_FIELDS = ("pl_peak_nm", "pl_fwhm_nm", "abs_peak_nm", "edge_length_est_nm", "plqy_est")
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-_HEAD = "0005"  # newest migration; a test checks it matches db/migrations
+_HEAD = "0006"  # newest migration; a test checks it matches db/migrations
 _MIGRATION_LOCK = threading.Lock()  # alembic's context is process-global
 _SCHEMA_LOCK_KEY = 0x71646C6162  # "qdlab": PostgreSQL advisory lock held while migrating
 
@@ -618,6 +619,25 @@ class Database:
                 return False
             s.add(Observation(experiment_id=experiment_id, run_uid=run_uid, extra=extra, **known))
             return True
+
+    def save_planner_state(
+        self, campaign_id: int, planner: str, state: str, fence: Fence | None = None
+    ) -> None:
+        """Keep the snapshot ``state`` the campaign's ``planner`` wrote of itself (replacing
+        the one before), only while ``fence`` holds."""
+        with self.session() as s, s.begin():
+            self._hold(s, fence)
+            s.merge(
+                PlannerState(
+                    campaign_id=campaign_id, planner=planner, state=state, saved_at=utcnow()
+                )
+            )
+
+    def planner_state(self, campaign_id: int, planner: str) -> str | None:
+        """The last snapshot ``planner`` kept of a campaign (None: none, or another planner's)."""
+        with self.session() as s:
+            row = s.get(PlannerState, campaign_id)
+            return row.state if row is not None and row.planner == planner else None
 
     def all_observations(self, route: str | None = None) -> list[ExperimentRecord]:
         """Every measured experiment across campaigns (optionally of one route): for warm

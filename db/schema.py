@@ -10,6 +10,8 @@
 - ``spectra`` and ``wavelength_grids``: float64 arrays as bytes, readable straight into numpy.
 - ``observations``: the observables extracted from an experiment's spectra.
 - ``workcells``: the RE Managers (``qdlab workcell serve``) a campaign can dispatch to, by name.
+- ``planner_states``: the last snapshot a campaign's planner wrote of itself in its library's
+  own serialisation (Ax, BayBE), which a resume restores instead of asking again.
 
 An experiment's status is one of ``awaiting_approval`` (a proposal waiting for a person),
 ``proposed`` (ready to run), ``queued`` (submitted to ``workcell``'s queue), ``running``,
@@ -43,6 +45,7 @@ __all__ = [
     "Document",
     "Experiment",
     "Observation",
+    "PlannerState",
     "Run",
     "Spectrum",
     "WavelengthGrid",
@@ -183,3 +186,12 @@ class Workcell(Base):
     pid: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     stopped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class PlannerState(Base):
+    __tablename__ = "planner_states"
+
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), primary_key=True)
+    planner: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(Text)
+    saved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -92,6 +92,10 @@ class BoTorchOptions(BaseModel):
     warm_start: bool = False
     candidates: list[dict[str, Any]] | None = None
     """Restrict proposals to these conditions (backtests)."""
+    threads: int = Field(1, ge=1, le=64)
+    """CPU threads an ask may use (torch's and the BLAS pool's): one, since a lab host runs
+    RE Managers, Redis and a database beside the planner, and on a busy machine two threads
+    per library stretch an ask several-fold (``benchmarks/ask_time.py``)."""
 
 
 def _botorch_options(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -139,15 +143,15 @@ def make_planner(
 
         return (RandomPlanner if kind == "random" else SobolPlanner)(space, target, seed)
     if kind in _PEER_PACKAGES:
+        from planners.peers import PEERS, import_quietly
+
         try:
-            __import__("ax" if kind == "ax" else "baybe")
+            import_quietly(kind)
         except ImportError:
             raise PlannerConfigError(
                 f"planner.kind {kind}: needs {_PEER_PACKAGES[kind]}, the optional extra "
                 "'peers': pip install -e '.[peers]'"
             ) from None
-        from planners.peers import PEERS
-
         return PEERS[kind](space, target, seed)
     if kind == "botorch":
         from planners.botorch import BoTorchPlanner

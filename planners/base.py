@@ -7,7 +7,9 @@ A planner proposes synthesis conditions inside a :class:`SearchSpace` towards a 
 - ``tell(observations)`` hands back what was measured (or that an experiment failed) and clears
   the matching pending points;
 - :meth:`Planner.restore` rebuilds a planner from a stored history, so that a resumed campaign
-  continues exactly where it stopped.
+  continues exactly where it stopped: by asking again (a planner whose proposals follow from a
+  seed), or from the :meth:`Planner.snapshot` its library wrote of itself, kept with the
+  campaign after every ask and tell (Ax, BayBE).
 
 The planner sees only :class:`Observation` objects: features extracted from measured spectra,
 never the simulator's ground truth.
@@ -288,6 +290,9 @@ class Planner(ABC):
 
     name: ClassVar[str] = "planner"
     version: ClassVar[str] = "1"
+    keeps_snapshots: ClassVar[bool] = False
+    """Whether the planner writes a :meth:`snapshot` of itself to be restored from (by
+    :meth:`_load`), rather than rebuilt by asking again."""
 
     def __init__(self, space: SearchSpace, target: Target, seed: int | None = None) -> None:
         self.space = space
@@ -296,6 +301,8 @@ class Planner(ABC):
         self._pending: dict[tuple, Mapping[str, Any]] = {}
         self._vetoed: dict[tuple, Mapping[str, Any]] = {}
         self.observations: list[Observation] = []
+        self.revision = 0
+        """Counts the asks, tells and cancels: a snapshot is stale once it moves."""
         self.trajectory_answers: str | None = None
         """The growth-time parameter (``time_s``, ``residence_time_s``) that each observation's
         :attr:`Observation.trajectory` answers for every earlier time, when the campaign says
@@ -331,6 +338,7 @@ class Planner(ABC):
                     proposals.append(p)
             if len(proposals) == n:
                 break
+        self.revision += 1
         return proposals
 
     def tell(self, observations: Sequence[Observation]) -> None:
@@ -342,10 +350,35 @@ class Planner(ABC):
                 self._vetoed[key] = obs.conditions
             self.observations.append(obs)
         self._learn(list(observations))
+        self.revision += 1
 
     def cancel(self, conditions: Mapping[str, Any]) -> None:
         """Drop a pending point that will never be observed (the experiment was not run)."""
         self._pending.pop(self.space.key(conditions), None)
+        self.revision += 1
+
+    def _resume(
+        self,
+        batches: Sequence[Sequence[Mapping[str, Any]]],
+        observations: Sequence[Observation],
+    ) -> None:
+        """Tell what was observed, and keep what was asked for and not observed pending."""
+        self.tell(list(observations))
+        observed = {self.space.key(o.conditions) for o in observations}
+        for conditions in (c for batch in batches for c in batch):
+            if self.space.key(conditions) not in observed:
+                self._pending[self.space.key(conditions)] = conditions
+
+    def snapshot(self) -> str | None:
+        """The planner's state as its own library serialises it (with
+        :attr:`keeps_snapshots`), or None (the default): then :meth:`restore` rebuilds it by
+        asking again, which only a planner whose proposals follow from its seed and history
+        can do."""
+        return None
+
+    def _load(self, snapshot: str) -> None:
+        """Take the state of a :meth:`snapshot` (planners that keep snapshots)."""
+        raise NotImplementedError(f"{self.name} keeps no snapshots")
 
     @abstractmethod
     def _propose(self, n: int) -> list[Proposal]:
@@ -362,12 +395,21 @@ class Planner(ABC):
         batches: Sequence[Sequence[Mapping[str, Any]]],
         observations: Sequence[Observation],
         provenance: Sequence[Mapping[str, Any]] = (),
+        snapshot: str | None = None,
     ) -> None:
         """Rebuild the state after a stored history: the batches asked for, in order, what was
-        observed, and the provenance stored with each proposal (in order). The default replays
-        the asks (for planners whose proposals depend on a random stream) and checks that they
-        reproduce the stored conditions.
+        observed, the provenance stored with each proposal (in order), and the last
+        :meth:`snapshot` kept (None if the planner keeps none). A planner that
+        :attr:`keeps_snapshots` loads it and is told on top what it does not hold yet (a
+        driver killed after storing and before keeping a snapshot); the others replay the asks
+        (for planners whose proposals depend on a random stream), checking that they reproduce
+        the stored conditions.
         """
+        if self.keeps_snapshots:
+            if snapshot is not None:
+                self._load(snapshot)
+            self._resume(batches, observations)
+            return
         for batch in batches:
             again = self.ask(len(batch))
             for stored, replayed in zip(batch, again, strict=True):

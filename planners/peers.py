@@ -20,9 +20,17 @@ Each peer is used in its documented way of matching a target value:
   ``ParetoObjective`` of the bell match, the FWHM (minimised) and the PLQY (maximised): BayBE
   has no outcome constraints, so the window is one more objective.
 
-A failed experiment (no measurable PL, a device fault) is reported to both as a measurement
-100 nm off target: left out, or marked failed in Ax, it teaches them nothing and they propose the
-same failing corner again and again (seen here), which no lab user would accept.
+What each is told, in its own terms: Ax gets every experiment as a trial (one it did not
+propose, a person's or a warm start's, is attached), a failed one marked failed and a proposal a
+person rejected marked abandoned (Ax then holds both as pending, so it does not propose them
+again); BayBE gets each measurement, a failure as a measurement 100 nm off target (it has no
+failed state; left out, it would propose the same failing corner again), and the experiments
+still running as its pending experiments.
+
+A resumed campaign restores each from the snapshot it wrote of itself (Ax's JSON snapshot of its
+``Client``, BayBE's ``Campaign.to_json``), kept with the campaign after every ask and tell; what
+the campaign recorded after the last snapshot (a driver killed in between) is attached or told
+on top, never asked for again.
 
 Install with ``pip install -e '.[peers]'``; they are never required by the rest of QDLab
 (:func:`planners.make_planner` names the extra when they are missing).
@@ -31,7 +39,11 @@ Install with ``pip install -e '.[peers]'``; they are never required by the rest 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import tempfile
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 from planners.base import Observation, Planner, Proposal, SearchSpace, Target
 
@@ -39,6 +51,22 @@ FAILED_OFFSET_NM = 100.0
 """How far off target a failed experiment is reported to the peers."""
 FAILED_FWHM_NM = 60.0
 """The PL width a failed experiment is reported with, when the FWHM is a goal."""
+
+
+def import_quietly(kind: str) -> None:
+    """Import the package of peer ``kind`` (ImportError if it is not installed) without its
+    log lines on the console: Ax prints one on import, at INFO, before a level can be set,
+    then a few per trial."""
+    before = logging.root.manager.disable
+    logging.disable(logging.INFO)
+    try:
+        __import__({"ax": "ax", "baybe": "baybe"}[kind])
+    finally:
+        logging.disable(before)
+    if kind == "ax":
+        from ax.utils.common.logger import set_stderr_log_level
+
+        set_stderr_log_level(logging.ERROR)
 
 
 def _fwhm(obs: Observation) -> float:
@@ -68,11 +96,11 @@ class AxPlanner(Planner):
 
     name = "ax"
     version = "ax-platform"
+    keeps_snapshots = True
 
     def __init__(self, space: SearchSpace, target: Target, seed: int | None = None) -> None:
         super().__init__(space, target, seed)
-        for name in ("ax", "ax.api", "ax.generation_strategy", "ax.service"):
-            logging.getLogger(name).setLevel(logging.ERROR)
+        import_quietly("ax")
         from ax.api.client import Client
         from ax.api.configs import ChoiceParameterConfig, RangeParameterConfig
 
@@ -109,30 +137,76 @@ class AxPlanner(Planner):
             )
         else:
             self._client.configure_optimization(objective="-target_error")
-        self._trials: dict[tuple, int] = {}
+        self._running: dict[tuple, int] = {}  # conditions -> the trial Ax waits data for
+        self._known: Counter[tuple] = Counter()  # told before the snapshot restored
         import ax
 
         self.version = f"ax-platform {ax.__version__}"
 
     def _propose(self, n: int) -> list[Proposal]:
+        for key, conditions in self._pending.items():  # stored after the last snapshot
+            if key not in self._running:
+                self._running[key] = self._trial(conditions)
         trials = self._client.get_next_trials(max_trials=n)
         out = []
         for index, params in trials.items():
             conditions = {k: params[k] for k in self.space.order}
-            self._trials[self.space.key(conditions)] = index
+            self._running[self.space.key(conditions)] = index
             out.append(self._proposal(conditions, provenance={"ax_trial": index}))
         return out
 
+    def _trial(self, conditions: Mapping[str, Any]) -> int:
+        """The running trial of ``conditions``: Ax's own, or attached (Ax did not propose it)."""
+        index = self._running.pop(self.space.key(conditions), None)
+        if index is None:
+            index = self._client.attach_trial({k: conditions[k] for k in self.space.order})
+        return index
+
     def _learn(self, observations: list[Observation]) -> None:
         for obs in observations:
-            index = self._trials.get(self.space.key(obs.conditions))
-            if index is None:
+            key = self.space.key(obs.conditions)
+            if self._known[key]:  # the restored snapshot holds it already
+                self._known[key] -= 1
                 continue
+            index = self._trial(obs.conditions)
             error = self.target.error(obs.observables)
-            if obs.failed or error == float("inf"):
-                error = FAILED_OFFSET_NM
-            data = {"target_error": error, **_secondary(self.target, obs)}
-            self._client.complete_trial(index, raw_data=data)
+            if obs.vetoed:
+                self._client.mark_trial_abandoned(index)
+            elif obs.failed or error == float("inf"):
+                self._client.mark_trial_failed(index, failed_reason=obs.reason or "failed")
+            else:
+                data = {"target_error": error, **_secondary(self.target, obs)}
+                self._client.complete_trial(index, raw_data=data)
+
+    def cancel(self, conditions: Mapping[str, Any]) -> None:
+        """A proposal that will never run is abandoned in Ax too."""
+        index = self._running.pop(self.space.key(conditions), None)
+        if index is not None:
+            self._client.mark_trial_abandoned(index)
+        super().cancel(conditions)
+
+    def snapshot(self) -> str:
+        """Ax's JSON snapshot of the ``Client`` (experiment, trials, generation strategy)."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp, "ax.json")
+            self._client.save_to_json_file(str(path))
+            return path.read_text()
+
+    def _load(self, snapshot: str) -> None:
+        """The ``Client`` of an Ax JSON snapshot, and which of its trials are running."""
+        from ax.api.client import Client
+        from ax.core.trial_status import TrialStatus
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp, "ax.json")
+            path.write_text(snapshot)
+            self._client = Client.load_from_json_file(str(path))
+        for index, trial in self._client._experiment.trials.items():
+            key = self.space.key(trial.arm.parameters)
+            if trial.status == TrialStatus.RUNNING:
+                self._running[key] = index
+            elif trial.status.is_terminal:
+                self._known[key] += 1
 
 
 class BayBEPlanner(Planner):
@@ -140,6 +214,7 @@ class BayBEPlanner(Planner):
 
     name = "baybe"
     version = "baybe"
+    keeps_snapshots = True
 
     def __init__(self, space: SearchSpace, target: Target, seed: int | None = None) -> None:
         super().__init__(space, target, seed)
@@ -183,8 +258,14 @@ class BayBEPlanner(Planner):
         self._campaign = Campaign(BSpace.from_product(params), objective)
         self.version = f"baybe {baybe.__version__}"
 
+        self._known: Counter[tuple] = Counter()  # measured before the snapshot restored
+
     def _propose(self, n: int) -> list[Proposal]:
-        frame = self._campaign.recommend(batch_size=n)
+        import pandas as pd
+
+        order = list(self.space.order)
+        pending = pd.DataFrame(self.pending, columns=order) if self.pending else None
+        frame = self._campaign.recommend(batch_size=n, pending_experiments=pending)
         return [
             self._proposal(
                 {
@@ -201,6 +282,10 @@ class BayBEPlanner(Planner):
 
         rows = []
         for obs in observations:
+            key = self.space.key(obs.conditions)
+            if self._known[key]:  # the restored snapshot holds it already
+                self._known[key] -= 1
+                continue
             value = obs.observables.get(self.target.observable)
             if obs.failed or value is None:
                 value = self.target.value + FAILED_OFFSET_NM
@@ -208,6 +293,18 @@ class BayBEPlanner(Planner):
             rows.append({**row, **_secondary(self.target, obs)})
         if rows:
             self._campaign.add_measurements(pd.DataFrame(rows))
+
+    def snapshot(self) -> str:
+        """BayBE's own JSON of the ``Campaign`` (space, objective, measurements)."""
+        return self._campaign.to_json()
+
+    def _load(self, snapshot: str) -> None:
+        """The ``Campaign`` of a BayBE JSON snapshot, and what it has measured."""
+        from baybe import Campaign
+
+        self._campaign = Campaign.from_json(snapshot)
+        for _, row in self._campaign.measurements.iterrows():
+            self._known[self.space.key(row)] += 1
 
 
 PEERS = {"ax": AxPlanner, "baybe": BayBEPlanner}

@@ -281,9 +281,11 @@ def test_unknown_campaigns_are_reported(db_url):
 
 
 def test_cli_upgrades_and_exports(run_qdlab, tmp_path):
+    from db.database import _HEAD
+
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     out = run_qdlab("db", "upgrade", "--db", url)
-    assert out.returncode == 0 and "schema empty -> 0005" in out.stdout
+    assert out.returncode == 0 and f"schema empty -> {_HEAD}" in out.stdout
     db = Database(url)
     cid = new_campaign(db)
     db.add_experiment(cid, 0, HOT, planner_name="random", planner_version="1")

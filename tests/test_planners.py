@@ -170,6 +170,33 @@ def test_unknown_planner_options_are_named():
         make_planner("genetic", SPACE, TARGET)
 
 
+def test_an_ask_keeps_to_its_thread_count_and_puts_the_process_setting_back():
+    import torch
+    from threadpoolctl import threadpool_info
+
+    with pytest.raises(PlannerConfigError, match=r"planner\.threads: .*greater than or equal to 1"):
+        make_planner("botorch", SPACE, TARGET, options={"threads": 0})
+    planner = make_planner("botorch", SPACE, TARGET, 0, options={}, route="hot_injection")
+    observe(planner, [planner._proposal(c) for c in RED_CUBES])
+    fit = planner._model_proposals
+    seen = []
+
+    def counting(*args, **kwargs):
+        seen.append((torch.get_num_threads(), [p["num_threads"] for p in threadpool_info()]))
+        return fit(*args, **kwargs)
+
+    planner._model_proposals = counting
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        planner.ask(1)
+        assert torch.get_num_threads() == 2  # the process's own setting, back
+    finally:
+        torch.set_num_threads(before)
+    (torch_threads, pools) = seen[0]
+    assert torch_threads == 1 and set(pools) == {1}  # the default: one thread each
+
+
 def _campaign(planner: dict, target: float, budget: int, seed: int = 0, **extra):
     return parse_campaign(
         {

@@ -173,6 +173,7 @@ class CampaignRunner:
         self.recorder = Recorder(db, self.planner, loaded.target, self._report)
         self._pause_requested = False  # Ctrl-C
         self._pausing: str | None = None  # why it pauses: no new experiment starts
+        self._kept_revision = -1  # the planner's revision its kept snapshot is of
         self._next_index = 0  # the campaign's next free experiment index, as last synced
 
     def _executor(
@@ -298,12 +299,14 @@ class CampaignRunner:
             while True:
                 try:
                     summary = self._step()
+                    self._keep_planner()
                 except DBAPIError as exc:
                     self._wait_out(exc)
                     continue
                 if summary is not None:
                     return summary
         except (KeyboardInterrupt, CampaignInterrupted):
+            self._keep_planner()
             in_flight = [r for r in self.db.open_experiments(cid)[0] if r.status.in_flight]
             for eid in self.executor.not_started(in_flight):  # interrupted between experiments
                 lifecycle.give_back(self.db, eid, INTERRUPTED, self._fence)
@@ -387,6 +390,15 @@ class CampaignRunner:
         if not (outcomes or dispatched):
             time.sleep(self.poll_s)  # nothing happened: a person or a workcell acts next
         return None
+
+    def _keep_planner(self) -> None:
+        """Keep the planner's snapshot of itself with the campaign once it has moved (a
+        planner that keeps none is rebuilt on resume by asking again)."""
+        if self.planner.revision != self._kept_revision:
+            state = self.planner.snapshot()
+            if state is not None:
+                self.db.save_planner_state(self.campaign_id, self.planner.name, state, self._fence)
+            self._kept_revision = self.planner.revision
 
     def _sync(self) -> list[Experiment]:
         """Read the campaign's open experiments back (a person may have approved, rejected or
@@ -511,7 +523,10 @@ class CampaignRunner:
                     self.db, self.config.route, self.loaded.space, skip_campaign=self.campaign_id
                 )
             )
-        self.planner.restore(history.batches, history.observations, history.provenance)
+        snapshot = self.db.planner_state(self.campaign_id, self.planner.name)
+        kept = {"snapshot": snapshot} if snapshot is not None else {}  # a user's restore() may
+        # predate snapshots: it is only given one when its planner kept one
+        self.planner.restore(history.batches, history.observations, history.provenance, **kept)
 
 
 @contextmanager

@@ -71,7 +71,8 @@ from __future__ import annotations
 import itertools
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -118,7 +119,7 @@ from planners.botorch.surrogate import (
     twin_std,
 )
 
-__all__ = ["BoTorchPlanner"]
+__all__ = ["BoTorchPlanner", "cpu_threads"]
 
 
 class _Fitted(NamedTuple):
@@ -142,6 +143,21 @@ class _Fitted(NamedTuple):
         if self.target_model is None:
             return []
         return [self.target_model, *(model for *_, model in self.secondaries)]
+
+
+@contextmanager
+def cpu_threads(n: int) -> Iterator[None]:
+    """At most ``n`` threads in torch's intra-op pool and in the BLAS/OpenMP pools (numpy,
+    scikit-learn) inside the block; the process's settings are put back after it."""
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        with threadpool_limits(limits=n):
+            yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class BoTorchPlanner(Planner):
@@ -190,9 +206,11 @@ class BoTorchPlanner(Planner):
         warm_start: bool = False,
         candidates: Sequence[Mapping[str, Any]] | None = None,
         twin: Any = None,
+        threads: int = 1,
     ) -> None:
         super().__init__(space, target, seed)
         self.route = route
+        self.threads = int(threads)
         self.physics_prior = bool(physics_prior and route is not None)
         self.initial_points = int(
             initial_points if initial_points is not None else (0 if self.physics_prior else 5)
@@ -475,7 +493,7 @@ class BoTorchPlanner(Planner):
         if len(proposals) < n and replicate is not None:
             proposals.append(self._proposal(replicate, provenance={"stage": "replicate"}))
         if len(proposals) < n:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), cpu_threads(self.threads):
                 # replicates make the joint covariance of the measured points singular: the
                 # jitter gpytorch adds is expected there, not worth a warning per candidate
                 warnings.simplefilter("ignore", NumericalWarning)
@@ -756,10 +774,11 @@ class BoTorchPlanner(Planner):
         batches: Sequence[Sequence[Mapping[str, Any]]],
         observations: Sequence[Observation],
         provenance: Sequence[Mapping[str, Any]] = (),
+        snapshot: str | None = None,
     ) -> None:
         """Tell what was observed, mark the rest pending, skip the Sobol points already used,
         and start the next fit from the hyperparameters stored with the last proposal, as an
-        uninterrupted planner would."""
+        uninterrupted planner would (it keeps no snapshot)."""
         for prov in reversed(list(provenance)):
             if "hyperparameters" in prov:
                 self._hyperparameters = {
@@ -777,11 +796,7 @@ class BoTorchPlanner(Planner):
         if used:
             self._sobol.fast_forward(used)
         self._initial_used = used
-        self.tell(list(observations))
-        observed = {self.space.key(o.conditions) for o in observations}
-        for c in asked:
-            if self.space.key(c) not in observed:
-                self._pending[self.space.key(c)] = c
+        self._resume(batches, observations)
 
     def predict(self, conditions: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
         """Predicted target observable and FWHM (mean, std) at ``conditions`` (the target's std
