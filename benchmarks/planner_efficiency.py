@@ -30,8 +30,14 @@ way, see ``planners/peers.py``), and counts experiments until a hit whose FWHM i
 the narrowest FWHM the route reaches at that wavelength (found offline by dense sampling of the
 twin's noiseless outcome), over 20 experiments a campaign.
 
+With ``--generated tuning`` or ``--generated validation`` it runs the chemistries drawn by
+``benchmarks/chemistry_generator.py`` (``--members N`` of the set, 100 by default): one
+campaign per member towards a cube colour the member reaches, the same for every planner
+(``botorch,baybe`` unless named). Develop on the tuning set; report the validation set.
+
     python benchmarks/planner_efficiency.py [--quick] [--materials] [--family] [--calibration]
-                                            [--quality] [--planners ...]
+                                            [--quality] [--generated SET [--members N]]
+                                            [--planners ...]
 """
 
 from __future__ import annotations
@@ -123,6 +129,12 @@ def main() -> None:
     parser.add_argument("--calibration", action="store_true", help="predictive uncertainty")
     parser.add_argument("--quality", action="store_true", help="hits with the narrowest line")
     parser.add_argument("--planners", default=None, help="comma-separated planner kinds")
+    parser.add_argument(
+        "--generated",
+        choices=("tuning", "validation"),
+        help="chemistries of benchmarks/chemistry_generator.py: its tuning or validation set",
+    )
+    parser.add_argument("--members", type=int, default=100, help="with --generated: how many")
     args = parser.parse_args()
     logging.getLogger("bluesky").setLevel(logging.CRITICAL)
     seeds = SEEDS[:2] if args.quick else SEEDS
@@ -130,12 +142,15 @@ def main() -> None:
         "botorch,random"
         if args.materials
         else "botorch,baybe"
-        if args.family
+        if args.family or args.generated
         else "botorch,random,sobol,ax,baybe"
     )
     kinds = [k.strip() for k in (args.planners or default).split(",") if k.strip()]
     if args.family:
         family(kinds, seeds)
+        return
+    if args.generated:
+        generated(kinds, args.generated, args.members)
         return
     if args.calibration:
         calibration(seeds[:3])
@@ -318,6 +333,41 @@ def _figures(hits: list, lat: list) -> tuple[float, float, float, float, float]:
     return float(med), float(q1), float(q3), success, float(np.median(model_asks))
 
 
+def _installed(kind: str) -> bool:
+    """Whether planner ``kind`` can run here (a peer's package may be missing: said once)."""
+    if kind in ("ax", "baybe"):
+        try:
+            __import__("ax" if kind == "ax" else "baybe")
+        except ImportError:
+            print(f"{kind}: not installed (pip install -e '.[peers]'), skipped", flush=True)
+            return False
+    return True
+
+
+def generated(kinds: list[str], which: str, members: int) -> None:
+    """Chemistries of ``benchmarks/chemistry_generator.py``: the first ``members`` of the
+    tuning or validation set, one campaign each towards a cube colour it reaches (a quantile
+    drawn for the member between its reachable 20 % and 80 %), the member's seed as the
+    campaign's; the same members and targets for every planner."""
+    from chemistry_family import reachable_targets
+    from chemistry_generator import TUNING, VALIDATION, draw
+
+    chosen = list(TUNING if which == "tuning" else VALIDATION)[:members]
+    cases = []
+    for seed in chosen:
+        quantile = float(np.random.default_rng([seed, 7]).uniform(0.2, 0.8))
+        (target,) = reachable_targets(draw(seed), SPACE, n=512, quantiles=(quantile,))
+        cases.append((seed, target))
+    jobs = [(t, SPACE, seed, f"chemistry_generator:member_{seed}") for seed, t in cases]
+    rows = run_jobs(kinds, jobs)
+    print(
+        f"\n{which} set: members {chosen[0]}-{chosen[-1]} ({len(chosen)}), one reachable cube "
+        "target each, tolerance 1 nm, ",
+        end="",
+    )
+    table(rows, None)
+
+
 def compare(
     kinds: list[str],
     cases: list[tuple[float, dict]],
@@ -325,22 +375,26 @@ def compare(
     outcome_model: str | None = None,
 ) -> list[tuple[str, tuple[list, list] | None]]:
     """Per planner: first hits and ask latencies over every (target, space) and seed."""
+    jobs = [(target, space, seed, outcome_model) for target, space in cases for seed in seeds]
+    return run_jobs(kinds, jobs)
+
+
+def run_jobs(
+    kinds: list[str], jobs: list[tuple[float, dict, int, str | None]]
+) -> list[tuple[str, tuple[list, list] | None]]:
+    """Per planner: first hits and ask latencies of the campaigns ``jobs`` (target, space,
+    seed, outcome model), in order; a peer that is not installed is None."""
     rows: list[tuple[str, tuple[list, list] | None]] = []
     for kind in kinds:
-        if kind in ("ax", "baybe"):
-            try:
-                __import__("ax" if kind == "ax" else "baybe")
-            except ImportError:
-                rows.append((kind, None))
-                print(f"{kind}: not installed (pip install -e '.[peers]'), skipped", flush=True)
-                continue
+        if not _installed(kind):
+            rows.append((kind, None))
+            continue
         hits, lat = [], []
         start = time.perf_counter()
-        for target, space in cases:
-            for seed in seeds:
-                hit, latencies = run_one(kind, target, seed, space, outcome_model)
-                hits.append(hit)
-                lat.extend(latencies)
+        for target, space, seed, outcome_model in jobs:
+            hit, latencies = run_one(kind, target, seed, space, outcome_model)
+            hits.append(hit)
+            lat.extend(latencies)
         print(
             f"{kind}: {len(hits)} campaigns in {time.perf_counter() - start:.0f} s "
             f"(first hits {hits})",
@@ -350,9 +404,10 @@ def compare(
     return rows
 
 
-def table(rows: list[tuple[str, tuple[list, list] | None]], seeds: tuple[int, ...]) -> None:
+def table(rows: list[tuple[str, tuple[list, list] | None]], seeds: tuple[int, ...] | None) -> None:
     """Median and IQR of experiments to the first hit, success rate, median model ask."""
-    print(f"seeds {list(seeds)}, budget {BUDGET}, stop at the first hit")
+    said = "" if seeds is None else f"seeds {list(seeds)}, "
+    print(f"{said}budget {BUDGET}, stop at the first hit")
     header = f"{'planner':<9} {'median to hit':>13} {'IQR':>11} {'success':>8} {'median ask s':>13}"
     print(header)
     print("-" * len(header))

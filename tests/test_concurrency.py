@@ -10,6 +10,7 @@ import time
 import pytest
 
 from db import Database
+from db.database import _HEAD
 from db.lease import CampaignLease, LeaseHeld, lease_holder
 from tests.conftest import ROOT, start_qdlab
 from tests.test_campaign import _wait_for, write_config
@@ -101,9 +102,9 @@ def _upgrade_at_once(url: str, n: int) -> list[subprocess.CompletedProcess]:
 def test_schema_creation_races_are_safe(db_url, n):
     results = _upgrade_at_once(db_url, n)
     assert all(p.returncode == 0 for p, _, _ in results), [err for _, _, err in results]
-    assert sum("schema empty -> 0005" in out for _, out, _ in results) >= 1
+    assert sum(f"schema empty -> {_HEAD}" in out for _, out, _ in results) >= 1
     db = Database(db_url, migrate=False)
-    assert db.revision() == "0005" and db.integrity_check()
+    assert db.revision() == _HEAD and db.integrity_check()
 
 
 def test_campaigns_started_at_once_on_a_new_database_all_run(tmp_path, db_url):

@@ -267,7 +267,7 @@ def test_suggest_prints_conditions_near_the_target(run_qdlab, tmp_path):
     result = json.loads(out.stdout)
     assert result["observations"] == 0 and len(result["suggestions"]) == 3
     for s in result["suggestions"]:
-        assert abs(s["pl_peak_nm"] - 480) < 1.0 and s["pl_peak_std_nm"] > 0
+        assert abs(s["predicted"] - 480) < 1.0 and s["predicted_std"] > 0
         truth = simulate("hot_injection", s["conditions"]).observables["pl_peak_nm"][0]
         assert abs(truth - 480) < 1.0  # the physics prior alone is already right here
     bad = run_qdlab("suggest", "--target-nm", "900")
@@ -382,13 +382,49 @@ def test_warm_start_takes_only_the_material_the_campaign_makes(tmp_path):
     assert row.provenance["warm_start"] == 3
 
 
-def test_suggest_looks_across_materials_unless_told_one(run_qdlab):
+def test_suggest_looks_across_materials_unless_told_one_and_says_which_and_why(run_qdlab):
     red = json.loads(run_qdlab("suggest", "--target-nm", "650", "--top", "3", "--json").stdout)
     for s in red["suggestions"]:
         assert s["conditions"]["material"] == "CsPbI3"  # only CsPbI3 emits at 650 nm
         truth = simulate("hot_injection", s["conditions"]).observables["pl_peak_nm"][0]
         assert abs(truth - 650) < 1.5
+    chosen, *others = red["materials"]
+    assert chosen["material"] == "CsPbI3" and chosen["why"].startswith("chosen: predicted at")
+    assert {m["material"] for m in others} == {"CsPbBr3", "FAPbBr3"}
+    assert all("comes no closer than" in m["why"] for m in others)  # bromides stop short
     out = run_qdlab("suggest", "--target-nm", "500", "--material", "FAPbBr3", "--json")
     assert {s["conditions"]["material"] for s in json.loads(out.stdout)["suggestions"]} == {
         "FAPbBr3"
     }
+
+
+def test_suggest_takes_a_campaign_s_space_target_and_materials(run_qdlab, tmp_path):
+    config = tmp_path / "c.yaml"
+    space = {"material": ["CsPbBr3", "FAPbBr3"], "br_pb_ratio": [3, 12],
+             "temperature_c": [140, 180], "ligand": ["oa_olam"], "time_s": [5, 60]}  # fmt: skip
+    config.write_text(json.dumps({
+        "name": "green", "lab": str(ROOT / "configs" / "labs" / "sim.yaml"),
+        "route": "hot_injection", "target": {"pl_peak_nm": 505.0, "tolerance_nm": 2.0},
+        "space": space, "planner": {"kind": "botorch"},
+    }))  # fmt: skip
+    out = run_qdlab("suggest", "--campaign", str(config), "--json", "--top", "4")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["target"] == {"observable": "pl_peak_nm", "value": 505.0, "tolerance": 2.0,
+                                "shape": "cubes"}  # fmt: skip
+    assert sorted(m["material"] for m in result["materials"]) == space["material"]
+    assert result["materials"][0]["why"].startswith("chosen: predicted at")
+    for s in result["suggestions"]:
+        c = s["conditions"]
+        assert c["ligand"] == "oa_olam" and 140 <= c["temperature_c"] <= 180  # its space only
+        assert 3 <= c["br_pb_ratio"] <= 12 and 5 <= c["time_s"] <= 60
+        assert abs(s["predicted"] - 505.0) < 2.0
+    printed = run_qdlab("suggest", "--campaign", str(config), "--target-nm", "500")
+    assert printed.returncode == 0 and "closest to 500" in printed.stdout
+    assert "chosen: predicted at" in printed.stdout
+    both = run_qdlab("suggest", "--campaign", str(config), "--route", "flow")
+    assert both.returncode == 2 and "--route: not with --campaign" in both.stderr
+    neither = run_qdlab("suggest")
+    assert neither.returncode == 2 and "--target-nm: give it, or --campaign FILE" in neither.stderr
+    other = run_qdlab("suggest", "--campaign", str(config), "--material", "CsPbI3")
+    assert other.returncode == 2 and "the campaign makes CsPbBr3, FAPbBr3" in other.stderr

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from dataclasses import replace
+from typing import Annotated, Any
 
 import typer
 
@@ -15,25 +16,56 @@ app = typer.Typer()
 
 @app.command("suggest")
 def suggest(
-    target_nm: Annotated[float, typer.Option("--target-nm", help="PL peak to aim for, nm")],
-    route: Annotated[str, typer.Option(help="hot-injection, flow or larp")] = "hot-injection",
+    target_nm: Annotated[
+        float | None,
+        typer.Option("--target-nm", help="PL peak to aim for, nm (default: the campaign's)"),
+    ] = None,
+    campaign: Annotated[
+        str | None,
+        typer.Option(
+            help="a campaign config: its route, space, materials, target, tolerance and shape"
+        ),
+    ] = None,
+    route: Annotated[
+        str | None, typer.Option(help="hot-injection (default), flow or larp; not with --campaign")
+    ] = None,
     db: DbOption = None,
     top: Annotated[int, typer.Option(help="how many suggestions", min=1, max=100)] = 5,
     material: Annotated[
         str | None, typer.Option(help="hot-injection: only this material (default: any)")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print a JSON list")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print a JSON object")] = False,
 ) -> None:
-    """Inverse design without an experiment: conditions predicted closest to the target.
+    """Inverse design without an experiment: conditions predicted closest to the target, and
+    which material to make and why.
 
     The model is the BoTorch planner's: the physics of the route as prior mean, calibrated and
     corrected by every observation of the route stored in the database.
     """
-    from orchestrator.history.suggest import suggest_conditions
+    from orchestrator.campaign.config import load_campaign
+    from orchestrator.history.suggest import route_space, suggest_conditions
+    from planners import Target
 
-    spec = get_route(route)
-    if not 380.0 <= target_nm <= 700.0:
-        raise ParameterError("target_nm", f"--target-nm {target_nm:g} is outside [380, 700] nm")
+    if campaign is not None:
+        if route is not None:
+            raise ParameterError("route", "--route: not with --campaign (the config names it)")
+        loaded = load_campaign(campaign)
+        spec, space, target = get_route(loaded.config.route), loaded.space, loaded.target
+        if material is not None:
+            space = _one_material(space, material)
+        if target_nm is not None:
+            if target.observable != "pl_peak_nm":
+                raise ParameterError(
+                    "target_nm", f"--target-nm: the campaign's target is {target.observable}"
+                )
+            target = replace(target, value=target_nm)
+    else:
+        if target_nm is None:
+            raise ParameterError("target_nm", "--target-nm: give it, or --campaign FILE")
+        spec = get_route(route or "hot-injection")
+        space, target = route_space(spec.name, material), Target("pl_peak_nm", target_nm, 1.0)
+    if target.observable == "pl_peak_nm" and not 380.0 <= target.value <= 700.0:
+        raise ParameterError("target_nm", f"--target-nm {target.value:g} is outside [380, 700] nm")
     from db import Database, DatabaseError, resolve_url, safe_url
 
     url = resolve_url(db)
@@ -43,37 +75,54 @@ def suggest(
     except DatabaseError:
         if db is not None:  # the user named it: a mistake to report
             raise
-        database, source = None, f"(no database at {safe_url(url)}: the physics alone)"
-    rows, used = suggest_conditions(spec.name, target_nm, database, top, material)
+        database, source = None, f"in no database at {safe_url(url)}: the physics alone"
+    found = suggest_conditions(spec.name, target, space, database, top)
     if as_json:
         print(
             json.dumps(
                 {
                     "route": spec.name,
-                    "target_nm": target_nm,
-                    "observations": used,
+                    "target": {"observable": target.observable, "value": target.value,
+                               "tolerance": target.tolerance, "shape": target.shape},
+                    "observations": found.observations,
                     "database": None if database is None else safe_url(url),
-                    "suggestions": rows,
+                    "suggestions": found.rows,
+                    "materials": found.materials,
                 }
             )
-        )
+        )  # fmt: skip
         return
-    from rich.table import Table
+    _print_suggestions(found, f"{spec.name}: closest to {target.value:g} nm "
+                       f"({found.observations} stored observations {source})")  # fmt: skip
 
-    from orchestrator.cli.options import console as rich_console
 
-    title = f"{spec.name}: closest to {target_nm:g} nm ({used} stored observations {source})"
-    table = Table(title=title)
-    names = list(rows[0]["conditions"]) if rows else []
-    for col in (*names, "PL nm", "FWHM nm"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(
-            *(v if isinstance(v := r["conditions"][n], str) else f"{v:.4g}" for n in names),
-            f"{r['pl_peak_nm']:.1f} ± {r['pl_peak_std_nm']:.1f}",
-            f"{r['pl_fwhm_nm']:.1f} ± {r['pl_fwhm_std_nm']:.1f}",
+def _one_material(space: Any, material: str) -> Any:
+    """A campaign's space with only ``material`` (one of its materials)."""
+    from planners import SearchSpace
+
+    choices = space.categorical.get("material", ())
+    if material not in choices:
+        raise ParameterError(
+            "material", f"--material {material}: the campaign makes {', '.join(choices) or 'one'}"
         )
-    rich_console().print(table)
+    ranges = {**space.continuous, **space.categorical, "material": [material]}
+    return SearchSpace.from_config({n: list(ranges[n]) for n in space.order})
+
+
+def _print_suggestions(found: Any, title: str) -> None:
+    """One line a suggestion (prediction first, then its conditions as a campaign summary
+    writes them), then a line a material: which to make, and why."""
+    print(title)
+    for i, r in enumerate(found.rows, 1):
+        conditions = ", ".join(
+            f"{n}={v if isinstance(v, str) else f'{v:.4g}'}" for n, v in r["conditions"].items()
+        )
+        print(
+            f"{i:>3}. {r['predicted']:.1f} ± {r['predicted_std']:.1f}, FWHM "
+            f"{r['pl_fwhm_nm']:.1f} ± {r['pl_fwhm_std_nm']:.1f} nm: {conditions}"
+        )
+    for m in found.materials:
+        print(f"{m['material']}: {m['why']}")
 
 
 @app.command("replay")
