@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from planner_efficiency import timed_ask, told_planner
+from planner_efficiency import median_ask_s, told_planner
 
 
 def _spin() -> None:
@@ -67,9 +67,9 @@ def main() -> None:
         for t in threads:
             planners[t] = told_planner(n, rng, threads=t)
         first = (time.perf_counter() - start) / len(threads)
-        row = [timed_ask(planners[t]) for t in threads]
+        row = [median_ask_s(planners[t]) for t in threads]
         with busy(cores):
-            row += [timed_ask(planners[t]) for t in threads]
+            row += [median_ask_s(planners[t]) for t in threads]
         print(f"{n:>12} {first:>7.2f}" + "".join(f" {v:>13.2f}" for v in row), flush=True)
 
 

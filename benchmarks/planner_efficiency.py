@@ -452,7 +452,7 @@ def told_planner(n: int, rng: np.random.Generator, **options: Any) -> Any:
     return planner
 
 
-def timed_ask(planner: Any, q: int = 1, repeats: int = 3) -> float:
+def median_ask_s(planner: Any, q: int = 1, repeats: int = 3) -> float:
     """The median seconds of ``repeats`` asks for ``q`` from the same state."""
     runs = []
     for _ in range(repeats):
@@ -471,7 +471,7 @@ def latency_table() -> None:
     print(f"{'observations':>12} {'q = 1':>8} {'q = 4':>8}")
     for n in (10, 25, 50):
         planner = told_planner(n, rng)
-        print(f"{n:>12} {timed_ask(planner, 1):>8.2f} {timed_ask(planner, 4):>8.2f}")
+        print(f"{n:>12} {median_ask_s(planner, 1):>8.2f} {median_ask_s(planner, 4):>8.2f}")
 
 
 if __name__ == "__main__":

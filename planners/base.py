@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -302,6 +303,8 @@ class Planner(ABC):
         self._vetoed: dict[tuple, Mapping[str, Any]] = {}
         self.observations: list[Observation] = []
         self.revision = 0
+        self._in_snapshot: Counter[tuple] = Counter()
+        """Conditions the restored snapshot already holds an outcome of (how many times)."""
         """Counts the asks, tells and cancels: a snapshot is stale once it moves."""
         self.trajectory_answers: str | None = None
         """The growth-time parameter (``time_s``, ``residence_time_s``) that each observation's
@@ -375,6 +378,17 @@ class Planner(ABC):
         asking again, which only a planner whose proposals follow from its seed and history
         can do."""
         return None
+
+    def _not_in_snapshot(self, observations: Sequence[Observation]) -> list[Observation]:
+        """``observations`` less those the restored snapshot already holds (each once)."""
+        fresh = []
+        for obs in observations:
+            key = self.space.key(obs.conditions)
+            if self._in_snapshot[key]:
+                self._in_snapshot[key] -= 1
+            else:
+                fresh.append(obs)
+        return fresh
 
     def _load(self, snapshot: str) -> None:
         """Take the state of a :meth:`snapshot` (planners that keep snapshots)."""

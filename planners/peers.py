@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -60,7 +59,7 @@ def import_quietly(kind: str) -> None:
     before = logging.root.manager.disable
     logging.disable(logging.INFO)
     try:
-        __import__({"ax": "ax", "baybe": "baybe"}[kind])
+        __import__(kind)  # the package is named as the kind
     finally:
         logging.disable(before)
     if kind == "ax":
@@ -138,7 +137,6 @@ class AxPlanner(Planner):
         else:
             self._client.configure_optimization(objective="-target_error")
         self._running: dict[tuple, int] = {}  # conditions -> the trial Ax waits data for
-        self._known: Counter[tuple] = Counter()  # told before the snapshot restored
         import ax
 
         self.version = f"ax-platform {ax.__version__}"
@@ -163,11 +161,7 @@ class AxPlanner(Planner):
         return index
 
     def _learn(self, observations: list[Observation]) -> None:
-        for obs in observations:
-            key = self.space.key(obs.conditions)
-            if self._known[key]:  # the restored snapshot holds it already
-                self._known[key] -= 1
-                continue
+        for obs in self._not_in_snapshot(observations):
             index = self._trial(obs.conditions)
             error = self.target.error(obs.observables)
             if obs.vetoed:
@@ -206,7 +200,7 @@ class AxPlanner(Planner):
             if trial.status == TrialStatus.RUNNING:
                 self._running[key] = index
             elif trial.status.is_terminal:
-                self._known[key] += 1
+                self._in_snapshot[key] += 1
 
 
 class BayBEPlanner(Planner):
@@ -258,8 +252,6 @@ class BayBEPlanner(Planner):
         self._campaign = Campaign(BSpace.from_product(params), objective)
         self.version = f"baybe {baybe.__version__}"
 
-        self._known: Counter[tuple] = Counter()  # measured before the snapshot restored
-
     def _propose(self, n: int) -> list[Proposal]:
         import pandas as pd
 
@@ -281,11 +273,7 @@ class BayBEPlanner(Planner):
         import pandas as pd
 
         rows = []
-        for obs in observations:
-            key = self.space.key(obs.conditions)
-            if self._known[key]:  # the restored snapshot holds it already
-                self._known[key] -= 1
-                continue
+        for obs in self._not_in_snapshot(observations):
             value = obs.observables.get(self.target.observable)
             if obs.failed or value is None:
                 value = self.target.value + FAILED_OFFSET_NM
@@ -304,7 +292,7 @@ class BayBEPlanner(Planner):
 
         self._campaign = Campaign.from_json(snapshot)
         for _, row in self._campaign.measurements.iterrows():
-            self._known[self.space.key(row)] += 1
+            self._in_snapshot[self.space.key(row)] += 1
 
 
 PEERS = {"ax": AxPlanner, "baybe": BayBEPlanner}
