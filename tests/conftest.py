@@ -287,6 +287,19 @@ class _ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
 
+    def _connect_all(self, prefix: str, suffixes: list[str], timeout: float) -> None:
+        """Connect this process to an IOC's PVs, however long a loaded machine takes to answer
+        the searches (the channels are then the ones a lab's devices reuse, and a test's 5 s
+        connection timeout measures the lab, not the machine's load)."""
+        from devices.config import EpicsConfig
+        from devices.epics import PVs
+
+        pvs = PVs(EpicsConfig(prefix=prefix, connection_timeout_s=timeout))
+        missing = pvs.unconnected(suffixes)
+        if missing:
+            self.stop()
+            raise RuntimeError(f"{self.what}: {len(missing)} PVs did not connect: {missing[:5]}")
+
 
 class IOC(_ServerProcess):
     """``qdlab ioc`` serving the simulated lab on loopback, on this session's CA port."""
@@ -304,23 +317,13 @@ class IOC(_ServerProcess):
     def start(self, timeout: float = 30.0) -> IOC:
         args = [sys.executable, "-m", "orchestrator", "ioc", "--lab", self.lab,
                 "--speedup", self.speedup]  # fmt: skip
+        from devices.config import load_lab_config
+        from devices.epics import pv_suffixes
+
         self._launch(args, None, timeout)
-        self._connect_all(timeout)
-        return self
-
-    def _connect_all(self, timeout: float) -> None:
-        """Connect this process to every PV the IOC serves, however long a loaded machine
-        takes to answer the searches (the channels are then the ones a lab's devices reuse,
-        and a test's 5 s connection timeout measures the lab, not the machine's load)."""
-        from devices.config import EpicsConfig, load_lab_config
-        from devices.epics import PVs, pv_suffixes
-
         config = load_lab_config(ROOT / self.lab).model_copy(update={"backend": "epics"})
-        pvs = PVs(EpicsConfig(prefix="QD:", connection_timeout_s=timeout))
-        missing = pvs.unconnected(pv_suffixes(config))
-        if missing:
-            self.stop()
-            raise RuntimeError(f"{self.what}: {len(missing)} PVs did not connect: {missing[:5]}")
+        self._connect_all("QD:", pv_suffixes(config), timeout)
+        return self
 
 
 class SilaServerProcess(_ServerProcess):
@@ -379,8 +382,9 @@ class OrdinaryIOC(_ServerProcess):
     """``python -m tests.iocs.<module> --prefix <prefix>`` on a CA port of its own, as another
     IOC of the lab (its clients search there too: :func:`epics_ports`)."""
 
-    def __init__(self, module: str, probe: str, port: int) -> None:
-        self.module, self.probe, self.port = module, probe, port
+    def __init__(self, module: str, port: int, pvs: tuple[str, ...]) -> None:
+        self.module, self.port, self.pvs = module, port, pvs
+        self.probe = pvs[0]
         self.what = module
         self.prefix = f"T{uuid.uuid4().hex[:6]}:"  # no clash with another test's IOC
 
@@ -394,6 +398,7 @@ class OrdinaryIOC(_ServerProcess):
             [sys.executable, "-m", f"tests.iocs.{self.module}", "--prefix", self.prefix],
             env, timeout,
         )  # fmt: skip
+        self._connect_all(self.prefix, list(self.pvs), timeout)
         return self
 
     def pv(self, name: str) -> str:
@@ -402,9 +407,10 @@ class OrdinaryIOC(_ServerProcess):
     def put(self, name: str, value: object) -> None:
         from caproto.sync.client import write
 
-        write(self.pv(name), value, notify=True, timeout=5, repeater=False)
+        # generous: the test's own timeouts are on the lab, not on this helper's searches
+        write(self.pv(name), value, notify=True, timeout=30, repeater=False)
 
-    def get(self, name: str, timeout: float = 5.0) -> object:
+    def get(self, name: str, timeout: float = 30.0) -> object:
         from caproto.sync.client import read
 
         return read(self.pv(name), timeout=timeout, repeater=False).data[0]
@@ -422,8 +428,10 @@ def epics_ports() -> Iterator[list[int]]:
 
     ports = [_free_port() for _ in range(3)]
     os.environ.update(epics_loopback_env(ports[0], ports[1:]))
-    iocs = {"hotplate": OrdinaryIOC("hotplate", "TEMP:RBV", ports[1]),
-            "syringe_pump": OrdinaryIOC("syringe_pump", "RATE.RBV", ports[2])}  # fmt: skip
+    hotplate = ("TEMP:RBV", "TEMP:SP", "RATE", "LOCK")
+    pump = ("RATE.RBV", "RATE", "RATE.DMOV", "RATE.STOP")
+    iocs = {"hotplate": OrdinaryIOC("hotplate", ports[1], hotplate),
+            "syringe_pump": OrdinaryIOC("syringe_pump", ports[2], pump)}  # fmt: skip
     try:
         for server in iocs.values():
             server.start()

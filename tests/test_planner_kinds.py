@@ -110,7 +110,7 @@ def test_peer_planners_run_a_campaign_end_to_end(run_qdlab, tmp_path, kind):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("kind", "budget", "first"), [("ax", 8, 6), ("baybe", 4, 1)])
+@pytest.mark.parametrize(("kind", "budget", "first"), [("ax", 8, 6), ("baybe", 3, 1)])
 def test_a_peer_campaign_resumes_after_ctrl_c_and_kill_9_and_runs_on_past_its_budget(
     run_qdlab, spawn, tmp_path, kind, budget, first
 ):

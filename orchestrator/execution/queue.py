@@ -31,6 +31,9 @@ __all__ = ["QueueExecutor", "connect_workcells"]
 Snapshot = tuple[dict[str, Any], dict[int, list[ItemState]]]
 """A workcell's manager status, and where each of the campaign's experiments is on it."""
 
+MISSING_POLLS = 3
+"""Polls in a row an experiment's queue item must be missing before it counts as lost."""
+
 
 class QueueExecutor:
     """The :class:`~orchestrator.execution.executor.Executor` of a campaign on workcells: every
@@ -75,7 +78,7 @@ class QueueExecutor:
         self.depth = 1 + queue_ahead
         self.requeue = requeue_on_worker_death
         self._snapshots: dict[str, Snapshot] = {}  # of the workcells that answered
-        self._unseen: dict[int, int] = {}  # experiment -> polls in a row no workcell knew it
+        self._unseen: dict[int, int] = {}  # experiment -> polls in a row its item was missing
         self._stalled: set[str] = set()  # workcells whose queue holds ours but stands still
         self._silent: dict[str, tuple[float, str]] = {}  # workcell -> (since, why), unanswered
 
@@ -114,8 +117,13 @@ class QueueExecutor:
         states = items.get(eid, [])
         if not states:  # the queue lost it (a Redis restart), or it was never added
             return self._follow_lost(experiment, workcell, status)
-        self._unseen.pop(eid, None)
         last = states[-1]
+        if last.where == "finished" and self._requeued(last):
+            # the server puts it back at the front in the step that records its death, but a
+            # snapshot can read the queue before that step and the history after: only a copy
+            # missing poll after poll was lost (given back then, it would otherwise run twice)
+            return [GivenBack(eid, last.reason(workcell.name))] if self._missing(eid) else []
+        self._unseen.pop(eid, None)
         if last.where == "running":
             running = experiment.status == ExperimentStatus.RUNNING
             return [] if running else [Started(eid, workcell.name)]
@@ -135,8 +143,6 @@ class QueueExecutor:
             if uid is None:
                 return [_failed_on(workcell, eid, "the plan stored no run")]
             return [Finished(eid, uid)]
-        if self._requeued(last):
-            return [GivenBack(eid, last.reason(workcell.name))]
         return [self._failed_item(workcell, eid, last)]
 
     def _requeued(self, item: ItemState) -> bool:
@@ -167,11 +173,19 @@ class QueueExecutor:
         recorded = self._recorded(eid, workcell, status)
         if recorded is not None:
             return recorded
-        self._unseen[eid] = self._unseen.get(eid, 0) + 1
-        if self._unseen[eid] >= 2:  # seen in no queue twice in a row, and it never started
-            self._unseen.pop(eid)
+        if self._missing(eid):  # and it never started
             self.submit(experiment, workcell.name)  # still recorded as queued there
         return []
+
+    def _missing(self, eid: int) -> bool:
+        """Whether the experiment's queue item has now been missing for
+        :data:`MISSING_POLLS` polls in a row (one poll can fall between two of the queue
+        server's steps)."""
+        self._unseen[eid] = self._unseen.get(eid, 0) + 1
+        if self._unseen[eid] < MISSING_POLLS:
+            return False
+        self._unseen.pop(eid)
+        return True
 
     def _recorded(
         self, eid: int, workcell: Workcell, status: Mapping[str, Any]
