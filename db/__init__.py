@@ -2,35 +2,30 @@
 
 >>> db = Database("sqlite:///qdlab.db")      # migrates to the newest schema on open
 >>> RE.subscribe(DocumentWriter(db))
+
+The names below are the public API; they load on first use, so that importing ``db.records``
+(the status enums, at the CLI's start-up) does not pay for SQLAlchemy.
 """
 
-from db.database import (
-    DEFAULT_URL,
-    Database,
-    DatabaseError,
-    Fence,
-    LeaseLost,
-    SpectrumRecord,
-    resolve_url,
-    safe_url,
-)
-from db.export import export_csv, export_jsonl
-from db.records import CampaignStatus, Experiment, ExperimentStatus
-from db.writer import DocumentWriter
+from models.lazy import lazy_names
 
-__all__ = [
-    "DEFAULT_URL",
-    "CampaignStatus",
-    "Database",
-    "DatabaseError",
-    "DocumentWriter",
-    "Experiment",
-    "ExperimentStatus",
-    "Fence",
-    "LeaseLost",
-    "SpectrumRecord",
-    "export_csv",
-    "export_jsonl",
-    "resolve_url",
-    "safe_url",
-]
+_PUBLIC = {
+    "DEFAULT_URL": "db.database",
+    "Database": "db.database",
+    "DatabaseError": "db.database",
+    "Fence": "db.database",
+    "LeaseLost": "db.database",
+    "SpectrumRecord": "db.database",
+    "resolve_url": "db.database",
+    "safe_url": "db.database",
+    "export_csv": "db.export",
+    "export_jsonl": "db.export",
+    "CampaignStatus": "db.records",
+    "Experiment": "db.records",
+    "ExperimentStatus": "db.records",
+    "DocumentWriter": "db.writer",
+}
+
+__all__ = sorted(_PUBLIC)
+
+__getattr__ = lazy_names(__name__, _PUBLIC)

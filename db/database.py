@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
-from db.records import CampaignStatus, ExperimentStatus
+from db.records import AuditEntry, CampaignStatus, ExperimentStatus, UserRecord
 from db.records import Experiment as ExperimentRecord
 from db.schema import (
+    Audit,
     Campaign,
     Document,
     Experiment,
@@ -36,6 +38,7 @@ from db.schema import (
     PlannerState,
     Run,
     Spectrum,
+    User,
     WavelengthGrid,
     Workcell,
     utcnow,
@@ -58,7 +61,7 @@ __all__ = [
 DEFAULT_URL = "sqlite:///qdlab.db"
 OBSERVATION_FIELDS = ("pl_peak_nm", "pl_fwhm_nm", "abs_peak_nm", "edge_length_est_nm", "plqy_est")
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-_HEAD = "0006"  # newest migration; a test checks it matches db/migrations
+_HEAD = "0007"  # newest migration; a test checks it matches db/migrations
 _MIGRATION_LOCK = threading.Lock()  # alembic's context is process-global
 _SCHEMA_LOCK_KEY = 0x71646C6162  # "qdlab": PostgreSQL advisory lock held while migrating
 
@@ -156,6 +159,15 @@ def _json_default(value: Any) -> Any:
 def dumps(doc: Any) -> str:
     """JSON text of a document (numpy values as lists and scalars; NaN kept as NaN)."""
     return json.dumps(doc, default=_json_default, separators=(",", ":"))
+
+
+def _aware(at: datetime) -> datetime:
+    """A stored time as UTC (SQLite gives it back without its zone)."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def _user_record(row: User) -> UserRecord:
+    return UserRecord(row.name, row.role, _aware(row.created_at), row.disabled_at is not None)
 
 
 def _finite_or_none(value: Any) -> float | None:
@@ -652,6 +664,80 @@ class Database:
             if route is not None:
                 query = query.where(Campaign.route == route)
             return [_experiment_record(e, o) for e, o, _ in s.execute(query).all()]
+
+    # -- people --------------------------------------------------------------------------
+    def add_user(self, name: str, role: str, key_hash: str) -> None:
+        """Record user ``name`` with ``role`` and the hash of their API key;
+        :class:`DatabaseError` if the name is taken."""
+        try:
+            with self.session() as s, s.begin():
+                s.add(User(name=name, role=role, key_hash=key_hash, created_at=utcnow()))
+        except IntegrityError:
+            raise DatabaseError(f"a user named {name!r} exists already") from None
+
+    def update_user(
+        self,
+        name: str,
+        *,
+        role: str | None = None,
+        key_hash: str | None = None,
+        disabled: bool | None = None,
+    ) -> None:
+        """Change a user's role, key (its hash) or whether they are disabled;
+        :class:`DatabaseError` if there is no such user."""
+        with self.session() as s, s.begin():
+            row = s.scalar(select(User).where(User.name == name))
+            if row is None:
+                raise DatabaseError(f"no user named {name!r}")
+            if role is not None:
+                row.role = role
+            if key_hash is not None:
+                row.key_hash = key_hash
+            if disabled is not None:
+                row.disabled_at = utcnow() if disabled else None
+
+    def users(self) -> list[UserRecord]:
+        """Every user, in the order they were added."""
+        with self.session() as s:
+            return [_user_record(u) for u in s.scalars(select(User).order_by(User.id))]
+
+    def user_by_key_hash(self, key_hash: str) -> UserRecord | None:
+        """The user whose API key has this hash (None: nobody's)."""
+        with self.session() as s:
+            row = s.scalar(select(User).where(User.key_hash == key_hash))
+            return None if row is None else _user_record(row)
+
+    def record_audit(
+        self,
+        user: str,
+        role: str,
+        action: str,
+        campaign_id: int | None = None,
+        experiment_number: int | None = None,
+        detail: str = "",
+    ) -> None:
+        """Record that ``user`` (acting as ``role``) did ``action``."""
+        with self.session() as s, s.begin():
+            s.add(
+                Audit(
+                    at=utcnow(), user=user, role=role, action=action, campaign_id=campaign_id,
+                    experiment_number=experiment_number, detail=detail,
+                )
+            )  # fmt: skip
+
+    def audit(self, campaign_id: int | None = None) -> list[AuditEntry]:
+        """Who did what, oldest first: on one campaign, or everything (``None``)."""
+        query = select(Audit).order_by(Audit.id)
+        if campaign_id is not None:
+            query = query.where(Audit.campaign_id == campaign_id)
+        with self.session() as s:
+            return [
+                AuditEntry(
+                    _aware(a.at), a.user, a.role, a.action, a.campaign_id, a.experiment_number,
+                    a.detail,
+                )
+                for a in s.scalars(query)
+            ]  # fmt: skip
 
     # -- workcells -----------------------------------------------------------------------
     def register_workcell(

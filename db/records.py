@@ -10,10 +10,11 @@ row only from a status the caller expects: see :meth:`db.Database.set_experiment
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["CampaignStatus", "Experiment", "ExperimentStatus"]
+__all__ = ["AuditEntry", "CampaignStatus", "Experiment", "ExperimentStatus", "UserRecord"]
 
 
 class ExperimentStatus(StrEnum):
@@ -103,5 +104,35 @@ class Experiment:
 
     @property
     def by_hand(self) -> bool:
-        """Whether a person added it (no planner asked for it)."""
-        return self.provenance.get("source") == "human"
+        """Whether a person or an outside agent added it (the campaign's planner did not ask
+        for it)."""
+        return self.provenance.get("source") in ("human", "agent")
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    """A person or agent who acts on the lab (the key's hash is never handed out)."""
+
+    name: str
+    role: str
+    created_at: datetime
+    disabled: bool
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """Who did what, when: one write by a user (``experiment_number`` counts from 1)."""
+
+    at: datetime
+    user: str
+    role: str
+    action: str
+    campaign_id: int | None
+    experiment_number: int | None
+    detail: str
+
+    def line(self) -> str:
+        """One line as ``campaign show`` and the report print it."""
+        what = self.action + (f" #{self.experiment_number}" if self.experiment_number else "")
+        detail = f": {self.detail}" if self.detail else ""
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.user} ({self.role}) {what}{detail}"

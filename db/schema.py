@@ -10,6 +10,10 @@
 - ``spectra`` and ``wavelength_grids``: float64 arrays as bytes, readable straight into numpy.
 - ``observations``: the observables extracted from an experiment's spectra.
 - ``workcells``: the RE Managers (``qdlab workcell serve``) a campaign can dispatch to, by name.
+- ``users``: the people and agents who act on the lab, each with a role and the SHA-256 hash of
+  their API key (the key itself is shown once, never stored).
+- ``audit``: who did what and when: every approval, rejection, added experiment, pause, resume,
+  campaign run and change of users, with the acting user's name and role at the time.
 - ``planner_states``: the last snapshot a campaign's planner wrote of itself in its library's
   own serialisation (Ax, BayBE), which a resume restores instead of asking again.
 
@@ -40,6 +44,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "Audit",
     "Base",
     "Campaign",
     "Document",
@@ -48,6 +53,7 @@ __all__ = [
     "PlannerState",
     "Run",
     "Spectrum",
+    "User",
     "WavelengthGrid",
     "Workcell",
 ]
@@ -195,3 +201,28 @@ class PlannerState(Base):
     planner: Mapped[str] = mapped_column(String(200))
     state: Mapped[str] = mapped_column(Text)
     saved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(20))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Audit(Base):
+    __tablename__ = "audit"
+    __table_args__ = (Index("ix_audit_campaign", "campaign_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    user: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(20))
+    action: Mapped[str] = mapped_column(String(40))
+    campaign_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    experiment_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    detail: Mapped[str] = mapped_column(Text, default="")

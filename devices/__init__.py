@@ -1,37 +1,35 @@
 """ophyd devices of a QDLab lab, each with a simulated backend driven by :mod:`models`.
 
-Build a whole lab with :func:`build_lab`; the devices work with any bluesky plan.
+Build a whole lab with :func:`build_lab`; the devices work with any bluesky plan. The names
+below are the public API; they load on first use, so that importing ``devices.config`` (CLI
+help, config validation) does not pay for ophyd, scipy and the simulated world.
 """
 
-from devices.cell import OpticalCell
-from devices.clock import VirtualClock
-from devices.config import ConfigError, LabConfig, load_lab_config
-from devices.flow import FlowReactor, SyringePump
-from devices.heater import Heater, Timer
-from devices.lab import DEFAULT_LAB, Lab, build_lab
-from devices.reactor import HotInjectionReactor
-from devices.robot import Aspirate, Dispense, Mix, PipettingRobot, Transfer
-from devices.world import SimulatedWorld, WorldError
+from models.lazy import lazy_names
 
-__all__ = [
-    "DEFAULT_LAB",
-    "Aspirate",
-    "ConfigError",
-    "Dispense",
-    "FlowReactor",
-    "Heater",
-    "HotInjectionReactor",
-    "Lab",
-    "LabConfig",
-    "Mix",
-    "OpticalCell",
-    "PipettingRobot",
-    "SimulatedWorld",
-    "SyringePump",
-    "Timer",
-    "Transfer",
-    "VirtualClock",
-    "WorldError",
-    "build_lab",
-    "load_lab_config",
-]
+_PUBLIC = {
+    "OpticalCell": "devices.cell",
+    "VirtualClock": "devices.clock",
+    "ConfigError": "devices.config",
+    "LabConfig": "devices.config",
+    "load_lab_config": "devices.config",
+    "FlowReactor": "devices.flow",
+    "SyringePump": "devices.flow",
+    "Heater": "devices.heater",
+    "Timer": "devices.heater",
+    "DEFAULT_LAB": "devices.lab",
+    "Lab": "devices.lab",
+    "build_lab": "devices.lab",
+    "HotInjectionReactor": "devices.reactor",
+    "Aspirate": "devices.robot",
+    "Dispense": "devices.robot",
+    "Mix": "devices.robot",
+    "PipettingRobot": "devices.robot",
+    "Transfer": "devices.robot",
+    "SimulatedWorld": "devices.world",
+    "WorldError": "devices.world",
+}
+
+__all__ = sorted(_PUBLIC)
+
+__getattr__ = lazy_names(__name__, _PUBLIC)

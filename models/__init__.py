@@ -5,8 +5,7 @@ The names below are the public API; they load on first use, so that importing
 ``models.parameters`` (CLI help, config validation) does not pay for numpy and scipy.
 """
 
-from importlib import import_module
-from typing import Any
+from models.lazy import lazy_names
 
 _PUBLIC = {
     "LIGANDS": "models.parameters",
@@ -31,8 +30,4 @@ _PUBLIC = {
 
 __all__ = sorted(_PUBLIC)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _PUBLIC:
-        return getattr(import_module(_PUBLIC[name]), name)
-    raise AttributeError(f"module 'models' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _PUBLIC)

@@ -26,8 +26,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from models.analysis import is_platelet_like
-
 __all__ = [
     "PARETO",
     "SHAPES",
@@ -199,6 +197,8 @@ class Target:
         """Whether the measured spectra show the shape asked for (always, for ``any``)."""
         if self.shape == "any":
             return True
+        from models.analysis import is_platelet_like  # scipy: not at the CLI's start-up
+
         return is_platelet_like(observables, conditions) == (self.shape == "platelets")
 
     def hit(self, observables: Mapping[str, Any], conditions: Mapping[str, Any]) -> bool:

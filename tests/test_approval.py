@@ -7,6 +7,7 @@ campaign approve/reject/add`` from another, as in a lab.
 
 from __future__ import annotations
 
+import getpass
 import json
 import time
 
@@ -16,6 +17,8 @@ from db import Database
 from planners import Observation, SearchSpace, Target, make_planner
 from tests.conftest import qdlab, wait_for
 from tests.test_campaign import write_config
+
+LOGIN = getpass.getuser()
 
 HAND = {"br_pb_ratio": 8, "temperature_c": 150, "ligand": "oa_olam", "time_s": 30}
 
@@ -78,7 +81,8 @@ def test_a_hand_added_experiment_runs_with_human_provenance(gated):
     assert out.returncode == 0 and "added #3" in out.stdout, out.stderr
     added = wait_for(lambda: rows_with(db, "done") or rows_with(db, "failed"), what="a run")[0]
     assert added.index == 2 and added.planner_name == "human"
-    assert added.provenance == {"source": "human", "note": "control"}
+    # the person is the login user: the lab has no users
+    assert added.provenance == {"source": "human", "note": "control", "by": f"local:{LOGIN}"}
     assert added.conditions == {**HAND, "br_pb_ratio": 8.0, "temperature_c": 150.0,
                                    "time_s": 30.0}  # fmt: skip
     # the proposals still wait: a hand-chosen experiment does not approve them
@@ -147,7 +151,7 @@ def test_a_person_pauses_a_running_campaign_from_the_command_line(gated):
     assert agent.wait(60) == 1  # the agent stops, as for any pause
     campaign = db.campaign(1)
     assert campaign["status"] == "paused"
-    assert "paused by a person: reagent delivery" in campaign["status_reason"]
+    assert f"paused by local:{LOGIN}: reagent delivery" in campaign["status_reason"]
     out = qdlab("campaign", "pause", "1", "--db", url)
     assert out.returncode == 2 and "is paused, not running" in out.stderr
 

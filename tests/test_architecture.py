@@ -125,3 +125,16 @@ def test_no_function_is_too_long_to_read(package, limit):
         and node.end_lineno - node.lineno + 1 > limit
     ]
     assert long == []
+
+
+def test_the_cli_starts_without_the_heavy_libraries():
+    """`qdlab --help` (and every command's parsing) imports no ophyd, bluesky, SQLAlchemy,
+    scipy or torch: each costs seconds of CPU before a command does anything."""
+    import subprocess
+    import sys
+
+    heavy = ["ophyd", "bluesky", "sqlalchemy", "scipy", "torch", "botorch", "caproto"]
+    code = f"import sys, orchestrator.cli; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -504,3 +504,12 @@ def test_a_bad_config_among_several_refuses_them_all_before_anything_runs(run_qd
     out = run_qdlab("campaign", "run", good, bad, "--db", url)
     assert out.returncode == 2 and "budget" in out.stderr
     assert not (tmp_path / "c.db").exists()
+
+
+@pytest.mark.parametrize(
+    "config", sorted(p.name for p in (ROOT / "configs" / "campaigns").glob("*.yaml"))
+)
+def test_every_shipped_campaign_config_loads(config):
+    """What the README and the docs point people at is valid (its lab, its space, its code)."""
+    loaded = load_campaign(ROOT / "configs" / "campaigns" / config)
+    assert loaded.config.budget >= 1 and loaded.space.order

@@ -154,7 +154,7 @@ def test_pause_and_resume_from_the_dashboard_drive_the_campaigns_agent(gated):
     assert paused.status_code == 200 and paused.json()["status"] == "pausing"
     # the agent (another process) sees it while it waits for approval and pauses the campaign
     wait_for(lambda: db.campaign(1)["status"] == "paused", what="the agent to pause")
-    assert "paused by a person: lunch" in db.campaign(1)["status_reason"]
+    assert "paused by dashboard-token: lunch" in db.campaign(1)["status_reason"]
     again = client.post("/api/campaigns/1/pause", headers=auth)
     assert again.status_code == 400 and "nothing to pause" in again.json()["detail"]
 

@@ -7,6 +7,7 @@ campaign run``, as a user starts it.
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import signal
@@ -89,6 +90,13 @@ def test_a_campaign_across_two_workcells_runs_every_experiment_once(serve, tmp_p
         streams = {d["name"] for n, d in db.run_documents(run["uid"]) if n == "descriptor"}
         assert streams >= {"primary", "baseline", "reactor_temperature_monitor"}
     assert all(by_experiment[r.id] == r.workcell for r in rows)
+    # submitted as the user who ran the campaign (the login user: this lab has no users)
+    from bluesky_queueserver_api.zmq import REManagerAPI
+
+    items = REManagerAPI(zmq_control_addr=b.zmq).history_get()["items"]
+    who = f"local:{getpass.getuser()}"
+    assert items and {i["user"] for i in items} == {who}
+    assert {d["operator"] for d in starts} == {who}
 
     status = qdlab("workcell", "status", "--db", url, "--json")
     assert status.returncode == 0, status.stderr

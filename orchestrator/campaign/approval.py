@@ -5,7 +5,9 @@ These are operations on the campaign in the database, so the CLI (``qdlab campai
 runs in another process: it finds approved and added experiments, and tells its planner of rejected
 ones (as vetoed failures: never proposed again), the next time it looks.
 
-Experiments are numbered from 1 here, as ``qdlab campaign show`` lists them.
+Experiments are numbered from 1 here, as ``qdlab campaign show`` lists them. Each operation is
+made by an ``actor`` (default: :func:`~orchestrator.campaign.people.acting_user`), whose role
+must allow it (:mod:`orchestrator.campaign.people`), and is recorded in the audit with them.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from models.parameters import ParameterError, get_route
 from orchestrator.campaign import lifecycle
 from orchestrator.campaign.config import loaded_from_stored
 from orchestrator.campaign.lifecycle import CampaignStatus, ExperimentStatus
+from orchestrator.campaign.people import KEY_ENV, Action, Actor, acting_user, authorize
 from orchestrator.execution.recipes import recipe_for
 
 __all__ = [
@@ -56,17 +59,32 @@ def _indices(db: Database, campaign_id: int, numbers: Sequence[int] | None) -> l
     return [n - 1 for n in numbers]
 
 
-def approve(db: Database, campaign_id: int, numbers: Sequence[int] | None = None) -> list[int]:
+def _actor(db: Database, actor: Actor | None, action: Action, what: str) -> Actor:
+    return authorize(actor or acting_user(db), action, what)
+
+
+def approve(
+    db: Database,
+    campaign_id: int,
+    numbers: Sequence[int] | None = None,
+    actor: Actor | None = None,
+) -> list[int]:
     """Approve proposals (1-based ``numbers``; ``None``: every one awaiting); return the
     numbers approved. :class:`ConfigError` names any that does not await approval."""
+    actor = _actor(db, actor, Action.APPROVE, "approve experiments")
     db.campaign(campaign_id)
     moved = lifecycle.approve(db, campaign_id, _indices(db, campaign_id, numbers))
+    for i in moved:
+        db.record_audit(actor.name, actor.role, "approve", campaign_id, i + 1)
     return [i + 1 for i in moved]
 
 
-def reject(db: Database, campaign_id: int, number: int, reason: str) -> None:
+def reject(
+    db: Database, campaign_id: int, number: int, reason: str, actor: Actor | None = None
+) -> None:
     """Reject proposal ``number`` (1-based) with ``reason``: it never runs, and the campaign's
     planner is told that a person vetoed it."""
+    actor = _actor(db, actor, Action.REJECT, "reject experiments")
     db.campaign(campaign_id)
     reason = _words(reason, "--reason")
     if not reason:
@@ -76,6 +94,7 @@ def reject(db: Database, campaign_id: int, number: int, reason: str) -> None:
     )
     if not moved:
         raise ConfigError(f"N: experiment {number} was decided meanwhile")
+    db.record_audit(actor.name, actor.role, "reject", campaign_id, number, reason)
 
 
 def _words(text: str, flag: str) -> str:
@@ -102,15 +121,24 @@ def parse_conditions(text: str) -> dict[str, Any]:
 
 
 def add(
-    db: Database, campaign_id: int, conditions: Mapping[str, Any], note: str | None = None
+    db: Database,
+    campaign_id: int,
+    conditions: Mapping[str, Any],
+    note: str | None = None,
+    actor: Actor | None = None,
 ) -> int:
     """Add a hand-chosen experiment to a campaign; return its number (1-based).
 
     The conditions must give every parameter of the campaign's space, inside the space, and be
     something the campaign's lab can do (volumes, pump rates): :class:`ConfigError` names the
     field and the allowed range otherwise. The experiment is recorded with planner and
-    provenance ``human`` and runs without waiting for approval (a person chose it).
+    provenance ``human`` and runs without waiting for approval (a person chose it); one added
+    by a propose-only user (an agent) is recorded as ``agent``'s and awaits a person's
+    approval.
     """
+    actor = actor or acting_user(db)
+    waits = not actor.may(Action.ADD)
+    _actor(db, actor, Action.PROPOSE if waits else Action.ADD, "add experiments")
     campaign = db.campaign(campaign_id)
     note = None if note is None else _words(note, "--note")
     loaded = loaded_from_stored(campaign["config"], campaign["name"])
@@ -148,11 +176,17 @@ def add(
             f"campaign {campaign_id} is completed; `qdlab campaign resume {campaign_id} "
             "--budget N` reopens it"
         )
-    eid = lifecycle.add_by_hand(db, campaign_id, {n: valid[n] for n in space.order}, note)
-    return db.experiment(eid).number
+    chosen = {n: valid[n] for n in space.order}
+    eid = lifecycle.add_by_hand(db, campaign_id, chosen, note, actor.name, waits)
+    number = db.experiment(eid).number
+    action = "propose" if waits else "add"
+    db.record_audit(actor.name, actor.role, action, campaign_id, number, json.dumps(chosen))
+    return number
 
 
-def pause(db: Database, campaign_id: int, reason: str | None = None) -> CampaignStatus:
+def pause(
+    db: Database, campaign_id: int, reason: str | None = None, actor: Actor | None = None
+) -> CampaignStatus:
     """Ask a running campaign to pause; return its status afterwards.
 
     Its agent (in another process) finishes the experiment under way, starts no other and marks
@@ -160,25 +194,36 @@ def pause(db: Database, campaign_id: int, reason: str | None = None) -> Campaign
     nobody drives any more (its agent gone) is marked paused at once."""
     from db.lease import lease_holder
 
+    actor = _actor(db, actor, Action.PAUSE, "pause campaigns")
     campaign = db.campaign(campaign_id)
     pausable = (CampaignStatus.RUNNING, CampaignStatus.CREATED, CampaignStatus.PAUSING)
     if campaign["status"] not in pausable:
         raise ConfigError(
             f"campaign {campaign_id} is {campaign['status']}, not running: nothing to pause"
         )
-    why = f"paused by a person: {_words(reason or '', '--reason') or 'no reason given'}"
+    said = _words(reason or "", "--reason")
+    why = f"paused by {actor.name}: {said or 'no reason given'}"
     driven = lease_holder(db, campaign_id) is not None
-    return lifecycle.request_pause(db, campaign_id, why, driven)
+    status = lifecycle.request_pause(db, campaign_id, why, driven)
+    db.record_audit(actor.name, actor.role, "pause", campaign_id, detail=said)
+    return status
 
 
-def resume_in_background(db: Database, campaign_id: int, wait_s: float = 60.0) -> int:
+def resume_in_background(
+    db: Database,
+    campaign_id: int,
+    wait_s: float = 60.0,
+    actor: Actor | None = None,
+    key: str | None = None,
+) -> int:
     """Start ``qdlab campaign resume`` for a paused campaign as a process of its own (it
     outlives the caller, a dashboard); return its pid once it drives the campaign.
 
     The campaign is marked running at once (only from paused: a second request meanwhile is
     refused); if the process exits before it holds the campaign's lease, the campaign is paused
     again and :class:`ConfigError` says what the process said. :class:`ConfigError` unless the
-    campaign is paused and nobody drives it."""
+    campaign is paused and nobody drives it. The process acts as ``actor``, by their API
+    ``key`` (passed in its environment, never its arguments)."""
     import os
     import subprocess
     import sys
@@ -187,6 +232,7 @@ def resume_in_background(db: Database, campaign_id: int, wait_s: float = 60.0) -
 
     from db.lease import lease_holder
 
+    actor = _actor(db, actor, Action.RUN, "resume campaigns")
     campaign = db.campaign(campaign_id)
     if campaign["status"] != CampaignStatus.PAUSED or lease_holder(db, campaign_id) is not None:
         raise ConfigError(
@@ -201,7 +247,8 @@ def resume_in_background(db: Database, campaign_id: int, wait_s: float = 60.0) -
     )
     process = subprocess.Popen(
         [sys.executable, "-m", "orchestrator", "campaign", "resume", str(campaign_id)],
-        env={**os.environ, "QDLAB_DB": db.url},  # not in argv: a URL may hold a password
+        # not in argv: a URL may hold a password, and the key is the user's
+        env={**os.environ, "QDLAB_DB": db.url, **({KEY_ENV: key} if key else {})},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=log,

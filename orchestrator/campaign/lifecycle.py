@@ -37,6 +37,7 @@ from db.records import CampaignStatus, ExperimentStatus
 from planners import Proposal
 
 __all__ = [
+    "AGENT",
     "CAMPAIGN_TRANSITIONS",
     "HUMAN",
     "TRANSITIONS",
@@ -86,6 +87,8 @@ CAMPAIGN_TRANSITIONS: Mapping[CampaignStatus, frozenset[CampaignStatus]] = {
 campaign whose driver died mid-run is still marked running)."""
 
 HUMAN = "human"
+AGENT = "agent"
+"""The source of an experiment a propose-only user (an outside program) added."""
 """The planner name and provenance ``source`` of an experiment a person added."""
 
 
@@ -261,17 +264,28 @@ def reject(
 
 
 def add_by_hand(
-    db: Database, campaign_id: int, conditions: Mapping[str, Any], note: str | None
+    db: Database,
+    campaign_id: int,
+    conditions: Mapping[str, Any],
+    note: str | None,
+    by: str | None = None,
+    waits: bool = False,
 ) -> int:
-    """A person's experiment, ready to run without approval (a person chose it); return its
-    id."""
+    """An experiment chosen outside the campaign's planner, by user ``by``; return its id. A
+    person's runs without approval (a person chose it); one that ``waits`` (an agent's, a
+    propose-only user's) awaits a person's approval."""
     return db.add_experiment(
         campaign_id,
         None,
         conditions,
-        planner_name=HUMAN,
+        planner_name=AGENT if waits else HUMAN,
         planner_version="1",
-        provenance={"source": HUMAN, **({"note": note} if note else {})},
+        provenance={
+            "source": AGENT if waits else HUMAN,
+            **({"by": by} if by else {}),
+            **({"note": note} if note else {}),
+        },
+        status=S.AWAITING_APPROVAL if waits else S.PROPOSED,
     )
 
 

@@ -51,6 +51,7 @@ from models.parameters import get_route
 from orchestrator.campaign import lifecycle
 from orchestrator.campaign.config import LoadedCampaign, loaded_from_stored
 from orchestrator.campaign.lifecycle import CampaignStatus, ExperimentStatus
+from orchestrator.campaign.people import Action, Actor, acting_user, authorize
 from orchestrator.campaign.record import Recorder
 from orchestrator.campaign.restore import (
     finished,
@@ -114,6 +115,10 @@ class CampaignRunner:
     tiled
         Also write every run to the tiled catalog at this URL (:class:`db.tiled.TiledSink`;
         runs on workcells are written by the workcells' own ``--tiled``).
+    actor
+        Who runs it (default: :func:`~orchestrator.campaign.people.acting_user`, from
+        ``$QDLAB_API_KEY``); their role must allow running campaigns. Recorded in the audit,
+        in every run's start document (``operator``) and as the workcell queue items' user.
     """
 
     def __init__(
@@ -127,8 +132,10 @@ class CampaignRunner:
         replay_of: int | None = None,
         reconnect_window_s: float | None = None,
         tiled: str | None = None,
+        actor: Actor | None = None,
     ) -> None:
         loaded.check_code()
+        self.actor = authorize(actor or acting_user(db), Action.RUN, "run campaigns")
         self.db, self.loaded, self.config = db, loaded, loaded.config
         self.on_progress = on_progress
         # everything that can refuse the campaign happens before its row is written
@@ -140,7 +147,7 @@ class CampaignRunner:
         """How long an instrument that stopped answering is waited for before the campaign
         pauses (``$QDLAB_INSTRUMENT_WAIT_S``)."""
         sink = self._tiled = None if tiled is None else TiledSink(tiled, background=True)
-        workcells = connect_workcells(self.config.workcells or [], db)
+        workcells = connect_workcells(self.config.workcells or [], db, self.actor.name)
         lab = None if workcells else build_lab(loaded.lab)
         self.planner: Planner = planner or make_planner(
             self.config.planner.kind,
@@ -153,6 +160,7 @@ class CampaignRunner:
         )
         if self.config.trajectory_answers_time:
             self.planner.trajectory_answers = get_route(self.config.route).growth_time
+        started = campaign_id is None
         if campaign_id is None:
             campaign_id = db.create_campaign(
                 loaded.config.name,
@@ -166,6 +174,9 @@ class CampaignRunner:
                 replay_of=replay_of,
             )
         self.campaign_id = campaign_id
+        db.record_audit(
+            self.actor.name, self.actor.role, "run" if started else "resume", campaign_id
+        )
         self.executor = self._executor(workcells, lab, sink)
         self.max_consecutive_failures = max_consecutive_failures
         self.lease: CampaignLease | None = None
@@ -501,6 +512,7 @@ class CampaignRunner:
             "experiment_id": experiment.id,
             "experiment_index": experiment.index,
             "target": self.loaded.target_record(),
+            "operator": self.actor.name,
         }
 
     def _report(self) -> None:

@@ -10,12 +10,14 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from db import Database
 from db.records import CampaignStatus, Experiment, ExperimentStatus
 from orchestrator.campaign.config import TARGET_OBSERVABLES, LoadedCampaign
 from planners import Target
+
+if TYPE_CHECKING:  # SQLAlchemy: not at the CLI's start-up
+    from db import Database
 
 __all__ = [
     "CampaignSummary",

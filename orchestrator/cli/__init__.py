@@ -13,7 +13,7 @@ import click
 import typer
 
 from models.errors import UserError
-from orchestrator.cli import campaign, db, history, lab, servers, simulate, workcell
+from orchestrator.cli import campaign, db, history, lab, servers, simulate, users, workcell
 
 __all__ = ["app", "main"]
 
@@ -36,6 +36,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(campaign.app, name="campaign")
 app.add_typer(lab.app, name="lab")
 app.add_typer(workcell.app, name="workcell")
+app.add_typer(users.app, name="user")
 app.add_typer(history.app)
 app.add_typer(servers.app)
 

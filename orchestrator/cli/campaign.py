@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -276,6 +277,7 @@ def campaign_show(
                 "failure_reason": r.failure_reason,
                 "note": r.provenance.get("note"),
                 "planner": r.planner_name,
+                "by": r.provenance.get("by"),
                 "acquisition_value": r.acquisition_value,
                 "predicted_mean": r.predicted_mean,
                 "predicted_std": r.predicted_std,
@@ -286,6 +288,7 @@ def campaign_show(
         ]
         if target.pareto:
             out["pareto_set"] = pareto_front(rows, target)
+        out["audit"] = [asdict(e) for e in database.audit(campaign_id)]
         print(json.dumps(out, default=str))
         return
     console = rich_console()
@@ -305,19 +308,30 @@ def campaign_show(
             *(shown(c) if isinstance(c := r.conditions[n], str) else f"{c:.4g}" for n in names),
             *("" if obs.get(k) is None else f"{obs[k]:.2f}" for k in ("pl_peak_nm", "pl_fwhm_nm")),
             r.shape or "",
-            shown(r.planner_name + (f" @ {r.workcell}" if r.workcell else "")),
+            shown(_by(r) + (f" @ {r.workcell}" if r.workcell else "")),
             shown(r.failure_reason),
         )
     console.print(table)
     for r in rows:  # a person's note, whole (a narrow table would cut it)
         if r.provenance.get("note"):
-            console.print(f"#{r.number} {r.planner_name}'s note: {shown(r.provenance['note'])}")
+            console.print(f"#{r.number} {_by(r)}'s note: {shown(r.provenance['note'])}")
     if target.pareto:
         front = pareto_front(rows, target)
         console.print(f"[bold]Pareto set[/bold] ({len(front)} of the hits, narrowest line first):")
         for point in front:
             console.print(f"  {pareto_text(point)}")
     _print_waiting(console, campaign, rows)
+    audit = database.audit(campaign_id)
+    if audit:
+        console.print("[bold]Who did what[/bold]:")
+        for entry in audit:
+            console.print(f"  {shown(entry.line())}", highlight=False)
+
+
+def _by(row: Experiment) -> str:
+    """Who chose an experiment: its planner, or the person or agent who added it."""
+    by = row.provenance.get("by")
+    return f"{row.planner_name} {by}" if by else row.planner_name
 
 
 def _print_waiting(console: object, campaign: dict, rows: list[Experiment]) -> None:
@@ -400,12 +414,19 @@ def campaign_add(
     note: Annotated[str | None, typer.Option(help="why this experiment (stored)")] = None,
     db: DbOption = None,
 ) -> None:
-    """Add a hand-chosen experiment (checked against the space and the lab's limits)."""
+    """Add a hand-chosen experiment (checked against the space and the lab's limits); a
+    propose-only user's awaits an approver."""
     from db import Database
     from orchestrator.campaign.approval import add, parse_conditions
+    from orchestrator.campaign.people import Action, acting_user
 
-    number = add(Database(db, create=False), campaign_id, parse_conditions(conditions), note)
-    print(f"campaign {campaign_id}: added #{number} (provenance human); it runs next")
+    database = Database(db, create=False)
+    actor = acting_user(database)
+    number = add(database, campaign_id, parse_conditions(conditions), note, actor=actor)
+    if actor.may(Action.ADD):
+        print(f"campaign {campaign_id}: added #{number} (provenance human); it runs next")
+    else:
+        print(f"campaign {campaign_id}: proposed #{number} (by {actor.name}); it awaits approval")
 
 
 @app.command("report")

@@ -134,7 +134,7 @@ def dashboard(
         str | None,
         typer.Option(
             help="file holding the token for writes: approve, reject, add, pause, resume (or "
-            "$QDLAB_DASHBOARD_TOKEN); none: read-only"
+            "$QDLAB_DASHBOARD_TOKEN); users' API keys write too; neither: read-only"
         ),
     ] = None,
     allow_host: Annotated[
@@ -142,8 +142,9 @@ def dashboard(
         typer.Option(help="another Host name the dashboard answers to (repeatable)"),
     ] = None,
 ) -> None:
-    """Serve the live dashboard: campaigns, their convergence and spectra, approvals; with a
-    token, a person also approves, rejects, adds, pauses and resumes from it."""
+    """Serve the live dashboard: campaigns, their convergence and spectra, approvals, who did
+    what; with their API key (or the token), a person also approves, rejects, adds, pauses and
+    resumes from it, as their role allows."""
     import uvicorn
 
     from db import Database, resolve_url, safe_url
@@ -152,7 +153,9 @@ def dashboard(
 
     token = _token(token_file)
     url = resolve_url(db)
-    Database(url, create=False).close()  # a missing database is one line, not a traceback
+    database = Database(url, create=False)  # a missing database is one line, not a traceback
+    users = any(not u.disabled for u in database.users())
+    database.close()
     hosts = loopback_names() | {host, *(allow_host or [])}
     if host not in loopback_names():
         print(
@@ -160,7 +163,10 @@ def dashboard(
             f"Host {', '.join(sorted(hosts))} (--allow-host adds names)",
             file=sys.stderr,
         )
-    mode = "writes need the token" if token else "read-only (no token)"
+    if users:
+        mode = "writes need a user's API key" + (" or the token" if token else "")
+    else:
+        mode = "writes need the token" if token else "read-only (no token, no users)"
     print(f"dashboard on http://{host}:{port} for {safe_url(url)}, {mode}", flush=True)
     uvicorn.run(create_app(url, token, hosts), host=host, port=port, log_level="warning")
 

@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from fastapi import FastAPI
 
 from db import Database
+from orchestrator.campaign.people import Actor, user_for_key
 from orchestrator.dashboard import api, pages
 from orchestrator.dashboard.data import LATEST_SPECTRA, campaign_data, plotly_js
 from orchestrator.dashboard.security import Guard, loopback_names
@@ -35,14 +36,22 @@ __all__ = ["LATEST_SPECTRA", "campaign_data", "create_app", "plotly_js"]
 
 
 def create_app(url: str, token: str | None = None, hosts: Iterable[str] | None = None) -> FastAPI:
-    """The dashboard over the database at ``url``; writes need ``token`` (none: read-only);
-    it answers to the ``Host`` names ``hosts`` (default: this machine's loopback names) and
-    refuses what :mod:`.security` refuses."""
+    """The dashboard over the database at ``url``; writes need a user's API key, or ``token``
+    (none, in a lab without users: read-only); it answers to the ``Host`` names ``hosts``
+    (default: this machine's loopback names) and refuses what :mod:`.security` refuses."""
     app = FastAPI(title="QDLab dashboard", docs_url=None, redoc_url=None)
     app.state.db = Database(url, create=False)
     app.state.token = token
     app.state.kept = OrderedDict()  # the polled data by version (api._unless_unchanged)
     app.include_router(api.router)
+    app.include_router(api.people)
     app.include_router(pages.router)
-    app.add_middleware(Guard, token=token, hosts=loopback_names() if hosts is None else hosts)
+    db: Database = app.state.db
+
+    def users(key: str | None) -> tuple[Actor | None, bool]:
+        actor = user_for_key(db, key) if key else None
+        return actor, actor is not None or any(not u.disabled for u in db.users())
+
+    hosts = loopback_names() if hosts is None else hosts
+    app.add_middleware(Guard, token=token, hosts=hosts, users=users)
     return app

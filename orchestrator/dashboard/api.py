@@ -7,19 +7,31 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request
 from fastapi.responses import Response
 
 from orchestrator.campaign import approval
+from orchestrator.campaign.people import ALLOWED, Actor, user_for_key
 from orchestrator.dashboard.data import (
     campaign_data,
     campaign_growth,
     campaign_list,
     experiment_detail,
 )
-from orchestrator.dashboard.deps import CampaignId, DatabaseDep, Number, Writer, not_found, refused
+from orchestrator.dashboard.deps import (
+    ActorDep,
+    CampaignId,
+    DatabaseDep,
+    KeyDep,
+    Number,
+    Writer,
+    not_found,
+    refused,
+)
+from orchestrator.dashboard.security import TOKEN_ACTOR, bearer, is_token
 
 router = APIRouter(prefix="/api/campaigns")
 
@@ -89,21 +101,23 @@ def experiment(campaign_id: CampaignId, number: Number, db: DatabaseDep) -> dict
 def approve(
     campaign_id: CampaignId,
     db: Writer,
+    actor: ActorDep,
     numbers: Annotated[list[int] | None, Body(embed=True)] = None,
 ) -> dict[str, Any]:
     """Approve proposals (``null``: every one awaiting)."""
-    return {"approved": refused(approval.approve, db, campaign_id, numbers)}
+    return {"approved": refused(approval.approve, db, campaign_id, numbers, actor=actor)}
 
 
 @router.post("/{campaign_id}/reject")
 def reject(
     campaign_id: CampaignId,
     db: Writer,
+    actor: ActorDep,
     number: Annotated[int, Body(embed=True)],
     reason: Annotated[str, Body(embed=True)],
 ) -> dict[str, Any]:
     """Reject a proposal, with the reason."""
-    refused(approval.reject, db, campaign_id, number, reason)
+    refused(approval.reject, db, campaign_id, number, reason, actor=actor)
     return {"rejected": number}
 
 
@@ -111,22 +125,51 @@ def reject(
 def add(
     campaign_id: CampaignId,
     db: Writer,
+    actor: ActorDep,
     conditions: Annotated[dict[str, Any], Body(embed=True)],
     note: Annotated[str | None, Body(embed=True)] = None,
 ) -> dict[str, Any]:
-    """Add a hand-chosen experiment."""
-    return {"added": refused(approval.add, db, campaign_id, conditions, note)}
+    """Add a hand-chosen experiment (a propose-only user's awaits approval)."""
+    return {"added": refused(approval.add, db, campaign_id, conditions, note, actor=actor)}
 
 
 @router.post("/{campaign_id}/pause")
 def pause(
-    campaign_id: CampaignId, db: Writer, reason: Annotated[str | None, Body(embed=True)] = None
+    campaign_id: CampaignId,
+    db: Writer,
+    actor: ActorDep,
+    reason: Annotated[str | None, Body(embed=True)] = None,
 ) -> dict[str, Any]:
     """Ask a running campaign to pause after the experiment under way."""
-    return {"status": refused(approval.pause, db, campaign_id, reason)}
+    return {"status": refused(approval.pause, db, campaign_id, reason, actor=actor)}
 
 
 @router.post("/{campaign_id}/resume")
-def resume(campaign_id: CampaignId, db: Writer) -> dict[str, Any]:
-    """Resume a paused campaign in a process of its own."""
-    return {"pid": refused(approval.resume_in_background, db, campaign_id)}
+def resume(campaign_id: CampaignId, db: Writer, actor: ActorDep, key: KeyDep) -> dict[str, Any]:
+    """Resume a paused campaign in a process of its own, acting as the user."""
+    return {"pid": refused(approval.resume_in_background, db, campaign_id, actor=actor, key=key)}
+
+
+@router.get("/{campaign_id}/audit")
+def audit(campaign_id: CampaignId, db: DatabaseDep) -> list[dict[str, Any]]:
+    """Who did what on the campaign, oldest first."""
+    with not_found():
+        db.campaign(campaign_id)
+    return [asdict(entry) for entry in db.audit(campaign_id)]
+
+
+people = APIRouter(prefix="/api")
+
+
+@people.get("/me")
+def me(request: Request, db: DatabaseDep) -> dict[str, Any]:
+    """Who the page's key (``Authorization: Bearer``) is, and what they may do: ``user``
+    None when it is nobody's."""
+    given = bearer(request.headers.get("authorization", ""))
+    if is_token(given, request.app.state.token):
+        actor: Actor | None = TOKEN_ACTOR
+    else:
+        actor = user_for_key(db, given) if given else None
+    if actor is None:
+        return {"user": None, "role": None, "may": []}
+    return {"user": actor.name, "role": actor.role, "may": sorted(ALLOWED[actor.role])}

@@ -33,7 +33,8 @@ def _fill(template: str, values: dict[str, str]) -> str:
 def _page(request: Request, title: str, body: str, **data: int) -> str:
     """A page: the shell around a body template; ``data`` becomes the body's ``data-*``
     attributes, which the page's script reads."""
-    writable = request.app.state.token is not None
+    db = request.app.state.db
+    writable = request.app.state.token is not None or any(not u.disabled for u in db.users())
     numbers = {k: str(int(v)) for k, v in data.items()}
     return _fill(
         _template("shell"),
@@ -69,7 +70,7 @@ def favicon() -> Response:
 @router.get("/", response_class=HTMLResponse)
 def index(request: Request) -> str:
     """The campaigns."""
-    return _page(request, "QDLab campaigns", "index")
+    return _page(request, "Campaigns", "index")
 
 
 @router.get("/campaigns/{campaign_id}", response_class=HTMLResponse)
@@ -78,6 +79,15 @@ def campaign_page(request: Request, campaign_id: CampaignId, db: DatabaseDep) ->
     with not_found():
         name = db.campaign(campaign_id)["name"]
     return _page(request, f"Campaign {campaign_id}: {name}", "campaign", campaign=campaign_id)
+
+
+@router.get("/campaigns/{campaign_id}/audit", response_class=HTMLResponse)
+def audit_page(request: Request, campaign_id: CampaignId, db: DatabaseDep) -> str:
+    """Who did what on one campaign: approvals, rejections, additions, pauses, runs."""
+    with not_found():
+        name = db.campaign(campaign_id)["name"]
+    return _page(request, f"Campaign {campaign_id}: {name}, who did what", "audit",
+                 campaign=campaign_id)  # fmt: skip
 
 
 @router.get("/campaigns/{campaign_id}/experiments/{number}", response_class=HTMLResponse)

@@ -4,9 +4,12 @@
   files of ``static/``), and may not be framed.
 - A request whose ``Host`` is not one of the dashboard's names is refused (DNS rebinding would
   otherwise let any web page read the data through a visitor's browser).
-- A write (any method but GET/HEAD) is refused before its body is read: 403 on a read-only
-  dashboard, 401 without the token (compared in constant time); its body may hold at most
-  :data:`MAX_BODY` bytes (413).
+- A write (any method but GET/HEAD) is refused before its body is read: 401 without a
+  credential it knows, 403 on a read-only dashboard (no token, no users); its body may hold at
+  most :data:`MAX_BODY` bytes (413). The credential is a user's API key (the write acts as that
+  user, :mod:`orchestrator.campaign.people`) or the dashboard's own token (compared in constant
+  time; the write acts as ``dashboard-token``, an admin); the request's ``state.actor`` says
+  who, and the route checks what their role allows.
 """
 
 from __future__ import annotations
@@ -16,7 +19,11 @@ import secrets
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
-__all__ = ["CSP", "MAX_BODY", "Guard", "loopback_names"]
+import anyio.to_thread
+
+from orchestrator.campaign.people import Actor, Role
+
+__all__ = ["CSP", "MAX_BODY", "TOKEN_ACTOR", "Guard", "bearer", "is_token", "loopback_names"]
 
 MAX_BODY = 64 * 1024
 """The largest request body a write may send (a note, conditions, a reason)."""
@@ -42,6 +49,10 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
+TOKEN_ACTOR = Actor("dashboard-token", Role.ADMIN)
+"""Who a write made with the dashboard's own token acts as (users act as themselves)."""
+
+
 def loopback_names() -> set[str]:
     """The names a dashboard on this machine answers to when bound to loopback."""
     return {"localhost", "127.0.0.1", "::1"}
@@ -62,13 +73,22 @@ class Guard:
     app
         The dashboard.
     token
-        The write token (None: read-only, every write refused).
+        The dashboard's own write token (None: only users' keys write).
     hosts
         The ``Host`` names it answers to.
+    users
+        The user an API key is (None: nobody's), and whether the lab has users at all; called
+        in a worker thread (it reads the database).
     """
 
-    def __init__(self, app: ASGIApp, token: str | None, hosts: Iterable[str]) -> None:
-        self.app, self.token = app, token
+    def __init__(
+        self,
+        app: ASGIApp,
+        token: str | None,
+        hosts: Iterable[str],
+        users: Callable[[str | None], tuple[Actor | None, bool]],
+    ) -> None:
+        self.app, self.token, self.users = app, token, users
         self.hosts = {h.lower().strip("[]") for h in hosts}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -87,7 +107,7 @@ class Guard:
         if scope["method"] in ("GET", "HEAD"):
             await self.app(scope, receive, secured)
             return
-        refusal = self._refusal(scope)
+        refusal = await self._refusal(scope)
         if refusal is not None:
             await _refuse(secured, *refusal)
             return
@@ -97,19 +117,36 @@ class Guard:
             return
         await self.app(scope, _replay(body, receive), secured)
 
-    def _refusal(self, scope: Scope) -> tuple[int, str] | None:
-        """Why a write is refused before its body is read (None: it is not)."""
-        if self.token is None:
-            return 403, "this dashboard is read-only: start it with a token"
+    async def _refusal(self, scope: Scope) -> tuple[int, str] | None:
+        """Why a write is refused before its body is read (None: it is not; then
+        ``scope["state"]`` holds the ``actor`` and their ``key``)."""
         headers = dict(scope.get("headers") or [])
-        given = headers.get(b"authorization", b"").decode("latin-1")
-        given = given.removeprefix("Bearer ").strip()
-        if not given or not secrets.compare_digest(given.encode(), self.token.encode()):
-            return 401, "a write needs the dashboard's token"
+        given = bearer(headers.get(b"authorization", b"").decode("latin-1"))
+        if is_token(given, self.token):
+            actor, key = TOKEN_ACTOR, None
+        else:
+            actor, any_users = await anyio.to_thread.run_sync(self.users, given)
+            key = given
+            if actor is None and not any_users and self.token is None:
+                return 403, "this dashboard is read-only: start it with a token, or add users"
+            if actor is None:
+                return 401, "a write needs a user's API key (or the dashboard's token)"
+        scope.setdefault("state", {}).update(actor=actor, key=key)
         length = headers.get(b"content-length", b"0").decode("latin-1")
         if not length.isdigit() or int(length) > MAX_BODY:
             return 413, f"a request body may hold at most {MAX_BODY} bytes"
         return None
+
+
+def is_token(given: str | None, token: str | None) -> bool:
+    """Whether ``given`` is the dashboard's token (compared in constant time)."""
+    return bool(token and given and secrets.compare_digest(given.encode(), token.encode()))
+
+
+def bearer(header: str) -> str | None:
+    """The credential of an ``Authorization: Bearer ...`` header (None: none given)."""
+    given = header.removeprefix("Bearer ").strip()
+    return given or None
 
 
 async def _body(receive: Receive) -> bytes | None:

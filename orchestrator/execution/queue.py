@@ -338,10 +338,12 @@ def _secret(field: str, env: str | None) -> str | None:
     return value
 
 
-def connect_workcells(specs: Sequence[Any], db: Database) -> list[Workcell]:
+def connect_workcells(
+    specs: Sequence[Any], db: Database, user: str | None = None
+) -> list[Workcell]:
     """Clients of a campaign's workcells, each answering; a name without an address is looked
-    up among the workcells registered in the database. :class:`WorkcellError` names the first
-    unknown or unreachable one."""
+    up among the workcells registered in the database; the items are submitted as ``user``.
+    :class:`WorkcellError` names the first unknown or unreachable one."""
     registered = {w["name"]: w for w in db.workcells()} if specs else {}
     clients: list[Workcell] = []
     try:
@@ -359,7 +361,9 @@ def connect_workcells(specs: Sequence[Any], db: Database) -> list[Workcell]:
                     )
                 zmq, http = known["zmq"], None if known["zmq"] else known["http"]
             key, zmq_key = (_secret(field, env) for env in (spec.api_key_env, spec.zmq_key_env))
-            client = Workcell(spec.name, zmq=zmq, http=http, api_key=key, zmq_public_key=zmq_key)
+            client = Workcell(
+                spec.name, zmq=zmq, http=http, api_key=key, zmq_public_key=zmq_key, user=user
+            )
             clients.append(client)
             try:
                 client.status()

@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from devices.base import INSTRUMENT_UNREACHABLE
 from models.errors import UserError
 
 __all__ = ["NAME_PATTERN", "PLAN_OF_ROUTE", "ItemState", "Workcell", "WorkcellError"]
@@ -63,6 +62,8 @@ class ItemState:
     @property
     def instrument_fault(self) -> bool:
         """An instrument stopped answering under the item: no result of the chemistry."""
+        from devices.base import INSTRUMENT_UNREACHABLE  # ophyd: not at the CLI's start-up
+
         return self.error in INSTRUMENT_UNREACHABLE
 
     def reason(self, workcell: str) -> str:
@@ -87,6 +88,9 @@ class Workcell:
         CurveZMQ public key, else ``$QSERVER_ZMQ_PUBLIC_KEY``) for an encrypted one.
     http
         Or the URL of its bluesky-httpserver, with ``api_key``.
+    user
+        Who the items added are submitted as (the acting QDLab user; over HTTP the server
+        names the user by ``api_key`` instead).
     """
 
     def __init__(
@@ -97,8 +101,9 @@ class Workcell:
         api_key: str | None = None,
         timeout: float = _REQUEST_TIMEOUT_S,
         zmq_public_key: str | None = None,
+        user: str | None = None,
     ) -> None:
-        self.name = name
+        self.name, self.user = name, user
         self.address = zmq or http or ""
         if zmq is None and http is None:
             raise WorkcellError(f"workcell {name!r}: give its zmq or http address")
@@ -115,12 +120,15 @@ class Workcell:
         if self._zmq is not None:
             from bluesky_queueserver_api.zmq import REManagerAPI
 
-            return REManagerAPI(
+            api = REManagerAPI(
                 zmq_control_addr=self._zmq,
                 zmq_public_key=self._zmq_key,
                 timeout_recv=self._timeout,
                 timeout_send=self._timeout,
             )
+            if self.user:
+                api.user = self.user
+            return api
         from bluesky_queueserver_api.http import REManagerAPI as HttpAPI
 
         api = HttpAPI(http_server_uri=self._http, timeout=self._timeout)

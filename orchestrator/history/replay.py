@@ -228,7 +228,14 @@ def playback_documents(db: Database, campaign_id: int) -> list[tuple[str, dict[s
     RE.record_interruptions = True  # as campaigns record them (orchestrator.execution.safety)
     emitted: list[tuple[str, dict[str, Any]]] = []
     RE.subscribe(lambda name, doc: emitted.append((name, doc)))
-    md_keys = ("campaign_id", "campaign_name", "experiment_id", "experiment_index", "target")
+    md_keys = (
+        "campaign_id",
+        "campaign_name",
+        "experiment_id",
+        "experiment_index",
+        "target",
+        "operator",
+    )
     for start in starts:
         lab.reseed(loaded.config.seed, start.get("experiment_index", 0))
         plan = PLANS[start["route"]]

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from db import Database
-from db.records import Experiment, ExperimentStatus
+from db.records import AuditEntry, Experiment, ExperimentStatus
 from models.errors import UserError
 from orchestrator.campaign.config import target_of
 from orchestrator.campaign.summary import pareto_front, pareto_text, target_text
@@ -378,6 +378,14 @@ def _pareto_section(rows: list[Experiment], record: dict[str, Any], images: list
     return f"<h2>Pareto set ({len(front)} of the hits)</h2>{''.join(images)}<ul>{items}</ul>"
 
 
+def _audit_section(entries: list[AuditEntry]) -> str:
+    """Who did what on the campaign (nothing if nobody did anything but run it)."""
+    if not entries:
+        return ""
+    items = "".join(f"<li>{html.escape(e.line())}</li>" for e in entries)
+    return f"<h2>Who did what</h2><ul>{items}</ul>"
+
+
 def write_report(db: Database, campaign_id: int, out_dir: str | Path) -> Path:
     """Write the figures and ``report.html`` of a campaign into ``out_dir``; return the page."""
     plt = _figure_setup()
@@ -424,6 +432,7 @@ planner <b>{html.escape(config["planner"]["kind"])}</b>. Status <b>{campaign["st
 {f"<h2>Growth in situ</h2>{growth}" if growth else ""}
 <h2>Experiments</h2>
 {_table(rows, list(config["space"]))}
+{_audit_section(db.audit(campaign_id))}
 </body></html>"""
     page_path = out / "report.html"
     page_path.write_text(page)

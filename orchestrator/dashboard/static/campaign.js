@@ -42,7 +42,8 @@ function plots(d) {
     {x: [1, Math.max(xs.length, 1)], y: [t.tolerance, t.tolerance], mode: "lines",
      line: {dash: "dot", color: "gray"}, name: "tolerance"}],
     {title: {text: "Convergence"}, xaxis: {title: {text: "experiment"}},
-     yaxis: {title: {text: "|error| (nm)"}, type: "log"}, margin: {t: 40}});
+     // one labelled tick a decade (a log axis otherwise labels 5, 2, 10, 5, 2, 1, ...)
+     yaxis: {title: {text: "|error| (nm)"}, type: "log", dtick: 1}, margin: {t: 40}});
   const sp = [];
   d.spectra.forEach(s => {
     const peak = Math.max(...(s.pl || [1]));
@@ -51,11 +52,13 @@ function plots(d) {
     sp.push({x: s.wavelengths_nm, y: s.absorbance, mode: "lines", yaxis: "y2",
              line: {dash: "dot"}, name: `#${s.number} abs`});
   });
+  // around the target's colour, not the whole 300-800 nm grid
+  const around = t.observable === "pl_peak_nm" ? {range: [t.value - 130, t.value + 130]} : {};
   Plotly.react("spectra", sp, {title: {text: "Latest spectra"},
-    xaxis: {title: {text: "wavelength (nm)"}},
-    yaxis: {title: {text: "PL (normalised)"}}, margin: {t: 40},
+    xaxis: {title: {text: "wavelength (nm)"}, ...around},
+    yaxis: {title: {text: "PL (normalised)"}, rangemode: "tozero"}, margin: {t: 40},
     yaxis2: {title: {text: "absorbance"}, overlaying: "y", side: "right", tickformat: ".2f",
-             showgrid: false},
+             showgrid: false, rangemode: "tozero"},
     legend: {orientation: "h", y: -0.25},
     shapes: t.observable === "pl_peak_nm" ? [{type: "line", x0: t.value, x1: t.value,
       yref: "paper", y0: 0, y1: 1, line: {color: "black", dash: "dash"}}] : []});
@@ -126,6 +129,7 @@ async function load() {
     (c.workcells.length ? `; workcells ${c.workcells.join(", ")}` : "");
   document.getElementById("pause").hidden = !["running", "created"].includes(c.status);
   document.getElementById("resume").hidden = c.status !== "paused";
+  document.getElementById("adding").hidden = c.status === "completed";
   const waiting = d.experiments.filter(e => e.status === "awaiting_approval");
   document.getElementById("approval").hidden = waiting.length === 0;
   document.getElementById("awaiting").innerHTML = waiting.map(e => `<tr>
@@ -138,7 +142,8 @@ async function load() {
     <td><a href="/campaigns/${ID}/experiments/${fmt(e.number, 0)}">${fmt(e.number, 0)}</a></td>
     <td class="${esc(e.status)}">${esc(e.status)}</td><td>${esc(cond(e.conditions))}</td>
     <td>${fmt(e.observables.pl_peak_nm)}</td><td>${fmt(e.observables.pl_fwhm_nm)}</td>
-    <td>${fmt(e.error)}</td><td>${esc(e.planner)}</td><td>${esc(e.reason)}</td></tr>`
+    <td>${fmt(e.error)}</td><td>${esc(e.by ? `${e.planner} ${e.by}` : e.planner)}</td>
+    <td>${esc(e.reason)}</td></tr>`
   ).join("");
   const stamp = d.experiments.length * 1000 + d.experiments.filter(e => e.error !== null).length;
   if (stamp !== shown) { shown = stamp; plots(d); growth(d.target); }  // only what changed
