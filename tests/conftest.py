@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import caproto.client.common as caproto_client
 import pytest
 from bluesky import RunEngine
 from event_model import DocumentNames, schema_validators
@@ -17,6 +18,12 @@ from event_model import DocumentNames, schema_validators
 from devices import build_lab
 
 ROOT = Path(__file__).resolve().parents[1]
+
+RETIRED_SEARCH_S = "2"
+"""How often a Channel Access client of the tests resends a search unanswered for 8 minutes
+(caproto's default: once a minute). The tests' IOCs serve on one port per session: an IOC a
+test starts long after the last one stopped must be found again within the test's timeouts."""
+caproto_client.RETRY_RETIRED_SEARCHES_INTERVAL = float(RETIRED_SEARCH_S)  # this process
 
 
 def qdlab(*args: str, timeout: float = 120.0, **kwargs) -> subprocess.CompletedProcess[str]:
@@ -244,6 +251,7 @@ def epics_loopback_env(port: int, more: Sequence[int] = ()) -> dict[str, str]:
         "EPICS_CAS_INTF_ADDR_LIST": "127.0.0.1",
         "EPICS_CAS_AUTO_BEACON_ADDR_LIST": "NO",
         "EPICS_CAS_BEACON_ADDR_LIST": "127.0.0.1",
+        "CAPROTO_CLIENT_RETRY_RETIRED_SEARCHES_INTERVAL_SEC": RETIRED_SEARCH_S,  # subprocesses
     }
 
 
