@@ -103,6 +103,12 @@ class Experiment:
         return "platelets" if is_platelet_like(obs, self.conditions) else "cubes"
 
     @property
+    def chosen_by(self) -> str:
+        """Who chose it: its planner, or the person or agent who added it (``human ada``)."""
+        by = self.provenance.get("by")
+        return f"{self.planner_name} {by}" if by else self.planner_name
+
+    @property
     def by_hand(self) -> bool:
         """Whether a person or an outside agent added it (the campaign's planner did not ask
         for it)."""

@@ -182,9 +182,10 @@ def test_an_operator_runs_an_agent_proposes_an_approver_decides_and_the_audit_sh
     page.dispatch_event("#token", "change")
     page.wait_for_selector("#who:has-text('approver-1 (approver)')")
     page.wait_for_selector("#awaiting button.approve")
-    waiting = len(rows_with(db, "awaiting_approval"))
+    clicked = rows_with(db, "awaiting_approval")[0].id  # the first row's
     page.click("#awaiting button.approve")
-    wait_for(lambda: len(rows_with(db, "awaiting_approval")) < waiting, what="the click")
+    # (that proposal leaves the queue of approvals; a new one may take its place at once)
+    wait_for(lambda: db.experiment(clicked).status != "awaiting_approval", what="the click")
     while agent.poll() is None:  # the approver approves whatever comes, from the dashboard
         _post(address, "/api/campaigns/1/approve", {}, keys["approver"])
         wait_for(lambda: agent.poll() is not None or rows_with(db, "awaiting_approval"), 120)

@@ -43,6 +43,7 @@ __all__ = [
     "add_user",
     "authorize",
     "change_user",
+    "has_users",
     "hash_key",
     "new_key",
     "new_user_key",
@@ -146,10 +147,9 @@ def add_user(db: Database, actor: Actor | None, name: str, role: str) -> str:
             raise UserError("--role: the lab's first user must be an admin (--role admin)")
         actor = Actor(name, Role.ADMIN)
     else:
-        authorize(actor, Action.ADMIN, "add users")
+        actor = authorize(actor, Action.ADMIN, "add users")
     key = new_key()
     db.add_user(name, wanted, hash_key(key))
-    assert actor is not None
     db.record_audit(actor.name, actor.role, "add user", detail=f"{name} as {wanted}")
     return key
 
@@ -182,6 +182,11 @@ def change_user(
     db.record_audit(actor.name, actor.role, "change user", detail=what)
 
 
+def has_users(db: Database) -> bool:
+    """Whether the lab has an enabled user (else it is open: every write allowed)."""
+    return any(not u.disabled for u in db.users())
+
+
 def user_for_key(db: Database, key: str) -> Actor | None:
     """The enabled user whose API key this is (None: nobody's, or a disabled user's)."""
     user = db.user_by_key_hash(hash_key(key.strip()))
@@ -200,7 +205,7 @@ def acting_user(db: Database, key: str | None = None) -> Actor:
         if actor is None:
             raise PermissionDenied(f"{KEY_ENV}: no enabled user of this lab has that key")
         return actor
-    if any(not u.disabled for u in db.users()):
+    if has_users(db):
         raise PermissionDenied(
             f"{KEY_ENV}: this lab has users; set it to your API key (an admin gives one with "
             "`qdlab user key NAME`)"

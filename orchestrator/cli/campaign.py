@@ -308,13 +308,13 @@ def campaign_show(
             *(shown(c) if isinstance(c := r.conditions[n], str) else f"{c:.4g}" for n in names),
             *("" if obs.get(k) is None else f"{obs[k]:.2f}" for k in ("pl_peak_nm", "pl_fwhm_nm")),
             r.shape or "",
-            shown(_by(r) + (f" @ {r.workcell}" if r.workcell else "")),
+            shown(r.chosen_by + (f" @ {r.workcell}" if r.workcell else "")),
             shown(r.failure_reason),
         )
     console.print(table)
     for r in rows:  # a person's note, whole (a narrow table would cut it)
         if r.provenance.get("note"):
-            console.print(f"#{r.number} {_by(r)}'s note: {shown(r.provenance['note'])}")
+            console.print(f"#{r.number} {r.chosen_by}'s note: {shown(r.provenance['note'])}")
     if target.pareto:
         front = pareto_front(rows, target)
         console.print(f"[bold]Pareto set[/bold] ({len(front)} of the hits, narrowest line first):")
@@ -326,12 +326,6 @@ def campaign_show(
         console.print("[bold]Who did what[/bold]:")
         for entry in audit:
             console.print(f"  {shown(entry.line())}", highlight=False)
-
-
-def _by(row: Experiment) -> str:
-    """Who chose an experiment: its planner, or the person or agent who added it."""
-    by = row.provenance.get("by")
-    return f"{row.planner_name} {by}" if by else row.planner_name
 
 
 def _print_waiting(console: object, campaign: dict, rows: list[Experiment]) -> None:

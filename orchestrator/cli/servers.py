@@ -148,13 +148,14 @@ def dashboard(
     import uvicorn
 
     from db import Database, resolve_url, safe_url
+    from orchestrator.campaign.people import has_users
     from orchestrator.dashboard import create_app
     from orchestrator.dashboard.security import loopback_names
 
     token = _token(token_file)
     url = resolve_url(db)
     database = Database(url, create=False)  # a missing database is one line, not a traceback
-    users = any(not u.disabled for u in database.users())
+    users = has_users(database)
     database.close()
     hosts = loopback_names() | {host, *(allow_host or [])}
     if host not in loopback_names():

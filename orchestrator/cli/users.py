@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from dataclasses import asdict
+from typing import Annotated, Any
 
 import typer
 
@@ -45,7 +46,7 @@ def user_list(
 
     users = Database(db, create=False).users()
     if as_json:
-        print(json.dumps([{**u.__dict__, "created_at": u.created_at.isoformat()} for u in users]))
+        print(json.dumps([{**asdict(u), "created_at": u.created_at.isoformat()} for u in users]))
         return
     if not users:
         print("no users: the lab is open (every write allowed, by the login user)")
@@ -60,11 +61,9 @@ def user_key(
     db: DbOption = None,
 ) -> None:
     """Give a user a new API key (their old one stops working) and print it, once."""
-    from db import Database
-    from orchestrator.campaign.people import acting_user, new_user_key
+    from orchestrator.campaign.people import new_user_key
 
-    database = Database(db, create=False)
-    print(new_user_key(database, acting_user(database), name))
+    print(new_user_key(*_as_user(db), name))
 
 
 @app.command("role")
@@ -74,11 +73,9 @@ def user_role(
     db: DbOption = None,
 ) -> None:
     """Change a user's role."""
-    from db import Database
-    from orchestrator.campaign.people import acting_user, change_user
+    from orchestrator.campaign.people import change_user
 
-    database = Database(db, create=False)
-    change_user(database, acting_user(database), name, role=role)
+    change_user(*_as_user(db), name, role=role)
     print(f"user {name} is now {role}")
 
 
@@ -88,9 +85,16 @@ def user_disable(
     db: DbOption = None,
 ) -> None:
     """Disable a user: their key no longer works (the audit keeps what they did)."""
-    from db import Database
-    from orchestrator.campaign.people import acting_user, change_user
+    from orchestrator.campaign.people import change_user
 
-    database = Database(db, create=False)
-    change_user(database, acting_user(database), name, disabled=True)
+    change_user(*_as_user(db), name, disabled=True)
     print(f"user {name} is disabled")
+
+
+def _as_user(url: str | None) -> tuple[Any, Any]:
+    """The lab's database and who acts on it (``$QDLAB_API_KEY``'s user)."""
+    from db import Database
+    from orchestrator.campaign.people import acting_user
+
+    database = Database(url, create=False)
+    return database, acting_user(database)

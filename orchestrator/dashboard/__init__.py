@@ -27,7 +27,6 @@ from collections.abc import Iterable
 from fastapi import FastAPI
 
 from db import Database
-from orchestrator.campaign.people import Actor, user_for_key
 from orchestrator.dashboard import api, pages
 from orchestrator.dashboard.data import LATEST_SPECTRA, campaign_data, plotly_js
 from orchestrator.dashboard.security import Guard, loopback_names
@@ -46,12 +45,6 @@ def create_app(url: str, token: str | None = None, hosts: Iterable[str] | None =
     app.include_router(api.router)
     app.include_router(api.people)
     app.include_router(pages.router)
-    db: Database = app.state.db
-
-    def users(key: str | None) -> tuple[Actor | None, bool]:
-        actor = user_for_key(db, key) if key else None
-        return actor, actor is not None or any(not u.disabled for u in db.users())
-
     hosts = loopback_names() if hosts is None else hosts
-    app.add_middleware(Guard, token=token, hosts=hosts, users=users)
+    app.add_middleware(Guard, token=token, hosts=hosts, db=app.state.db)
     return app

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Body, Request
 from fastapi.responses import Response
 
 from orchestrator.campaign import approval
-from orchestrator.campaign.people import ALLOWED, Actor, user_for_key
+from orchestrator.campaign.people import ALLOWED
 from orchestrator.dashboard.data import (
     campaign_data,
     campaign_growth,
@@ -31,7 +31,7 @@ from orchestrator.dashboard.deps import (
     not_found,
     refused,
 )
-from orchestrator.dashboard.security import TOKEN_ACTOR, bearer, is_token
+from orchestrator.dashboard.security import bearer, identify
 
 router = APIRouter(prefix="/api/campaigns")
 
@@ -166,10 +166,7 @@ def me(request: Request, db: DatabaseDep) -> dict[str, Any]:
     """Who the page's key (``Authorization: Bearer``) is, and what they may do: ``user``
     None when it is nobody's."""
     given = bearer(request.headers.get("authorization", ""))
-    if is_token(given, request.app.state.token):
-        actor: Actor | None = TOKEN_ACTOR
-    else:
-        actor = user_for_key(db, given) if given else None
+    actor = identify(db, given, request.app.state.token)
     if actor is None:
         return {"user": None, "role": None, "may": []}
     return {"user": actor.name, "role": actor.role, "may": sorted(ALLOWED[actor.role])}

@@ -96,7 +96,7 @@ def _experiment_row(r: Experiment, target: Target) -> dict[str, Any]:
         "predicted_std": _finite(r.predicted_std),
         "acquisition_value": _finite(r.acquisition_value),
         "planner": r.planner_name,
-        "by": r.provenance.get("by"),
+        "chosen_by": r.chosen_by,
         "reason": r.failure_reason,
         "workcell": r.workcell,
     }

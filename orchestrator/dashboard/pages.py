@@ -10,6 +10,7 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
+from orchestrator.campaign.people import has_users
 from orchestrator.dashboard.data import experiment_detail, plotly_js
 from orchestrator.dashboard.deps import CampaignId, DatabaseDep, Number, not_found
 
@@ -33,8 +34,7 @@ def _fill(template: str, values: dict[str, str]) -> str:
 def _page(request: Request, title: str, body: str, **data: int) -> str:
     """A page: the shell around a body template; ``data`` becomes the body's ``data-*``
     attributes, which the page's script reads."""
-    db = request.app.state.db
-    writable = request.app.state.token is not None or any(not u.disabled for u in db.users())
+    writable = request.app.state.token is not None or has_users(request.app.state.db)
     numbers = {k: str(int(v)) for k, v in data.items()}
     return _fill(
         _template("shell"),

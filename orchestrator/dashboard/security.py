@@ -21,9 +21,10 @@ from typing import Any
 
 import anyio.to_thread
 
-from orchestrator.campaign.people import Actor, Role
+from db import Database
+from orchestrator.campaign.people import Actor, Role, has_users, user_for_key
 
-__all__ = ["CSP", "MAX_BODY", "TOKEN_ACTOR", "Guard", "bearer", "is_token", "loopback_names"]
+__all__ = ["CSP", "MAX_BODY", "TOKEN_ACTOR", "Guard", "bearer", "identify", "loopback_names"]
 
 MAX_BODY = 64 * 1024
 """The largest request body a write may send (a note, conditions, a reason)."""
@@ -76,19 +77,12 @@ class Guard:
         The dashboard's own write token (None: only users' keys write).
     hosts
         The ``Host`` names it answers to.
-    users
-        The user an API key is (None: nobody's), and whether the lab has users at all; called
-        in a worker thread (it reads the database).
+    db
+        The lab's database, where users and their keys are (read in a worker thread).
     """
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        token: str | None,
-        hosts: Iterable[str],
-        users: Callable[[str | None], tuple[Actor | None, bool]],
-    ) -> None:
-        self.app, self.token, self.users = app, token, users
+    def __init__(self, app: ASGIApp, token: str | None, hosts: Iterable[str], db: Database) -> None:
+        self.app, self.token, self.db = app, token, db
         self.hosts = {h.lower().strip("[]") for h in hosts}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -122,15 +116,12 @@ class Guard:
         ``scope["state"]`` holds the ``actor`` and their ``key``)."""
         headers = dict(scope.get("headers") or [])
         given = bearer(headers.get(b"authorization", b"").decode("latin-1"))
-        if is_token(given, self.token):
-            actor, key = TOKEN_ACTOR, None
-        else:
-            actor, any_users = await anyio.to_thread.run_sync(self.users, given)
-            key = given
-            if actor is None and not any_users and self.token is None:
+        actor = await anyio.to_thread.run_sync(identify, self.db, given, self.token)
+        if actor is None:
+            if self.token is None and not await anyio.to_thread.run_sync(has_users, self.db):
                 return 403, "this dashboard is read-only: start it with a token, or add users"
-            if actor is None:
-                return 401, "a write needs a user's API key (or the dashboard's token)"
+            return 401, "a write needs a user's API key (or the dashboard's token)"
+        key = None if actor is TOKEN_ACTOR else given
         scope.setdefault("state", {}).update(actor=actor, key=key)
         length = headers.get(b"content-length", b"0").decode("latin-1")
         if not length.isdigit() or int(length) > MAX_BODY:
@@ -138,9 +129,12 @@ class Guard:
         return None
 
 
-def is_token(given: str | None, token: str | None) -> bool:
-    """Whether ``given`` is the dashboard's token (compared in constant time)."""
-    return bool(token and given and secrets.compare_digest(given.encode(), token.encode()))
+def identify(db: Database, given: str | None, token: str | None) -> Actor | None:
+    """Who the credential ``given`` is: :data:`TOKEN_ACTOR` for the dashboard's ``token``
+    (compared in constant time), else the user whose API key it is (None: nobody)."""
+    if token and given and secrets.compare_digest(given.encode(), token.encode()):
+        return TOKEN_ACTOR
+    return user_for_key(db, given) if given else None
 
 
 def bearer(header: str) -> str | None:

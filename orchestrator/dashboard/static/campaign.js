@@ -142,7 +142,7 @@ async function load() {
     <td><a href="/campaigns/${ID}/experiments/${fmt(e.number, 0)}">${fmt(e.number, 0)}</a></td>
     <td class="${esc(e.status)}">${esc(e.status)}</td><td>${esc(cond(e.conditions))}</td>
     <td>${fmt(e.observables.pl_peak_nm)}</td><td>${fmt(e.observables.pl_fwhm_nm)}</td>
-    <td>${fmt(e.error)}</td><td>${esc(e.by ? `${e.planner} ${e.by}` : e.planner)}</td>
+    <td>${fmt(e.error)}</td><td>${esc(e.chosen_by)}</td>
     <td>${esc(e.reason)}</td></tr>`
   ).join("");
   const stamp = d.experiments.length * 1000 + d.experiments.filter(e => e.error !== null).length;
